@@ -1,0 +1,107 @@
+"""The exception tree.
+
+Every failure a user can meet is one of these. Each carries the host it
+happened on (``"local"`` for the local machine) and a message that says what
+failed and what to do about it. The tree is layered like httpx's so callers
+can catch as broadly or as narrowly as they need::
+
+    ExecutorError
+    ├── InvalidInput                 bad host, path, cwd or session id; nothing ran
+    ├── ConnectionFailed             could not reach the host at all
+    │   ├── HostUnreachable          DNS, refused, timed out, no route
+    │   ├── AuthenticationFailed     keys/agent/password refused
+    │   └── HostKeyError             host key unknown or changed
+    ├── RemoteSetupError             reached the host, but it can't run the session
+    │   ├── ClaudeNotFound           no Claude Code CLI where we looked
+    │   └── RemotePathNotFound       the working directory does not exist there
+    ├── CommandTimeout               a short command did not finish in time
+    └── ProcessLost                  the running session's link or process died
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "ClaudeNotFound",
+    "CommandTimeout",
+    "ConnectionFailed",
+    "ExecutorError",
+    "HostKeyError",
+    "HostUnreachable",
+    "InvalidInput",
+    "ProcessLost",
+    "RemotePathNotFound",
+    "RemoteSetupError",
+]
+
+
+class ExecutorError(Exception):
+    """Base of every error this library raises.
+
+    ``host`` names the machine (an ssh alias, or ``"local"``); ``detail`` holds
+    the raw diagnostic (e.g. the tail of ssh's stderr) when there is one.
+    """
+
+    def __init__(self, message: str, *, host: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.host = host
+        self.detail = detail
+
+    def __str__(self) -> str:
+        if self.detail:
+            return f"{self.message}\n{self.detail.strip()}"
+        return self.message
+
+
+class InvalidInput(ExecutorError, ValueError):
+    """The caller passed something unsafe or malformed; nothing was run."""
+
+
+class ConnectionFailed(ExecutorError):
+    """The host could not be reached or logged into."""
+
+
+class HostUnreachable(ConnectionFailed):
+    """DNS failure, connection refused, timeout, no route."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The server refused every credential offered."""
+
+
+class HostKeyError(ConnectionFailed):
+    """The host key is unknown (and not accepted) or does not match known_hosts."""
+
+
+class RemoteSetupError(ExecutorError):
+    """Logged in, but the machine is not ready to run the session."""
+
+
+class ClaudeNotFound(RemoteSetupError):
+    """No Claude Code CLI was found where we looked. ``searched`` lists the places."""
+
+    def __init__(
+        self, message: str, *, host: str, searched: tuple[str, ...] = (), detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.searched = searched
+
+
+class RemotePathNotFound(RemoteSetupError):
+    """The working directory does not exist on the machine."""
+
+    def __init__(self, message: str, *, host: str, path: str, detail: str = "") -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.path = path
+
+
+class CommandTimeout(ExecutorError, TimeoutError):
+    """A short command (``Executor.run``) did not finish within its timeout."""
+
+
+class ProcessLost(ExecutorError):
+    """The link to a running process dropped, or the process died unexpectedly.
+
+    The remote side is cleaned up by its watchdog; a session can be resumed.
+    """

@@ -1,0 +1,109 @@
+"""The ``Executor`` protocol and the small value classes it speaks in.
+
+An executor is one machine: it can start a long-lived process there
+(``spawn``), run a short command there (``run``), tell its home directory and
+map a local working directory to its own. That is the whole seam between the
+SDK-facing code and the machine; everything SSH-specific stays behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+from anyio.abc import Process
+
+__all__ = ["CommandResult", "Executor", "SpawnOptions"]
+
+
+def _freeze_env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(env or {})
+
+
+@attrs.frozen
+class SpawnOptions:
+    """What to start: the Python form of the TypeScript SDK's ``SpawnOptions``.
+
+    ``cwd`` and ``env`` are already the machine's own (see ``Executor.map_cwd``);
+    ``env`` holds only the variables to add to the machine's environment.
+    ``stderr`` asks for a readable stderr stream; without it stderr is kept
+    by the executor for diagnostics only.
+    """
+
+    command: str
+    args: Sequence[str] = attrs.field(default=(), converter=tuple)
+    cwd: str | None = None
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env)
+    stderr: bool = False
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (self.command, *self.args)
+
+
+@attrs.frozen
+class CommandResult:
+    """Outcome of ``Executor.run``."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """One machine that can run processes.
+
+    Implementations: ``LocalExecutor`` and ``SSHExecutor``. The process
+    ``spawn`` returns behaves like ``anyio.abc.Process``: byte streams for
+    stdin/stdout/stderr, ``wait()``, ``terminate()``, ``kill()``,
+    ``send_signal()``, ``returncode`` and ``pid`` (the local pid of whatever
+    carries the process, e.g. the ``ssh`` client).
+    """
+
+    @property
+    def name(self) -> str:
+        """``"local"`` or the ssh host alias; used in messages and metadata."""
+        ...
+
+    async def spawn(self, options: SpawnOptions) -> Process:
+        """Start a long-lived process; return once it is running.
+
+        Raises the ``ExecutorError`` subclass that says why it could not start
+        (connection, authentication, missing cwd, ...).
+        """
+        ...
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float = 30.0,
+    ) -> CommandResult:
+        """Run a short command to completion and capture its output.
+
+        A non-zero exit is returned, not raised; failure to run at all raises
+        an ``ExecutorError``; overrunning ``timeout`` raises ``CommandTimeout``
+        after killing the command.
+        """
+        ...
+
+    async def home(self) -> str:
+        """The machine's home directory for the user the executor runs as."""
+        ...
+
+    async def map_cwd(self, local_cwd: str) -> str:
+        """The path on this machine that corresponds to ``local_cwd`` here."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and stop every process still running."""
+        ...
