@@ -1,0 +1,54 @@
+"""The internal seam between ``SSHExecutor`` and an SSH implementation.
+
+A backend does two things: connect (and say precisely why it can't), and
+open one remote command line as a channel with byte pipes. Everything above
+it (the bootstrap protocol, the watchdog, the SDK) is shared by every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from anyio.abc import ByteReceiveStream
+
+
+class Channel(Protocol):
+    """One running remote command line, as the backend carries it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    stdout: ByteReceiveStream
+    stderr: ByteReceiveStream | None  # None: stderr is kept aside, see stderr_text
+
+    def write_stdin(self, data: bytes) -> None:
+        """Blocking, thread-safe write of all of ``data``; raises OSError when gone."""
+
+    def close_stdin(self) -> None: ...
+
+    def stderr_text(self) -> str:
+        """What stderr held, when it was kept aside (empty otherwise)."""
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, signum: int) -> None: ...
+
+
+class Backend(Protocol):
+    """How ``SSHExecutor`` reaches one host."""
+
+    host: str
+
+    async def connect(self) -> None:
+        """Make sure a (shared) connection is up; raise ``ConnectionFailed`` types."""
+
+    async def open(self, remote_command: str, *, pipe_stderr: bool) -> Channel:
+        """Start ``remote_command`` under the remote login shell."""
+
+    def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
+        """Classify a channel that died before the remote side answered."""
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,102 @@
+"""What we send to the remote bootstrap: the command line and the stdin header.
+
+The login shell on the remote parses the command line, and sh, bash, zsh, fish
+and tcsh disagree about quoting. So the command line is the same fixed text
+for every job, readable by all of them, and the job itself (argv, cwd, env,
+including secret values) travels as the first stdin line.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shlex
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import attrs
+
+Mode = Literal["run", "spawn"]
+
+
+@cache
+def _bootstrap_b64() -> str:
+    text = resources.files(__package__).joinpath("bootstrap.sh").read_text("utf-8")
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+@cache
+def remote_command() -> str:
+    """The one remote command line, identical for every job.
+
+    Single quotes are literal in every common login shell, base64 has no
+    special characters, and ``exec`` (a builtin everywhere) makes /bin/sh the
+    session leader so the watchdog can stop the whole process group.
+    """
+    return f"exec /bin/sh -c 'eval \"$(echo {_bootstrap_b64()} | base64 -d)\"'"
+
+
+@attrs.frozen
+class RemoteJob:
+    """One job for the bootstrap script. Build the header with ``header()``."""
+
+    argv: Sequence[str] = attrs.field(converter=tuple)
+    mode: Mode = "spawn"
+    cwd: str | None = None  # absolute remote path
+    cwd_home_relative: str | None = None  # relative to the remote $HOME
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    find_claude: bool = False
+    claude_path: str | None = None  # tried first when finding claude
+    claude_path_strict: bool = False  # don't look anywhere else
+    heartbeat_misses: int = 0  # seconds without a heartbeat before the watchdog acts
+    nonce: str = attrs.field(factory=lambda: secrets.token_hex(16))
+
+    def header(self) -> bytes:
+        q = shlex.quote
+        lines = [
+            f"RX_NONCE={q(self.nonce)}",
+            f"RX_MODE={q(self.mode)}",
+            f"RX_HB_MISS={int(self.heartbeat_misses)}",
+            f"RX_FIND_CLAUDE={'1' if self.find_claude else ''}",
+            f"RX_CLAUDE={q(self.claude_path or '')}",
+            f"RX_CLAUDE_STRICT={'1' if self.claude_path_strict else ''}",
+            "unset RX_CWD_REL",
+            f"RX_CWD={q(self.cwd or '')}",
+        ]
+        if self.cwd_home_relative is not None:
+            lines.append(f"RX_CWD_REL={q(self.cwd_home_relative)}")
+        lines.append("set -- " + " ".join(q(a) for a in self.argv))
+        lines.extend(f"export {name}={q(value)}" for name, value in self.env.items())
+        script = "\n".join(lines) + "\n"
+        return base64.b64encode(script.encode("utf-8")) + b"\n"
+
+    def marker(self, word: str) -> bytes:
+        """A control line for the stdin relay: ``hb`` or ``eof``."""
+        return f"{self.nonce} {word}\n".encode("ascii")
+
+
+@attrs.frozen
+class JobStatus:
+    """The bootstrap's status line, decoded."""
+
+    ok: bool
+    reason: str = ""  # "cwd", "claude", "tmp" when not ok
+    values: tuple[str, ...] = ()
+
+
+def parse_status(line: bytes, nonce: str) -> JobStatus | None:
+    """Decode ``<nonce> OK|ERR ...``; None when the line is noise."""
+    words = line.rstrip(b"\r\n").split(b" ")
+    if len(words) < 2 or words[0] != nonce.encode("ascii"):
+        return None
+    kind = words[1].decode("ascii", "replace")
+
+    def decode(words: list[bytes]) -> tuple[str, ...]:
+        return tuple(base64.b64decode(w).decode("utf-8", "surrogateescape") for w in words)
+
+    if kind == "OK":
+        return JobStatus(ok=True, values=decode(words[2:]))
+    reason = words[2].decode("ascii", "replace") if len(words) > 2 else "unknown"
+    return JobStatus(ok=False, reason=reason, values=decode(words[3:]))

@@ -1,0 +1,343 @@
+"""A remote job as an ``anyio.abc.Process``: bootstrap handshake, relay stdin, heartbeats.
+
+Backend-independent: it drives a ``Channel`` from any backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+
+from ..errors import (
+    ClaudeNotFound,
+    ConnectionFailed,
+    ExecutorError,
+    ProcessLost,
+    RemotePathNotFound,
+    RemoteSetupError,
+)
+from ._backend import Backend, Channel
+from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
+from ._ssh_errors import SSH_FAILED, classify_lost
+
+log = logging.getLogger("remote_executors.ssh")
+
+_NOISE_LIMIT = 1 << 20  # bytes of login-shell chatter tolerated before the status line
+HEARTBEAT_INTERVAL = 2.0
+
+
+class _PrefixedStdout(ByteReceiveStream):
+    """stdout with whatever arrived after the status line put back in front."""
+
+    def __init__(self, inner: ByteReceiveStream, prefix: bytes) -> None:
+        self._inner = inner
+        self._prefix = prefix
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._prefix:
+            chunk, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+            return chunk
+        return await self._inner.receive(max_bytes)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _TailRecorder(ByteReceiveStream):
+    """stderr for the caller, keeping its last bytes for error messages."""
+
+    def __init__(self, inner: ByteReceiveStream, keep: int = 16384) -> None:
+        self._inner = inner
+        self._keep = keep
+        self.tail = b""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        data = await self._inner.receive(max_bytes)
+        self.tail = (self.tail + data)[-self._keep :]
+        return data
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _RelayStdin(ByteSendStream):
+    """stdin of a remote job. Closing it ends the process's input, not the channel."""
+
+    def __init__(self, channel: Channel, job: RemoteJob) -> None:
+        self._channel = channel
+        self._job = job
+        self._closed = False
+
+    async def send(self, item: bytes) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        try:
+            # Blocking write in a worker: it shares one lock with the heartbeat
+            # thread so a heartbeat never lands inside a message.
+            await anyio.to_thread.run_sync(
+                self._channel.write_stdin, bytes(item), abandon_on_cancel=True
+            )
+        except OSError as exc:
+            raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._job.mode == "spawn":
+            try:
+                await anyio.to_thread.run_sync(
+                    self._channel.write_stdin, self._job.marker("eof"), abandon_on_cancel=True
+                )
+            except OSError:
+                pass
+        else:
+            self._channel.close_stdin()
+
+
+class _Heartbeat(threading.Thread):
+    """Proves the link alive to the remote watchdog (a frozen link stops it)."""
+
+    def __init__(self, channel: Channel, line: bytes, interval: float) -> None:
+        super().__init__(name="rx-heartbeat", daemon=True)
+        self._channel = channel
+        self._line = line
+        self._interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._interval):
+            try:
+                self._channel.write_stdin(self._line)
+            except OSError:
+                return
+
+
+class SSHProcess(Process):
+    """A process running on another machine, driven like a local one.
+
+    ``pid`` is the local ``ssh`` client's. ``terminate()``/``kill()`` end the
+    local client; the remote watchdog then stops the remote process group.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        channel: Channel,
+        job: RemoteJob,
+        status: JobStatus,
+        stdout_rest: bytes,
+    ) -> None:
+        self.host = host
+        self._channel = channel
+        self._job = job
+        self.status = status
+        self._stdin = _RelayStdin(channel, job)
+        self._stdout = _PrefixedStdout(channel.stdout, stdout_rest)
+        self._stderr = _TailRecorder(channel.stderr) if channel.stderr is not None else None
+        self._heartbeat: _Heartbeat | None = None
+        if job.mode == "spawn" and job.heartbeat_misses > 0:
+            self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
+            self._heartbeat.start()
+
+    @property
+    def remote_path(self) -> str:
+        """The program that runs (e.g. where ``claude`` was found), if reported."""
+        return self.status.values[0] if self.status.values else ""
+
+    @property
+    def remote_cwd(self) -> str:
+        """The physical working directory on the remote (symlinks resolved)."""
+        return self.status.values[1] if len(self.status.values) > 1 else ""
+
+    def stderr_tail(self) -> str:
+        if self._stderr is not None:
+            return self._stderr.tail.decode("utf-8", "replace")
+        return self._channel.stderr_text()
+
+    def lost_error(self) -> ExecutorError | None:
+        """``ProcessLost`` when the exit status says the link, not the program, ended."""
+        if self.returncode == SSH_FAILED:
+            return classify_lost(self.host, self.stderr_tail(), self.returncode)
+        return None
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stopped.set()
+
+    async def wait(self) -> int:
+        try:
+            return await self._channel.wait()
+        finally:
+            self._stop_heartbeat()
+
+    def terminate(self) -> None:
+        self._stop_heartbeat()
+        self._channel.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._stop_heartbeat()
+        self._channel.send_signal(signal.SIGKILL)
+
+    def send_signal(self, signal: int) -> None:
+        self._channel.send_signal(signal)
+
+    @property
+    def pid(self) -> int:
+        return self._channel.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._channel.returncode
+
+    @property
+    def stdin(self) -> ByteSendStream:
+        return self._stdin
+
+    @property
+    def stdout(self) -> ByteReceiveStream:
+        return self._stdout
+
+    @property
+    def stderr(self) -> ByteReceiveStream | None:
+        return self._stderr
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stdin.aclose()
+            if self.returncode is None:
+                self.terminate()
+            with anyio.move_on_after(5):
+                await self.wait()
+            if self.returncode is None:
+                self.kill()
+                await self.wait()
+
+
+def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:
+    if status.reason == "cwd":
+        path = status.values[0] if status.values else (job.cwd or "")
+        return RemotePathNotFound(
+            f"Path {path} doesn't exist on {host}. Create it there (e.g. clone the project), "
+            "or map the local directory to an existing one with "
+            "SSHExecutor(..., path_map={local: remote}).",
+            host=host,
+            path=path,
+        )
+    if status.reason == "claude":
+        searched = tuple(p for p in (status.values[0] if status.values else "").split("\n") if p)
+        places = "; ".join(searched) or "nowhere"
+        return ClaudeNotFound(
+            f"Claude CLI not installed on {host}. Looked in: {places}. Install it there "
+            "(curl -fsSL https://claude.ai/install.sh | bash), or pass "
+            "SSHExecutor(..., claude_path='/path/to/claude').",
+            host=host,
+            searched=searched,
+        )
+    where = status.values[0] if status.values else "the temp directory"
+    return RemoteSetupError(
+        f"Cannot create a private temp directory in {where} on {host}. Check free space "
+        "and permissions there, or set TMPDIR for the remote login.",
+        host=host,
+    )
+
+
+async def _read_status(channel: Channel, job: RemoteJob) -> tuple[JobStatus | None, bytes]:
+    """Read stdout up to the bootstrap's status line, skipping login-shell chatter."""
+    buffer = b""
+    seen = 0
+    while True:
+        newline = buffer.find(b"\n")
+        while newline >= 0:
+            line, buffer = buffer[: newline + 1], buffer[newline + 1 :]
+            status = parse_status(line, job.nonce)
+            if status is not None:
+                return status, buffer
+            log.debug("skipping login-shell output: %r", line[:200])
+            newline = buffer.find(b"\n")
+        try:
+            chunk = await channel.stdout.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return None, b""
+        seen += len(chunk)
+        if seen > _NOISE_LIMIT:
+            return None, b""
+        buffer += chunk
+
+
+async def start_job(
+    backend: Backend,
+    job: RemoteJob,
+    *,
+    pipe_stderr: bool,
+    startup_timeout: float = 60.0,
+) -> SSHProcess:
+    """Open a channel, hand the job to the bootstrap, wait for its status line."""
+    host = backend.host
+    channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
+    try:
+        with anyio.fail_after(startup_timeout):
+            try:
+                await anyio.to_thread.run_sync(channel.write_stdin, job.header())
+            except OSError:
+                pass  # the channel died; the status read below says why
+            status, rest = await _read_status(channel, job)
+    except TimeoutError:
+        channel.send_signal(signal.SIGKILL)
+        raise ConnectionFailed(
+            f"{host} did not start the remote process within {startup_timeout:.0f} s. "
+            f"Check that `ssh {host} true` returns promptly (a login script may be waiting "
+            "for input).",
+            host=host,
+        ) from None
+    except BaseException:
+        channel.send_signal(signal.SIGKILL)
+        raise
+    if status is None:
+        code = await _finish(channel)
+        stderr = await _drain_stderr(channel)
+        failure = backend.connect_failure(stderr, code)
+        if failure is not None:
+            raise failure
+        raise RemoteSetupError(
+            f"The remote shell on {host} exited (status {code}) before starting the process. "
+            f"Check that /bin/sh, base64, awk, mkfifo and mktemp exist on {host}.",
+            host=host,
+            detail=stderr,
+        )
+    if not status.ok:
+        await _finish(channel)
+        raise _setup_error(host, status, job)
+    return SSHProcess(host, channel, job, status, rest)
+
+
+async def _finish(channel: Channel) -> int:
+    channel.close_stdin()
+    with anyio.move_on_after(10):
+        return await channel.wait()
+    channel.send_signal(signal.SIGKILL)
+    return await channel.wait()
+
+
+async def _drain_stderr(channel: Channel) -> str:
+    if channel.stderr is None:
+        return channel.stderr_text()
+    chunks: list[bytes] = []
+    with anyio.move_on_after(5):
+        try:
+            while True:
+                chunks.append(await channel.stderr.receive())
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def is_lost(process: Any) -> ProcessLost | None:
+    """The ``ProcessLost`` error for a finished process, when that is what happened."""
+    error = process.lost_error() if isinstance(process, SSHProcess) else None
+    return error if isinstance(error, ProcessLost) else None

@@ -1,0 +1,81 @@
+"""Input checks that run before anything touches a shell, ssh or a path."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from ..errors import InvalidInput
+
+# ssh destinations: aliases, host names, user@host, [v6]:port-ish forms.
+# Deliberately ASCII and free of shell, glob and ssh-option characters.
+_HOST_RE = re.compile(r"[A-Za-z0-9_.@:%+~\[\]-]+")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_host(host: str) -> str:
+    """Refuse anything ssh could read as an option or a pattern."""
+    if not isinstance(host, str) or not host:
+        raise InvalidInput("An SSH host alias is required (e.g. 'box').", host=repr(host))
+    if host.startswith("-"):
+        raise InvalidInput(
+            f"Refusing SSH host {host!r}: it starts with '-', which ssh would read as an "
+            "option. Use the Host alias from your ~/.ssh/config.",
+            host=host,
+        )
+    if not _HOST_RE.fullmatch(host):
+        raise InvalidInput(
+            f"Refusing SSH host {host!r}: only letters, digits and . _ - @ : % + ~ [ ] are "
+            "allowed (no whitespace, quotes or control characters). Use the Host alias "
+            "from your ~/.ssh/config.",
+            host=host,
+        )
+    return host
+
+
+def check_path(path: str, *, host: str, what: str = "path") -> str:
+    """A path we will hand to a remote shell script or a command line."""
+    if not isinstance(path, str) or not path:
+        raise InvalidInput(f"An empty {what} was given for {host}.", host=host)
+    if _CONTROL_RE.search(path):
+        raise InvalidInput(
+            f"Refusing {what} {path!r} for {host}: it contains a newline or another "
+            "control character. Rename the directory or pick another one.",
+            host=host,
+        )
+    if path.startswith("-"):
+        raise InvalidInput(
+            f"Refusing {what} {path!r} for {host}: it starts with '-'. Give an absolute "
+            "path or one starting with './'.",
+            host=host,
+        )
+    return path
+
+
+def check_env(env: Mapping[str, str], *, host: str) -> dict[str, str]:
+    """Environment names must be plain identifiers; values must be strings without NUL."""
+    out: dict[str, str] = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
+            raise InvalidInput(
+                f"Refusing environment variable name {name!r} for {host}: names must "
+                "match [A-Za-z_][A-Za-z0-9_]*.",
+                host=host,
+            )
+        if not isinstance(value, str) or "\x00" in value:
+            raise InvalidInput(
+                f"Refusing the value of environment variable {name} for {host}: it must "
+                "be a string without NUL characters.",
+                host=host,
+            )
+        out[name] = value
+    return out
+
+
+def absolute_local(path: str | os.PathLike[str], *, host: str = "local") -> str:
+    """Expand ``~`` and make a local path absolute and normal (no ``..`` left)."""
+    text = os.fspath(path)
+    check_path(text, host=host, what="working directory")
+    return os.path.normpath(os.path.abspath(os.path.expanduser(text)))

@@ -1,0 +1,240 @@
+"""``SSHExecutor``: a machine reached over SSH."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import anyio
+from anyio.abc import Process
+
+from ..errors import CommandTimeout, InvalidInput
+from ._backend import Backend
+from ._openssh import OpenSSHBackend
+from ._remote_job import RemoteJob
+from ._ssh_process import SSHProcess, start_job
+from ._validate import absolute_local, check_env, check_host, check_path
+from .base import CommandResult, SpawnOptions
+
+__all__ = ["SSHExecutor"]
+
+#: Seconds without a heartbeat after which the remote watchdog stops the process.
+WATCHDOG_SECONDS = 8
+
+
+class SSHExecutor:
+    """Run processes on ``host``, an alias resolved exactly as ``ssh host`` would.
+
+    Options:
+      ssh_config: an ssh_config file to use instead of ``~/.ssh/config`` (``ssh -F``).
+      claude_path: where the Claude Code CLI is on the host (skips the search).
+      path_map: local directory prefix -> remote directory prefix; overrides the
+        default home-relative mapping (``~/code/x`` here is ``~/code/x`` there).
+      accept_new_host_keys: trust a host key seen for the first time (changed
+        keys are always refused). Off by default: unknown keys are refused.
+      connect_timeout, keepalive_interval, keepalive_count: link timing; a dead
+        link is noticed after about interval x count seconds.
+      ssh_options: extra ``-o Key=Value`` options for every ssh invocation.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        backend: Literal["openssh"] = "openssh",
+        ssh_config: str | os.PathLike[str] | None = None,
+        claude_path: str | None = None,
+        path_map: Mapping[str, str] | None = None,
+        accept_new_host_keys: bool = False,
+        connect_timeout: float = 15.0,
+        keepalive_interval: int = 5,
+        keepalive_count: int = 3,
+        ssh_options: Mapping[str, str] | None = None,
+    ) -> None:
+        self._host = check_host(host)
+        if backend != "openssh":
+            raise InvalidInput(
+                f"Unknown SSH backend {backend!r} for {host}; available: 'openssh'.",
+                host=host,
+            )
+        if claude_path is not None:
+            check_path(claude_path, host=host, what="claude_path")
+        self._claude_path = claude_path
+        self._found_claude: str | None = None
+        self._path_map = self._check_path_map(path_map or {})
+        for key, value in (ssh_options or {}).items():
+            if not key.isalnum() or "\n" in value:
+                raise InvalidInput(f"Bad ssh option {key}={value!r} for {host}.", host=host)
+        config = os.fspath(ssh_config) if ssh_config is not None else None
+        if config is not None:
+            check_path(config, host=host, what="ssh_config")
+        self._backend: Backend = OpenSSHBackend(
+            self._host,
+            ssh_config=config,
+            options=ssh_options,
+            accept_new_host_keys=accept_new_host_keys,
+            connect_timeout=connect_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_count=keepalive_count,
+        )
+        self._home: str | None = None
+        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+
+    def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for local, remote in path_map.items():
+            local_abs = absolute_local(local, host=self._host)
+            check_path(remote, host=self._host, what="remote path in path_map")
+            if not remote.startswith("/"):
+                raise InvalidInput(
+                    f"path_map for {self._host} maps {local!r} to {remote!r}; remote paths "
+                    "must be absolute.",
+                    host=self._host,
+                )
+            pairs.append((local_abs, posixpath.normpath(remote)))
+        # Longest local prefix wins.
+        return tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
+
+    def __repr__(self) -> str:
+        return f"SSHExecutor({self._host!r})"
+
+    @property
+    def name(self) -> str:
+        return self._host
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    # -- paths ------------------------------------------------------------
+
+    def _cwd_target(self, local_cwd: str) -> tuple[str | None, str | None]:
+        """(absolute remote cwd, home-relative remote cwd); exactly one is set."""
+        local = absolute_local(local_cwd, host=self._host)
+        for prefix, remote in self._path_map:
+            if local == prefix or local.startswith(prefix.rstrip("/") + "/"):
+                rest = os.path.relpath(local, prefix)
+                return (remote if rest == "." else posixpath.join(remote, rest)), None
+        home = os.path.expanduser("~")
+        if local == home or local.startswith(home.rstrip("/") + "/"):
+            rest = os.path.relpath(local, home)
+            return None, ("" if rest == "." else rest)
+        return local, None
+
+    async def map_cwd(self, local_cwd: str) -> str:
+        absolute, relative = self._cwd_target(local_cwd)
+        if absolute is not None:
+            return absolute
+        home = await self.home()
+        return home if not relative else posixpath.join(home, relative)
+
+    async def home(self) -> str:
+        if self._home is None:
+            result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
+            self._home = result.stdout.decode("utf-8", "surrogateescape")
+        return self._home
+
+    # -- processes --------------------------------------------------------
+
+    def _job(self, options: SpawnOptions, mode: Literal["run", "spawn"]) -> RemoteJob:
+        check_path(options.command, host=self._host, what="command")
+        env = check_env(options.env, host=self._host)
+        absolute = relative = None
+        if options.cwd is not None:
+            absolute, relative = self._cwd_target(options.cwd)
+        find_claude = options.command == "claude"
+        return RemoteJob(
+            argv=options.argv,
+            mode=mode,
+            cwd=absolute,
+            cwd_home_relative=relative,
+            env=env,
+            find_claude=find_claude,
+            claude_path=self._claude_path or self._found_claude,
+            claude_path_strict=self._claude_path is not None,
+            heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+        )
+
+    async def spawn(self, options: SpawnOptions) -> Process:
+        """Start ``options.command`` on the host; ``"claude"`` means the Claude Code CLI.
+
+        ``options.cwd`` is a *local* path, mapped with ``map_cwd`` rules.
+        """
+        job = self._job(options, "spawn")
+        process = await start_job(self._backend, job, pipe_stderr=options.stderr)
+        if job.find_claude and process.remote_path:
+            self._found_claude = process.remote_path
+        self._processes.add(process)
+        return process
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float = 30.0,
+    ) -> CommandResult:
+        if not argv:
+            raise InvalidInput(f"No command given to run on {self._host}.", host=self._host)
+        options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
+        job = self._job(options, "run")
+        try:
+            with anyio.fail_after(timeout):
+                process = await start_job(
+                    self._backend, job, pipe_stderr=True, startup_timeout=timeout
+                )
+                try:
+                    return await _collect(process, input)
+                finally:
+                    if process.returncode is None:
+                        process.kill()
+                        with anyio.CancelScope(shield=True):
+                            await process.wait()
+        except TimeoutError:
+            raise CommandTimeout(
+                f"{argv[0]} did not finish within {timeout:g} s on {self._host}.",
+                host=self._host,
+            ) from None
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for process in list(self._processes):
+                if process.returncode is None:
+                    process.terminate()
+            await self._backend.aclose()
+
+    async def __aenter__(self) -> SSHExecutor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def _collect(process: SSHProcess, input: bytes | None) -> CommandResult:
+    out: list[bytes] = []
+    err: list[bytes] = []
+
+    async def pump(stream: object, sink: list[bytes]) -> None:
+        assert stream is not None
+        try:
+            while True:
+                sink.append(await stream.receive())  # type: ignore[attr-defined]
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump, process.stdout, out)
+        tg.start_soon(pump, process.stderr, err)
+        if input:
+            try:
+                await process.stdin.send(input)
+            except anyio.BrokenResourceError:
+                pass
+        await process.stdin.aclose()
+    code = await process.wait()
+    return CommandResult(code, b"".join(out), b"".join(err))
