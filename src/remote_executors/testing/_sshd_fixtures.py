@@ -1,0 +1,94 @@
+"""pytest fixtures for the real-sshd test bed (see :mod:`remote_executors.testing.sshd`).
+
+- ``rx_sshd`` (session): one :class:`SSHTestBed`, started once; starting
+  costs a host-key generation and an sshd start.
+- ``rx_model_url``: the ``ANTHROPIC_BASE_URL`` written into accounts' settings;
+  ``None`` here, override it (conftest or plugin) to point at a stand-in model.
+- ``rx_account_factory``: provisions accounts with fresh homes
+  (``rx_account_factory("fish", noisy=True)``); at teardown it kills whatever
+  those accounts left running.
+- ``rx_account``: a fresh bash account with the CLI in ``~/.local/bin``.
+  Parametrize it indirectly with a shell name or a dict of
+  :meth:`SSHTestBed.account` options::
+
+      @pytest.mark.parametrize("rx_account", SHELLS, indirect=True)
+      def test_x(rx_account, rx_ssh_config): ...
+
+- ``rx_ssh_config``: an :class:`SSHClientConfig` for ``rx_account`` in the
+  test's ``tmp_path`` (``SSHExecutor(cfg.alias, ssh_config=cfg.path)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+
+__all__ = [
+    "AccountFactory",
+    "rx_account",
+    "rx_account_factory",
+    "rx_model_url",
+    "rx_ssh_config",
+    "rx_sshd",
+]
+
+
+class AccountFactory(Protocol):
+    """Call signature of ``rx_account_factory``: :meth:`SSHTestBed.account`'s."""
+
+    def __call__(self, shell: str | None = None, **options: Any) -> RemoteAccount: ...
+
+
+@pytest.fixture(scope="session")
+def rx_sshd() -> Iterator[SSHTestBed]:
+    """The session's sshd on 127.0.0.1 (accounts mode as root, current-user otherwise)."""
+    with SSHTestBed() as bed:
+        yield bed
+
+
+@pytest.fixture
+def rx_model_url() -> str | None:
+    """Base URL of the stand-in Messages API for new accounts (None: none configured)."""
+    return None
+
+
+@pytest.fixture
+def rx_account_factory(rx_sshd: SSHTestBed, rx_model_url: str | None) -> Iterator[AccountFactory]:
+    """Make accounts with fresh homes; their leftover processes die at teardown."""
+    made: list[RemoteAccount] = []
+
+    def make(shell: str | None = None, **options: Any) -> RemoteAccount:
+        options.setdefault("model_url", rx_model_url)
+        account = rx_sshd.account(shell, **options)
+        made.append(account)
+        return account
+
+    yield make
+    for account in made:
+        rx_sshd.kill_account_processes(account)
+
+
+@pytest.fixture
+def rx_account(request: pytest.FixtureRequest, rx_account_factory: AccountFactory) -> RemoteAccount:
+    """A fresh account; indirect parameter: a shell name or a dict of account options."""
+    param = getattr(request, "param", None)
+    if param is None:
+        return rx_account_factory()
+    if isinstance(param, str):
+        return rx_account_factory(param)
+    if isinstance(param, Mapping):
+        return rx_account_factory(**dict(param))
+    raise TypeError(f"rx_account parameter must be a shell name or a dict, not {param!r}")
+
+
+@pytest.fixture
+def rx_ssh_config(
+    rx_sshd: SSHTestBed, rx_account: RemoteAccount, tmp_path: Path
+) -> SSHClientConfig:
+    """An ssh_config file in ``tmp_path`` whose ``alias`` reaches ``rx_account``."""
+    return rx_sshd.client_config(rx_account, tmp_path / "ssh")
