@@ -16,9 +16,27 @@ from .errors import (
     RemoteSetupError,
 )
 from .executors.base import CommandResult, Executor, SpawnOptions
+from .executors.local import LocalExecutor
+from .executors.ssh import SSHExecutor
+from .paths import project_dir_from_cwd
+from .sdk import (
+    ClaudeSDKClient,
+    ExecutorTransport,
+    SpawnFunction,
+    query,
+    spawn_claude_code_process,
+)
 
 __all__ = [
     "AuthenticationFailed",
+    "ClaudeSDKClient",
+    "ExecutorTransport",
+    "LocalExecutor",
+    "SSHExecutor",
+    "SpawnFunction",
+    "project_dir_from_cwd",
+    "query",
+    "spawn_claude_code_process",
     "ClaudeNotFound",
     "CommandResult",
     "CommandTimeout",

@@ -16,9 +16,16 @@ can catch as broadly or as narrowly as they need::
     │   └── RemotePathNotFound       the working directory does not exist there
     ├── CommandTimeout               a short command did not finish in time
     └── ProcessLost                  the running session's link or process died
+
+So that SDK apps keep working unchanged, the errors a local run would raise as
+``claude_agent_sdk`` errors are also those: ``ConnectionFailed`` and
+``RemoteSetupError`` are ``CLIConnectionError``s, ``ClaudeNotFound`` is a
+``CLINotFoundError`` and ``ProcessLost`` is a ``ProcessError``.
 """
 
 from __future__ import annotations
+
+from claude_agent_sdk import CLIConnectionError, CLINotFoundError, ProcessError
 
 __all__ = [
     "AuthenticationFailed",
@@ -58,7 +65,7 @@ class InvalidInput(ExecutorError, ValueError):
     """The caller passed something unsafe or malformed; nothing was run."""
 
 
-class ConnectionFailed(ExecutorError):
+class ConnectionFailed(ExecutorError, CLIConnectionError):
     """The host could not be reached or logged into."""
 
 
@@ -74,11 +81,11 @@ class HostKeyError(ConnectionFailed):
     """The host key is unknown (and not accepted) or does not match known_hosts."""
 
 
-class RemoteSetupError(ExecutorError):
+class RemoteSetupError(ExecutorError, CLIConnectionError):
     """Logged in, but the machine is not ready to run the session."""
 
 
-class ClaudeNotFound(RemoteSetupError):
+class ClaudeNotFound(RemoteSetupError, CLINotFoundError):
     """No Claude Code CLI was found where we looked. ``searched`` lists the places."""
 
     def __init__(
@@ -100,8 +107,15 @@ class CommandTimeout(ExecutorError, TimeoutError):
     """A short command (``Executor.run``) did not finish within its timeout."""
 
 
-class ProcessLost(ExecutorError):
+class ProcessLost(ExecutorError, ProcessError):
     """The link to a running process dropped, or the process died unexpectedly.
 
     The remote side is cleaned up by its watchdog; a session can be resumed.
     """
+
+    def __init__(
+        self, message: str, *, host: str, detail: str = "", exit_code: int | None = None
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.exit_code = exit_code
+        self.stderr = detail

@@ -8,9 +8,11 @@ every later channel, so only the first one pays for a handshake.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -82,10 +84,8 @@ class OpenSSHChannel:
 
     def send_signal(self, signum: int) -> None:
         if self._process.returncode is None:
-            try:
-                self._process.send_signal(signum)
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.Signals(signum))
 
 
 class OpenSSHBackend:
@@ -155,8 +155,13 @@ class OpenSSHBackend:
     async def _resolve(self) -> None:
         """``ssh -G``: proves the alias and config parse, and tells the settings."""
         result = await anyio.run_process(
-            [self._ssh, *(["-F", self._ssh_config] if self._ssh_config else []), "-G", "--",
-             self.host],
+            [
+                self._ssh,
+                *(["-F", self._ssh_config] if self._ssh_config else []),
+                "-G",
+                "--",
+                self.host,
+            ],
             check=False,
             env={**os.environ, **_C_LOCALE},
         )

@@ -18,6 +18,8 @@ from typing import Literal
 
 import attrs
 
+from .base import _freeze_env, _strings
+
 Mode = Literal["run", "spawn"]
 
 
@@ -42,11 +44,11 @@ def remote_command() -> str:
 class RemoteJob:
     """One job for the bootstrap script. Build the header with ``header()``."""
 
-    argv: Sequence[str] = attrs.field(converter=tuple)
+    argv: Sequence[str] = attrs.field(converter=_strings)
     mode: Mode = "spawn"
     cwd: str | None = None  # absolute remote path
     cwd_home_relative: str | None = None  # relative to the remote $HOME
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env)
     find_claude: bool = False
     claude_path: str | None = None  # tried first when finding claude
     claude_path_strict: bool = False  # don't look anywhere else

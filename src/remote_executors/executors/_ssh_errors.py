@@ -22,8 +22,8 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
     """Classify a failure to connect or log in (stderr read with ``LC_ALL=C``)."""
     detail = _tail(stderr)
     text = stderr
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key for" in text and (
-        "has changed" in text
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or (
+        "Host key for" in text and ("has changed" in text)
     ):
         return HostKeyError(
             f"The host key of {host} has changed since it was recorded in known_hosts. "
@@ -32,8 +32,10 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
             host=host,
             detail=detail,
         )
-    if "Host key verification failed" in text or "No ED25519 host key is known" in text or (
-        "host key is known" in text
+    if (
+        "Host key verification failed" in text
+        or "No ED25519 host key is known" in text
+        or ("host key is known" in text)
     ):
         return HostKeyError(
             f"The host key of {host} is not in known_hosts, so the connection was refused. "
@@ -71,12 +73,13 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
             host=host,
             detail=detail,
         )
-    if "Bad configuration option" in text or "Bad owner or permissions" in text or (
-        "Can't open user config file" in text or "Unsupported option" in text
+    if (
+        "Bad configuration option" in text
+        or "Bad owner or permissions" in text
+        or ("Can't open user config file" in text or "Unsupported option" in text)
     ):
         return ConnectionFailed(
-            f"ssh refused its configuration for {host}. Fix the ssh config file named "
-            "below.",
+            f"ssh refused its configuration for {host}. Fix the ssh config file named below.",
             host=host,
             detail=detail,
         )

@@ -5,6 +5,7 @@ Backend-independent: it drives a ``Channel`` from any backend.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -90,12 +91,10 @@ class _RelayStdin(ByteSendStream):
             return
         self._closed = True
         if self._job.mode == "spawn":
-            try:
+            with contextlib.suppress(OSError):
                 await anyio.to_thread.run_sync(
                     self._channel.write_stdin, self._job.marker("eof"), abandon_on_cancel=True
                 )
-            except OSError:
-                pass
         else:
             self._channel.close_stdin()
 
@@ -282,10 +281,9 @@ async def start_job(
     channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
     try:
         with anyio.fail_after(startup_timeout):
-            try:
+            # If the channel already died, the status read below says why.
+            with contextlib.suppress(OSError):
                 await anyio.to_thread.run_sync(channel.write_stdin, job.header())
-            except OSError:
-                pass  # the channel died; the status read below says why
             status, rest = await _read_status(channel, job)
     except TimeoutError:
         channel.send_signal(signal.SIGKILL)

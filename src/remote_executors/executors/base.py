@@ -8,7 +8,7 @@ SDK-facing code and the machine; everything SSH-specific stays behind it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -19,6 +19,10 @@ __all__ = ["CommandResult", "Executor", "SpawnOptions"]
 
 def _freeze_env(env: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(env or {})
+
+
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
 
 
 @attrs.frozen
@@ -32,7 +36,7 @@ class SpawnOptions:
     """
 
     command: str
-    args: Sequence[str] = attrs.field(default=(), converter=tuple)
+    args: Sequence[str] = attrs.field(default=(), converter=_strings)
     cwd: str | None = None
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env)
     stderr: bool = False

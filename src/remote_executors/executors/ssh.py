@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import weakref
@@ -231,10 +232,8 @@ async def _collect(process: SSHProcess, input: bytes | None) -> CommandResult:
         tg.start_soon(pump, process.stdout, out)
         tg.start_soon(pump, process.stderr, err)
         if input:
-            try:
+            with contextlib.suppress(anyio.BrokenResourceError):
                 await process.stdin.send(input)
-            except anyio.BrokenResourceError:
-                pass
         await process.stdin.aclose()
     code = await process.wait()
     return CommandResult(code, b"".join(out), b"".join(err))

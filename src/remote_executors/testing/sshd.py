@@ -71,6 +71,8 @@ from typing import IO, Literal
 
 import attrs
 
+from .model import DEFAULT_API_KEY
+
 __all__ = [
     "CLAUDE_DEFAULT_PATH",
     "NOISE_STDERR",
@@ -102,7 +104,7 @@ NOISE_STDERR = "rx-testbed noise (stderr)"
 _GECOS = "remote-executors test bed"
 _LOOPBACK = "127.0.0.1"
 _UNRESOLVABLE_HOST = "rx-unresolvable.invalid"
-_DUMMY_API_KEY = "sk-ant-rx-testbed-dummy-key"
+_DUMMY_API_KEY = DEFAULT_API_KEY  # what ScriptedModel accepts by default
 _ACCOUNT_ENV_MARK = "RX_TESTBED_ACCOUNT"
 _LABEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,20}$")
 _SSHD_NAMES = frozenset({"sshd", "sshd-session", "sshd-auth"})

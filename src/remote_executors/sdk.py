@@ -1,0 +1,250 @@
+"""The one seam to ``claude-agent-sdk``.
+
+This is the only module that touches SDK private API; ``tests/unit/test_sdk_seam.py``
+pins every such use so an SDK upgrade that breaks one fails loudly.
+
+How it works: ``ExecutorTransport`` *is* the SDK's own subprocess transport,
+so the SDK still builds the command line and environment exactly as it does
+locally (every option, flag and env variable). The one thing that changes is
+the final ``anyio.open_process`` call: while our transport connects, a
+context variable routes that call to ``executor.spawn`` instead. That is the
+Python form of the TypeScript SDK's ``spawnClaudeCodeProcess`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from anyio.abc import Process
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    CLIConnectionError,
+    Message,
+    ProcessError,
+)
+from claude_agent_sdk import ClaudeSDKClient as _SDKClient
+from claude_agent_sdk import query as _sdk_query
+from claude_agent_sdk._internal.transport import subprocess_cli as _subprocess_cli
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+from claude_agent_sdk.types import _configure_can_use_tool
+
+from .errors import ExecutorError, InvalidInput
+from .executors._ssh_process import SSHProcess
+from .executors.base import Executor, SpawnOptions
+from .executors.local import LocalExecutor
+
+__all__ = [
+    "ClaudeSDKClient",
+    "ExecutorTransport",
+    "SpawnFunction",
+    "find_local_claude",
+    "query",
+    "spawn_claude_code_process",
+]
+
+#: Takes what to start (``SpawnOptions``) and returns the running process.
+SpawnFunction = Callable[[SpawnOptions], Awaitable[Process]]
+
+# Env the SDK sets from the caller's own process environment; a remote
+# machine has its own (and PWD is set by the remote cd).
+_MACHINE_LOCAL_ENV = frozenset({"PWD", "OLDPWD"})
+
+
+def spawn_claude_code_process(executor: Executor) -> SpawnFunction:
+    """The ``spawnClaudeCodeProcess`` hook for ``executor``.
+
+    The returned function starts ``options.command`` with ``options.args`` on
+    the executor's machine, in the machine's counterpart of the local
+    ``options.cwd``, with ``options.env`` added to the machine's environment
+    (values travel over stdin, never on a command line). ``"claude"`` as the
+    command means the Claude Code CLI wherever it is installed there.
+    """
+
+    async def spawn(options: SpawnOptions) -> Process:
+        return await executor.spawn(options)
+
+    return spawn
+
+
+def find_local_claude() -> str:
+    """The CLI the SDK itself would run on this machine (bundled first)."""
+    from .errors import ClaudeNotFound
+
+    transport = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())
+    try:
+        return transport._find_cli()
+    except Exception as exc:
+        raise ClaudeNotFound(
+            "Claude CLI not found on local. Reinstall claude-agent-sdk (it bundles the "
+            "CLI), install Claude Code, or set ClaudeAgentOptions(cli_path=...).",
+            host="local",
+        ) from exc
+
+
+# -- routing the SDK's open_process through an executor ----------------------
+
+_OpenProcess = Callable[..., Awaitable[Process]]
+_route: ContextVar[_OpenProcess | None] = ContextVar("remote_executors_route", default=None)
+
+
+class _AnyioWithRoute:
+    """Stands in for the ``anyio`` module inside the SDK's transport module.
+
+    Everything is the real anyio, except ``open_process`` while one of our
+    transports is connecting in this task (a ContextVar, so concurrent local
+    SDK use in other tasks is untouched).
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def open_process(self, *args: Any, **kwargs: Any) -> Process:
+        route = _route.get()
+        if route is None:
+            return await self._real.open_process(*args, **kwargs)  # type: ignore[no-any-return]
+        return await route(*args, **kwargs)
+
+
+def _install_route() -> None:
+    module: Any = _subprocess_cli
+    if not isinstance(module.anyio, _AnyioWithRoute):
+        module.anyio = _AnyioWithRoute(module.anyio)
+
+
+class ExecutorTransport(SubprocessCLITransport):
+    """The SDK's subprocess transport, with the process started by an executor."""
+
+    def __init__(
+        self,
+        prompt: str | AsyncIterable[dict[str, Any]],
+        options: ClaudeAgentOptions,
+        executor: Executor,
+    ) -> None:
+        # A transport handed to the SDK skips the SDK's option preparation, so
+        # do here what the SDK would: route can_use_tool over stdio.
+        options = _configure_can_use_tool(options)
+        remote = not isinstance(executor, LocalExecutor)
+        if remote and options.user is not None:
+            raise InvalidInput(
+                f"ClaudeAgentOptions.user is not supported on {executor.name}: the session "
+                "runs as the SSH login user there. Log in as that user instead.",
+                host=executor.name,
+            )
+        super().__init__(prompt=prompt, options=options)
+        self._executor = executor
+        self.executor_process: Process | None = None
+        if remote and self._cli_path is None:
+            # Resolved on the remote machine; the local bundled CLI means nothing there.
+            self._cli_path = "claude"
+
+    async def connect(self) -> None:
+        _install_route()
+        token = _route.set(self._open_process)
+        try:
+            await super().connect()
+        except CLIConnectionError as exc:
+            if isinstance(exc.__cause__, ExecutorError):
+                raise exc.__cause__ from None
+            raise
+        finally:
+            _route.reset(token)
+
+    async def _open_process(
+        self,
+        cmd: list[str],
+        *,
+        stdin: Any = None,
+        stdout: Any = None,
+        stderr: Any = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        user: Any = None,
+        **_: Any,
+    ) -> Process:
+        options = SpawnOptions(
+            command=cmd[0],
+            args=cmd[1:],
+            cwd=cwd,
+            env=self._env_for_machine(env or {}),
+            stderr=stderr == subprocess.PIPE,
+        )
+        process = await self._executor.spawn(options)
+        self.executor_process = process
+        return process
+
+    def _env_for_machine(self, env: Mapping[str, str]) -> dict[str, str]:
+        """What the SDK added to this process's environment, plus options.env."""
+        if isinstance(self._executor, LocalExecutor):
+            # Exactly what the SDK would pass locally, minus what is inherited anyway.
+            return {k: v for k, v in env.items() if os.environ.get(k) != v}
+        wanted = set(self._options.env)
+        return {
+            k: v
+            for k, v in env.items()
+            if k in wanted or (k not in _MACHINE_LOCAL_ENV and os.environ.get(k) != v)
+        }
+
+    def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        return self._read_with_lost_link()
+
+    async def _read_with_lost_link(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for message in super().read_messages():
+                yield message
+        except ProcessError as exc:
+            process = self.executor_process
+            lost = process.lost_error() if isinstance(process, SSHProcess) else None
+            if lost is not None:
+                raise lost from exc
+            raise
+
+
+def _transport(
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeAgentOptions | None,
+    executor: Executor | None,
+) -> ExecutorTransport | None:
+    if executor is None:
+        return None
+    if not isinstance(executor, Executor):
+        raise TypeError(f"executor must implement remote_executors.Executor, got {executor!r}")
+    return ExecutorTransport(prompt, options or ClaudeAgentOptions(), executor)
+
+
+async def query(
+    *,
+    prompt: str | AsyncIterable[dict[str, Any]],
+    options: ClaudeAgentOptions | None = None,
+    executor: Executor | None = None,
+) -> AsyncIterator[Message]:
+    """``claude_agent_sdk.query`` that runs the CLI on ``executor`` (None: as the SDK does)."""
+    options = options or ClaudeAgentOptions()
+    transport = _transport(prompt, options, executor)
+    async for message in _sdk_query(prompt=prompt, options=options, transport=transport):
+        yield message
+
+
+class ClaudeSDKClient(_SDKClient):
+    """``claude_agent_sdk.ClaudeSDKClient`` that runs the CLI on ``executor``."""
+
+    def __init__(
+        self, options: ClaudeAgentOptions | None = None, executor: Executor | None = None
+    ) -> None:
+        options = options or ClaudeAgentOptions()
+        self.executor = executor
+        # The SDK's client feeds prompts through transport.write(), so the
+        # transport's own prompt is only a marker for streaming mode.
+        transport = _transport(_never(), options, executor)
+        super().__init__(options=options, transport=transport)
+
+
+async def _never() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield {}  # pragma: no cover

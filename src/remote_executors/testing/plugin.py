@@ -1,0 +1,116 @@
+"""pytest plugin (entry point ``remote_executors``): the test bed as fixtures.
+
+Installed with the package, so a host app's own tests can use a real loopback
+sshd, a real "remote" account and a scripted model without writing any of it:
+
+- ``rx_model``: a :class:`~remote_executors.testing.model.ScriptedModel`
+  (one server per test session, scripts and recorded requests cleared per test).
+- ``rx_sshd``, ``rx_account``, ``rx_account_factory``, ``rx_ssh_config``:
+  see :mod:`remote_executors.testing._sshd_fixtures`; accounts talk to ``rx_model``.
+- ``rx_executor``: an ``SSHExecutor`` for ``rx_ssh_config``, closed afterwards.
+- ``rx_project``: a project directory that exists on both sides
+  (``local``, ``remote``; the local one under the local home, so the default
+  home-relative mapping applies).
+- ``rx_local_env``: ``ClaudeAgentOptions.env`` for a *local* CLI run against
+  ``rx_model``, with a private ``CLAUDE_CONFIG_DIR``.
+
+Fixtures that touch sshd need root (CI) or fall back to the current-user mode.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ._sshd_fixtures import (
+    AccountFactory,
+    rx_account,
+    rx_account_factory,
+    rx_ssh_config,
+    rx_sshd,
+)
+from .model import ScriptedModel
+from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+
+__all__ = [
+    "AccountFactory",
+    "Project",
+    "rx_account",
+    "rx_account_factory",
+    "rx_executor",
+    "rx_local_env",
+    "rx_model",
+    "rx_model_server",
+    "rx_model_url",
+    "rx_project",
+    "rx_ssh_config",
+    "rx_sshd",
+]
+
+
+@pytest.fixture(scope="session")
+def rx_model_server() -> Iterator[ScriptedModel]:
+    """The session's scripted Messages API on 127.0.0.1."""
+    with ScriptedModel() as model:
+        yield model
+
+
+@pytest.fixture
+def rx_model(rx_model_server: ScriptedModel) -> ScriptedModel:
+    """The scripted model, with no scripts or recorded requests left from other tests."""
+    rx_model_server.clear()
+    return rx_model_server
+
+
+@pytest.fixture
+def rx_model_url(rx_model: ScriptedModel) -> str:
+    """Accounts created by the fixtures point their CLI at ``rx_model``."""
+    return rx_model.url
+
+
+@pytest.fixture
+async def rx_executor(rx_ssh_config: SSHClientConfig) -> AsyncIterator[object]:
+    """``SSHExecutor`` for the test's account (needs an anyio test)."""
+    from ..executors.ssh import SSHExecutor
+
+    executor = SSHExecutor(rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path))
+    try:
+        yield executor
+    finally:
+        await executor.aclose()
+
+
+@attrs.frozen
+class Project:
+    """A project directory on both machines, mapped by the default rule."""
+
+    local: Path
+    remote: Path
+
+
+@pytest.fixture
+def rx_project(rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> Iterator[Project]:
+    """``~/rx-test-<random>/shop`` here and in the remote account's home."""
+    relative = Path(f"rx-test-{secrets.token_hex(4)}") / "shop"
+    local = Path.home() / relative
+    local.mkdir(parents=True)
+    remote = rx_sshd.remote_home(rx_account) / relative
+    rx_sshd.run_as(rx_account, ["mkdir", "-p", str(remote)], check=True)
+    try:
+        yield Project(local=local, remote=remote)
+    finally:
+        shutil.rmtree(local.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def rx_local_env(rx_model: ScriptedModel, tmp_path: Path) -> dict[str, str]:
+    """Env for a local CLI run: the scripted model and a private config dir."""
+    config = tmp_path / "local-claude"
+    config.mkdir()
+    return {**rx_model.cli_env(), "CLAUDE_CONFIG_DIR": os.fspath(config)}
