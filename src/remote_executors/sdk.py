@@ -137,6 +137,13 @@ class ExecutorTransport(SubprocessCLITransport):
                 "runs as the SSH login user there. Log in as that user instead.",
                 host=executor.name,
             )
+        if options.user is not None:
+            # SpawnOptions has no user: silently running as ourselves would be worse.
+            raise InvalidInput(
+                "ClaudeAgentOptions.user is not supported with an executor on local. "
+                "Leave executor unset to let the SDK switch users itself.",
+                host=executor.name,
+            )
         super().__init__(prompt=prompt, options=options)
         self._executor = executor
         self.executor_process: Process | None = None

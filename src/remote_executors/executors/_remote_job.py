@@ -70,9 +70,16 @@ class RemoteJob:
         if self.cwd_home_relative is not None:
             lines.append(f"RX_CWD_REL={q(self.cwd_home_relative)}")
         lines.append("set -- " + " ".join(q(a) for a in self.argv))
+        # The environment is for the process only: the bootstrap calls rx_env
+        # just before it execs the process, so a caller's PATH, IFS, HOME or
+        # TMPDIR cannot change how the bootstrap itself runs.
+        lines.append("rx_env() {")
+        lines.append(":")
         lines.extend(f"export {name}={q(value)}" for name, value in self.env.items())
+        lines.append("}")
         script = "\n".join(lines) + "\n"
-        return base64.b64encode(script.encode("utf-8")) + b"\n"
+        # surrogateescape: str forms of arbitrary bytes (os.fsdecode) arrive as those bytes.
+        return base64.b64encode(script.encode("utf-8", "surrogateescape")) + b"\n"
 
     def marker(self, word: str) -> bytes:
         """A control line for the stdin relay: ``hb`` or ``eof``."""

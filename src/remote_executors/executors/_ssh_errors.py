@@ -98,4 +98,5 @@ def classify_lost(host: str, stderr: str, returncode: int | None) -> ExecutorErr
         "resumed once the host is reachable again.",
         host=host,
         detail=_tail(stderr),
+        exit_code=returncode,
     )

@@ -67,22 +67,38 @@ class _TailRecorder(ByteReceiveStream):
 
 
 class _RelayStdin(ByteSendStream):
-    """stdin of a remote job. Closing it ends the process's input, not the channel."""
+    """stdin of a remote job. Closing it ends the process's input, not the channel.
+
+    In spawn mode the remote relay is line-based and control lines (heartbeat,
+    end of input) share the stream, so only whole lines are written: the tail
+    of a send without a newline waits here for the rest of its line. Written
+    earlier, a heartbeat could land inside it, or a final unterminated line
+    would swallow the end-of-input marker.
+    """
 
     def __init__(self, channel: Channel, job: RemoteJob) -> None:
         self._channel = channel
         self._job = job
         self._closed = False
+        self._partial = b""
+
+    async def _write(self, data: bytes) -> None:
+        # Blocking write in a worker: it shares one lock with the heartbeat
+        # thread so a heartbeat never lands inside a write.
+        await anyio.to_thread.run_sync(self._channel.write_stdin, data, abandon_on_cancel=True)
 
     async def send(self, item: bytes) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
+        data = bytes(item)
+        if self._job.mode == "spawn":
+            data = self._partial + data
+            cut = data.rfind(b"\n") + 1
+            data, self._partial = data[:cut], data[cut:]
+            if not data:
+                return
         try:
-            # Blocking write in a worker: it shares one lock with the heartbeat
-            # thread so a heartbeat never lands inside a message.
-            await anyio.to_thread.run_sync(
-                self._channel.write_stdin, bytes(item), abandon_on_cancel=True
-            )
+            await self._write(data)
         except OSError as exc:
             raise anyio.BrokenResourceError from exc
 
@@ -91,10 +107,11 @@ class _RelayStdin(ByteSendStream):
             return
         self._closed = True
         if self._job.mode == "spawn":
+            # The relay ends the last line with a newline anyway.
+            tail = self._partial + b"\n" if self._partial else b""
+            self._partial = b""
             with contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(
-                    self._channel.write_stdin, self._job.marker("eof"), abandon_on_cancel=True
-                )
+                await self._write(tail + self._job.marker("eof"))
         else:
             self._channel.close_stdin()
 

@@ -20,7 +20,9 @@ rx_hdr=$(head -n 1) || exit 125
 eval "$(printf '%s' "$rx_hdr" | base64 -d)" || exit 125
 unset rx_hdr
 
-rx_say() { printf '%s %s\n' "$RX_NONCE" "$*"; }
+# The leading newline ends any login-shell output that lacks one, so the
+# status line always starts a line of its own.
+rx_say() { printf '\n%s %s\n' "$RX_NONCE" "$*"; }
 rx_b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 
 if [ -n "${RX_CWD_REL+x}" ]; then RX_CWD="$HOME/$RX_CWD_REL"; fi
@@ -43,7 +45,12 @@ if [ "$1" = claude ] && [ -n "$RX_FIND_CLAUDE" ]; then
   if [ -z "$rx_found" ] && [ -z "$RX_CLAUDE_STRICT" ]; then
     # The login shell's PATH is where the user's own `claude` lives; a
     # non-login ssh command only gets the system default PATH.
-    rx_p=$("${SHELL:-/bin/sh}" -l -c 'command -v claude' </dev/null 2>/dev/null \
+    # csh and tcsh have neither `-l -c` nor `command -v`; their rc file sets PATH.
+    case ${SHELL##*/} in
+      csh | tcsh) rx_q='which claude' rx_l= ;;
+      *) rx_q='command -v claude' rx_l=-l ;;
+    esac
+    rx_p=$("${SHELL:-/bin/sh}" $rx_l -c "$rx_q" </dev/null 2>/dev/null \
       | sed -n '/^\//p' | tail -n 1)
     rx_searched="${rx_searched}PATH of login shell ${SHELL:-/bin/sh}
 "
@@ -62,6 +69,7 @@ fi
 
 if [ "$RX_MODE" = run ]; then
   rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
+  rx_env
   exec "$@"
 fi
 
@@ -72,7 +80,10 @@ trap 'rm -rf "$rx_dir"' EXIT
 rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
 
 exec 3<&0
-"$@" <"$rx_dir/in" &
+(
+  rx_env
+  exec "$@"
+) <"$rx_dir/in" &
 rx_pid=$!
 
 # The local side is gone: stop the process gently, then its whole process

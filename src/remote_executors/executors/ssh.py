@@ -17,7 +17,7 @@ from ._backend import Backend
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
-from ._validate import absolute_local, check_env, check_host, check_path
+from ._validate import _CONTROL_RE, absolute_local, check_env, check_host, check_path
 from .base import CommandResult, SpawnOptions
 
 __all__ = ["SSHExecutor"]
@@ -67,7 +67,9 @@ class SSHExecutor:
         self._found_claude: str | None = None
         self._path_map = self._check_path_map(path_map or {})
         for key, value in (ssh_options or {}).items():
-            if not key.isalnum() or "\n" in value:
+            # ASCII keyword, value without control characters: one -oKey=Value
+            # that ssh reads as exactly that option.
+            if not (key.isascii() and key.isalnum()) or _CONTROL_RE.search(value):
                 raise InvalidInput(f"Bad ssh option {key}={value!r} for {host}.", host=host)
         config = os.fspath(ssh_config) if ssh_config is not None else None
         if config is not None:
@@ -142,6 +144,12 @@ class SSHExecutor:
 
     def _job(self, options: SpawnOptions, mode: Literal["run", "spawn"]) -> RemoteJob:
         check_path(options.command, host=self._host, what="command")
+        if any("\x00" in arg for arg in options.args):
+            raise InvalidInput(
+                f"Refusing to run {options.command} on {self._host}: an argument contains "
+                "a NUL character, which no command line can carry.",
+                host=self._host,
+            )
         env = check_env(options.env, host=self._host)
         absolute = relative = None
         if options.cwd is not None:

@@ -1,0 +1,535 @@
+"""Pins on the claude-agent-sdk private API that ``remote_executors.sdk`` uses, and
+the seam's behaviour with a fake executor.
+
+If an SDK upgrade breaks one of the ``test_pin_*`` tests, ``remote_executors/sdk.py``
+must be adapted to the new SDK before anything else: the message says what moved.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import subprocess
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import claude_agent_sdk
+import pytest
+from _shell_backend import ShellBackend
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+from claude_agent_sdk import ClaudeAgentOptions, CLIConnectionError, ProcessError
+from claude_agent_sdk._internal.transport import subprocess_cli
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+
+import remote_executors as rx
+from remote_executors import sdk
+from remote_executors.errors import (
+    AuthenticationFailed,
+    ClaudeNotFound,
+    ConnectionFailed,
+    ExecutorError,
+    HostKeyError,
+    InvalidInput,
+    ProcessLost,
+    RemotePathNotFound,
+)
+
+pytestmark = pytest.mark.anyio
+
+SDK = f"claude-agent-sdk {claude_agent_sdk.__version__}"
+
+
+def _broke(what: str) -> str:
+    return (
+        f"{SDK} changed {what}; remote_executors/sdk.py depends on it. Adapt sdk.py to "
+        "the new SDK (and this pin) before releasing against it."
+    )
+
+
+# --- pins on SDK private API ----------------------------------------------------------
+
+
+def _open_process_calls(func: Callable[..., Any]) -> list[ast.Call]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "open_process"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "anyio"
+    ]
+
+
+def test_pin_transport_module_uses_the_anyio_module_global() -> None:
+    assert hasattr(subprocess_cli, "anyio"), _broke("subprocess_cli's `import anyio`")
+    module = subprocess_cli.anyio
+    real = module._real if isinstance(module, sdk._AnyioWithRoute) else module
+    assert real is anyio, _broke("what `anyio` means in subprocess_cli")
+    # Imported by name, open_process would bypass the module attribute we route.
+    assert "open_process" not in vars(subprocess_cli), _broke("how open_process is imported")
+
+
+def test_pin_connect_starts_the_cli_with_anyio_open_process() -> None:
+    calls = _open_process_calls(SubprocessCLITransport.connect)
+    assert len(calls) == 1, _broke("SubprocessCLITransport.connect: anyio.open_process(...) call")
+    call = calls[0]
+    assert len(call.args) == 1, _broke("anyio.open_process's positional arguments (cmd)")
+    keywords = {k.arg for k in call.keywords}
+    needed = {"stdin", "stdout", "stderr", "cwd", "env", "user"}
+    assert needed <= keywords, _broke(f"anyio.open_process keywords: {sorted(keywords)}")
+    # Whatever the SDK passes, our stand-in accepts.
+    accepted = set(inspect.signature(sdk.ExecutorTransport._open_process).parameters)
+    assert keywords <= accepted | {None}, _broke(f"keywords {sorted(keywords - accepted)}")
+
+
+def test_pin_connect_wraps_start_failures_with_the_cause() -> None:
+    """sdk.ExecutorTransport.connect unwraps ``CLIConnectionError(...) from exc``."""
+    source = inspect.getsource(SubprocessCLITransport.connect)
+    assert "CLIConnectionError(" in source and "raise error from e" in source, _broke(
+        "how connect() wraps a failure to start the CLI"
+    )
+
+
+def test_pin_transport_private_attributes() -> None:
+    for name in ("_find_cli", "_build_command", "read_messages", "connect", "close"):
+        assert callable(getattr(SubprocessCLITransport, name, None)), _broke(name)
+    options = ClaudeAgentOptions()
+    transport = SubprocessCLITransport(prompt="", options=options)
+    assert transport._options is options, _broke("SubprocessCLITransport._options")
+    assert transport._cli_path is None, _broke("SubprocessCLITransport._cli_path")
+    with_path = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions(cli_path="/x/claude"))
+    assert with_path._cli_path == "/x/claude", _broke("cli_path -> _cli_path")
+
+    with_path._cli_path = "claude"
+    command = with_path._build_command()
+    assert isinstance(command, list) and command[0] == "claude", _broke("_build_command()[0]")
+    for flag in ("--output-format", "stream-json", "--input-format"):
+        assert flag in command, _broke(f"_build_command without {flag}")
+
+    found = transport._find_cli()
+    assert os.path.isfile(found) and os.access(found, os.X_OK), _broke("_find_cli()")
+    assert rx.sdk.find_local_claude() == found
+
+
+def test_pin_read_messages_returns_an_async_iterator() -> None:
+    """ExecutorTransport.read_messages wraps ``super().read_messages()``."""
+    assert not inspect.iscoroutinefunction(SubprocessCLITransport.read_messages), _broke(
+        "read_messages (no longer a plain function returning an async iterator)"
+    )
+    source = inspect.getsource(SubprocessCLITransport._read_messages_impl)
+    assert "ProcessError(" in source, _broke("read_messages raising ProcessError on exit != 0")
+
+
+def test_pin_configure_can_use_tool() -> None:
+    from claude_agent_sdk.types import _configure_can_use_tool
+
+    async def allow(*_: Any) -> Any:
+        return None
+
+    plain = ClaudeAgentOptions()
+    assert _configure_can_use_tool(plain) is plain, _broke("_configure_can_use_tool")
+    options = ClaudeAgentOptions(can_use_tool=allow)
+    configured = _configure_can_use_tool(options)
+    assert configured.permission_prompt_tool_name == "stdio", _broke("_configure_can_use_tool")
+    assert options.permission_prompt_tool_name is None  # a copy, not a mutation
+    assert sdk._configure_can_use_tool is _configure_can_use_tool
+
+
+def test_pin_query_and_client_accept_a_transport() -> None:
+    assert "transport" in inspect.signature(claude_agent_sdk.query).parameters, _broke("query()")
+    client = inspect.signature(claude_agent_sdk.ClaudeSDKClient.__init__).parameters
+    assert "transport" in client, _broke("ClaudeSDKClient(transport=...)")
+    assert issubclass(rx.ClaudeSDKClient, claude_agent_sdk.ClaudeSDKClient)
+    assert issubclass(rx.ExecutorTransport, SubprocessCLITransport)
+
+
+# --- a fake executor ---------------------------------------------------------------
+
+
+class _Stdout(ByteReceiveStream):
+    def __init__(self, process: FakeProcess, data: bytes) -> None:
+        self._process = process
+        self._data = data
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._data:
+            chunk, self._data = self._data[:max_bytes], self._data[max_bytes:]
+            return chunk
+        await self._process.exited.wait()
+        raise anyio.EndOfStream
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Stdin(ByteSendStream):
+    def __init__(self, process: FakeProcess) -> None:
+        self._process = process
+        self.data = b""
+
+    async def send(self, item: bytes) -> None:
+        self.data += item
+
+    async def aclose(self) -> None:
+        self._process.exit(0)
+
+
+class FakeProcess(Process):
+    """Prints ``output``, then exits when its stdin is closed or it is signalled."""
+
+    def __init__(self, output: bytes = b"", stderr: bool = False) -> None:
+        self.exited = anyio.Event()
+        self._returncode: int | None = None
+        self._stdin = _Stdin(self)
+        self._stdout = _Stdout(self, output)
+        self._stderr = _Stdout(self, b"") if stderr else None
+
+    def exit(self, code: int) -> None:
+        if self._returncode is None:
+            self._returncode = code
+            self.exited.set()
+
+    async def wait(self) -> int:
+        await self.exited.wait()
+        assert self._returncode is not None
+        return self._returncode
+
+    async def aclose(self) -> None:
+        self.kill()
+
+    def terminate(self) -> None:
+        self.exit(-15)
+
+    def kill(self) -> None:
+        self.exit(-9)
+
+    def send_signal(self, signal: int) -> None:
+        self.exit(-signal)
+
+    @property
+    def pid(self) -> int:
+        return 424242
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    @property
+    def stdin(self) -> ByteSendStream:
+        return self._stdin
+
+    @property
+    def stdout(self) -> ByteReceiveStream:
+        return self._stdout
+
+    @property
+    def stderr(self) -> ByteReceiveStream | None:
+        return self._stderr
+
+
+class FakeExecutor:
+    """Implements the Executor protocol; records what it was asked to start."""
+
+    def __init__(self, error: BaseException | None = None, name: str = "fakebox") -> None:
+        self._name = name
+        self.error = error
+        self.spawned: list[rx.SpawnOptions] = []
+        self.processes: list[FakeProcess] = []
+        self.gate: anyio.Event | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def spawn(self, options: rx.SpawnOptions) -> Process:
+        self.spawned.append(options)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        process = FakeProcess(stderr=options.stderr)
+        self.processes.append(process)
+        return process
+
+    async def run(self, argv: Any, **kwargs: Any) -> rx.CommandResult:
+        raise AssertionError("the SDK seam never runs short commands")
+
+    async def home(self) -> str:
+        return "/home/fake"
+
+    async def map_cwd(self, local_cwd: str) -> str:
+        return local_cwd
+
+    async def aclose(self) -> None:
+        pass
+
+
+class RecordingLocal(rx.LocalExecutor):
+    """A LocalExecutor that records instead of starting anything."""
+
+    def __init__(self) -> None:
+        self.spawned: list[rx.SpawnOptions] = []
+
+    async def spawn(self, options: rx.SpawnOptions) -> Process:
+        self.spawned.append(options)
+        return FakeProcess(stderr=options.stderr)
+
+
+async def _spawned(
+    options: ClaudeAgentOptions, executor: FakeExecutor | RecordingLocal
+) -> rx.SpawnOptions:
+    transport = rx.ExecutorTransport("", options, executor)
+    await transport.connect()
+    try:
+        assert transport.executor_process is not None
+        assert len(executor.spawned) == 1
+        return executor.spawned[0]
+    finally:
+        await transport.close()
+
+
+# --- the protocol ------------------------------------------------------------------
+
+
+def test_executors_implement_the_protocol() -> None:
+    assert isinstance(rx.LocalExecutor(), rx.Executor)
+    assert isinstance(rx.SSHExecutor("box"), rx.Executor)
+    assert isinstance(FakeExecutor(), rx.Executor)
+    assert not isinstance(object(), rx.Executor)
+
+
+async def test_query_refuses_a_non_executor() -> None:
+    with pytest.raises(TypeError, match="Executor"):
+        async for _ in rx.query(prompt="hi", executor=object()):  # type: ignore[arg-type]
+            pass
+
+
+async def test_spawn_claude_code_process_hook() -> None:
+    executor = FakeExecutor()
+    spawn = rx.spawn_claude_code_process(executor)
+    options = rx.SpawnOptions("claude", ["-p"], cwd="/x", env={"A": "1"})
+    process = await spawn(options)
+    assert executor.spawned == [options] and process is executor.processes[0]
+
+
+# --- what the transport asks the executor to start ------------------------------------
+
+
+async def test_spawn_options_for_a_remote_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    local_only = f"RX_LOCAL_ONLY_{uuid.uuid4().hex}"
+    monkeypatch.setenv(local_only, "must not travel")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "local-secret")
+    monkeypatch.setenv("RX_SHARED", "same")
+    options = ClaudeAgentOptions(
+        cwd="/home/me/code/shop",
+        env={"MY_OPTION": "v a l", "EMPTY": "", "RX_SHARED": "same"},
+        model="claude-test",
+    )
+    spawned = await _spawned(options, FakeExecutor())
+
+    assert spawned.command == "claude"  # found on the remote machine, not the local path
+    args = list(spawned.args)
+    for flag in ("--output-format", "stream-json", "--input-format", "--verbose"):
+        assert flag in args
+    assert args[args.index("--model") + 1] == "claude-test"
+    assert spawned.cwd == "/home/me/code/shop"  # local; the executor maps it
+
+    env = dict(spawned.env)
+    assert env["MY_OPTION"] == "v a l" and env["EMPTY"] == ""
+    assert env["RX_SHARED"] == "same"  # asked for explicitly, even if equal to ours
+    assert env["CLAUDE_CODE_ENTRYPOINT"] == "sdk-py"
+    assert env["CLAUDE_AGENT_SDK_VERSION"] == claude_agent_sdk.__version__
+    assert local_only not in env
+    assert "ANTHROPIC_API_KEY" not in env  # local secrets stay local
+    assert "PATH" not in env and "HOME" not in env
+    assert "PWD" not in env and "OLDPWD" not in env
+    assert spawned.stderr is False
+
+
+async def test_explicit_cli_path_is_used() -> None:
+    options = ClaudeAgentOptions(cli_path="/opt/claude/bin/claude")
+    assert (await _spawned(options, FakeExecutor())).command == "/opt/claude/bin/claude"
+
+
+async def test_stderr_callback_asks_for_a_stderr_stream() -> None:
+    options = ClaudeAgentOptions(stderr=lambda line: None)
+    assert (await _spawned(options, FakeExecutor())).stderr is True
+
+
+async def test_can_use_tool_routes_permission_prompts_over_stdio() -> None:
+    async def allow(*_: Any) -> Any:
+        return None
+
+    args = list((await _spawned(ClaudeAgentOptions(can_use_tool=allow), FakeExecutor())).args)
+    assert args[args.index("--permission-prompt-tool") + 1] == "stdio"
+    plain = list((await _spawned(ClaudeAgentOptions(), FakeExecutor())).args)
+    assert "--permission-prompt-tool" not in plain
+
+
+async def test_spawn_options_for_the_local_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    local_only = f"RX_LOCAL_ONLY_{uuid.uuid4().hex}"
+    monkeypatch.setenv(local_only, "inherited anyway")
+    executor = RecordingLocal()
+    spawned = await _spawned(ClaudeAgentOptions(env={"MY_OPTION": "v"}), executor)
+    # Locally the SDK's own CLI search applies: the bundled CLI.
+    assert os.path.isabs(spawned.command) and os.path.isfile(spawned.command)
+    assert spawned.command == rx.sdk.find_local_claude()
+    env = dict(spawned.env)
+    assert env["MY_OPTION"] == "v"
+    assert env["CLAUDE_CODE_ENTRYPOINT"] == "sdk-py"
+    # Only what differs from this process's environment (the rest is inherited).
+    assert local_only not in env and "PATH" not in env
+
+
+async def test_user_option_is_refused_not_ignored() -> None:
+    options = ClaudeAgentOptions(user="alice")
+    with pytest.raises(InvalidInput, match="user") as info:
+        rx.ExecutorTransport("", options, FakeExecutor())
+    assert info.value.host == "fakebox" and "fakebox" in str(info.value)
+    with pytest.raises(InvalidInput, match="user"):
+        async for _ in rx.query(prompt="hi", options=options, executor=FakeExecutor()):
+            pass
+    # Executors cannot switch users: locally too, refusing beats running as someone else.
+    with pytest.raises(InvalidInput, match="user"):
+        rx.ExecutorTransport("", options, RecordingLocal())
+
+
+# --- errors from the executor ---------------------------------------------------------
+
+ERRORS = [
+    ConnectionFailed("Cannot connect to fakebox. Check it.", host="fakebox"),
+    AuthenticationFailed("Authentication to fakebox failed.", host="fakebox", detail="raw"),
+    HostKeyError("The host key of fakebox has changed.", host="fakebox"),
+    ClaudeNotFound("Claude CLI not installed on fakebox.", host="fakebox", searched=("/a",)),
+    RemotePathNotFound("Path /x doesn't exist on fakebox.", host="fakebox", path="/x"),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+async def test_executor_errors_come_out_of_connect_unwrapped(error: ExecutorError) -> None:
+    transport = rx.ExecutorTransport("", ClaudeAgentOptions(), FakeExecutor(error))
+    with pytest.raises(ExecutorError) as info:
+        await transport.connect()
+    assert info.value is error
+    assert "Failed to start Claude Code" not in str(info.value)
+    assert sdk._route.get() is None  # the routing ended with the failed connect
+
+
+@pytest.mark.parametrize("error", ERRORS[:2], ids=lambda e: type(e).__name__)
+async def test_executor_errors_come_out_of_query_and_client(error: ExecutorError) -> None:
+    with pytest.raises(ExecutorError) as info:
+        async for _ in rx.query(prompt="hi", executor=FakeExecutor(error)):
+            pass
+    assert info.value is error
+
+    client = rx.ClaudeSDKClient(executor=FakeExecutor(error))
+    with pytest.raises(ExecutorError) as info:
+        await client.connect()
+    assert info.value is error
+
+
+async def test_other_spawn_failures_stay_sdk_errors() -> None:
+    boom = RuntimeError("boom")
+    transport = rx.ExecutorTransport("", ClaudeAgentOptions(), FakeExecutor(boom))
+    with pytest.raises(CLIConnectionError) as info:
+        await transport.connect()
+    assert info.value.__cause__ is boom
+
+
+# --- the routing never touches anyone else's subprocesses -------------------------------
+
+
+async def test_route_falls_through_to_real_anyio_without_a_route() -> None:
+    sdk._install_route()
+    sdk._install_route()  # idempotent: never a wrapper around a wrapper
+    wrapper = subprocess_cli.anyio
+    assert isinstance(wrapper, sdk._AnyioWithRoute) and wrapper._real is anyio
+    assert wrapper.Lock is anyio.Lock and wrapper.to_thread is anyio.to_thread
+    assert sdk._route.get() is None
+    process = await wrapper.open_process(["sh", "-c", "echo real"], stdout=subprocess.PIPE)
+    async with process:
+        assert process.stdout is not None
+        assert await process.stdout.receive() == b"real\n"
+        assert await process.wait() == 0
+
+
+async def test_plain_sdk_use_in_another_task_is_unaffected(tmp_path: Path) -> None:
+    """While our transport is connecting, a plain SDK transport starts its own CLI."""
+    marker = tmp_path / "plain-ran"
+    fake_cli = tmp_path / "fake-claude"
+    fake_cli.write_text(f"#!/bin/sh\ntouch '{marker}'\nexec cat >/dev/null\n")
+    fake_cli.chmod(0o755)
+
+    executor = FakeExecutor()
+    executor.gate = anyio.Event()
+    ours = rx.ExecutorTransport("", ClaudeAgentOptions(), executor)
+    plain = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions(cli_path=str(fake_cli)))
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ours.connect)
+            while not executor.spawned:  # ours is now inside the routed open_process
+                await anyio.sleep(0.01)
+            await plain.connect()  # same module, same moment, another task
+            executor.gate.set()
+        while not marker.exists():
+            await anyio.sleep(0.01)
+        await plain.close()
+        await ours.close()
+    assert len(executor.spawned) == 1
+    assert executor.spawned[0].command == "claude"
+    assert sdk._route.get() is None
+
+
+# --- a lost link surfaces as ProcessLost (real bootstrap, shell backend) --------------
+
+
+@pytest.fixture
+async def shell_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[rx.SSHExecutor, Path]]:
+    monkeypatch.setenv("HOME", str(tmp_path / "local home"))
+    remote_home = tmp_path / "remote home"
+    remote_home.mkdir()
+    cli = remote_home / "fake-claude"
+    executor = rx.SSHExecutor("shellbox", claude_path=str(cli))
+    backend = ShellBackend(home=str(remote_home))
+    executor._backend = backend
+    yield executor, cli
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(("code", "lost"), [(255, True), (3, False)])
+async def test_lost_link_is_process_lost(
+    shell_executor: tuple[rx.SSHExecutor, Path], code: int, lost: bool
+) -> None:
+    executor, cli = shell_executor
+    cli.write_text(
+        "#!/bin/sh\n"
+        'printf \'{"type":"system","subtype":"status","argc":"%s"}\\n\' "$#"\n'
+        'echo "ssh: connection to fakebox lost" >&2\n'
+        f"exit {code}\n"
+    )
+    cli.chmod(0o755)
+    transport = rx.ExecutorTransport("", ClaudeAgentOptions(), executor)
+    messages = []
+    with anyio.fail_after(20):
+        await transport.connect()
+        with pytest.raises(ProcessError) as info:
+            async for message in transport.read_messages():
+                messages.append(message)
+        await transport.close()
+    assert messages and messages[0]["subtype"] == "status" and int(messages[0]["argc"]) > 3
+    assert isinstance(info.value, ProcessLost) is lost
+    if lost:
+        assert info.value.host == "shellbox"  # type: ignore[attr-defined]
+        assert info.value.exit_code == 255
+        assert "shellbox" in str(info.value)
+    else:
+        assert info.value.exit_code == code
