@@ -13,11 +13,19 @@ Python form of the TypeScript SDK's ``spawnClaudeCodeProcess`` hook.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from anyio.abc import Process
 from claude_agent_sdk import (
@@ -27,7 +35,7 @@ from claude_agent_sdk import (
     ProcessError,
 )
 from claude_agent_sdk import ClaudeSDKClient as _SDKClient
-from claude_agent_sdk import query as _sdk_query
+from claude_agent_sdk._internal.client import InternalClient as _InternalClient
 from claude_agent_sdk._internal.transport import subprocess_cli as _subprocess_cli
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 from claude_agent_sdk.types import _configure_can_use_tool
@@ -234,8 +242,19 @@ async def query(
     """``claude_agent_sdk.query`` that runs the CLI on ``executor`` (None: as the SDK does)."""
     options = options or ClaudeAgentOptions()
     transport = _transport(prompt, options, executor)
-    async for message in _sdk_query(prompt=prompt, options=options, transport=transport):
-        yield message
+    # Closing this generator early (``break`` + ``aclose()``, cancellation) must
+    # close the SDK's generator now: its cleanup is what stops the process.
+    # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
+    # never closes it (``async for`` does not), so its cleanup would be left
+    # to the garbage collector: later, in another task, or not at all. Hence
+    # the same call here, closed explicitly.
+    sdk_messages = cast(
+        "AsyncGenerator[Message, None]",
+        _InternalClient().process_query(prompt=prompt, options=options, transport=transport),
+    )
+    async with contextlib.aclosing(sdk_messages) as messages:
+        async for message in messages:
+            yield message
 
 
 class ClaudeSDKClient(_SDKClient):

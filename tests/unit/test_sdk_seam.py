@@ -150,6 +150,30 @@ def test_pin_query_and_client_accept_a_transport() -> None:
     assert issubclass(rx.ExecutorTransport, SubprocessCLITransport)
 
 
+def test_pin_query_is_only_a_loop_over_process_query() -> None:
+    # rx.query makes the same InternalClient().process_query(...) call itself so it can
+    # close that generator when it is closed (claude_agent_sdk.query never does). That
+    # is only equivalent while the SDK's query() does nothing else.
+    from claude_agent_sdk._internal.client import InternalClient
+
+    assert sdk._InternalClient is InternalClient
+    process_query = InternalClient.process_query
+    assert inspect.isasyncgenfunction(process_query), _broke("InternalClient.process_query")
+    params = inspect.signature(process_query).parameters
+    assert {"prompt", "options", "transport"} <= set(params), _broke("process_query()")
+    body = ast.parse(textwrap.dedent(inspect.getsource(claude_agent_sdk.query))).body[0]
+    assert isinstance(body, ast.AsyncFunctionDef)
+    statements = [
+        node
+        for node in body.body
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+    shapes = [type(node).__name__ for node in statements]
+    assert shapes == ["If", "Assign", "AsyncFor"], _broke(f"query() (now {shapes})")
+    loop = statements[-1]
+    assert isinstance(loop, ast.AsyncFor) and "process_query" in ast.unparse(loop.iter)
+
+
 # --- a fake executor ---------------------------------------------------------------
 
 

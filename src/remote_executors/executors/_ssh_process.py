@@ -171,6 +171,12 @@ class SSHProcess(Process):
         """The physical working directory on the remote (symlinks resolved)."""
         return self.status.values[1] if len(self.status.values) > 1 else ""
 
+    @property
+    def remote_pgid(self) -> int | None:
+        """The remote process group of a ``run`` job (None when not reported)."""
+        value = self.status.values[2] if len(self.status.values) > 2 else ""
+        return int(value) if value.isdigit() and int(value) > 1 else None
+
     def stderr_tail(self) -> str:
         if self._stderr is not None:
             return self._stderr.tail.decode("utf-8", "replace")

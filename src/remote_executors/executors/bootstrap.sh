@@ -68,7 +68,9 @@ if [ "$1" = claude ] && [ -n "$RX_FIND_CLAUDE" ]; then
 fi
 
 if [ "$RX_MODE" = run ]; then
-  rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
+  # $$ is the process group the command runs in (we are the session leader
+  # and exec it): the local side stops that group if it gives up waiting.
+  rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")" "$(rx_b64 "$$")"
   rx_env
   exec "$@"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import weakref
@@ -12,7 +13,7 @@ from typing import Literal
 import anyio
 from anyio.abc import Process
 
-from ..errors import CommandTimeout, InvalidInput
+from ..errors import CommandTimeout, ExecutorError, InvalidInput
 from ._backend import Backend
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
@@ -21,6 +22,8 @@ from ._validate import _CONTROL_RE, absolute_local, check_env, check_host, check
 from .base import CommandResult, SpawnOptions
 
 __all__ = ["SSHExecutor"]
+
+log = logging.getLogger("remote_executors.ssh")
 
 #: Seconds without a heartbeat after which the remote watchdog stops the process.
 WATCHDOG_SECONDS = 8
@@ -201,14 +204,34 @@ class SSHExecutor:
                     return await _collect(process, input)
                 finally:
                     if process.returncode is None:
+                        # Timed out or cancelled. Without a pty, ending the
+                        # local ssh leaves the remote command running: stop
+                        # its process group there too.
                         process.kill()
                         with anyio.CancelScope(shield=True):
                             await process.wait()
+                            await self._kill_remote_group(process.remote_pgid)
         except TimeoutError:
             raise CommandTimeout(
-                f"{argv[0]} did not finish within {timeout:g} s on {self._host}.",
+                f"{argv[0]} did not finish within {timeout:g} s on {self._host} and was "
+                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
                 host=self._host,
             ) from None
+
+    async def _kill_remote_group(self, pgid: int | None) -> None:
+        """Best effort, bounded: SIGKILL a ``run`` job's process group on the host."""
+        if pgid is None:
+            return
+        job = RemoteJob(
+            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
+            mode="run",
+        )
+        with anyio.move_on_after(5, shield=True):
+            try:
+                process = await start_job(self._backend, job, pipe_stderr=True, startup_timeout=5)
+                await _collect(process, None)
+            except ExecutorError as exc:
+                log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

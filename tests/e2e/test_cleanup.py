@@ -1,0 +1,601 @@
+"""Nothing outlives a session on the remote, however the session ends; secrets never show.
+
+Each test starts a real turn whose Bash tool runs ``sleep <n>`` on the remote (so the remote
+process group holds the CLI *and* a grandchild), ends it one way or another while it runs, and
+then polls the account's processes: within 5 s nothing may be left but the ControlMaster's
+``sshd: <user>@notty`` (gone too once the executor is closed). The latencies are measured and
+printed at the end of the module.
+
+Ways a session ends here: the ``rx.query`` generator closed early, ``ClaudeSDKClient``
+leaving its ``async with`` or ``disconnect()`` mid-turn, the caller's task cancelled,
+``executor.aclose()``, the local ``ssh`` client killed, the link dropped (sshd's session
+processes killed: the caller gets ``ProcessLost``) and the link frozen (sshd's session
+processes stopped: the caller gets ``ProcessLost`` after the keepalives, and the remote
+watchdog stops the CLI once heartbeats stop arriving).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ProcessError,
+    ResultMessage,
+    ToolUseBlock,
+)
+
+import remote_executors as rx
+from remote_executors.testing.model import DEFAULT_API_KEY, ScriptedModel, slow, text, tool_use
+from remote_executors.testing.plugin import Project
+from remote_executors.testing.sshd import (
+    ProcessInfo,
+    RemoteAccount,
+    SSHClientConfig,
+    SSHTestBed,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+#: How long the remote may take to be clean once a session has ended.
+CLEANUP_DEADLINE = 5.0
+#: The remote watchdog's limit for missing heartbeats (``SSHExecutor`` WATCHDOG_SECONDS).
+WATCHDOG_SECONDS = 8
+
+
+# ---- measuring -------------------------------------------------------------------------
+
+
+_LATENCIES: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_latencies(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not _LATENCIES:
+        return
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.write_line("")
+        reporter.write_sep("-", "remote cleanup latencies (test_cleanup.py)")
+        for test, what, seconds in _LATENCIES:
+            reporter.write_line(f"{seconds:7.2f} s  {what:<52} {test}")
+    _LATENCIES.clear()
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+    def add(what: str, seconds: float) -> None:
+        _LATENCIES.append((request.node.name, what, seconds))
+        request.node.user_properties.append((what, round(seconds, 3)))
+
+    return add
+
+
+# ---- the remote side -----------------------------------------------------------------------
+
+
+def is_master_session(account: RemoteAccount, args: str) -> bool:
+    return args in (f"sshd: {account.user}@notty", f"sshd-session: {account.user}@notty")
+
+
+def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
+    """The account's processes, the ControlMaster's session excepted."""
+    return [p for p in bed.processes(account) if not is_master_session(account, p.args)]
+
+
+def brief(procs: list[ProcessInfo]) -> str:
+    return "; ".join(f"{p.pid}/{p.ppid} {p.state} {p.args[:100]}" for p in procs)
+
+
+def claude_processes(procs: list[ProcessInfo]) -> list[ProcessInfo]:
+    return [p for p in procs if p.comm == "claude" or p.args.split(" ", 1)[0].endswith("/claude")]
+
+
+async def wait_until(
+    check: Callable[[], bool], timeout: float, what: Callable[[], str] | str
+) -> float:
+    """Poll ``check`` until it holds; return how long that took."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            detail = what() if callable(what) else what
+            raise AssertionError(f"not within {timeout} s: {detail}")
+        await anyio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def remote_clean_within(
+    bed: SSHTestBed, account: RemoteAccount, timeout: float = CLEANUP_DEADLINE
+) -> float:
+    return await wait_until(
+        lambda: not remote_left(bed, account),
+        timeout,
+        lambda: f"left on the remote: {brief(remote_left(bed, account))}",
+    )
+
+
+class SlowTurn:
+    """A turn whose Bash tool runs ``sleep <n>`` on the remote for far longer than any test."""
+
+    def __init__(self, model: ScriptedModel, project: Project) -> None:
+        self.seconds = 100 + secrets.randbelow(19)  # under the Bash tool's 2-minute limit
+        self.prompt = f"take your time {secrets.token_hex(4)}"
+        model.script(
+            # A standalone long `sleep` is refused by the CLI ("Blocked: standalone sleep").
+            tool_use(
+                "Bash", {"command": f"echo waiting; sleep {self.seconds}", "description": "Wait"}
+            ),
+            text("finished waiting"),
+            when=self.prompt,
+        )
+        self.options = ClaudeAgentOptions(cwd=str(project.local), allowed_tools=["Bash"])
+
+    def sleeping(self, procs: list[ProcessInfo]) -> list[ProcessInfo]:
+        return [p for p in procs if p.args == f"sleep {self.seconds}"]
+
+    async def running(self, bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
+        """Wait until the CLI and its tool's ``sleep`` run on the remote; return them."""
+        await wait_until(
+            lambda: bool(self.sleeping(bed.processes(account))),
+            30,
+            lambda: f"sleep {self.seconds} never started: {brief(bed.processes(account))}",
+        )
+        procs = remote_left(bed, account)
+        assert claude_processes(procs), brief(procs)
+        return procs
+
+
+def started_tool(message: object) -> bool:
+    return isinstance(message, AssistantMessage) and any(
+        isinstance(block, ToolUseBlock) for block in message.content
+    )
+
+
+class Consumer:
+    """Drives an ``rx.query`` in a background task and remembers how it ended."""
+
+    def __init__(self, messages: AsyncIterator[Any]) -> None:
+        self._messages = messages
+        self.error: BaseException | None = None
+        self.ended = anyio.Event()
+        self.ended_at = 0.0
+
+    async def run(self) -> None:
+        try:
+            async for _ in self._messages:
+                pass
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+
+@pytest.fixture
+async def fast_executor(rx_ssh_config: SSHClientConfig) -> AsyncIterator[rx.SSHExecutor]:
+    """Notices a dead link after about 2 s (keepalive every second, 2 misses)."""
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias,
+        ssh_config=rx_ssh_config.path,
+        keepalive_interval=1,
+        keepalive_count=2,
+    )
+    try:
+        yield executor
+    finally:
+        await executor.aclose()
+
+
+# ---- the caller ends the session -------------------------------------------------------
+
+
+@asyncio_only
+async def test_query_generator_closed_early(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    with anyio.fail_after(60):
+        messages = rx.query(prompt=turn.prompt, options=turn.options, executor=rx_executor)
+        async with contextlib.aclosing(messages):  # type: ignore[type-var]
+            async for message in messages:
+                if started_tool(message):
+                    await turn.running(rx_sshd, rx_account)
+                    ended = time.monotonic()
+                    break
+    record("query generator closed: aclose() took", time.monotonic() - ended)
+    record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
+    record("break -> remote clean, total", time.monotonic() - ended)
+
+
+@asyncio_only
+@pytest.mark.parametrize("how", ["aexit", "disconnect"])
+async def test_client_leaves_mid_turn(
+    how: str,
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    client = rx.ClaudeSDKClient(options=turn.options, executor=rx_executor)
+    with anyio.fail_after(60):
+        if how == "aexit":
+            async with client:
+                await client.query(turn.prompt)
+                async for message in client.receive_messages():
+                    if started_tool(message):
+                        await turn.running(rx_sshd, rx_account)
+                        ended = time.monotonic()
+                        break
+        else:
+            await client.connect()
+            await client.query(turn.prompt)
+            async for message in client.receive_messages():
+                if started_tool(message):
+                    break
+            await turn.running(rx_sshd, rx_account)
+            ended = time.monotonic()
+            await client.disconnect()
+    record(f"ClaudeSDKClient {how} mid-turn took", time.monotonic() - ended)
+    record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
+
+
+async def test_task_cancelled_mid_turn(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    results: list[ResultMessage] = []
+    with anyio.fail_after(60), anyio.move_on_after(50) as scope:
+        async for message in rx.query(
+            prompt=turn.prompt, options=turn.options, executor=rx_executor
+        ):
+            if isinstance(message, ResultMessage):
+                results.append(message)
+            if started_tool(message):
+                await turn.running(rx_sshd, rx_account)
+                # The slow turn goes on; the caller's timeout fires in the middle of it.
+                scope.deadline = anyio.current_time() + 0.5
+                cancelled_at = scope.deadline
+    assert scope.cancelled_caught and not results
+    record("cancelled (move_on_after fired) -> scope exited", anyio.current_time() - cancelled_at)
+    record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
+
+
+@asyncio_only
+async def test_executor_aclose_mid_turn(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+    turn = SlowTurn(rx_model, rx_project)
+    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=executor))
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer.run)
+            await turn.running(rx_sshd, rx_account)
+            ended = time.monotonic()
+            await executor.aclose()
+            record("executor.aclose() mid-turn took", time.monotonic() - ended)
+            await consumer.ended.wait()
+    record("... the query ended after", consumer.ended_at - ended)
+    # The session did not finish: the caller hears so (the SDK's ProcessError).
+    assert isinstance(consumer.error, ProcessError), repr(consumer.error)
+    # Closed executor: not even the master's session is left.
+    record(
+        "... remote clean (master too) after",
+        await wait_until(
+            lambda: not rx_sshd.processes(rx_account),
+            CLEANUP_DEADLINE,
+            lambda: brief(rx_sshd.processes(rx_account)),
+        ),
+    )
+
+
+def our_ssh_channels(cfg: SSHClientConfig) -> list[int]:
+    """PIDs of the ``ssh`` channel clients this process started for ``cfg`` (not the master)."""
+    out = subprocess.run(
+        ["ps", "-ww", "-A", "-o", "pid=,ppid=,comm=,args="],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    pids = []
+    for line in out.splitlines():
+        pid, ppid, comm, args = [*line.split(None, 3), ""][:4]
+        if (
+            comm == "ssh"
+            and int(ppid) == os.getpid()
+            and str(cfg.path) in args
+            and "-oControlMaster=no" in args
+        ):
+            pids.append(int(pid))
+    return pids
+
+
+@asyncio_only
+async def test_local_ssh_client_killed(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=rx_executor))
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer.run)
+            await turn.running(rx_sshd, rx_account)
+            channels = our_ssh_channels(rx_ssh_config)
+            assert len(channels) == 1, channels  # the session's channel, nothing else
+            os.kill(channels[0], signal.SIGKILL)
+            ended = time.monotonic()
+            await consumer.ended.wait()
+    record("local ssh SIGKILLed -> query ended after", consumer.ended_at - ended)
+    assert isinstance(consumer.error, ProcessError), repr(consumer.error)
+    record("... remote clean after", await remote_clean_within(rx_sshd, rx_account))
+
+
+# ---- the link fails --------------------------------------------------------------------
+
+
+def assert_process_lost(error: BaseException | None, host: str) -> None:
+    assert isinstance(error, rx.ProcessLost), repr(error)
+    assert isinstance(error, ProcessError)  # what SDK apps already catch
+    assert error.host == host and host in str(error)
+    assert "can be resumed" in str(error)
+
+
+async def test_link_dropped_is_process_lost(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    fast_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=fast_executor))
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer.run)
+            await turn.running(rx_sshd, rx_account)
+            assert rx_sshd.kill_sessions(), "no sshd session process to kill"
+            ended = time.monotonic()
+            with anyio.fail_after(20):
+                await consumer.ended.wait()
+    record("link dropped -> ProcessLost after", consumer.ended_at - ended)
+    assert_process_lost(consumer.error, fast_executor.host)
+    record("... remote clean after", await remote_clean_within(rx_sshd, rx_account))
+    record("link dropped -> remote clean, total", time.monotonic() - ended)
+
+
+def session_sshd(account: RemoteAccount) -> list[int]:
+    """The per-connection sshd processes serving ``account`` (privileged monitor and child)."""
+    out = subprocess.run(
+        ["ps", "-ww", "-A", "-o", "pid=,comm=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    names = {
+        f"{prog}: {account.user}{suffix}"
+        for prog in ("sshd", "sshd-session")
+        for suffix in ("@notty", " [priv]")
+    }
+    pids = []
+    for line in out.splitlines():
+        pid, comm, args = [*line.split(None, 2), ""][:3]
+        if comm in ("sshd", "sshd-session", "sshd-auth") and args.strip() in names:
+            pids.append(int(pid))
+    return pids
+
+
+async def test_link_frozen_is_process_lost_and_the_watchdog_stops_the_cli(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    fast_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    record: Callable[[str, float], None],
+) -> None:
+    turn = SlowTurn(rx_model, rx_project)
+    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=fast_executor))
+    frozen: list[int] = []
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consumer.run)
+                running = await turn.running(rx_sshd, rx_account)
+                frozen = session_sshd(rx_account)
+                assert len(frozen) == 2, frozen  # one connection: monitor and session
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                ended = time.monotonic()
+
+                # Local side: the keepalives go unanswered, ssh gives up.
+                with anyio.fail_after(15):
+                    await consumer.ended.wait()
+                record("link frozen -> ProcessLost after", consumer.ended_at - ended)
+                assert_process_lost(consumer.error, fast_executor.host)
+                assert consumer.ended_at - ended < WATCHDOG_SECONDS
+
+                # Remote side: nobody can tell the CLI the link is gone except the
+                # watchdog, which sees no heartbeat any more. It stops the whole
+                # group (CLI, tool, relay, itself); only the frozen sshd remains.
+                await wait_until(
+                    lambda: not remote_left(rx_sshd, rx_account),
+                    WATCHDOG_SECONDS + 7,
+                    lambda: f"still running: {brief(remote_left(rx_sshd, rx_account))}",
+                )
+                since_freeze = time.monotonic() - ended
+                record("link frozen -> remote stopped by the watchdog", since_freeze)
+                # Not sooner than the heartbeats allow (one heartbeat may have just landed).
+                assert since_freeze >= WATCHDOG_SECONDS - 4, brief(running)
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    record("... after SIGCONT, remote clean after", await remote_clean_within(rx_sshd, rx_account))
+
+
+# ---- secrets ---------------------------------------------------------------------------
+
+
+@asyncio_only
+async def test_secrets_reach_the_remote_cli_but_never_a_command_line_or_log(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="remote_executors")
+    api_key = f"sk-ant-rx-secret-{secrets.token_hex(16)}"
+    token = f"rx-secret-token-{secrets.token_hex(16)}"
+    # Whatever key the CLI ends up sending, the turn must work so the test can run.
+    monkeypatch.setattr(rx_model, "api_key", None)
+    prompt = f"show the token {secrets.token_hex(4)}"
+    rx_model.script(
+        tool_use(
+            "Bash",
+            {"command": 'printf "%s\\n" "$RX_SECRET_TOKEN"; sleep 3', "description": "Show"},
+        ),
+        text("shown"),
+        when=prompt,
+    )
+    options = ClaudeAgentOptions(
+        cwd=str(rx_project.local),
+        allowed_tools=["Bash"],
+        env={"ANTHROPIC_API_KEY": api_key, "RX_SECRET_TOKEN": token},
+    )
+    polls = 0
+    leaks: list[str] = []
+    cli_environ: list[bytes] = []
+
+    async def watch_ps() -> None:
+        nonlocal polls
+        while True:
+            out = await anyio.run_process(["ps", "-ww", "-A", "-o", "pid=,args="], check=True)
+            polls += 1
+            leaks.extend(
+                line
+                for line in out.stdout.decode("utf-8", "replace").splitlines()
+                if api_key in line or token in line
+            )
+            for p in claude_processes(rx_sshd.processes(rx_account)):
+                with contextlib.suppress(OSError):
+                    cli_environ.append(open(f"/proc/{p.pid}/environ", "rb").read())
+            await anyio.sleep(0.2)
+
+    results = []
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_ps)
+            async for message in rx.query(prompt=prompt, options=options, executor=rx_executor):
+                if isinstance(message, ResultMessage):
+                    results.append(message.result)
+            tg.cancel_scope.cancel()
+
+    assert results == ["shown"]
+    assert polls >= 5, polls
+    assert leaks == [], leaks
+    # They did reach the remote CLI: its environment holds both, its Bash tool saw the token.
+    assert cli_environ, "never saw the remote CLI"
+    assert any(f"ANTHROPIC_API_KEY={api_key}".encode() in env.split(b"\0") for env in cli_environ)
+    assert any(f"RX_SECRET_TOKEN={token}".encode() in env.split(b"\0") for env in cli_environ)
+    tool_results = rx_model.main_requests[-1].tool_results
+    assert [r.content for r in tool_results] == [token]
+    # Fact (Claude Code 2.1.x): the account's settings.json "env" wins over the process
+    # environment, so the remote's own ANTHROPIC_API_KEY is what reaches the API.
+    assert {r.api_key for r in rx_model.main_requests} == {DEFAULT_API_KEY}
+    # Our own log records never carry them either.
+    assert caplog.records, "expected debug records from remote_executors"
+    for record_ in caplog.records:
+        text_ = record_.getMessage() + (record_.exc_text or "")
+        assert api_key not in text_ and token not in text_, text_
+
+
+@asyncio_only
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "KNOWN LEAK: the SDK passes mcp_servers as `--mcp-config <json>` on the CLI's command "
+        "line; the remote CLI's argv (headers included) is readable by every user via ps"
+    ),
+)
+async def test_mcp_header_secret_never_on_a_command_line(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+) -> None:
+    secret = f"rx-mcp-secret-{secrets.token_hex(16)}"
+    prompt = f"mcp {secrets.token_hex(4)}"
+    rx_model.script(slow(text("done"), delay=2), when=prompt)  # time for several polls
+    options = ClaudeAgentOptions(
+        cwd=str(rx_project.local),
+        mcp_servers={
+            "rx-probe": {
+                "type": "http",
+                "url": "http://127.0.0.1:9/mcp",
+                "headers": {"Authorization": f"Bearer {secret}"},
+            }
+        },
+    )
+    leaks: list[str] = []
+    polls = 0
+
+    async def watch_ps() -> None:
+        nonlocal polls
+        while True:
+            out = await anyio.run_process(["ps", "-ww", "-A", "-o", "pid=,args="], check=True)
+            polls += 1
+            leaks.extend(
+                line
+                for line in out.stdout.decode("utf-8", "replace").splitlines()
+                if secret in line
+            )
+            await anyio.sleep(0.1)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_ps)
+            async for _ in rx.query(prompt=prompt, options=options, executor=rx_executor):
+                pass
+            tg.cancel_scope.cancel()
+    assert polls >= 3
+    assert leaks == [], leaks[:1]
