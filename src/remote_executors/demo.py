@@ -48,7 +48,8 @@ def _show(message: object) -> None:
             if isinstance(block, ToolResultBlock):
                 print(f"  tool result: {str(block.content).strip()[:200]}")
     elif isinstance(message, ResultMessage):
-        print(f"  result: {message.subtype}, {message.num_turns} turn(s), session {message.session_id}")
+        turns = f"{message.num_turns} turn(s)"
+        print(f"  result: {message.subtype}, {turns}, session {message.session_id}")
 
 
 async def _session(executor: Executor, options: ClaudeAgentOptions, prompt: str) -> str | None:
@@ -98,8 +99,11 @@ async def _local_demo(prompt: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m remote_executors.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m remote_executors.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--on", metavar="HOST", help="ssh alias to run on (default: local demo)")
     parser.add_argument("--cwd", default=".", help="project directory (with --on)")
     parser.add_argument("--prompt", default="Is anything failing in this project?")

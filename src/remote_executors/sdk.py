@@ -183,12 +183,17 @@ class ExecutorTransport(SubprocessCLITransport):
         user: Any = None,
         **_: Any,
     ) -> Process:
+        sdk_env = env or {}
+        local = isinstance(self._executor, LocalExecutor)
         options = SpawnOptions(
             command=cmd[0],
             args=cmd[1:],
             cwd=cwd,
-            env=self._env_for_machine(env or {}),
+            env=self._env_for_machine(sdk_env),
             stderr=stderr == subprocess.PIPE,
+            # The SDK drops some inherited variables (e.g. CLAUDECODE) on purpose.
+            unset_env=[k for k in os.environ if k not in sdk_env] if local else (),
+            private_args=() if local else _private_args(cmd[1:]),
         )
         process = await self._executor.spawn(options)
         self.executor_process = process
@@ -219,6 +224,20 @@ class ExecutorTransport(SubprocessCLITransport):
             if lost is not None:
                 raise lost from exc
             raise
+
+
+# Flags whose value may carry credentials (MCP server headers and env,
+# settings env) and that the CLI also accepts as a file path.
+_FILE_OR_JSON_FLAGS = frozenset({"--mcp-config", "--settings"})
+
+
+def _private_args(args: list[str]) -> list[int]:
+    """Indices of JSON values that must reach the CLI through a private file."""
+    return [
+        i + 1
+        for i, arg in enumerate(args[:-1])
+        if arg in _FILE_OR_JSON_FLAGS and args[i + 1].lstrip().startswith("{")
+    ]
 
 
 def _transport(

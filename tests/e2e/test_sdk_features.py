@@ -519,6 +519,26 @@ async def test_stderr_callback_gets_lines(rx_executor, rx_project, rx_model):
     assert any(str(rx_project.remote) in line for line in lines), lines[:20]
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("rx_account", [{"shell": "bash", "noisy": True}], indirect=True)
+async def test_stderr_callback_gets_no_login_shell_chatter(rx_executor, rx_project, rx_model):
+    from remote_executors.testing.sshd import NOISE_STDERR
+
+    lines: list[str] = []
+    messages = await run_query(
+        "quiet please",
+        ClaudeAgentOptions(
+            cwd=str(rx_project.local),
+            stderr=lines.append,
+            extra_args={"debug-to-stderr": None},
+        ),
+        rx_executor,
+    )
+    assert only_result(messages).result == "ok: quiet please"
+    assert any("[DEBUG]" in line for line in lines), lines[:20]
+    assert not any(NOISE_STDERR in line for line in lines), lines[:5]
+
+
 async def test_env_reaches_remote_but_local_env_does_not(
     rx_executor, rx_project, rx_model, rx_account, monkeypatch
 ):

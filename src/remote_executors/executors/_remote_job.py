@@ -18,7 +18,7 @@ from typing import Literal
 
 import attrs
 
-from .base import _freeze_env, _strings
+from .base import _freeze_env, _ints, _strings
 
 Mode = Literal["run", "spawn"]
 
@@ -53,6 +53,8 @@ class RemoteJob:
     claude_path: str | None = None  # tried first when finding claude
     claude_path_strict: bool = False  # don't look anywhere else
     heartbeat_misses: int = 0  # seconds without a heartbeat before the watchdog acts
+    unset_env: Sequence[str] = attrs.field(default=(), converter=_strings)
+    private_argv: Sequence[int] = attrs.field(default=(), converter=_ints)  # into argv
     nonce: str = attrs.field(factory=lambda: secrets.token_hex(16))
 
     def header(self) -> bytes:
@@ -69,12 +71,20 @@ class RemoteJob:
         ]
         if self.cwd_home_relative is not None:
             lines.append(f"RX_CWD_REL={q(self.cwd_home_relative)}")
-        lines.append("set -- " + " ".join(q(a) for a in self.argv))
+        argv = list(self.argv)
+        private = sorted(set(self.private_argv))
+        for number, index in enumerate(private):
+            # The bootstrap swaps the placeholder for a private file's path.
+            lines.append(f"RX_FILE_{number}={q(argv[index])}")
+            argv[index] = f"{self.nonce}:file:{number}"
+        lines.append(f"RX_FILES={len(private)}")
+        lines.append("set -- " + " ".join(q(a) for a in argv))
         # The environment is for the process only: the bootstrap calls rx_env
         # just before it execs the process, so a caller's PATH, IFS, HOME or
         # TMPDIR cannot change how the bootstrap itself runs.
         lines.append("rx_env() {")
         lines.append(":")
+        lines.extend(f"unset {name}" for name in self.unset_env)
         lines.extend(f"export {name}={q(value)}" for name, value in self.env.items())
         lines.append("}")
         script = "\n".join(lines) + "\n"

@@ -49,18 +49,32 @@ class _PrefixedStdout(ByteReceiveStream):
         await self._inner.aclose()
 
 
-class _TailRecorder(ByteReceiveStream):
-    """stderr for the caller, keeping its last bytes for error messages."""
+class _CallerStderr(ByteReceiveStream):
+    """stderr for the caller: starts after the bootstrap's stderr mark, so
+    login-shell chatter is not mistaken for the program's; keeps the last
+    bytes of everything (chatter included) for error messages."""
 
-    def __init__(self, inner: ByteReceiveStream, keep: int = 16384) -> None:
+    def __init__(self, inner: ByteReceiveStream, nonce: str, keep: int = 16384) -> None:
         self._inner = inner
         self._keep = keep
+        self._mark = f"{nonce} stderr\n".encode("ascii")
+        self._pending: bytes | None = b""  # None once past the mark
         self.tail = b""
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        data = await self._inner.receive(max_bytes)
-        self.tail = (self.tail + data)[-self._keep :]
-        return data
+        while True:
+            data = await self._inner.receive(max_bytes)
+            self.tail = (self.tail + data)[-self._keep :]
+            if self._pending is None:
+                return data
+            self._pending += data
+            found = self._pending.find(self._mark)
+            if found >= 0:
+                data, self._pending = self._pending[found + len(self._mark) :], None
+            elif len(self._pending) > _NOISE_LIMIT:
+                data, self._pending = self._pending, None  # no mark: give up filtering
+            if data:
+                return data
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -155,8 +169,11 @@ class SSHProcess(Process):
         self.status = status
         self._stdin = _RelayStdin(channel, job)
         self._stdout = _PrefixedStdout(channel.stdout, stdout_rest)
-        self._stderr = _TailRecorder(channel.stderr) if channel.stderr is not None else None
+        self._stderr = (
+            _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None
+        )
         self._heartbeat: _Heartbeat | None = None
+        self._signalled = False
         if job.mode == "spawn" and job.heartbeat_misses > 0:
             self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
             self._heartbeat.start()
@@ -183,9 +200,11 @@ class SSHProcess(Process):
         return self._channel.stderr_text()
 
     def lost_error(self) -> ExecutorError | None:
-        """``ProcessLost`` when the exit status says the link, not the program, ended."""
-        if self.returncode == SSH_FAILED:
-            return classify_lost(self.host, self.stderr_tail(), self.returncode)
+        """``ProcessLost`` when the link, not the program, ended: ssh failed (255),
+        or the local ssh client was killed by a signal nobody here sent."""
+        code = self.returncode
+        if code == SSH_FAILED or (code is not None and code < 0 and not self._signalled):
+            return classify_lost(self.host, self.stderr_tail(), code)
         return None
 
     def _stop_heartbeat(self) -> None:
@@ -199,14 +218,14 @@ class SSHProcess(Process):
             self._stop_heartbeat()
 
     def terminate(self) -> None:
-        self._stop_heartbeat()
-        self._channel.send_signal(signal.SIGTERM)
+        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        self._stop_heartbeat()
-        self._channel.send_signal(signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
 
     def send_signal(self, signal: int) -> None:
+        self._signalled = True
+        self._stop_heartbeat()
         self._channel.send_signal(signal)
 
     @property

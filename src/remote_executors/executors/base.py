@@ -25,6 +25,10 @@ def _strings(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _ints(items: Iterable[int]) -> tuple[int, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class SpawnOptions:
     """What to start: the Python form of the TypeScript SDK's ``SpawnOptions``.
@@ -33,6 +37,11 @@ class SpawnOptions:
     ``env`` holds only the variables to add to the machine's environment.
     ``stderr`` asks for a readable stderr stream; without it stderr is kept
     by the executor for diagnostics only.
+    ``unset_env`` names variables to remove from the machine's environment.
+    ``private_args`` are indices into ``args`` whose values must not appear on
+    any command line (e.g. JSON holding credentials): a remote executor hands
+    each over as the path of a private file holding the value. Locally they are
+    passed as they are, as the SDK itself does.
     """
 
     command: str
@@ -40,6 +49,8 @@ class SpawnOptions:
     cwd: str | None = None
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_env)
     stderr: bool = False
+    unset_env: Sequence[str] = attrs.field(default=(), converter=_strings)
+    private_args: Sequence[int] = attrs.field(default=(), converter=_ints)
 
     @property
     def argv(self) -> tuple[str, ...]:

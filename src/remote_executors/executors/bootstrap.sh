@@ -9,7 +9,7 @@
 # Modes:
 #   run    exec the command with stdin passed through (short commands).
 #   spawn  supervise a long-lived process: stdin is relayed line by line
-#          through awk so "<nonce> eof" can end the process's input without
+#          (perl, else awk) so "<nonce> eof" can end the process's input without
 #          closing the channel, "<nonce> hb" heartbeats prove the link is
 #          alive, and a watchdog stops the process group when the channel
 #          closes (local ssh killed, link cut) or heartbeats stop (frozen
@@ -24,6 +24,23 @@ unset rx_hdr
 # status line always starts a line of its own.
 rx_say() { printf '\n%s %s\n' "$RX_NONCE" "$*"; }
 rx_b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
+# Marks the end of login-shell chatter on stderr, as the status line does on
+# stdout: the caller's stderr stream starts after it.
+rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
+
+# Pids of every descendant of $1 (processes that made their own session, like
+# the CLI's Bash tool, are still our descendants).
+rx_tree() {
+  ps -A -o pid= -o ppid= 2>/dev/null | awk -v r="$1" '
+    { kids[$2] = kids[$2] " " $1 }
+    END {
+      n = split(kids[r], stack, " ")
+      while (n > 0) {
+        p = stack[n--]; printf "%s ", p
+        m = split(kids[p], c, " "); for (i = 1; i <= m; i++) stack[++n] = c[i]
+      }
+    }'
+}
 
 if [ -n "${RX_CWD_REL+x}" ]; then RX_CWD="$HOME/$RX_CWD_REL"; fi
 if [ -n "$RX_CWD" ]; then
@@ -70,6 +87,7 @@ fi
 if [ "$RX_MODE" = run ]; then
   # $$ is the process group the command runs in (we are the session leader
   # and exec it): the local side stops that group if it gives up waiting.
+  rx_stderr_mark
   rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")" "$(rx_b64 "$$")"
   rx_env
   exec "$@"
@@ -79,6 +97,24 @@ rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") && mkfifo "$rx_dir/in" \
   || { rx_say ERR tmp "$(rx_b64 "${TMPDIR:-/tmp}")"; exit 125; }
 trap 'rm -rf "$rx_dir"' EXIT
 
+# Arguments that must not be on a command line (e.g. JSON with credentials)
+# arrive as RX_FILE_<n> and are replaced by the path of a private file.
+if [ "${RX_FILES:-0}" -gt 0 ]; then
+  rx_n=$#
+  for rx_a; do
+    case $rx_a in
+      "$RX_NONCE":file:*)
+        rx_i=${rx_a##*:}
+        eval "printf '%s' \"\$RX_FILE_$rx_i\"" >"$rx_dir/arg$rx_i"
+        rx_a="$rx_dir/arg$rx_i"
+        ;;
+    esac
+    set -- "$@" "$rx_a"
+  done
+  shift "$rx_n"
+fi
+
+rx_stderr_mark
 rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
 
 exec 3<&0
@@ -88,9 +124,9 @@ exec 3<&0
 ) <"$rx_dir/in" &
 rx_pid=$!
 
-# The local side is gone: stop the process gently, then its whole process
-# group (sshd made this shell a session and group leader; `exec` in the login
-# shell's command keeps it that way), which includes this watchdog.
+# The local side is gone: stop the process gently, then every descendant and
+# the whole process group (sshd made this shell a session and group leader;
+# `exec` in the login shell's command keeps it that way), this watchdog too.
 rx_end() {
   kill -TERM "$rx_pid" 2>/dev/null
   rx_i=0
@@ -98,26 +134,50 @@ rx_end() {
     sleep 0.1
     rx_i=$((rx_i + 1))
   done
+  rx_self=$(exec sh -c 'echo "$PPID"')
+  for rx_k in $(rx_tree "$$"); do
+    [ "$rx_k" = "$rx_self" ] || kill -KILL "$rx_k" 2>/dev/null
+  done
   rm -rf "$rx_dir"
   kill -KILL 0
 }
 
-# mawk (Debian's awk) fills its whole input buffer before it looks at a line
-# unless told to be interactive; other awks handle lines as they arrive.
-rx_awk=awk
-case $(awk -W version 2>&1 </dev/null) in *mawk*) rx_awk="awk -W interactive" ;; esac
-
 # Relay: opens the fifo at once (so the process does not wait for its first
 # input line to start), forwards lines, and returns when stdin reaches EOF,
-# which only happens when the channel closes.
+# which only happens when the channel closes. perl reads lines in linear
+# time; mawk (Debian's awk) must be made interactive to pass lines on as they
+# come, and is then quadratic in the line length.
+if command -v perl >/dev/null 2>&1; then
+  rx_relay() {
+    perl -e '
+      my ($m, $out, $hb) = @ARGV;
+      open(my $o, ">", $out) or exit 1;
+      select($o); $| = 1; select(STDOUT);
+      my $done = 0;
+      while (defined(my $l = <STDIN>)) {
+        if ($l eq "$m hb\n") { open(my $h, ">", $hb) and close($h); next }
+        if ($l eq "$m eof\n") { close($o) unless $done; $done = 1; next }
+        print {$o} $l unless $done;
+      }' "$RX_NONCE" "$rx_dir/in" "$rx_dir/hb" <&3
+  }
+else
+  rx_awk=awk
+  case $(awk -W version 2>&1 </dev/null) in *mawk*) rx_awk="awk -W interactive" ;; esac
+  rx_relay() {
+    $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v hb="$rx_dir/hb" '
+      BEGIN { printf "" > out; fflush(out) }
+      $0 == m " hb" { printf "" > hb; close(hb); next }
+      $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
+      !done { print > out; fflush(out) }
+    ' <&3
+  }
+fi
 (
-  $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v hb="$rx_dir/hb" '
-    BEGIN { printf "" > out; fflush(out) }
-    $0 == m " hb" { printf "" > hb; close(hb); next }
-    $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
-    !done { print > out; fflush(out) }
-  ' <&3
-  rx_end
+  trap '' PIPE  # a write after the process exited must not end the relay early
+  rx_relay
+  # stdin ended: the channel is gone. (If the process already exited, the
+  # main shell is finishing up and reports its status itself.)
+  if kill -0 "$rx_pid" 2>/dev/null; then rx_end; fi
 ) </dev/null >/dev/null 2>&1 &
 
 if [ "${RX_HB_MISS:-0}" -gt 0 ]; then
@@ -141,6 +201,7 @@ rx_st=$?
 # Normal end: take the relay, the watchdog and anything the process left
 # running in this session down with us, but keep our own exit status.
 trap '' TERM
+for rx_k in $(rx_tree "$$"); do kill -TERM "$rx_k" 2>/dev/null; done
 kill -TERM 0 2>/dev/null
 rm -rf "$rx_dir"
 exit "$rx_st"

@@ -154,11 +154,25 @@ class SSHExecutor:
                 host=self._host,
             )
         env = check_env(options.env, host=self._host)
+        unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=self._host))
+        if any(not 0 <= i < len(options.args) for i in options.private_args):
+            raise InvalidInput(
+                f"private_args {tuple(options.private_args)} point outside the "
+                f"{len(options.args)} arguments for {self._host}.",
+                host=self._host,
+            )
+        if options.private_args and mode != "spawn":
+            raise InvalidInput(
+                f"private_args are only supported by spawn() (host {self._host}).",
+                host=self._host,
+            )
         absolute = relative = None
         if options.cwd is not None:
             absolute, relative = self._cwd_target(options.cwd)
         find_claude = options.command == "claude"
         return RemoteJob(
+            unset_env=unset,
+            private_argv=[i + 1 for i in options.private_args],
             argv=options.argv,
             mode=mode,
             cwd=absolute,
