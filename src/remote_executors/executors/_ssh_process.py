@@ -73,6 +73,8 @@ class _CallerStderr(ByteReceiveStream):
                 data, self._pending = self._pending[found + len(self._mark) :], None
             elif len(self._pending) > _NOISE_LIMIT:
                 data, self._pending = self._pending, None  # no mark: give up filtering
+            else:
+                continue  # still chatter, or a mark not complete yet
             if data:
                 return data
 

@@ -128,6 +128,12 @@ rx_pid=$!
 # the whole process group (sshd made this shell a session and group leader;
 # `exec` in the login shell's command keeps it that way), this watchdog too.
 rx_end() {
+  # When the process exits, the main shell's normal end signals our group:
+  # this cleanup must not stop half way.
+  trap '' TERM
+  # Listed before the TERM: once the process exits, its children in a session
+  # of their own are orphaned (re-parented to init) and out of our tree.
+  rx_kids=$(rx_tree "$rx_pid")
   kill -TERM "$rx_pid" 2>/dev/null
   rx_i=0
   while kill -0 "$rx_pid" 2>/dev/null && [ "$rx_i" -lt 20 ]; do
@@ -135,7 +141,7 @@ rx_end() {
     rx_i=$((rx_i + 1))
   done
   rx_self=$(exec sh -c 'echo "$PPID"')
-  for rx_k in $(rx_tree "$$"); do
+  for rx_k in $rx_kids $(rx_tree "$$"); do
     [ "$rx_k" = "$rx_self" ] || kill -KILL "$rx_k" 2>/dev/null
   done
   rm -rf "$rx_dir"
