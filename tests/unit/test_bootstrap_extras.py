@@ -428,14 +428,6 @@ async def test_watchdog_kills_descendants_in_their_own_session(
             os.kill(child, signal.SIGKILL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "KNOWN GAP: once the process exits on its own, its children in their own session "
-        "are orphaned (re-parented to init or a subreaper) before the bootstrap walks its "
-        "process tree, so nothing links them to the job any more"
-    ),
-)
 async def test_normal_exit_kills_leftovers_in_their_own_session(
     make_backend: Callable[..., ShellBackend], tmp_path: Path
 ) -> None:

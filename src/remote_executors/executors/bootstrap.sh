@@ -28,6 +28,15 @@ rx_b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 # stdout: the caller's stderr stream starts after it.
 rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
 
+# Pids of processes that inherited this job's tag (see rx_env below): they
+# stay findable after they are orphaned and re-parented to init, which a tree
+# walk cannot see. Linux /proc only; elsewhere the tree walk is all we have.
+rx_tagged() {
+  [ -d /proc/self ] || return 0
+  grep -la "REMOTE_EXECUTORS_JOB=$RX_NONCE" /proc/[0-9]*/environ 2>/dev/null \
+    | sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p' | tr '\n' ' '
+}
+
 # Pids of every descendant of $1 (processes that made their own session, like
 # the CLI's Bash tool, are still our descendants).
 rx_tree() {
@@ -120,6 +129,7 @@ rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
 exec 3<&0
 (
   rx_env
+  export REMOTE_EXECUTORS_JOB="$RX_NONCE"
   exec "$@"
 ) <"$rx_dir/in" &
 rx_pid=$!
@@ -141,7 +151,7 @@ rx_end() {
     rx_i=$((rx_i + 1))
   done
   rx_self=$(exec sh -c 'echo "$PPID"')
-  for rx_k in $rx_kids $(rx_tree "$$"); do
+  for rx_k in $rx_kids $(rx_tree "$$") $(rx_tagged); do
     [ "$rx_k" = "$rx_self" ] || kill -KILL "$rx_k" 2>/dev/null
   done
   rm -rf "$rx_dir"
@@ -207,7 +217,7 @@ rx_st=$?
 # Normal end: take the relay, the watchdog and anything the process left
 # running in this session down with us, but keep our own exit status.
 trap '' TERM
-for rx_k in $(rx_tree "$$"); do kill -TERM "$rx_k" 2>/dev/null; done
+for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
 kill -TERM 0 2>/dev/null
 rm -rf "$rx_dir"
 exit "$rx_st"
