@@ -66,7 +66,9 @@ async def _session(executor: Executor, options: ClaudeAgentOptions, prompt: str)
 async def _local_demo(prompt: str) -> int:
     from .testing.model import ScriptedModel, text, tool_use
 
-    with tempfile.TemporaryDirectory(prefix="rx-demo-") as tmp, ScriptedModel() as model:
+    # Kept afterwards so the transcript can be looked at; it is in /tmp.
+    tmp = tempfile.mkdtemp(prefix="rx-demo-")
+    with ScriptedModel() as model:
         project = Path(tmp) / "shop"
         project.mkdir()
         (project / "README.md").write_text("# shop\n")
@@ -85,7 +87,7 @@ async def _local_demo(prompt: str) -> int:
             print("The session produced no result.", file=sys.stderr)
             return 1
         transcript = config / "projects" / project_dir_from_cwd(os.path.realpath(project))
-        print(f"\nTranscript: {transcript / (session_id + '.jsonl')}")
+        print(f"\nTranscript (kept in a throwaway dir): {transcript / (session_id + '.jsonl')}")
         os.environ["CLAUDE_CONFIG_DIR"] = str(config)  # where the SDK's reader looks
         messages = get_session_messages(session_id, directory=str(project))
         print(f"The SDK reads back {len(messages)} messages from it:")
