@@ -77,9 +77,6 @@ class OpenSSHChannel:
     async def wait(self) -> int:
         code = await self._process.wait()
         self.close_stdin()
-        if self._stderr_file is not None:
-            # Keep it readable for diagnostics; closed when collected.
-            pass
         return code
 
     def send_signal(self, signum: int) -> None:

@@ -27,7 +27,8 @@ class LocalExecutor:
         return "local"
 
     async def spawn(self, options: SpawnOptions) -> Process:
-        env = {k: v for k, v in os.environ.items() if k not in set(options.unset_env)}
+        unset = set(options.unset_env)
+        env = {k: v for k, v in os.environ.items() if k not in unset}
         env.update(check_env(options.env, host="local"))
         cwd = absolute_local(options.cwd) if options.cwd is not None else None
         if cwd is not None and not os.path.isdir(cwd):

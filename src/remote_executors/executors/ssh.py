@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import anyio
-from anyio.abc import Process
+from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import CommandTimeout, ExecutorError, InvalidInput
 from ._backend import Backend
@@ -265,11 +265,11 @@ async def _collect(process: SSHProcess, input: bytes | None) -> CommandResult:
     out: list[bytes] = []
     err: list[bytes] = []
 
-    async def pump(stream: object, sink: list[bytes]) -> None:
-        assert stream is not None
+    async def pump(stream: ByteReceiveStream | None, sink: list[bytes]) -> None:
+        assert stream is not None  # run jobs always pipe stderr
         try:
             while True:
-                sink.append(await stream.receive())  # type: ignore[attr-defined]
+                sink.append(await stream.receive())
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
