@@ -15,7 +15,12 @@ can catch as broadly or as narrowly as they need::
     │   ├── ClaudeNotFound           no Claude Code CLI where we looked
     │   └── RemotePathNotFound       the working directory does not exist there
     ├── CommandTimeout               a short command did not finish in time
-    └── ProcessLost                  the running session's link or process died
+    ├── ProcessLost                  the running session's link or process died
+    └── SyncError                    a transcript sync did not complete (nothing lost)
+        ├── SessionConflict          the two copies diverged; both were kept
+        ├── SyncToolMissing          rsync missing, too old or openrsync (one side)
+        ├── SyncPermissionDenied     a transcript file or dir is not writable/readable
+        └── SyncDiskFull             no space left for the transcript
 
 So that SDK apps keep working unchanged, the errors a local run would raise as
 ``claude_agent_sdk`` errors are also those: ``ConnectionFailed`` and
@@ -39,6 +44,11 @@ __all__ = [
     "ProcessLost",
     "RemotePathNotFound",
     "RemoteSetupError",
+    "SessionConflict",
+    "SyncDiskFull",
+    "SyncError",
+    "SyncPermissionDenied",
+    "SyncToolMissing",
 ]
 
 
@@ -119,3 +129,53 @@ class ProcessLost(ExecutorError, ProcessError):
         super().__init__(message, host=host, detail=detail)
         self.exit_code = exit_code
         self.stderr = detail
+
+
+class SyncError(ExecutorError):
+    """A session sync did not complete. Nothing was lost: both sides hold at
+    least what they held before, and the sync can simply be run again.
+
+    ``side`` is where it failed: ``"local"`` or the host (often ``host``).
+    During a session this is not raised: it reaches the caller as a
+    ``SessionSyncStatus`` message and the sync is retried.
+    """
+
+    def __init__(
+        self, message: str, *, host: str, side: str | None = None, detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.side = host if side is None else side
+
+
+class SessionConflict(SyncError):
+    """The local and remote copies of a transcript diverged: neither is a prefix of the other.
+
+    Both were kept: the local file is untouched and the other side's copy is
+    saved beside it (``copies``). Nothing was overwritten on either side.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str,
+        session_id: str | None,
+        copies: tuple[tuple[str, str], ...] = (),
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, host=host, side=host, detail=detail)
+        self.session_id = session_id
+        #: ``(local file, saved copy of the other side)`` pairs.
+        self.copies = copies
+
+
+class SyncToolMissing(SyncError):
+    """The transfer tool (rsync) is missing or unusable on ``side``."""
+
+
+class SyncPermissionDenied(SyncError):
+    """A transcript file or directory on ``side`` cannot be read or written."""
+
+
+class SyncDiskFull(SyncError):
+    """No space left on ``side`` to store the transcript."""

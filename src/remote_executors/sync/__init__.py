@@ -1,12 +1,27 @@
-"""Keeping session transcripts in step between a remote machine and the local disk.
+"""Keeping session transcripts in step between an executor's machine and the local disk.
 
-The no-loss rules live here as pure, local building blocks: :mod:`._decide`
-says what to do with one file, :mod:`._install` writes the local side
-atomically and keeps diverged copies, :mod:`._lock` serializes syncs of one
-session. The transfer layer and the public ``SessionSync`` come later; nothing
-is public yet.
+``SessionSync`` is the strategy protocol; ``TailSessionSync`` (the default)
+moves only the bytes a side lacks over the executor's own connection. The
+no-loss rules every strategy shares live in private modules: :mod:`._decide`
+(byte-prefix decisions), :mod:`._install` (atomic installs, appends that keep
+the local copy a prefix, conflict copies), :mod:`._reconcile` (applying a
+fetched file), :mod:`._lock` (one sync of a session at a time).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from remote_executors.sync._decide import Kind
+from remote_executors.sync._locate import local_project_dir, locate
+from remote_executors.sync._tail import TailSessionSync
+from remote_executors.sync.base import FileSync, SessionPaths, SessionSync, SyncReport
+
+__all__ = [
+    "FileSync",
+    "Kind",
+    "SessionPaths",
+    "SessionSync",
+    "SyncReport",
+    "TailSessionSync",
+    "local_project_dir",
+    "locate",
+]

@@ -26,7 +26,13 @@ import attrs
 
 from remote_executors.sync._decide import Decision, Kind, decide
 
-__all__ = ["LocalResult", "apply_local", "install_atomically", "save_conflict_copy"]
+__all__ = [
+    "LocalResult",
+    "append_exactly",
+    "apply_local",
+    "install_atomically",
+    "save_conflict_copy",
+]
 
 # The CLI creates transcripts 0600 and they hold whole conversations: a new
 # file or directory made here is private too.
@@ -78,6 +84,32 @@ def install_atomically(path: str | os.PathLike[str], data: bytes) -> None:
         _unlink_quietly(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def append_exactly(path: str | os.PathLike[str], expected_size: int, data: bytes) -> bool:
+    """Append ``data`` to ``path`` if, and only if, it is ``expected_size`` bytes long now.
+
+    This is how an existing transcript is fast-forwarded: ``data`` is exactly
+    the bytes the other side holds after the local ones, so at every instant
+    (and after a crash or a full disk half-way) the local file is still a
+    byte-prefix of the other side's: nothing to lose, and the next sync simply
+    continues. Rewriting the whole file through a temp file instead would make
+    each turn's sync cost follow the transcript's size, and would swap the
+    inode under readers that follow the file, which the CLI's own appends
+    never do. Returns False, writing nothing, when the size differs (another
+    writer got in): decide again on what is there.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        if os.fstat(fd).st_size != expected_size:
+            return False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        _fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def save_conflict_copy(

@@ -1,0 +1,188 @@
+"""Applying what a strategy fetched to the local side, one file at a time.
+
+Every strategy fetches a remote file either whole or as a *tail*: the bytes
+from some offset before the end of the local copy. A tail starts with an
+overlap window (the remote bytes at the end of what the local side already
+has); when the window matches the local bytes and the remote is not shorter,
+the rest of the tail is exactly what the local copy lacks, and syncing costs
+the new bytes, not the file's size. Transcripts are append-only, so copies
+diverge at or after the point they were last in step, which is where the
+window sits. When the window does not match, the caller fetches the file
+whole and :func:`~remote_executors.sync._decide.decide` compares every byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import attrs
+
+from remote_executors.errors import SyncDiskFull, SyncError, SyncPermissionDenied
+from remote_executors.sync._decide import Kind, complete_lines, decide
+from remote_executors.sync._install import append_exactly, install_atomically, save_conflict_copy
+from remote_executors.sync.base import FileSync
+
+__all__ = [
+    "RemoteCopy",
+    "is_session_file",
+    "local_error",
+    "local_files",
+    "reconcile",
+    "window_offset",
+]
+
+#: Bytes of overlap fetched before the end of the local copy.
+WINDOW = 4096
+
+
+@attrs.frozen
+class RemoteCopy:
+    """Remote bytes ``[offset, size)`` of one file (``offset == 0``: the whole file)."""
+
+    size: int
+    offset: int
+    data: bytes
+
+    @property
+    def whole(self) -> bool:
+        return self.offset == 0
+
+
+def window_offset(local_size: int | None) -> int:
+    """Where a tail fetch should start for a local copy of ``local_size`` bytes."""
+    return 0 if local_size is None else max(0, local_size - WINDOW)
+
+
+def is_session_file(rel: str, session_id: str | None) -> bool:
+    """Whether ``rel`` (a path inside a project dir) belongs to the synced set.
+
+    The set is ``<sid>.jsonl`` and everything under ``<sid>/`` (subagents,
+    tool results); never hidden names (temp files) or conflict copies.
+    """
+    parts = rel.split("/")
+    if any(not p or p.startswith(".") or p == ".." or ".conflict-" in p for p in parts):
+        return False
+    if any(c in rel for c in "\n\r\x00"):
+        return False
+    if session_id is None:
+        head = parts[0]
+        stem = head[: -len(".jsonl")] if len(parts) == 1 and head.endswith(".jsonl") else head
+        return _looks_like_uuid(stem)
+    if len(parts) == 1:
+        return parts[0] == f"{session_id}.jsonl"
+    return parts[0] == session_id
+
+
+def local_files(local_dir: Path, session_id: str | None) -> list[str]:
+    """The session's files under ``local_dir``, as relative POSIX paths."""
+    found: list[str] = []
+    if not local_dir.is_dir():
+        return found
+    for root, dirs, files in os.walk(local_dir):
+        rel_root = Path(root).relative_to(local_dir).as_posix()
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if is_session_file(rel, session_id):
+                found.append(rel)
+    return sorted(found)
+
+
+def reconcile(
+    local_dir: Path, rel: str, remote: RemoteCopy | None, *, side: str
+) -> FileSync | None:
+    """Bring local ``rel`` in step with ``remote`` (None: missing remotely).
+
+    Returns what was done, or None when ``remote`` is a tail whose window does
+    not prove the local copy a prefix (or the local file changed meanwhile):
+    fetch the whole file and call again. A partial last line of a ``.jsonl``
+    (the CLI may be half-way through writing it) is never installed.
+    """
+    path = local_dir / rel
+    local_size = _size(path)
+    if remote is None:
+        return FileSync(rel, Kind.SAME if local_size is None else Kind.PUSH)
+    jsonl = rel.endswith(".jsonl")
+    if not remote.whole:
+        return _fast_forward(path, rel, local_size, remote, jsonl)
+    data = complete_lines(remote.data) if jsonl else remote.data
+    if local_size is None and jsonl and not data:
+        return FileSync(rel, Kind.SAME)  # not one complete line yet
+    local = None if local_size is None else path.read_bytes()
+    decision = decide(local, data)
+    if decision.kind is Kind.PULL:
+        if local is None:
+            install_atomically(path, data)
+            return FileSync(rel, Kind.PULL, moved=len(data))
+        if not append_exactly(path, len(local), data[len(local) :]):
+            return None
+        return FileSync(rel, Kind.PULL, moved=len(data) - len(local))
+    if decision.kind is Kind.CONFLICT:
+        copy = save_conflict_copy(path, data, side=side)
+        return FileSync(rel, Kind.CONFLICT, conflict_copy=copy)
+    return FileSync(rel, decision.kind)
+
+
+def _fast_forward(
+    path: Path, rel: str, local_size: int | None, remote: RemoteCopy, jsonl: bool
+) -> FileSync | None:
+    if local_size is None or remote.size < local_size or local_size < remote.offset:
+        return None
+    overlap = local_size - remote.offset
+    if remote.data[:overlap] != _pread(path, remote.offset, overlap):
+        return None
+    new = remote.data[overlap:]
+    if jsonl:
+        new = complete_lines(new)
+    if not new:
+        return FileSync(rel, Kind.SAME)
+    if not append_exactly(path, local_size, new):
+        return None
+    return FileSync(rel, Kind.PULL, moved=len(new))
+
+
+def local_error(exc: OSError, *, host: str, what: str) -> SyncError:
+    """The typed error for a local file system failure while syncing."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SyncDiskFull(
+            f"No space left on local to store {what} from {host}: free some disk space, "
+            "then run the sync again (nothing was lost; the remote copy is complete).",
+            host=host,
+            side="local",
+            detail=str(exc),
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return SyncPermissionDenied(
+            f"Cannot write {what} from {host} on local: {exc.filename} is not writable. "
+            "Fix its permissions (it should belong to you), then sync again.",
+            host=host,
+            side="local",
+            detail=str(exc),
+        )
+    return SyncError(
+        f"Could not store {what} from {host} on local: {exc}. Sync again once fixed.",
+        host=host,
+        side="local",
+    )
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _pread(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def _looks_like_uuid(name: str) -> bool:
+    parts = name.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(
+        c in "0123456789abcdef" for c in name.replace("-", "")
+    )

@@ -1,0 +1,298 @@
+"""The default strategy: move only the bytes a side lacks, over the executor itself.
+
+Two small POSIX ``sh`` scripts (``fetch.sh``, ``store.sh``) run through
+``Executor.run``, so the sync rides the executor's own connection (the SSH
+master connection for ``SSHExecutor``), needs nothing on the remote beyond
+``sh``, ``wc``, ``tail``, ``head`` and ``find``, and works for any executor.
+
+A pull is one round trip in the common case: for each file the local side
+already has, the remote sends its size and the bytes from a window before the
+local end (see :mod:`._reconcile`); files it lacks come whole. Only files
+whose window does not match are fetched whole, in a second round trip, and
+compared byte by byte. A push first pulls (so the decision is made on what
+the remote holds now), then sends each file's missing bytes; the remote
+script installs them by renaming a complete copy into place, and only if the
+file still has the size the decision was made on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from remote_executors.errors import (
+    SessionConflict,
+    SyncDiskFull,
+    SyncError,
+    SyncPermissionDenied,
+)
+from remote_executors.executors.base import CommandResult, Executor
+from remote_executors.sync._decide import Kind
+from remote_executors.sync._lock import session_lock
+from remote_executors.sync._reconcile import (
+    RemoteCopy,
+    is_session_file,
+    local_error,
+    local_files,
+    reconcile,
+    window_offset,
+)
+from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
+
+__all__ = ["TailSessionSync", "lock_path", "raise_conflicts"]
+
+_FETCH = resources.files(__package__).joinpath("fetch.sh").read_text("utf-8")
+_STORE = resources.files(__package__).joinpath("store.sh").read_text("utf-8")
+
+
+class TailSessionSync:
+    """Sync by sending only new bytes, verified against an overlap window.
+
+    ``timeout`` bounds each remote command; ``lock_timeout`` how long a sync
+    waits for another sync of the same session to finish.
+    """
+
+    def __init__(self, *, timeout: float = 120.0, lock_timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"TailSessionSync(timeout={self.timeout})"
+
+    async def pull(self, executor: Executor, paths: SessionPaths) -> SyncReport:
+        started = time.monotonic()
+        async with session_lock(lock_path(paths), timeout=self.lock_timeout):
+            files, _ = await self._pull(executor, paths)
+        report = SyncReport("pull", executor.name, paths, files, time.monotonic() - started)
+        raise_conflicts(report)
+        return report
+
+    async def push(self, executor: Executor, paths: SessionPaths) -> SyncReport:
+        started = time.monotonic()
+        async with session_lock(lock_path(paths), timeout=self.lock_timeout):
+            files, sizes = await self._pull(executor, paths)
+            done: list[FileSync] = []
+            for f in files:
+                if f.kind is Kind.PUSH:
+                    f = await self._store(executor, paths, f.path, sizes.get(f.path))
+                done.append(f)
+        report = SyncReport("push", executor.name, paths, tuple(done), time.monotonic() - started)
+        raise_conflicts(report)
+        return report
+
+    # -- pull -------------------------------------------------------------
+
+    async def _pull(
+        self, executor: Executor, paths: SessionPaths
+    ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
+        """Fast-forward local files; return every file's outcome and remote sizes."""
+        host = executor.name
+        mine = local_files(paths.local_dir, paths.session_id)
+        offsets = {rel: window_offset(_size(paths.local_dir / rel)) for rel in mine}
+        copies, errors = await self._fetch(executor, paths, "all", offsets)
+        results: dict[str, FileSync] = {}
+        again: dict[str, int] = {}
+        for rel, copy in copies.items():
+            outcome = self._reconcile(paths, rel, copy, host)
+            if outcome is None:
+                again[rel] = 0
+            else:
+                results[rel] = outcome
+        if again:
+            whole, more = await self._fetch(executor, paths, "only", again)
+            errors.extend(more)
+            for rel in again:
+                outcome = self._reconcile(paths, rel, whole.get(rel), host)
+                if outcome is None:
+                    raise SyncError(
+                        f"{paths.local_dir / rel} changed while it was being synced from "
+                        f"{host}; nothing was lost. Sync again.",
+                        host=host,
+                        side="local",
+                    )
+                results[rel] = outcome
+        for rel in mine:
+            if rel not in copies:
+                results[rel] = FileSync(rel, Kind.PUSH)
+        if errors:
+            raise errors[0]
+        sizes = {rel: copy.size for rel, copy in copies.items()}
+        return tuple(results[rel] for rel in sorted(results)), sizes
+
+    def _reconcile(
+        self, paths: SessionPaths, rel: str, copy: RemoteCopy | None, host: str
+    ) -> FileSync | None:
+        try:
+            return reconcile(paths.local_dir, rel, copy, side=_side(host))
+        except OSError as exc:
+            raise local_error(exc, host=host, what=f"session file {rel}") from exc
+
+    async def _fetch(
+        self, executor: Executor, paths: SessionPaths, mode: str, offsets: Mapping[str, int]
+    ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+        args = [paths.remote_project, paths.session_id or "", mode]
+        for rel, offset in offsets.items():
+            args += [rel, str(offset)]
+        result = await executor.run(
+            ["/bin/sh", "-c", _FETCH, "rx-sync-fetch", *args],
+            env=_env(paths),
+            timeout=self.timeout,
+        )
+        _check(result, executor.name, paths, "read")
+        return _parse_fetch(result.stdout, executor.name, paths)
+
+    # -- push -------------------------------------------------------------
+
+    async def _store(
+        self, executor: Executor, paths: SessionPaths, rel: str, remote_size: int | None
+    ) -> FileSync:
+        host = executor.name
+        try:
+            data = (paths.local_dir / rel).read_bytes()
+        except OSError as exc:
+            raise local_error(exc, host=host, what=f"session file {rel}") from exc
+        start = remote_size or 0
+        expected = -1 if remote_size is None else remote_size
+        result = await executor.run(
+            ["/bin/sh", "-c", _STORE, "rx-sync-store", paths.remote_project, rel,
+             str(expected), str(len(data))],
+            env=_env(paths),
+            input=data[start:],
+            timeout=self.timeout,
+        )  # fmt: skip
+        _check(result, host, paths, "write")
+        reply = result.stdout.strip()
+        if reply != b"RX-OK":
+            raise SyncError(
+                f"{paths.remote_dir}/{rel} on {host} changed while it was being pushed "
+                f"({reply.decode('ascii', 'replace')}); nothing was overwritten. Sync again.",
+                host=host,
+            )
+        return FileSync(rel, Kind.PUSH, moved=len(data) - start)
+
+
+def lock_path(paths: SessionPaths) -> Path:
+    """The lock file serializing syncs of one session (or project) on this machine."""
+    from remote_executors.metadata import data_dir
+
+    digest = hashlib.sha256(str(paths.local_dir).encode("utf-8", "surrogateescape")).hexdigest()
+    return data_dir() / "locks" / f"{digest[:24]}.{paths.session_id or 'project'}.lock"
+
+
+def raise_conflicts(report: SyncReport) -> None:
+    """Raise :class:`SessionConflict` if any file of ``report`` diverged."""
+    conflicts = report.conflicts
+    if not conflicts:
+        return
+    local_dir = report.paths.local_dir
+    copies = tuple((str(local_dir / f.path), str(f.conflict_copy)) for f in conflicts)
+    listing = "; ".join(f"{local} (local) and {copy} ({report.host}'s)" for local, copy in copies)
+    raise SessionConflict(
+        f"Session {report.paths.session_id or '(project)'} diverged between local and "
+        f"{report.host}: neither copy is a prefix of the other, so nothing was overwritten. "
+        f"Both copies were kept: {listing}. Continue from one of them with "
+        "ClaudeAgentOptions(resume=..., fork_session=True), or move the copy you do not "
+        f"want aside on its side, then sync again.",
+        host=report.host,
+        session_id=report.paths.session_id,
+        copies=copies,
+    )
+
+
+def _env(paths: SessionPaths) -> dict[str, str]:
+    return {} if paths.remote_config_dir is None else {"CLAUDE_CONFIG_DIR": paths.remote_config_dir}
+
+
+def _side(host: str) -> str:
+    """A host alias as a conflict copy's side label (letters, digits, ``_.@-``)."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_.@-") else "_" for c in host)
+    return (cleaned.lstrip("_.@-") or "remote")[:64]
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _check(result: CommandResult, host: str, paths: SessionPaths, verb: str) -> None:
+    if result.ok:
+        return
+    text = result.stderr.decode("utf-8", "replace").strip()
+    where = f"{paths.remote_dir} on {host}"
+    if "No space left" in text or "Disk quota" in text:
+        raise SyncDiskFull(
+            f"No space left on {host} to {verb} session files in {where}: free some disk "
+            "space there, then sync again (nothing was lost).",
+            host=host,
+            detail=text,
+        )
+    if "Permission denied" in text or "Read-only file system" in text:
+        raise SyncPermissionDenied(
+            f"Cannot {verb} session files in {where}: permission denied. Make that "
+            "directory and its files belong to the SSH login user, then sync again.",
+            host=host,
+            detail=text,
+        )
+    raise SyncError(
+        f"Could not {verb} session files in {where} (exit {result.returncode}). "
+        "Nothing was lost; sync again once fixed.",
+        host=host,
+        detail=text,
+    )
+
+
+def _parse_fetch(
+    out: bytes, host: str, paths: SessionPaths
+) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+    copies: dict[str, RemoteCopy] = {}
+    errors: list[SyncError] = []
+    pos = 0
+    while True:
+        end = out.find(b"\n", pos)
+        if end < 0:
+            raise _garbled(host, paths, "the listing was cut short")
+        line = out[pos:end]
+        pos = end + 1
+        if line == b"RX-END":
+            if pos != len(out):
+                raise _garbled(host, paths, "unexpected bytes after the end")
+            return copies, errors
+        if line == b"RX-NODIR":
+            continue
+        if line.startswith(b"RX-ERR perm "):
+            rel = line[len(b"RX-ERR perm ") :].decode("utf-8", "surrogateescape")
+            errors.append(
+                SyncPermissionDenied(
+                    f"Cannot read {paths.remote_dir}/{rel} on {host}: permission denied. "
+                    "Make it readable by the SSH login user, then sync again.",
+                    host=host,
+                )
+            )
+            continue
+        if not line.startswith(b"RX-FILE "):
+            raise _garbled(host, paths, f"unexpected line {line[:80]!r}")
+        try:
+            size_b, offset_b, rel_b = line[len(b"RX-FILE ") :].split(b" ", 2)
+            size, offset = int(size_b), int(offset_b)
+        except ValueError:
+            raise _garbled(host, paths, f"bad header {line[:80]!r}") from None
+        data = out[pos : pos + size - offset]
+        if len(data) != size - offset:
+            raise _garbled(host, paths, "a file was cut short (it shrank while being read?)")
+        pos += size - offset
+        rel = rel_b.decode("utf-8", "surrogateescape")
+        if is_session_file(rel, paths.session_id):
+            copies[rel] = RemoteCopy(size, offset, data)
+
+
+def _garbled(host: str, paths: SessionPaths, what: str) -> SyncError:
+    return SyncError(
+        f"Reading session files from {paths.remote_dir} on {host} failed: {what}. "
+        "Nothing was changed locally; sync again.",
+        host=host,
+    )
