@@ -1,0 +1,435 @@
+"""Which executor ran each session, and where: the session metadata store.
+
+Resuming a session needs to know the machine that holds its transcript and
+the directory it ran in there; the transcript itself does not say. This
+module keeps that, one small JSON file per session, under the user's data
+dir (``$REMOTE_EXECUTORS_DATA_DIR``, else platformdirs' ``user_data_dir``)::
+
+    <root>/sessions/<session id>.json   {"version": 1, "session_id": ..., ...}
+    <root>/sessions/.lock               flock'ed around every change
+
+Guarantees:
+
+* Writes are atomic and durable (temp file, fsync, rename, fsync of the
+  directory): a reader, in any process, sees a whole old record or a whole
+  new one, never a torn file. Files are 0600 and directories this module
+  creates 0700: the paths in a record say what the user works on.
+* Changes (:meth:`SessionRecords.put`, :meth:`~SessionRecords.update`,
+  :meth:`~SessionRecords.delete`) hold an exclusive ``flock`` on
+  ``sessions/.lock``, so concurrent read-modify-writes from threads or
+  processes never lose an update. Reads take no lock; atomic renames make
+  that safe.
+* Session ids are validated (canonical lowercase UUID) before they reach a
+  path, host aliases before they are recorded.
+* A file this version cannot trust (invalid JSON, missing or ill-typed
+  fields, a newer format version) is reported with a warning on the
+  ``remote_executors.metadata`` logger and treated as absent by reads. It is
+  never deleted or rewritten behind the user's back: only an explicit
+  :meth:`~SessionRecords.put` or :meth:`~SessionRecords.delete` replaces or
+  removes it. Unknown extra keys are ignored, so an older version can read
+  what a newer one writes as long as the version number stays the same.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import platformdirs
+
+from remote_executors.errors import InvalidInput
+from remote_executors.paths import validate_session_id
+
+# The private helpers too: the store's directories and deletions get the same
+# 0700 + fsync treatment as the installs.
+from remote_executors.sync._install import _fsync_dir, _make_dirs, install_atomically
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "FORMAT_VERSION",
+    "LOCAL",
+    "SessionRecord",
+    "SessionRecords",
+    "data_dir",
+    "get_session_record",
+    "list_session_records",
+]
+
+LOCAL = "local"
+"""The executor name recorded for sessions run on this machine."""
+
+DATA_DIR_ENV = "REMOTE_EXECUTORS_DATA_DIR"
+"""Environment variable that overrides :func:`data_dir` (tests, sandboxes, several profiles)."""
+
+FORMAT_VERSION = 1
+"""The version written into each record file; files with a higher one are not read."""
+
+_APP_NAME = "remote-executors"
+_SESSIONS = "sessions"
+_LOCK_NAME = ".lock"
+_SUFFIX = ".json"
+_REQUIRED = ("session_id", "executor", "local_cwd", "created_at", "updated_at")
+_OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
+
+_log = logging.getLogger("remote_executors.metadata")
+
+
+def data_dir() -> Path:
+    """Return the directory the store lives in.
+
+    ``$REMOTE_EXECUTORS_DATA_DIR`` when set and non-empty (``~`` expanded,
+    made absolute now so a later ``chdir`` cannot move the store), else
+    ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
+    """
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(os.path.abspath(os.path.expanduser(override)))
+    return Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _check_session_id(_: object, __: attrs.Attribute[str], value: str) -> None:
+    validate_session_id(value)
+
+
+def _check_executor(_: object, __: attrs.Attribute[str], value: str) -> None:
+    """Record the alias as given, but nothing that could act as an option or a path."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(
+            f"Invalid executor name {value!r}: expected {LOCAL!r} or an SSH host alias.",
+            host=repr(value),
+        )
+    if value.startswith("-") or "/" in value or _has_control(value):
+        raise InvalidInput(
+            f"Refusing executor name {value!r}: a host alias must not start with '-' or "
+            "contain '/' or control characters. Use the Host alias from your ~/.ssh/config.",
+            host=value,
+        )
+
+
+def _check_path(record: SessionRecord, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Paths are absolute: a relative one would mean something else from every cwd."""
+    if value is None and attribute.name != "local_cwd":
+        return
+    host = LOCAL if attribute.name == "local_cwd" else record.executor
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise InvalidInput(
+            f"Invalid {attribute.name} {value!r}: expected an absolute path without NUL "
+            "characters.",
+            host=host,
+        )
+
+
+def _check_optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(
+            f"Invalid {attribute.name} {value!r}: expected a string or None.", host=LOCAL
+        )
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    """Keep every timestamp aware and in UTC, so records compare and sort safely."""
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+        raise InvalidInput(
+            f"Invalid timestamp {value!r}: expected a timezone-aware datetime.", host=LOCAL
+        )
+    return value.astimezone(dt.timezone.utc)
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+@attrs.frozen
+class SessionRecord:
+    """Where one session ran: what a resume needs to find its transcript again.
+
+    Every field is checked on construction (and by ``attrs.evolve``), raising
+    :class:`~remote_executors.errors.InvalidInput`, so a record that exists is
+    one the store may write. ``remote_cwd`` and ``remote_project_dir`` describe
+    the executor's machine and are ``None`` for local sessions. ``updated_at``
+    defaults to ``created_at``; both are UTC (aware input is converted).
+    ``sync_error`` is the last failed sync's message, ``None`` once a sync
+    succeeded.
+    """
+
+    session_id: str = attrs.field(validator=_check_session_id)
+    executor: str = attrs.field(validator=_check_executor)
+    local_cwd: str = attrs.field(validator=_check_path)
+    remote_cwd: str | None = attrs.field(default=None, validator=_check_path)
+    remote_project_dir: str | None = attrs.field(default=None, validator=_check_path)
+    created_at: dt.datetime = attrs.field(factory=_now, converter=_to_utc)
+    updated_at: dt.datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.created_at, takes_self=True),
+        converter=_to_utc,
+    )
+    sync_error: str | None = attrs.field(default=None, validator=_check_optional_str)
+
+    @property
+    def is_remote(self) -> bool:
+        """True when another machine holds the transcript (it must be synced / pushed)."""
+        return self.executor != LOCAL
+
+
+def _to_json(record: SessionRecord) -> dict[str, Any]:
+    """The versioned on-disk form (datetimes as ISO 8601 strings)."""
+    return {
+        "version": FORMAT_VERSION,
+        "session_id": record.session_id,
+        "executor": record.executor,
+        "local_cwd": record.local_cwd,
+        "remote_cwd": record.remote_cwd,
+        "remote_project_dir": record.remote_project_dir,
+        "created_at": record.created_at.isoformat(timespec="microseconds"),
+        "updated_at": record.updated_at.isoformat(timespec="microseconds"),
+        "sync_error": record.sync_error,
+    }
+
+
+def _from_json(data: object) -> SessionRecord:
+    """Parse the on-disk form; raise ``ValueError`` (incl. InvalidInput) if unusable.
+
+    Unknown keys are ignored; a missing optional field reads as ``None``. A
+    higher ``version`` raises :class:`_NewerFormat` (also a ``ValueError``).
+    """
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    version = data.get("version")
+    if type(version) is not int or version < 1:
+        raise ValueError(f"bad or missing version {version!r}")
+    if version > FORMAT_VERSION:
+        raise _NewerFormat(version)
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    for key in (*_REQUIRED, *_OPTIONAL):
+        value = data.get(key)
+        if not (isinstance(value, str) or (value is None and key in _OPTIONAL)):
+            raise ValueError(f"field {key} is {type(value).__name__}, not a string")
+    return SessionRecord(
+        session_id=data["session_id"],
+        executor=data["executor"],
+        local_cwd=data["local_cwd"],
+        remote_cwd=data.get("remote_cwd"),
+        remote_project_dir=data.get("remote_project_dir"),
+        created_at=dt.datetime.fromisoformat(data["created_at"]),
+        updated_at=dt.datetime.fromisoformat(data["updated_at"]),
+        sync_error=data.get("sync_error"),
+    )
+
+
+class _NewerFormat(ValueError):
+    """The file was written by a newer version of this library."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"format version {version} is newer than this library's {FORMAT_VERSION}; "
+            "upgrade remote-executors to read it"
+        )
+
+
+class SessionRecords:
+    """The store: one JSON file per session under ``<root>/sessions/<sid>.json``.
+
+    Cheap to construct; holds no open files. ``root`` defaults to
+    :func:`data_dir`, read once here. Directories are created on the first
+    write, not before, so reading an empty store leaves no trace.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self._root = data_dir() if root is None else Path(root)
+
+    @property
+    def root(self) -> Path:
+        """The store's root directory (records live in its ``sessions/`` subdirectory)."""
+        return self._root
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        """Return the record of ``session_id``, or ``None`` if there is none.
+
+        A file that cannot be trusted (see the module docs) is logged as a
+        warning and reads as ``None``; it is left as it is. Other I/O errors
+        (e.g. permission denied) are raised: they are not "no record".
+        """
+        path = self._path(session_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return self._parse(path, data, session_id)
+
+    def put(self, record: SessionRecord) -> None:
+        """Write ``record`` whole, replacing any file for its session.
+
+        This is the explicit full write: it also replaces a file that
+        :meth:`get` reported as corrupt or too new. Use :meth:`update` to
+        change some fields of an existing record.
+        """
+        attrs.validate(record)  # a record altered with object.__setattr__ is refused too
+        path = self._path(record.session_id)
+        with self._locked():
+            self._write(path, record)
+
+    def update(self, session_id: str, /, **changes: Any) -> SessionRecord | None:
+        """Change some fields of the record under the store lock; return the new record.
+
+        ``updated_at`` is set to now unless given in ``changes``. Returns
+        ``None``, changing nothing, when there is no record or its file
+        cannot be trusted (logged as for :meth:`get`): an update never
+        replaces data it could not read. Invalid values raise
+        :class:`~remote_executors.errors.InvalidInput` and nothing is
+        written; an unknown field name raises ``TypeError``; ``session_id``
+        cannot be changed (``put`` a new record).
+        """
+        path = self._path(session_id)
+        if changes.get("session_id", session_id) != session_id:
+            raise InvalidInput(
+                "A record's session_id cannot be changed; put() a record for the new id.",
+                host=LOCAL,
+            )
+        with self._locked():
+            current = self.get(session_id)
+            if current is None:
+                return None
+            # Stamped under the lock, so stamps follow the order writes land in.
+            changes.setdefault("updated_at", _now())
+            new = attrs.evolve(current, **changes)
+            self._write(path, new)
+        return new
+
+    def list(self, local_cwd: str | None = None) -> builtins.list[SessionRecord]:
+        """Return every readable record, most recently updated first.
+
+        With ``local_cwd``, only sessions whose ``local_cwd`` is the same
+        directory, compared after ``os.path.realpath`` on both sides (so a
+        symlinked spelling matches). Untrustworthy or unreadable files are
+        logged as warnings and skipped, so one bad file cannot hide the rest.
+        """
+        wanted = None if local_cwd is None else os.path.realpath(local_cwd)
+        records: builtins.list[SessionRecord] = []
+        for session_id, path in self._files():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # deleted since the directory was listed
+            except OSError as exc:
+                _log.warning("Skipping session record %s: cannot read it: %s", path, exc)
+                continue
+            record = self._parse(path, data, session_id)
+            if record is None:
+                continue
+            if wanted is not None and os.path.realpath(record.local_cwd) != wanted:
+                continue
+            records.append(record)
+        records.sort(key=lambda r: (r.updated_at, r.session_id), reverse=True)
+        return records
+
+    def delete(self, session_id: str) -> bool:
+        """Remove the record of ``session_id`` (even an untrustworthy one); True if it existed.
+
+        Only the record goes: the transcript, local or remote, is not touched.
+        """
+        path = self._path(session_id)
+        with self._locked():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            _fsync_dir(path.parent)
+        return True
+
+    # -- internals ---------------------------------------------------------
+
+    @property
+    def _sessions(self) -> Path:
+        return self._root / _SESSIONS
+
+    def _path(self, session_id: str) -> Path:
+        # Validation first: only a canonical UUID ever becomes part of a path.
+        return self._sessions / f"{validate_session_id(session_id)}{_SUFFIX}"
+
+    def _files(self) -> Iterator[tuple[str, Path]]:
+        """Yield (session id, path) of every record file; temp and lock files are skipped."""
+        try:
+            names = os.listdir(self._sessions)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.endswith(_SUFFIX):
+                continue
+            session_id = name[: -len(_SUFFIX)]
+            try:
+                validate_session_id(session_id)
+            except InvalidInput:
+                continue  # not ours (a user's stray file); not worth a warning
+            yield session_id, self._sessions / name
+
+    @staticmethod
+    def _parse(path: Path, data: bytes, session_id: str) -> SessionRecord | None:
+        """Decode a file's bytes, or log why it cannot be trusted and return None."""
+        try:
+            record = _from_json(json.loads(data))
+        except _NewerFormat as exc:
+            _log.warning("Ignoring session record %s: %s", path, exc)
+            return None
+        except (ValueError, TypeError, RecursionError) as exc:  # JSON, UTF-8, fields, nesting
+            _log.warning("Ignoring corrupt session record %s (left untouched): %s", path, exc)
+            return None
+        if record.session_id != session_id:
+            _log.warning(
+                "Ignoring session record %s (left untouched): it holds session %s",
+                path,
+                record.session_id,
+            )
+            return None
+        return record
+
+    @staticmethod
+    def _write(path: Path, record: SessionRecord) -> None:
+        # ensure_ascii: lone surrogates (undecodable file names) survive as JSON escapes.
+        text = json.dumps(_to_json(record), ensure_ascii=True, indent=2) + "\n"
+        install_atomically(path, text.encode("ascii"))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's flock for the block (excludes other threads and processes).
+
+        flock locks belong to the open file description, so each holder opens
+        the file itself. Blocking is fine: holders only do a small local
+        read and write. The lock file stays (deleting it would break
+        exclusion for waiters that already opened it).
+        """
+        _make_dirs(self._sessions)
+        fd = os.open(self._sessions / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def get_session_record(session_id: str) -> SessionRecord | None:
+    """Return the record of ``session_id`` in the default store (:func:`data_dir`), if any."""
+    return SessionRecords().get(session_id)
+
+
+def list_session_records(directory: str | None = None) -> list[SessionRecord]:
+    """List the default store's records, newest first; only ``directory``'s when given.
+
+    Named like ``claude_agent_sdk.list_sessions(directory=...)``, whose
+    directory it filters by the same way (real paths compared).
+    """
+    return SessionRecords().list(local_cwd=directory)
