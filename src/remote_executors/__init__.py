@@ -14,10 +14,16 @@ from .errors import (
     ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
+    SessionConflict,
+    SyncDiskFull,
+    SyncError,
+    SyncPermissionDenied,
+    SyncToolMissing,
 )
 from .executors.base import CommandResult, Executor, SpawnOptions
 from .executors.local import LocalExecutor
 from .executors.ssh import SSHExecutor
+from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
 from .paths import project_dir_from_cwd
 from .sdk import (
     ClaudeSDKClient,
@@ -26,6 +32,14 @@ from .sdk import (
     query,
     spawn_claude_code_process,
 )
+from .sync import (
+    FileSync,
+    SessionPaths,
+    SessionSync,
+    SyncReport,
+    TailSessionSync,
+)
+from .sync.status import SYNC_SUBTYPE, SessionSyncStatus
 
 __all__ = [
     "AuthenticationFailed",
@@ -50,4 +64,20 @@ __all__ = [
     "RemotePathNotFound",
     "RemoteSetupError",
     "SpawnOptions",
+    "SYNC_SUBTYPE",
+    "FileSync",
+    "SessionConflict",
+    "SessionPaths",
+    "SessionRecord",
+    "SessionRecords",
+    "SessionSync",
+    "SessionSyncStatus",
+    "SyncDiskFull",
+    "SyncError",
+    "SyncPermissionDenied",
+    "SyncReport",
+    "SyncToolMissing",
+    "TailSessionSync",
+    "get_session_record",
+    "list_session_records",
 ]

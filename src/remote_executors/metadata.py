@@ -79,7 +79,7 @@ _SESSIONS = "sessions"
 _LOCK_NAME = ".lock"
 _SUFFIX = ".json"
 _REQUIRED = ("session_id", "executor", "local_cwd", "created_at", "updated_at")
-_OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
+_OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error", "ssh_config")
 
 _log = logging.getLogger("remote_executors.metadata")
 
@@ -177,6 +177,9 @@ class SessionRecord:
         converter=_to_utc,
     )
     sync_error: str | None = attrs.field(default=None, validator=_check_optional_str)
+    ssh_config: str | None = attrs.field(default=None, validator=_check_path)
+    """The ssh_config file the executor was built with (None: ssh's default), so a
+    resume with no executor given reaches the same host the same way."""
 
     @property
     def is_remote(self) -> bool:
@@ -196,6 +199,7 @@ def _to_json(record: SessionRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(timespec="microseconds"),
         "updated_at": record.updated_at.isoformat(timespec="microseconds"),
         "sync_error": record.sync_error,
+        "ssh_config": record.ssh_config,
     }
 
 
@@ -228,6 +232,7 @@ def _from_json(data: object) -> SessionRecord:
         created_at=dt.datetime.fromisoformat(data["created_at"]),
         updated_at=dt.datetime.fromisoformat(data["updated_at"]),
         sync_error=data.get("sync_error"),
+        ssh_config=data.get("ssh_config"),
     )
 
 

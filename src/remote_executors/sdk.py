@@ -27,6 +27,7 @@ from collections.abc import (
 from contextvars import ContextVar
 from typing import Any, cast
 
+import anyio
 from anyio.abc import Process
 from claude_agent_sdk import (
     ClaudeAgentOptions,
@@ -40,10 +41,13 @@ from claude_agent_sdk._internal.transport import subprocess_cli as _subprocess_c
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 from claude_agent_sdk.types import _configure_can_use_tool
 
+from ._session_sync import SessionSyncer
 from .errors import ExecutorError, InvalidInput
 from .executors._ssh_process import SSHProcess
 from .executors.base import Executor, SpawnOptions
 from .executors.local import LocalExecutor
+from .sync._tail import TailSessionSync
+from .sync.base import SessionSync
 
 __all__ = [
     "ClaudeSDKClient",
@@ -126,14 +130,39 @@ def _install_route() -> None:
         module.anyio = _AnyioWithRoute(module.anyio)
 
 
+#: What ``sync=`` accepts: a strategy, True for the default one, False for none.
+SyncOption = SessionSync | bool
+
+
+def _strategy(sync: SyncOption) -> SessionSync | None:
+    if sync is True:
+        return TailSessionSync()
+    if sync is False:
+        return None
+    if not isinstance(sync, SessionSync):
+        raise TypeError(f"sync must be a SessionSync, True or False, got {sync!r}")
+    return sync
+
+
 class ExecutorTransport(SubprocessCLITransport):
-    """The SDK's subprocess transport, with the process started by an executor."""
+    """The SDK's subprocess transport, with the process started by an executor.
+
+    With ``sync`` on (the default), the session's transcript is pulled to the
+    local disk after every turn, before the turn's ``ResultMessage`` is
+    passed on, and once more when the CLI exits; a resume first makes the
+    executor's copy match the local one. Sync problems arrive as
+    :class:`~remote_executors.SessionSyncStatus` messages, never as errors,
+    except before a resume, where starting on a wrong copy would fork the
+    conversation.
+    """
 
     def __init__(
         self,
         prompt: str | AsyncIterable[dict[str, Any]],
         options: ClaudeAgentOptions,
         executor: Executor,
+        *,
+        sync: SyncOption = True,
     ) -> None:
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
@@ -158,8 +187,14 @@ class ExecutorTransport(SubprocessCLITransport):
         if remote and self._cli_path is None:
             # Resolved on the remote machine; the local bundled CLI means nothing there.
             self._cli_path = "claude"
+        self._session_cwd = os.fspath(options.cwd) if options.cwd is not None else os.getcwd()
+        self.syncer = SessionSyncer(
+            executor, _strategy(sync), local_cwd=self._session_cwd, env=options.env
+        )
 
     async def connect(self) -> None:
+        if self._options.resume is not None and self.syncer.enabled:
+            await self.syncer.before_resume(self._options.resume)
         _install_route()
         token = _route.set(self._open_process)
         try:
@@ -215,15 +250,43 @@ class ExecutorTransport(SubprocessCLITransport):
         return self._read_with_lost_link()
 
     async def _read_with_lost_link(self) -> AsyncIterator[dict[str, Any]]:
+        syncer = self.syncer
         try:
+            for status in syncer.take_pending():
+                yield status
             async for message in super().read_messages():
+                kind = message.get("type")
+                if kind == "system" and message.get("subtype") == "init":
+                    syncer.on_init(message, self._remote_cwd())
+                elif kind == "result":
+                    # The transcript holds the whole turn once the result is
+                    # out: pull it before the caller sees the turn end.
+                    for status in await syncer.after_turn():
+                        yield status
                 yield message
         except ProcessError as exc:
             process = self.executor_process
             lost = process.lost_error() if isinstance(process, SSHProcess) else None
             if lost is not None:
+                await syncer.after_loss()
                 raise lost from exc
+            await syncer.after_exit()
             raise
+        # The CLI writes a few closing lines as it exits.
+        for status in await syncer.after_exit():
+            yield status
+
+    async def close(self) -> None:
+        await super().close()
+        await self.syncer.on_close()
+
+    def _remote_cwd(self) -> str | None:
+        process = self.executor_process
+        if isinstance(process, SSHProcess):
+            return process.remote_cwd or None
+        if isinstance(self._executor, LocalExecutor):
+            return os.path.realpath(self._session_cwd)
+        return None
 
 
 # Flags whose value may carry credentials (MCP server headers and env,
@@ -242,14 +305,30 @@ def _private_args(args: list[str]) -> list[int]:
 
 def _transport(
     prompt: str | AsyncIterable[dict[str, Any]],
-    options: ClaudeAgentOptions | None,
+    options: ClaudeAgentOptions,
     executor: Executor | None,
+    sync: SyncOption,
 ) -> ExecutorTransport | None:
     if executor is None:
         return None
     if not isinstance(executor, Executor):
         raise TypeError(f"executor must implement remote_executors.Executor, got {executor!r}")
-    return ExecutorTransport(prompt, options or ClaudeAgentOptions(), executor)
+    return ExecutorTransport(prompt, options, executor, sync=sync)
+
+
+def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
+    """For a resume with no executor given: the one the session last ran on, if remote."""
+    if options.resume is None:
+        return None
+    from .metadata import get_session_record
+    from .paths import validate_session_id
+
+    record = get_session_record(validate_session_id(options.resume))
+    if record is None or not record.is_remote:
+        return None
+    from .executors.ssh import SSHExecutor
+
+    return SSHExecutor(record.executor, ssh_config=record.ssh_config)
 
 
 async def query(
@@ -257,37 +336,71 @@ async def query(
     prompt: str | AsyncIterable[dict[str, Any]],
     options: ClaudeAgentOptions | None = None,
     executor: Executor | None = None,
+    sync: SyncOption = True,
 ) -> AsyncIterator[Message]:
-    """``claude_agent_sdk.query`` that runs the CLI on ``executor`` (None: as the SDK does)."""
+    """``claude_agent_sdk.query`` that runs the CLI on ``executor``.
+
+    With no ``executor``: a resume (``options.resume``) runs where the
+    session last ran (as recorded); anything else runs exactly as the SDK
+    runs it. ``sync`` picks the transcript sync strategy (see
+    :class:`ExecutorTransport`).
+    """
     options = options or ClaudeAgentOptions()
-    transport = _transport(prompt, options, executor)
-    # Closing this generator early (``break`` + ``aclose()``, cancellation) must
-    # close the SDK's generator now: its cleanup is what stops the process.
-    # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
-    # never closes it (``async for`` does not), so its cleanup would be left
-    # to the garbage collector: later, in another task, or not at all. Hence
-    # the same call here, closed explicitly.
-    sdk_messages = cast(
-        "AsyncGenerator[Message, None]",
-        _InternalClient().process_query(prompt=prompt, options=options, transport=transport),
-    )
-    async with contextlib.aclosing(sdk_messages) as messages:
-        async for message in messages:
-            yield message
+    owned = None
+    if executor is None:
+        executor = owned = _recorded_executor(options)
+    try:
+        transport = _transport(prompt, options, executor, sync)
+        # Closing this generator early (``break`` + ``aclose()``, cancellation) must
+        # close the SDK's generator now: its cleanup is what stops the process.
+        # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
+        # never closes it (``async for`` does not), so its cleanup would be left
+        # to the garbage collector: later, in another task, or not at all. Hence
+        # the same call here, closed explicitly.
+        sdk_messages = cast(
+            "AsyncGenerator[Message, None]",
+            _InternalClient().process_query(prompt=prompt, options=options, transport=transport),
+        )
+        async with contextlib.aclosing(sdk_messages) as messages:
+            async for message in messages:
+                yield message
+    finally:
+        if owned is not None:
+            with anyio.CancelScope(shield=True):
+                await owned.aclose()
 
 
 class ClaudeSDKClient(_SDKClient):
-    """``claude_agent_sdk.ClaudeSDKClient`` that runs the CLI on ``executor``."""
+    """``claude_agent_sdk.ClaudeSDKClient`` that runs the CLI on ``executor``.
+
+    With no ``executor``, a resume runs where the session last ran (see
+    :func:`query`); the client then owns that executor and closes it on
+    ``disconnect()``.
+    """
 
     def __init__(
-        self, options: ClaudeAgentOptions | None = None, executor: Executor | None = None
+        self,
+        options: ClaudeAgentOptions | None = None,
+        executor: Executor | None = None,
+        *,
+        sync: SyncOption = True,
     ) -> None:
         options = options or ClaudeAgentOptions()
+        self._owned_executor = None
+        if executor is None:
+            executor = self._owned_executor = _recorded_executor(options)
         self.executor = executor
         # The SDK's client feeds prompts through transport.write(), so the
         # transport's own prompt is only a marker for streaming mode.
-        transport = _transport(_never(), options, executor)
+        transport = _transport(_never(), options, executor, sync)
         super().__init__(options=options, transport=transport)
+
+    async def disconnect(self) -> None:
+        try:
+            await super().disconnect()
+        finally:
+            if self._owned_executor is not None:
+                await self._owned_executor.aclose()
 
 
 async def _never() -> AsyncIterator[dict[str, Any]]:

@@ -184,6 +184,7 @@ def test_put_then_get_round_trips_and_writes_the_versioned_format(tmp_path: Path
         "created_at": "2026-05-09T07:35:12.123456+00:00",
         "updated_at": "2026-05-09T07:35:12.123456+00:00",
         "sync_error": "rsync: connection unexpectedly closed",
+        "ssh_config": None,
     }
 
 

@@ -77,6 +77,8 @@ class SSHExecutor:
         config = os.fspath(ssh_config) if ssh_config is not None else None
         if config is not None:
             check_path(config, host=host, what="ssh_config")
+            config = os.path.abspath(config)
+        self._ssh_config = config
         self._backend: Backend = OpenSSHBackend(
             self._host,
             ssh_config=config,
@@ -114,6 +116,11 @@ class SSHExecutor:
     @property
     def host(self) -> str:
         return self._host
+
+    @property
+    def ssh_config(self) -> str | None:
+        """The ssh_config file given (absolute), None for ssh's default."""
+        return self._ssh_config
 
     # -- paths ------------------------------------------------------------
 

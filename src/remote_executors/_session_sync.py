@@ -1,0 +1,296 @@
+"""Keeping one running session's transcript in step, turn by turn.
+
+The transport calls in at four points: the ``init`` message (the session id
+is known: record where it runs), each ``result`` message (pull before the
+caller sees the result), the end of the process (pull the lines the CLI
+writes on exit) and, before a resume, :meth:`SessionSyncer.before_resume`
+(pull what the remote has, push what only local has). A failed sync never
+fails the session: it is logged, recorded, and handed to the caller as a
+:class:`~remote_executors.sync.status.SessionSyncStatus` message; the next
+turn, the end of the session and the next resume retry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+
+from .errors import ExecutorError, SessionConflict
+from .executors.base import Executor
+from .executors.local import LocalExecutor
+from .metadata import LOCAL, SessionRecord, SessionRecords
+from .paths import validate_session_id
+from .sync._locate import locate, same_place
+from .sync.base import SessionPaths, SessionSync
+from .sync.status import SessionSyncStatus
+
+__all__ = ["SessionSyncer"]
+
+log = logging.getLogger("remote_executors.sync")
+
+STALE = "Session sync failed, local view may be stale"
+#: How long the end-of-session and after-loss pulls may take before giving up
+#: (they are retried on the next contact).
+FINAL_SYNC_SECONDS = 15.0
+
+
+class SessionSyncer:
+    """The sync side of one :class:`~remote_executors.ExecutorTransport`."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        strategy: SessionSync | None,
+        *,
+        local_cwd: str,
+        env: Mapping[str, str],
+    ) -> None:
+        self._executor = executor
+        self._strategy = strategy
+        self._local_cwd = os.path.realpath(local_cwd)
+        self._env = dict(env)
+        self._records = SessionRecords()
+        self.session_id: str | None = None
+        self._paths: SessionPaths | None = None
+        self._same_place = False
+        self._failed: BaseException | None = None
+        self._exited_synced = False  # pulled once after the CLI exited
+        self._pending: list[dict[str, Any]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self._strategy is not None
+
+    def take_pending(self) -> list[dict[str, Any]]:
+        """Status messages queued outside a turn (e.g. by a resume), to emit first."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    # -- the four points ------------------------------------------------------
+
+    def on_init(self, message: Mapping[str, Any], remote_cwd: str | None) -> None:
+        """The CLI announced its session: record where it runs."""
+        sid = message.get("session_id")
+        if not isinstance(sid, str):
+            return
+        try:
+            validate_session_id(sid)
+        except ExecutorError:
+            log.warning("not syncing: the CLI reported a malformed session id %r", sid)
+            return
+        self.session_id = sid
+        if self._paths is None and remote_cwd:
+            self._paths = self._paths_for(sid, remote_cwd)
+        self._record(remote_cwd)
+
+    async def after_turn(self) -> list[dict[str, Any]]:
+        """Pull now (a result arrived); return status messages to emit before it."""
+        return [*self.take_pending(), *await self._pull()]
+
+    async def after_exit(self) -> list[dict[str, Any]]:
+        """The CLI exited: pull the lines it writes on the way out."""
+        if self._exited_synced:
+            return []
+        with anyio.move_on_after(FINAL_SYNC_SECONDS):
+            statuses = await self._pull()
+            self._exited_synced = self._failed is None
+            return statuses
+        return [self._failure(TimeoutError("the final sync did not finish in time"))]
+
+    async def on_close(self) -> None:
+        """After the transport closed (the CLI has exited): the final pull, if not done yet.
+
+        Runs when the caller stopped reading before the end of the output.
+        """
+        if self._exited_synced:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SYNC_SECONDS):
+            await self._pull()
+            self._exited_synced = self._failed is None
+
+    async def before_resume(self, session_id: str) -> None:
+        """Make the executor's copy the local one (pushing only what it lacks).
+
+        Raises what the sync raises: starting the CLI on a copy that is
+        behind or diverged would fork the conversation.
+        """
+        validate_session_id(session_id)
+        self.session_id = session_id
+        record = self._records.get(session_id)
+        if record is not None and record.is_remote and record.executor != self._executor.name:
+            await self._pull_from_previous(record)
+        remote_cwd = None
+        if (
+            record is not None
+            and record.executor == self._executor.name
+            and record.remote_cwd is not None
+            and _same_dir(record.local_cwd, self._local_cwd)
+        ):
+            remote_cwd = record.remote_cwd
+        if isinstance(self._executor, LocalExecutor):
+            remote_cwd = os.path.realpath(self._local_cwd)
+        assert self._strategy is not None
+        paths = await locate(
+            self._executor,
+            local_cwd=self._local_cwd,
+            session_id=session_id,
+            env=self._env,
+            remote_cwd=remote_cwd,
+        )
+        self._set_paths(paths)
+        if not self._same_place:
+            await self._strategy.push(self._executor, paths)
+        # The CLI's init message records where it now runs.
+
+    async def after_loss(self) -> None:
+        """The link or process died mid-turn: try to save what the remote wrote."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
+            await self._pull()
+
+    # -- internals --------------------------------------------------------------
+
+    def _paths_for(self, sid: str, remote_cwd: str) -> SessionPaths:
+        from .paths import project_dir_from_cwd
+        from .sync._locate import local_project_dir
+
+        paths = SessionPaths(
+            local_dir=local_project_dir(self._local_cwd),
+            remote_project=project_dir_from_cwd(remote_cwd),
+            session_id=sid,
+            remote_config_dir=self._env.get("CLAUDE_CONFIG_DIR") or None,
+        )
+        self._same_place = same_place(self._executor, paths)
+        return paths
+
+    def _set_paths(self, paths: SessionPaths) -> None:
+        self._paths = paths
+        self._same_place = same_place(self._executor, paths)
+
+    async def _pull(self) -> list[dict[str, Any]]:
+        if self._strategy is None or self.session_id is None or self._same_place:
+            return []
+        sid = self.session_id
+        try:
+            if self._paths is None:
+                self._set_paths(
+                    await locate(
+                        self._executor, local_cwd=self._local_cwd, session_id=sid, env=self._env
+                    )
+                )
+                if self._same_place:
+                    return []
+            assert self._paths is not None
+            await self._strategy.pull(self._executor, self._paths)
+        except (ExecutorError, OSError, TimeoutError) as exc:
+            return [self._failure(exc)]
+        if self._failed is None:
+            return []
+        self._failed = None
+        self._update(sync_error=None)
+        log.info("session %s: sync with %s recovered", sid, self._executor.name)
+        return [
+            SessionSyncStatus(
+                ok=True,
+                session_id=sid,
+                host=self._executor.name,
+                message="Session sync recovered: the local transcript is up to date",
+            ).to_raw()
+        ]
+
+    def _failure(self, exc: BaseException) -> dict[str, Any]:
+        self._failed = exc
+        sid = self.session_id or ""
+        log.warning("session %s: %s: %s", sid, STALE, exc)
+        self._update(sync_error=str(exc) or type(exc).__name__)
+        copies = exc.copies if isinstance(exc, SessionConflict) else ()
+        return SessionSyncStatus(
+            ok=False,
+            session_id=sid,
+            host=self._executor.name,
+            message=STALE,
+            error=type(exc).__name__,
+            detail=str(exc),
+            conflict_copies=copies,
+        ).to_raw()
+
+    async def _pull_from_previous(self, record: SessionRecord) -> None:
+        """Fetch what the host that last ran the session has, before moving it here."""
+        from .executors.ssh import SSHExecutor
+
+        assert self._strategy is not None
+        previous = SSHExecutor(record.executor, ssh_config=record.ssh_config)
+        try:
+            with anyio.move_on_after(FINAL_SYNC_SECONDS):
+                paths = await locate(
+                    previous,
+                    local_cwd=record.local_cwd,
+                    session_id=record.session_id,
+                    env=self._env,
+                    remote_cwd=record.remote_cwd,
+                )
+                await self._strategy.pull(previous, paths)
+                if record.sync_error is not None:
+                    self._records.update(record.session_id, sync_error=None)
+        except (ExecutorError, OSError, TimeoutError) as exc:
+            log.warning(
+                "session %s: could not fetch its latest lines from %s before resuming on %s: %s",
+                record.session_id,
+                record.executor,
+                self._executor.name,
+                exc,
+            )
+            self._pending.append(
+                SessionSyncStatus(
+                    ok=False,
+                    session_id=record.session_id,
+                    host=record.executor,
+                    message=f"Could not fetch the latest lines from {record.executor}; "
+                    "resuming from the local copy",
+                    error=type(exc).__name__,
+                    detail=str(exc),
+                    conflict_copies=exc.copies if isinstance(exc, SessionConflict) else (),
+                ).to_raw()
+            )
+        finally:
+            await previous.aclose()
+
+    def _record(self, remote_cwd: str | None) -> None:
+        if self.session_id is None:
+            return
+        executor = LOCAL if isinstance(self._executor, LocalExecutor) else self._executor.name
+        fields: dict[str, Any] = {
+            "executor": executor,
+            "local_cwd": self._local_cwd,
+            "remote_cwd": remote_cwd if executor != LOCAL else None,
+            "remote_project_dir": self._remote_project_dir() if executor != LOCAL else None,
+            "ssh_config": getattr(self._executor, "ssh_config", None),
+        }
+        try:
+            if self._records.update(self.session_id, **fields) is None:
+                self._records.put(SessionRecord(session_id=self.session_id, **fields))
+        except (OSError, ExecutorError) as exc:
+            log.warning("session %s: could not record where it runs: %s", self.session_id, exc)
+
+    def _remote_project_dir(self) -> str | None:
+        paths = self._paths
+        if paths is None or paths.remote_config_dir is None:
+            return None
+        if not paths.remote_config_dir.startswith("/"):
+            return None
+        return paths.remote_dir
+
+    def _update(self, **changes: Any) -> None:
+        if self.session_id is None:
+            return
+        try:
+            self._records.update(self.session_id, **changes)
+        except (OSError, ExecutorError) as exc:
+            log.warning("session %s: could not update its record: %s", self.session_id, exc)
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
