@@ -38,6 +38,8 @@ from .sync import (
     SessionSync,
     SyncReport,
     TailSessionSync,
+    pull_session,
+    push_session,
 )
 from .sync.status import SYNC_SUBTYPE, SessionSyncStatus
 
@@ -80,4 +82,6 @@ __all__ = [
     "TailSessionSync",
     "get_session_record",
     "list_session_records",
+    "pull_session",
+    "push_session",
 ]

@@ -106,7 +106,7 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
-        if self._exited_synced:
+        if self._exited_synced or getattr(self._executor, "closed", False):
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SYNC_SECONDS):
             await self._pull()
@@ -147,7 +147,15 @@ class SessionSyncer:
         # The CLI's init message records where it now runs.
 
     async def after_loss(self) -> None:
-        """The link or process died mid-turn: try to save what the remote wrote."""
+        """The link or process died mid-turn: try to save what the remote wrote.
+
+        Usually the link is down and this fails fast; the record then says the
+        session is behind, and the next resume pulls first.
+        """
+        if getattr(self._executor, "closed", False):
+            # Closed by the app: reconnecting now would leave a connection behind.
+            self._failure(RuntimeError(f"{self._executor.name}: executor closed mid-turn"))
+            return
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
 

@@ -116,6 +116,10 @@ def parse_status(line: bytes, nonce: str) -> JobStatus | None:
         return tuple(base64.b64decode(w).decode("utf-8", "surrogateescape") for w in words)
 
     if kind == "OK":
-        return JobStatus(ok=True, values=decode(words[2:]))
+        values = decode(words[2:])
+        if len(values) == 1 and values[0].endswith("\0"):
+            # One word of NUL-terminated values (see rx_ok in bootstrap.sh).
+            values = tuple(values[0][:-1].split("\0"))
+        return JobStatus(ok=True, values=values)
     reason = words[2].decode("ascii", "replace") if len(words) > 2 else "unknown"
     return JobStatus(ok=False, reason=reason, values=decode(words[3:]))

@@ -24,6 +24,9 @@ unset rx_hdr
 # status line always starts a line of its own.
 rx_say() { printf '\n%s %s\n' "$RX_NONCE" "$*"; }
 rx_b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
+# The OK line's values travel as one base64 word of NUL-terminated strings:
+# one pipeline instead of one per value (each costs three processes).
+rx_ok() { rx_say OK "$(printf '%s\0' "$@" | base64 | tr -d '\n')"; }
 # Marks the end of login-shell chatter on stderr, as the status line does on
 # stdout: the caller's stderr stream starts after it.
 rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
@@ -97,7 +100,7 @@ if [ "$RX_MODE" = run ]; then
   # $$ is the process group the command runs in (we are the session leader
   # and exec it): the local side stops that group if it gives up waiting.
   rx_stderr_mark
-  rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")" "$(rx_b64 "$$")"
+  rx_ok "$rx_found" "$(pwd -P)" "$$"
   rx_env
   exec "$@"
 fi
@@ -124,7 +127,7 @@ if [ "${RX_FILES:-0}" -gt 0 ]; then
 fi
 
 rx_stderr_mark
-rx_say OK "$(rx_b64 "$rx_found")" "$(rx_b64 "$(pwd -P)")"
+rx_ok "$rx_found" "$(pwd -P)"
 
 exec 3<&0
 (

@@ -89,6 +89,7 @@ class SSHExecutor:
             keepalive_count=keepalive_count,
         )
         self._home: str | None = None
+        self._closed = False
         self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -254,7 +255,13 @@ class SSHExecutor:
             except ExecutorError as exc:
                 log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` ran (later use would open a new connection)."""
+        return self._closed
+
     async def aclose(self) -> None:
+        self._closed = True
         with anyio.CancelScope(shield=True):
             for process in list(self._processes):
                 if process.returncode is None:

@@ -14,6 +14,7 @@ from remote_executors.sync._decide import Kind
 from remote_executors.sync._locate import local_project_dir, locate
 from remote_executors.sync._tail import TailSessionSync
 from remote_executors.sync.base import FileSync, SessionPaths, SessionSync, SyncReport
+from remote_executors.sync.session import pull_session, push_session
 
 __all__ = [
     "FileSync",
@@ -24,4 +25,6 @@ __all__ = [
     "TailSessionSync",
     "local_project_dir",
     "locate",
+    "pull_session",
+    "push_session",
 ]
