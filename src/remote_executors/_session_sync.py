@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import attrs
 
 from .errors import ExecutorError, SessionConflict
 from .executors.base import Executor
@@ -85,6 +86,9 @@ class SessionSyncer:
         self.session_id = sid
         if self._paths is None and remote_cwd:
             self._paths = self._paths_for(sid, remote_cwd)
+        elif self._paths is not None and self._paths.session_id != sid:
+            # A forked resume (or /clear) continues under a new id.
+            self._paths = attrs.evolve(self._paths, session_id=sid)
         self._record(remote_cwd)
 
     async def after_turn(self) -> list[dict[str, Any]]:
@@ -180,6 +184,10 @@ class SessionSyncer:
 
     async def _pull(self) -> list[dict[str, Any]]:
         if self._strategy is None or self.session_id is None or self._same_place:
+            return []
+        if isinstance(self._executor, LocalExecutor):
+            # Already on the local disk, where this session's own config says
+            # (copying it to another config dir would surprise a local user).
             return []
         sid = self.session_id
         try:

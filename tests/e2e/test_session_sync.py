@@ -330,3 +330,57 @@ async def test_resume_refuses_a_malformed_session_id_before_anything_runs(
             await run("x", options_for(rx_project, resume=bad), rx_executor)
         with pytest.raises(rx.InvalidInput):
             await run("x", options_for(rx_project, resume=bad), None)
+
+
+async def test_a_forked_resume_syncs_the_new_session_and_keeps_the_old_one(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_project: Project,
+    rx_executor: rx.SSHExecutor,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    sid = await first_session("base", rx_project, rx_executor, rx_model, "m-fork")
+    old = local_transcript(local_claude, rx_project, sid).read_bytes()
+    rx_model.script(text("forked answer"))
+    options = options_for(rx_project, resume=sid, fork_session=True)
+    new_sid = result_of(await run("fork it", options, rx_executor)).session_id
+    assert new_sid != sid
+    assert local_transcript(local_claude, rx_project, sid).read_bytes() == old
+    forked = local_transcript(local_claude, rx_project, new_sid).read_bytes()
+    assert b"forked answer" in forked
+    assert forked == remote_transcript(rx_sshd, rx_account, rx_project, new_sid).read_bytes()
+
+
+async def test_a_remote_project_behind_a_symlink_is_found_by_its_real_path(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: Any,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    # The local project maps (path_map) to a symlink on the remote; the CLI
+    # names its project dir after the real path behind it.
+    real = rx_project.remote.parent / "real-shop"
+    link = rx_project.remote.parent / "link-shop"
+    rx_sshd.run_as(rx_account, ["mkdir", "-p", str(real)], check=True)
+    rx_sshd.run_as(rx_account, ["ln", "-s", str(real), str(link)], check=True)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias,
+        ssh_config=str(rx_ssh_config.path),
+        path_map={str(rx_project.local): str(link)},
+    )
+    async with executor:
+        rx_model.script(text("behind a link"))
+        sid = result_of(await run("hi", options_for(rx_project), executor)).session_id
+    remote = (
+        rx_sshd.remote_home(rx_account)
+        / ".claude/projects"
+        / project_dir_from_cwd(os.path.realpath(real))
+        / f"{sid}.jsonl"
+    )
+    assert remote.exists()
+    local = local_transcript(local_claude, rx_project, sid)
+    assert local.read_bytes() == remote.read_bytes()
+    assert [s.session_id for s in list_sessions(directory=str(rx_project.local))] == [sid]
