@@ -258,6 +258,16 @@ class OpenSSHBackend:
             os.close(read_fd)
         return OpenSSHChannel(proc, write_fd, stderr_file)
 
+    async def shared_ssh_argv(self) -> list[str]:
+        """``ssh`` and its options, riding this backend's master connection.
+
+        For a tool that runs ssh itself and appends the destination and its
+        command (rsync's ``-e``). The master is brought up first, so the tool's
+        ssh only opens a channel on it.
+        """
+        await self.connect()
+        return [*self._base(), "-oControlMaster=no"]
+
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         if returncode == SSH_FAILED:
             return classify_connect_failure(self.host, stderr)

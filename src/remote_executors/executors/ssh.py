@@ -255,6 +255,12 @@ class SSHExecutor:
             except ExecutorError as exc:
                 log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
+    async def _rsync_rsh(self) -> list[str] | None:
+        """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible)."""
+        if not isinstance(self._backend, OpenSSHBackend):
+            return None
+        return await self._backend.shared_ssh_argv()
+
     @property
     def closed(self) -> bool:
         """True once :meth:`aclose` ran (later use would open a new connection)."""
