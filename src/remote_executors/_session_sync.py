@@ -52,7 +52,7 @@ class SessionSyncer:
     ) -> None:
         self._executor = executor
         self._strategy = strategy
-        self._local_cwd = os.path.realpath(local_cwd)
+        self._local_cwd = os.path.realpath(os.path.expanduser(local_cwd))
         self._env = dict(env)
         self._records = SessionRecords()
         self.session_id: str | None = None

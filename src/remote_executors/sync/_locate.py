@@ -27,7 +27,9 @@ def local_projects_dir() -> Path:
 
 def local_project_dir(local_cwd: str | os.PathLike[str]) -> Path:
     """The local project dir of a session run in ``local_cwd``."""
-    return local_projects_dir() / project_dir_from_cwd(os.path.realpath(local_cwd))
+    return local_projects_dir() / project_dir_from_cwd(
+        os.path.realpath(os.path.expanduser(local_cwd))
+    )
 
 
 async def locate(
@@ -48,7 +50,7 @@ async def locate(
     """
     local_cwd = os.fspath(local_cwd)
     if remote_cwd is None:
-        mapped = await executor.map_cwd(os.path.abspath(local_cwd))
+        mapped = await executor.map_cwd(os.path.abspath(os.path.expanduser(local_cwd)))
         result = await executor.run(["/bin/sh", "-c", "pwd -P"], cwd=mapped, timeout=30)
         remote_cwd = result.stdout.decode("utf-8", "surrogateescape").rstrip("\n")
         if not result.ok or not remote_cwd.startswith("/"):
