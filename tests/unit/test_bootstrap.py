@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -148,44 +148,6 @@ async def run_job(backend: ShellBackend, job: RemoteJob, input: bytes = b"") -> 
     process = await start_job(backend, job, pipe_stderr=True, startup_timeout=20)
     with anyio.fail_after(20):
         return await _collect(process, input)
-
-
-@pytest.fixture
-def remote_home(tmp_path: Path) -> Path:
-    """The "remote" account's home (deliberately not the local one)."""
-    home = tmp_path / "remote home"
-    home.mkdir()
-    return home
-
-
-@pytest.fixture
-async def make_backend(
-    remote_home: Path, tmp_path: Path
-) -> AsyncIterator[Callable[..., ShellBackend]]:
-    """ShellBackends whose process groups are all killed at teardown."""
-    made: list[ShellBackend] = []
-    tmpdir = tmp_path / "remote tmp"
-    tmpdir.mkdir()
-
-    def make(
-        shell: str = "/bin/sh",
-        *,
-        prelude: str = "",
-        home: Path | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ShellBackend:
-        backend = ShellBackend(
-            shell,
-            home=str(home or remote_home),
-            prelude=prelude,
-            env={"TMPDIR": str(tmpdir), **(env or {})},
-        )
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        await backend.aclose()
 
 
 # --- what the login shell sees ----------------------------------------------------

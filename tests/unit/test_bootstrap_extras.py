@@ -13,7 +13,7 @@ import signal
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -27,7 +27,7 @@ from test_sdk_seam import FakeExecutor, RecordingLocal, _spawned
 from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, sdk
 from remote_executors.errors import InvalidInput, ProcessLost
 from remote_executors.executors._remote_job import RemoteJob
-from remote_executors.executors._ssh_process import SSHProcess, is_lost, start_job
+from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import CommandResult
 from remote_executors.executors.ssh import _collect
 
@@ -38,39 +38,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> str:
     """The shell side never meets the event loop: asyncio is enough here."""
     return "asyncio"
-
-
-@pytest.fixture
-def remote_home(tmp_path: Path) -> Path:
-    home = tmp_path / "remote home"
-    home.mkdir()
-    return home
-
-
-@pytest.fixture
-def remote_tmp(tmp_path: Path) -> Path:
-    tmp = tmp_path / "remote tmp"
-    tmp.mkdir()
-    return tmp
-
-
-@pytest.fixture
-async def make_backend(
-    remote_home: Path, remote_tmp: Path
-) -> AsyncIterator[Callable[..., ShellBackend]]:
-    """/bin/sh ShellBackends whose process groups are all killed at teardown."""
-    made: list[ShellBackend] = []
-
-    def make(*, prelude: str = "", env: Mapping[str, str] | None = None) -> ShellBackend:
-        backend = ShellBackend(
-            home=str(remote_home), prelude=prelude, env={"TMPDIR": str(remote_tmp), **(env or {})}
-        )
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        await backend.aclose()
 
 
 def ssh_executor(backend: ShellBackend) -> SSHExecutor:
@@ -457,7 +424,7 @@ async def test_our_own_kill_is_not_a_lost_process(
     # Still the local client's status (no await since: the shell backend has
     # not yet swapped in the remote side's own).
     assert process.returncode == code
-    assert process.lost_error() is None and is_lost(process) is None
+    assert process.lost_error() is None
     await drain(process)  # the remote side ends too
 
 
@@ -475,7 +442,7 @@ async def test_channel_killed_from_outside_is_a_lost_process(
         assert await process.wait() == -signal.SIGKILL
     await drain(process)  # the remote side ends too
     error = process.lost_error()
-    assert isinstance(error, ProcessLost) and isinstance(is_lost(process), ProcessLost)
+    assert isinstance(error, ProcessLost)
     assert error.host == "shellbox" and "shellbox" in str(error)
     assert error.exit_code == -signal.SIGKILL
 

@@ -9,7 +9,6 @@ import contextlib
 import logging
 import signal
 import threading
-from typing import Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
@@ -18,7 +17,6 @@ from ..errors import (
     ClaudeNotFound,
     ConnectionFailed,
     ExecutorError,
-    ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
 )
@@ -377,9 +375,3 @@ async def _drain_stderr(channel: Channel) -> str:
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
     return b"".join(chunks).decode("utf-8", "replace")
-
-
-def is_lost(process: Any) -> ProcessLost | None:
-    """The ``ProcessLost`` error for a finished process, when that is what happened."""
-    error = process.lost_error() if isinstance(process, SSHProcess) else None
-    return error if isinstance(error, ProcessLost) else None
