@@ -1537,9 +1537,9 @@ class SessionSyncConformance:
         names = [h.transcript, h.rel("subagents", "agent-h.jsonl")]
         for n, (which, local, remote, both, direction) in enumerate(steps):
             rel = names[which]
-            if both and _read_or_none(h, rel) != _remote_or_none(h, rel):
-                both = [w for w in both if w != "big"]  # see the docstring
             for side, words in (("local", local), ("remote", remote), ("both", both)):
+                if side == "both" and _read_or_none(h, rel) != _remote_or_none(h, rel):
+                    words = [w for w in words if w != "big"]  # see the docstring
                 data = b"".join(
                     jsonl({"big": n, "side": side, "pad": "z" * _BIG} if w == "big" else {"w": w})
                     for w in words
