@@ -737,6 +737,16 @@ class RsyncSessionSync:
                     side=side,
                     detail=detail,
                 )
+        if route.rsh is not None and "is your shell clean" in stderr:
+            return SyncError(
+                f"rsync could not talk to {host}: the login shell there prints text for "
+                "ssh commands (an echo in ~/.bashrc, ~/.zshenv, config.fish...), which "
+                "rsync reads as its own protocol. Make that output interactive-only (e.g. "
+                "in bash: [[ $- == *i* ]] || return before it), or use the default "
+                "TailSessionSync, which ignores it. Nothing was changed.",
+                host=host,
+                detail=detail,
+            )
         if route.rsh is not None and (
             "command not found" in stderr
             or (route.remote_rsync is not None and f"{route.remote_rsync}: not found" in stderr)
