@@ -30,7 +30,6 @@ pytestmark = [pytest.mark.e2e]
 
 
 class TestTailSyncSSH(SessionSyncConformance):
-    known_bugs = frozenset({"push-over-partial-line"})
     test_random_operations_never_lose_a_line = None  # local suite only (see above)
 
     @pytest.fixture

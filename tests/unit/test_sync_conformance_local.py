@@ -30,7 +30,6 @@ executor = LocalExecutor()
 
 
 class TestTailSyncLocal(SessionSyncConformance):
-    known_bugs = frozenset({"push-over-partial-line"})
 
     @pytest.fixture
     def sync(self) -> TailSessionSync:

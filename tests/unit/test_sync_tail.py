@@ -24,9 +24,9 @@ PROJECT = SessionPaths(local_dir=Path("/nonexistent/local"), remote_project="-p"
 
 
 def frame(rel: str, data: bytes, *, size: int | None = None, offset: int = 0) -> bytes:
-    """One file as fetch.sh sends it: ``data`` is bytes ``[offset, size)``."""
+    """One file as fetch.sh sends it: ``data`` is bytes ``[offset, size)``, then RX-EOF."""
     size = offset + len(data) if size is None else size
-    return f"RX-FILE {size} {offset} {rel}\n".encode() + data
+    return f"RX-FILE {size} {offset} {rel}\n".encode() + data + b"RX-EOF\n"
 
 
 def parse(out: bytes, paths: SessionPaths = PATHS) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
@@ -116,7 +116,7 @@ def test_unreadable_files_are_returned_as_errors() -> None:
 
 def test_non_utf8_names_survive() -> None:
     rel = f"{SID}/tool-results/".encode() + b"caf\xe9.txt"
-    copies, _ = parse(b"RX-FILE 1 0 " + rel + b"\nx" + b"RX-END\n")
+    copies, _ = parse(b"RX-FILE 1 0 " + rel + b"\nxRX-EOF\n" + b"RX-END\n")
     [name] = copies
     assert name.encode("utf-8", "surrogateescape") == rel
 
@@ -155,7 +155,7 @@ def test_file_shorter_than_announced_at_the_very_end() -> None:
 
 def test_file_longer_than_announced() -> None:
     out = frame(f"{SID}.jsonl", b'{"a":1}\n', size=5) + b"RX-END\n"
-    assert "unexpected line" in str(refused(out))
+    assert "cut short" in str(refused(out))
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,14 @@ def reconcile(
         return FileSync(rel, Kind.SAME)  # not one complete line yet
     local = None if local_size is None else path.read_bytes()
     decision = decide(local, data)
+    if decision.kind is Kind.PUSH and len(data) < len(remote.data):
+        # The remote ends in a partial line (its CLI died mid-write) and local
+        # went on past the complete ones: a push may only extend the remote if
+        # those partial bytes are in local too; appending after them would make
+        # up a line neither side wrote.
+        decision = decide(local, remote.data)
+        if decision.kind is Kind.PULL:  # local stops inside that partial line
+            return FileSync(rel, Kind.SAME)
     if decision.kind is Kind.PULL:
         if local is None:
             install_atomically(path, data)
@@ -120,7 +128,10 @@ def reconcile(
             return None
         return FileSync(rel, Kind.PULL, moved=len(data) - len(local))
     if decision.kind is Kind.CONFLICT:
-        copy = save_conflict_copy(path, data, side=side)
+        # Every remote byte is kept, partial line included.
+        copy = _existing_copy(path, remote.data, side) or save_conflict_copy(
+            path, remote.data, side=side
+        )
         return FileSync(rel, Kind.CONFLICT, conflict_copy=copy)
     return FileSync(rel, decision.kind)
 
@@ -166,6 +177,32 @@ def local_error(exc: OSError, *, host: str, what: str) -> SyncError:
         host=host,
         side="local",
     )
+
+
+def _existing_copy(path: Path, data: bytes, side: str) -> Path | None:
+    """A conflict copy of ``path`` from ``side`` that holds ``data`` (extended if needed).
+
+    While a pair stays diverged every sync finds the same conflict; saving
+    the same bytes again each turn would only pile up copies. A copy that is
+    a prefix of ``data`` (the other side grew since) is fast-forwarded.
+    """
+    prefix = f"{path.name}.conflict-{side}-"
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except FileNotFoundError:
+        return None
+    for candidate in sorted(candidates, reverse=True):
+        try:
+            size = candidate.stat().st_size
+            if (
+                size <= len(data)
+                and _pread(candidate, 0, size) == data[:size]
+                and (size == len(data) or append_exactly(candidate, size, data[size:]))
+            ):
+                return candidate
+        except OSError:
+            continue
+    return None
 
 
 def _size(path: Path) -> int | None:

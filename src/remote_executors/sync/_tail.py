@@ -18,6 +18,7 @@ file still has the size the decision was made on.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -44,6 +45,8 @@ from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
 
 __all__ = ["TailSessionSync", "lock_path", "raise_conflicts"]
 
+_HEADER = re.compile(rb"RX-FILE ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
+_EOF = b"RX-EOF\n"
 _FETCH = resources.files(__package__).joinpath("fetch.sh").read_text("utf-8")
 _STORE = resources.files(__package__).joinpath("store.sh").read_text("utf-8")
 
@@ -276,15 +279,16 @@ def _parse_fetch(
             continue
         if not line.startswith(b"RX-FILE "):
             raise _garbled(host, paths, f"unexpected line {line[:80]!r}")
-        try:
-            size_b, offset_b, rel_b = line[len(b"RX-FILE ") :].split(b" ", 2)
-            size, offset = int(size_b), int(offset_b)
-        except ValueError:
-            raise _garbled(host, paths, f"bad header {line[:80]!r}") from None
-        data = out[pos : pos + size - offset]
-        if len(data) != size - offset:
+        header = _HEADER.fullmatch(line)
+        if header is None:
+            raise _garbled(host, paths, f"bad header {line[:80]!r}")
+        size, offset = int(header[1]), int(header[2])
+        rel_b = header[3]
+        end = pos + size - offset
+        if offset > size or out[end : end + len(_EOF)] != _EOF:
             raise _garbled(host, paths, "a file was cut short (it shrank while being read?)")
-        pos += size - offset
+        data = out[pos:end]
+        pos = end + len(_EOF)
         rel = rel_b.decode("utf-8", "surrogateescape")
         if is_session_file(rel, paths.session_id):
             copies[rel] = RemoteCopy(size, offset, data)

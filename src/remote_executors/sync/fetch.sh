@@ -8,7 +8,8 @@
 #            "only": just the REL files given
 #   REL OFFSET  send REL from byte OFFSET (0 when OFFSET is past the end)
 # Output, per file: "RX-FILE <size> <offset> <rel>\n" then exactly
-# size-offset bytes. Unreadable: "RX-ERR perm <rel>\n". Ends with "RX-END\n".
+# size-offset bytes and "RX-EOF\n". Unreadable: "RX-ERR perm <rel>\n". Ends
+# with "RX-END\n".
 # The framing lets a truncated or garbled stream be detected, never misread.
 
 rx_base=${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/$1
@@ -52,5 +53,6 @@ rx_list "$@" | while IFS= read -r rx_f; do
   [ "$rx_o" -le "$rx_s" ] || rx_o=0
   printf 'RX-FILE %s %s %s\n' "$rx_s" "$rx_o" "$rx_f"
   tail -c +$((rx_o + 1)) -- "$rx_f" | head -c $((rx_s - rx_o))
+  printf 'RX-EOF\n'
 done
 printf 'RX-END\n'

@@ -706,7 +706,10 @@ class SyncHarness:
                         f"{side} file {rel} was truncated or rewritten "
                         f"({len(data)} -> {len(now)} bytes; complete lines lost: {lost[:3]!r})"
                     )
-                if not belongs(rel, sid):
+                # A conflict copy may be extended (never rewritten: checked
+                # above) when the diverged side grew since it was saved.
+                copy = side == "local" and _is_conflict_copy(rel, sid)
+                if not belongs(rel, sid) and not copy:
                     assert now == data, f"{side} file {rel} is not synced but changed"
             for rel in new.keys() - old.keys():
                 ok = belongs(rel, sid) or (side == "local" and _is_conflict_copy(rel, sid))
@@ -732,10 +735,17 @@ class SyncHarness:
             assert after.remote.get(rel) == before.remote.get(rel), (
                 f"remote {rel} changed in a conflict"
             )
-            assert copy_rel not in before.local, f"conflict copy {copy_rel} overwrote a file"
             assert copy_rel in after.local, f"conflict copy {copy_rel} does not exist"
-            assert after.local[copy_rel] == visible(rel, before.remote.get(rel)), (
+            # Every remote byte is kept, a partial last line included. A copy
+            # saved by an earlier sync may be reused, and extended if the
+            # remote grew since, but never rewritten.
+            remote_bytes = before.remote.get(rel)
+            assert after.local[copy_rel] == remote_bytes, (
                 f"conflict copy {copy_rel} does not hold the remote's bytes"
+            )
+            earlier = before.local.get(copy_rel)
+            assert earlier is None or (remote_bytes or b"").startswith(earlier), (
+                f"conflict copy {copy_rel} was rewritten"
             )
         if exact:
             assert reported == _diverged(before, self.paths.session_id), (
@@ -789,12 +799,15 @@ class SyncHarness:
 def _diverged(snap: Snapshot, session_id: str | None) -> set[str]:
     out: set[str] = set()
     for rel, local in snap.local.items():
-        remote = visible(rel, snap.remote.get(rel))
-        if (
-            belongs(rel, session_id)
-            and remote is not None
-            and not (local.startswith(remote) or remote.startswith(local))
-        ):
+        whole = snap.remote.get(rel)
+        remote = visible(rel, whole)
+        if not belongs(rel, session_id) or remote is None or whole is None:
+            continue
+        if not (local.startswith(remote) or remote.startswith(local)):
+            out.add(rel)
+        elif len(local) > len(remote) and not (local.startswith(whole) or whole.startswith(local)):
+            # Local went on past the remote's complete lines, differently from
+            # the remote's partial last line: both hold bytes the other lacks.
             out.add(rel)
     return out
 
