@@ -29,8 +29,7 @@ from pathlib import Path
 import anyio
 
 import remote_executors as rx
-from remote_executors.sync import SessionPaths, SessionSync, TailSessionSync
-from remote_executors.sync._rsync import RsyncSessionSync
+from remote_executors.sync import RsyncSessionSync, SessionPaths, SessionSync, TailSessionSync
 from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
 
 PROJECT = "-home-rx-bench"

@@ -16,8 +16,7 @@ import pytest
 
 from _rsync_conformance import RsyncConformance
 from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync import SessionPaths
-from remote_executors.sync._rsync import RsyncSessionSync
+from remote_executors.sync import RsyncSessionSync, SessionPaths
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 from remote_executors.testing.sync_conformance import AccountRemoteSide, random_operations_test
 
@@ -51,7 +50,7 @@ class TestRsyncSyncSSH(RsyncConformance):
     def child_setup(self, rx_ssh_config: SSHClientConfig) -> str:
         return (
             "from remote_executors.executors.ssh import SSHExecutor\n"
-            "from remote_executors.sync._rsync import RsyncSessionSync\n"
+            "from remote_executors.sync import RsyncSessionSync\n"
             "sync = RsyncSessionSync(timeout=30)\n"
             f"executor = SSHExecutor({rx_ssh_config.alias!r}, "
             f"ssh_config={str(rx_ssh_config.path)!r})\n"

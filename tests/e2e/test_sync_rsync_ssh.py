@@ -26,8 +26,8 @@ import pytest
 from _rsync_faults import RelayExecutor, relay_log
 from remote_executors.errors import SessionConflict, SyncDiskFull, SyncError, SyncToolMissing
 from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync import SessionPaths, TailSessionSync
-from remote_executors.sync._rsync import RsyncSessionSync, staging_dir
+from remote_executors.sync import RsyncSessionSync, SessionPaths, TailSessionSync
+from remote_executors.sync._rsync import staging_dir
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 from remote_executors.testing.sync_conformance import AccountRemoteSide, jsonl, transcript
 

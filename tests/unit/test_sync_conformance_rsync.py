@@ -24,15 +24,14 @@ import pytest
 
 from _rsync_conformance import RelayedRemoteSide, RsyncConformance
 from remote_executors.executors.local import LocalExecutor
-from remote_executors.sync import SessionPaths
-from remote_executors.sync._rsync import RsyncSessionSync
+from remote_executors.sync import RsyncSessionSync, SessionPaths
 from remote_executors.testing.sync_conformance import LocalRemoteSide
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 
 CHILD_SETUP = """
 from remote_executors.executors.local import LocalExecutor
-from remote_executors.sync._rsync import RsyncSessionSync
+from remote_executors.sync import RsyncSessionSync
 sync = RsyncSessionSync()
 executor = LocalExecutor()
 """

@@ -34,9 +34,8 @@ from remote_executors.errors import (
 )
 from remote_executors.executors.base import CommandResult
 from remote_executors.executors.local import LocalExecutor
-from remote_executors.sync import SessionPaths, TailSessionSync
+from remote_executors.sync import RsyncSessionSync, SessionPaths, TailSessionSync
 from remote_executors.sync._rsync import (
-    RsyncSessionSync,
     _remote_word,
     parse_rsync_version,
     pull_argv,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._locate import local_project_dir, locate
+from remote_executors.sync._rsync import RsyncSessionSync
 from remote_executors.sync._tail import TailSessionSync
 from remote_executors.sync.base import FileSync, SessionPaths, SessionSync, SyncReport
 from remote_executors.sync.session import pull_session, push_session
@@ -19,6 +20,7 @@ from remote_executors.sync.session import pull_session, push_session
 __all__ = [
     "FileSync",
     "Kind",
+    "RsyncSessionSync",
     "SessionPaths",
     "SessionSync",
     "SyncReport",
