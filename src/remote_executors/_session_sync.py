@@ -60,6 +60,8 @@ class SessionSyncer:
         self._same_place = False
         self._failed: BaseException | None = None
         self._exited_synced = False  # pulled once after the CLI exited
+        self._link_lost = False  # the after-loss pull failed: don't wait on it again
+        self._pulled_previous = False
         self._pending: list[dict[str, Any]] = []
 
     @property
@@ -110,7 +112,8 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
-        if self._exited_synced or getattr(self._executor, "closed", False):
+        if self._exited_synced or self._link_lost or getattr(self._executor, "closed", False):
+            # Done, or the link is known to be down: the next resume pulls.
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SYNC_SECONDS):
             await self._pull()
@@ -148,6 +151,14 @@ class SessionSyncer:
         self._set_paths(paths)
         if not self._same_place:
             await self._strategy.push(self._executor, paths)
+        # Both copies are in step again (after a host switch whose fetch from
+        # the previous host failed, lines are still missing: keep the error).
+        if (
+            record is not None
+            and record.sync_error is not None
+            and (record.executor == self._executor.name or self._pulled_previous)
+        ):
+            self._update(sync_error=None)
         # The CLI's init message records where it now runs.
 
     async def after_loss(self) -> None:
@@ -162,6 +173,7 @@ class SessionSyncer:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
+        self._link_lost = self._failed is not None
 
     # -- internals --------------------------------------------------------------
 
@@ -249,8 +261,7 @@ class SessionSyncer:
                     remote_cwd=record.remote_cwd,
                 )
                 await self._strategy.pull(previous, paths)
-                if record.sync_error is not None:
-                    self._records.update(record.session_id, sync_error=None)
+                self._pulled_previous = True
         except (ExecutorError, OSError, TimeoutError) as exc:
             log.warning(
                 "session %s: could not fetch its latest lines from %s before resuming on %s: %s",

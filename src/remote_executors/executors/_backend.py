@@ -34,6 +34,9 @@ class Channel(Protocol):
 
     async def wait(self) -> int: ...
 
+    async def aclose(self) -> None:
+        """Release the local pipes (waits for the client process to end)."""
+
     def send_signal(self, signum: int) -> None: ...
 
 

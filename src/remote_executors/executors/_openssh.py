@@ -79,6 +79,12 @@ class OpenSSHChannel:
         self.close_stdin()
         return code
 
+    async def aclose(self) -> None:
+        self.close_stdin()
+        # Closes the stdout/stderr pipes too: left to the garbage collector,
+        # asyncio complains about (or crashes on) transports of a closed loop.
+        await self._process.aclose()
+
     def send_signal(self, signum: int) -> None:
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -258,6 +258,7 @@ class SSHProcess(Process):
             if self.returncode is None:
                 self.kill()
                 await self.wait()
+            await self._channel.aclose()
 
 
 def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:

@@ -225,14 +225,15 @@ class SSHExecutor:
                 try:
                     return await _collect(process, input)
                 finally:
-                    if process.returncode is None:
-                        # Timed out or cancelled. Without a pty, ending the
-                        # local ssh leaves the remote command running: stop
-                        # its process group there too.
-                        process.kill()
-                        with anyio.CancelScope(shield=True):
+                    with anyio.CancelScope(shield=True):
+                        if process.returncode is None:
+                            # Timed out or cancelled. Without a pty, ending the
+                            # local ssh leaves the remote command running: stop
+                            # its process group there too.
+                            process.kill()
                             await process.wait()
                             await self._kill_remote_group(process.remote_pgid)
+                        await process.aclose()
         except TimeoutError:
             raise CommandTimeout(
                 f"{argv[0]} did not finish within {timeout:g} s on {self._host} and was "

@@ -1,10 +1,13 @@
 """Writing the local side: atomic installs and conflict copies.
 
-Every write goes to a temp file in the target's directory, is fsynced, and is
-renamed into place; the directory is then fsynced so the rename itself
-survives a crash. A reader (the SDK's session listing, a local UI) therefore
-sees the old content or the new one, never a torn file, and no temp file is
-left behind when anything fails. Temp names start with ``.`` and end with
+A new file (and a conflict copy) is written to a temp file in the target's
+directory, fsynced, and renamed into place; the directory is then fsynced so
+the rename itself survives a crash. A reader (the SDK's session listing, a
+local UI) sees no file or the whole one, never a torn file, and no temp file
+is left behind when anything fails. An existing transcript is extended with
+:func:`append_exactly` instead: a reader may see a last line still being
+written, exactly as while the CLI itself appends, and the file is a prefix of
+the other side's at every instant. Temp names start with ``.`` and end with
 ``.tmp``, and conflict copies end with their timestamp, so neither looks like
 a ``*.jsonl`` transcript to the CLI or the SDK.
 """
