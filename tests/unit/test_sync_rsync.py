@@ -396,6 +396,26 @@ async def test_remote_rsync_found_on_the_path_is_the_one_run(sides: Sides, tmp_p
     assert any(c.startswith("--server --sender") for c in calls), calls
 
 
+async def test_remote_rsync_gone_after_the_check(sides: Sides, tmp_path: Path) -> None:
+    """The checked rsync disappears: the run says so, and the next sync checks again."""
+    bin_dir = tmp_path / "remote-bin"
+    bin_dir.mkdir()
+    fake = fake_rsync(bin_dir / "rsync", GNU_NEW)
+    relayed = RelayExecutor(LocalExecutor(), name="box")
+    sync = RsyncSessionSync(remote_rsync=fake)
+    sides.write("remote", sides.transcript, lines(3))
+    await sync.pull(relayed, sides.paths)
+    os.unlink(fake)
+    sides.append("remote", sides.transcript, lines(1, "more"))
+    with pytest.raises(SyncToolMissing, match="could not be started"):
+        await sync.pull(relayed, sides.paths)
+    with pytest.raises(SyncToolMissing, match="could not be run by the login user"):
+        await sync.pull(relayed, sides.paths)  # checked again, not taken from the cache
+    fake_rsync(bin_dir / "rsync", GNU_NEW)
+    await sync.pull(relayed, sides.paths)
+    assert sides.files("local") == sides.files("remote")
+
+
 async def test_unsupported_executor(sides: Sides) -> None:
     class Other:
         name = "elsewhere"

@@ -54,7 +54,7 @@ import signal
 import subprocess
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -508,7 +508,7 @@ class RsyncSessionSync:
 
     async def pull(self, executor: Executor, paths: SessionPaths) -> SyncReport:
         started = time.monotonic()
-        async with session_lock(lock_path(paths), timeout=self.lock_timeout):
+        async with session_lock(lock_path(paths), timeout=self.lock_timeout), self._tools(executor):
             route = await self._route(executor, paths)
             pulled = await self._pull(route, paths)
         report = SyncReport("pull", executor.name, paths, pulled.files, time.monotonic() - started)
@@ -517,7 +517,7 @@ class RsyncSessionSync:
 
     async def push(self, executor: Executor, paths: SessionPaths) -> SyncReport:
         started = time.monotonic()
-        async with session_lock(lock_path(paths), timeout=self.lock_timeout):
+        async with session_lock(lock_path(paths), timeout=self.lock_timeout), self._tools(executor):
             route = await self._route(executor, paths)
             pulled = await self._pull(route, paths)
             wanted: dict[str, int | None] = {}
@@ -549,6 +549,17 @@ class RsyncSessionSync:
         return report
 
     # -- tools and route ----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _tools(self, executor: Executor) -> AsyncIterator[None]:
+        """Forget what was found about the tools when one turns out missing after all."""
+        try:
+            yield
+        except SyncToolMissing:
+            self._local_ok = False
+            with contextlib.suppress(TypeError):
+                self._remotes.pop(executor, None)
+            raise
 
     async def _route(self, executor: Executor, paths: SessionPaths) -> _Route:
         await self._check_local()
@@ -591,7 +602,7 @@ class RsyncSessionSync:
         path = shutil.which(self.rsync) or self.rsync
         try:
             result = await anyio.run_process(
-                [path, "--version"], check=False, env=_rsync_env(), stdin=subprocess.DEVNULL
+                [path, "--version"], check=False, env=_rsync_env(), input=b""
             )
         except OSError as exc:
             raise _tool_missing(
@@ -616,7 +627,10 @@ class RsyncSessionSync:
         self._local_ok = True
 
     async def _probe(self, executor: Executor) -> _Remote:
-        cached = self._remotes.get(executor)
+        try:
+            cached = self._remotes.get(executor)
+        except TypeError:  # not weak-referenceable (or hashable): probe every time
+            cached = None
         if cached is not None:
             return cached
         host = executor.name
@@ -659,7 +673,8 @@ class RsyncSessionSync:
             raise _tool_missing(host, host, problem, detail=text, remote=True)
         _remote_word(path, host)  # refuse now a path the remote shell would split
         remote = _Remote(config, path, version)
-        self._remotes[executor] = remote
+        with contextlib.suppress(TypeError):
+            self._remotes[executor] = remote
         return remote
 
     # -- running rsync ------------------------------------------------------
