@@ -232,6 +232,14 @@ class OpenSSHBackend:
                         f"{self._connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
                         host=self.host,
                     ) from None
+                except BaseException:
+                    # Cancelled (e.g. by the caller's own timeout): an ssh left
+                    # connecting would log in later and leave a master behind.
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    with anyio.CancelScope(shield=True):
+                        await proc.wait()
+                    raise
                 err.seek(0)
                 text = err.read().decode("utf-8", "replace")
             if code != 0:
