@@ -53,6 +53,7 @@ __all__ = [
     "ClaudeSDKClient",
     "ExecutorTransport",
     "SpawnFunction",
+    "expected_cli_version",
     "find_local_claude",
     "query",
     "spawn_claude_code_process",
@@ -95,6 +96,16 @@ def find_local_claude() -> str:
             "CLI), install Claude Code, or set ClaudeAgentOptions(cli_path=...).",
             host="local",
         ) from exc
+
+
+def expected_cli_version() -> str | None:
+    """The Claude Code CLI version the installed SDK was built for and bundles
+    (e.g. ``"2.1.330"``); None if this SDK does not say."""
+    try:
+        from claude_agent_sdk._cli_version import __cli_version__
+    except ImportError:
+        return None
+    return str(__cli_version__) or None
 
 
 # -- routing the SDK's open_process through an executor ----------------------
