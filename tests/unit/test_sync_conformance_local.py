@@ -30,7 +30,6 @@ executor = LocalExecutor()
 
 
 class TestTailSyncLocal(SessionSyncConformance):
-
     @pytest.fixture
     def sync(self) -> TailSessionSync:
         return TailSessionSync()

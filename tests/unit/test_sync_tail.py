@@ -23,10 +23,13 @@ PATHS = SessionPaths(local_dir=Path("/nonexistent/local"), remote_project="-p", 
 PROJECT = SessionPaths(local_dir=Path("/nonexistent/local"), remote_project="-p")
 
 
-def frame(rel: str, data: bytes, *, size: int | None = None, offset: int = 0) -> bytes:
-    """One file as fetch.sh sends it: ``data`` is bytes ``[offset, size)``, then RX-EOF."""
+def frame(
+    rel: str, data: bytes, *, size: int | None = None, offset: int = 0, head: bytes = b""
+) -> bytes:
+    """One file as fetch.sh sends it: ``head``, bytes ``[offset, size)``, then RX-EOF."""
     size = offset + len(data) if size is None else size
-    return f"RX-FILE {size} {offset} {rel}\n".encode() + data + b"RX-EOF\n"
+    header = f"RX-FILE {size} {offset} {len(head)} {rel}\n".encode()
+    return header + head + data + b"RX-EOF\n"
 
 
 def parse(out: bytes, paths: SessionPaths = PATHS) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
@@ -116,7 +119,7 @@ def test_unreadable_files_are_returned_as_errors() -> None:
 
 def test_non_utf8_names_survive() -> None:
     rel = f"{SID}/tool-results/".encode() + b"caf\xe9.txt"
-    copies, _ = parse(b"RX-FILE 1 0 " + rel + b"\nxRX-EOF\n" + b"RX-END\n")
+    copies, _ = parse(b"RX-FILE 1 0 0 " + rel + b"\nxRX-EOF\n" + b"RX-END\n")
     [name] = copies
     assert name.encode("utf-8", "surrogateescape") == rel
 
@@ -132,7 +135,7 @@ def test_non_utf8_names_survive() -> None:
         b"RX-NODIR\n",
         frame(f"{SID}.jsonl", b'{"a":1}\n'),  # no end marker
         frame(f"{SID}.jsonl", b'{"a":1}\n') + b"RX-EN",
-        b"RX-FILE 12 0 " + f"{SID}.jsonl".encode(),  # header without its newline
+        b"RX-FILE 12 0 0 " + f"{SID}.jsonl".encode(),  # header without its newline
     ],
     ids=["empty", "end-without-newline", "nodir-only", "no-end", "end-cut", "header-cut"],
 )
@@ -175,11 +178,11 @@ def test_bytes_after_the_end(trailer: bytes) -> None:
         b"RX-FILE ",
         b"RX-FILE 10",
         b"RX-FILE 10 0",
-        b"RX-FILE ten 0 a.jsonl",
-        b"RX-FILE 10 zero a.jsonl",
-        b"RX-FILE 1e3 0 a.jsonl",
-        b"RX-FILE  10 0 a.jsonl",
-        b"RX-FILE 10 0x0 a.jsonl",
+        b"RX-FILE ten 0 0 a.jsonl",
+        b"RX-FILE 10 zero 0 a.jsonl",
+        b"RX-FILE 1e3 0 0 a.jsonl",
+        b"RX-FILE  10 0 0 a.jsonl",
+        b"RX-FILE 10 0x0 0 a.jsonl",
     ],
 )
 def test_garbled_headers(header: bytes) -> None:
@@ -211,12 +214,12 @@ def test_shell_noise_before_the_stream_is_refused() -> None:
 
 
 def test_offset_past_size_is_refused() -> None:
-    out = b"RX-FILE 5 10 " + f"{SID}.jsonl".encode() + b"\nRX-END\n"
+    out = b"RX-FILE 5 10 0 " + f"{SID}.jsonl".encode() + b"\nRX-END\n"
     refused(out)
 
 
 def test_negative_size_is_refused() -> None:
-    out = b"RX-FILE -7 0 " + f"{SID}.jsonl".encode() + b"\nRX-END\n"
+    out = b"RX-FILE -7 0 0 " + f"{SID}.jsonl".encode() + b"\nRX-END\n"
     refused(out)
 
 

@@ -1,9 +1,10 @@
 """Applying what a strategy fetched to the local side, one file at a time.
 
 Every strategy fetches a remote file either whole or as a *tail*: the bytes
-from some offset before the end of the local copy. A tail starts with an
-overlap window (the remote bytes at the end of what the local side already
-has); when the window matches the local bytes and the remote is not shorter,
+from some offset before the end of the local copy, plus its first bytes. A
+tail starts with an overlap window (the remote bytes at the end of what the
+local side already has); when that window and the first bytes match the local
+ones and the remote is not shorter,
 the rest of the tail is exactly what the local copy lacks, and syncing costs
 the new bytes, not the file's size. Transcripts are append-only, so copies
 diverge at or after the point they were last in step, which is where the
@@ -39,11 +40,17 @@ WINDOW = 4096
 
 @attrs.frozen
 class RemoteCopy:
-    """Remote bytes ``[offset, size)`` of one file (``offset == 0``: the whole file)."""
+    """Remote bytes ``[offset, size)`` of one file (``offset == 0``: the whole file).
+
+    ``head`` is the file's first bytes (up to a window) for a tail: checked too,
+    it catches copies that diverged early, e.g. two sessions that share an id
+    and a length but not a history.
+    """
 
     size: int
     offset: int
     data: bytes
+    head: bytes = b""
 
     @property
     def whole(self) -> bool:
@@ -143,6 +150,8 @@ def _fast_forward(
         return None
     overlap = local_size - remote.offset
     if remote.data[:overlap] != _pread(path, remote.offset, overlap):
+        return None
+    if remote.head and remote.head != _pread(path, 0, len(remote.head)):
         return None
     new = remote.data[overlap:]
     if jsonl:

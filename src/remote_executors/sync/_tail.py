@@ -45,7 +45,7 @@ from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
 
 __all__ = ["TailSessionSync", "lock_path", "raise_conflicts"]
 
-_HEADER = re.compile(rb"RX-FILE ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
+_HEADER = re.compile(rb"RX-FILE ([0-9]{1,20}) ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
 _EOF = b"RX-EOF\n"
 _FETCH = resources.files(__package__).joinpath("fetch.sh").read_text("utf-8")
 _STORE = resources.files(__package__).joinpath("store.sh").read_text("utf-8")
@@ -282,16 +282,17 @@ def _parse_fetch(
         header = _HEADER.fullmatch(line)
         if header is None:
             raise _garbled(host, paths, f"bad header {line[:80]!r}")
-        size, offset = int(header[1]), int(header[2])
-        rel_b = header[3]
-        end = pos + size - offset
-        if offset > size or out[end : end + len(_EOF)] != _EOF:
+        size, offset, head_size = int(header[1]), int(header[2]), int(header[3])
+        rel_b = header[4]
+        end = pos + head_size + size - offset
+        if offset > size or head_size > offset or out[end : end + len(_EOF)] != _EOF:
             raise _garbled(host, paths, "a file was cut short (it shrank while being read?)")
-        data = out[pos:end]
+        head = out[pos : pos + head_size]
+        data = out[pos + head_size : end]
         pos = end + len(_EOF)
         rel = rel_b.decode("utf-8", "surrogateescape")
         if is_session_file(rel, paths.session_id):
-            copies[rel] = RemoteCopy(size, offset, data)
+            copies[rel] = RemoteCopy(size, offset, data, head)
 
 
 def _garbled(host: str, paths: SessionPaths, what: str) -> SyncError:

@@ -7,8 +7,9 @@
 #   MODE     "all": every file of the session (offset 0 unless given)
 #            "only": just the REL files given
 #   REL OFFSET  send REL from byte OFFSET (0 when OFFSET is past the end)
-# Output, per file: "RX-FILE <size> <offset> <rel>\n" then exactly
-# size-offset bytes and "RX-EOF\n". Unreadable: "RX-ERR perm <rel>\n". Ends
+# Output, per file: "RX-FILE <size> <offset> <head> <rel>\n", the file's first
+# <head> bytes (up to 4 KiB, only for a tail), exactly size-offset bytes from
+# <offset>, and "RX-EOF\n". Unreadable: "RX-ERR perm <rel>\n". Ends
 # with "RX-END\n".
 # The framing lets a truncated or garbled stream be detected, never misread.
 
@@ -51,7 +52,10 @@ rx_list "$@" | while IFS= read -r rx_f; do
   rx_s=$(wc -c <"$rx_f") || { printf 'RX-ERR perm %s\n' "$rx_f"; continue; }
   rx_s=$((rx_s + 0))
   [ "$rx_o" -le "$rx_s" ] || rx_o=0
-  printf 'RX-FILE %s %s %s\n' "$rx_s" "$rx_o" "$rx_f"
+  rx_h=$rx_o
+  [ "$rx_h" -le 4096 ] || rx_h=4096
+  printf 'RX-FILE %s %s %s %s\n' "$rx_s" "$rx_o" "$rx_h" "$rx_f"
+  [ "$rx_h" -eq 0 ] || head -c "$rx_h" -- "$rx_f"
   tail -c +$((rx_o + 1)) -- "$rx_f" | head -c $((rx_s - rx_o))
   printf 'RX-EOF\n'
 done

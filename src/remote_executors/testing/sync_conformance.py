@@ -1264,23 +1264,35 @@ class SessionSyncConformance:
         if direction == "pull":  # the other files are synced all the same
             assert h.local_read(sub) == h.remote.read(sub)
 
-    async def test_divergence_before_the_window(self, harness: SyncHarness) -> None:
-        """Copies that differ only in their first bytes, with the same length and the same
-        last 4 KiB.
-
-        For a strategy with ``detects_divergence_before_window = False`` (TailSessionSync)
-        this PINS A KNOWN LIMIT rather than desired behaviour: only the bytes in an overlap
-        window before the local end are compared, so the pair is reported SAME and, once the
-        remote grows, the local copy is fast-forwarded with the remote's new lines after its
-        own diverged head. No line is lost on either side (checked as everywhere), but the
-        divergence goes unreported. Transcripts are append-only, so real copies diverge
-        after the point they were last in step, inside the window, where it is detected
-        (see test_diverged_copies_are_kept_and_reported).
-        """
+    async def test_divergence_in_the_first_bytes_is_a_conflict(self, harness: SyncHarness) -> None:
+        """Copies that differ only in their first bytes, with the same length and the
+        same last 4 KiB (e.g. two histories that happen to share an id): a conflict."""
         h = harness
         tail = transcript(200, tag="shared")  # much more than 4 KiB
-        local = b'{"who":"local!"}\n' + tail
-        remote = b'{"who":"remote"}\n' + tail
+        h.local_write(h.transcript, b'{"who":"local!"}\n' + tail)
+        h.remote.write(h.transcript, b'{"who":"remote"}\n' + tail)
+        with pytest.raises(SessionConflict):
+            await h.pull()
+        with pytest.raises(SessionConflict):
+            await h.push()
+
+    async def test_divergence_before_the_window(self, harness: SyncHarness) -> None:
+        """Copies that differ only in the middle: same length, same first and last 4 KiB.
+
+        For a strategy with ``detects_divergence_before_window = False`` (TailSessionSync)
+        this PINS A KNOWN LIMIT rather than desired behaviour: only the first bytes and an
+        overlap window before the local end are compared, so the pair is reported SAME
+        and, once the remote grows, the local copy is fast-forwarded with the remote's new
+        lines after its own diverged middle. No line is lost on either side (checked as
+        everywhere), but the divergence goes unreported. Transcripts are append-only, so
+        real copies diverge after the point they were last in step, inside the window,
+        where it is detected (see test_diverged_copies_are_kept_and_reported).
+        """
+        h = harness
+        head = transcript(100, tag="first")  # more than 4 KiB on each side of the change
+        tail = transcript(200, tag="shared")
+        local = head + b'{"who":"local!"}\n' + tail
+        remote = head + b'{"who":"remote"}\n' + tail
         assert len(local) == len(remote)
         h.local_write(h.transcript, local)
         h.remote.write(h.transcript, remote)
