@@ -247,12 +247,13 @@ class SessionSyncer:
 
     async def _pull_from_previous(self, record: SessionRecord) -> None:
         """Fetch what the host that last ran the session has, before moving it here."""
-        from .executors.ssh import SSHExecutor
+        from .settings import executor_for
 
         assert self._strategy is not None
-        previous = SSHExecutor(record.executor, ssh_config=record.ssh_config)
+        previous = None
         try:
-            with anyio.move_on_after(FINAL_SYNC_SECONDS):
+            previous = executor_for(record.executor, ssh_config=record.ssh_config)
+            with anyio.fail_after(FINAL_SYNC_SECONDS):
                 paths = await locate(
                     previous,
                     local_cwd=record.local_cwd,
@@ -283,7 +284,8 @@ class SessionSyncer:
                 ).to_raw()
             )
         finally:
-            await previous.aclose()
+            if previous is not None:
+                await previous.aclose()
 
     def _record(self, remote_cwd: str | None) -> None:
         if self.session_id is None:

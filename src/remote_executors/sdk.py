@@ -337,9 +337,10 @@ def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
     record = get_session_record(validate_session_id(options.resume))
     if record is None or not record.is_remote:
         return None
-    from .executors.ssh import SSHExecutor
+    from .settings import executor_for
 
-    return SSHExecutor(record.executor, ssh_config=record.ssh_config)
+    # The host's configured options (settings) if any, else as it was reached.
+    return executor_for(record.executor, ssh_config=record.ssh_config)
 
 
 async def query(

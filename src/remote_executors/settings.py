@@ -576,15 +576,20 @@ def _check_option_names(host: str, options: Mapping[str, Any]) -> None:
         )
 
 
-def executor_for(host: str, store: SettingsStore | None = None) -> SSHExecutor:
+def executor_for(
+    host: str, store: SettingsStore | None = None, *, ssh_config: str | None = None
+) -> SSHExecutor:
     """An :class:`~remote_executors.SSHExecutor` for ``host``.
 
     Built with the options configured for ``host`` in ``store`` (default: the
     user's settings file) when it is configured there, else with
-    :class:`~remote_executors.SSHExecutor`'s defaults. Raises
-    :class:`SettingsError` if the settings file cannot be trusted, rather than
-    silently ignoring the options it may hold.
+    :class:`~remote_executors.SSHExecutor`'s defaults (and ``ssh_config``, e.g.
+    the one a session record names). Raises :class:`SettingsError` if the
+    settings file cannot be trusted, rather than silently ignoring the options
+    it may hold.
     """
     check_host(host)
     entry = (store if store is not None else SettingsStore()).load().get(host)
-    return entry.executor() if entry is not None else SSHExecutor(host)
+    if entry is not None:
+        return entry.executor()
+    return SSHExecutor(host, ssh_config=ssh_config)
