@@ -1,0 +1,68 @@
+"""``remote-executors sessions``: a project's sessions and where each ran."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import click
+from claude_agent_sdk import list_sessions
+
+from ..metadata import LOCAL, SessionRecords
+from ._output import Output
+
+
+@click.command("sessions")
+@click.option("--cwd", default=".", show_default=True, help="The local project directory.")
+@click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
+def sessions(cwd: str, json_mode: bool) -> None:
+    """List a project's sessions, newest first, with the executor each ran on."""
+    out = Output(json_mode=json_mode)
+    directory = os.path.realpath(os.path.expanduser(cwd))
+    records = {r.session_id: r for r in SessionRecords().list(directory)}
+    rows: list[dict[str, Any]] = []
+    for info in list_sessions(directory=directory):
+        record = records.pop(info.session_id, None)
+        rows.append(
+            {
+                "session_id": info.session_id,
+                "executor": record.executor if record else LOCAL,
+                "updated": dt.datetime.fromtimestamp(info.last_modified / 1000, dt.timezone.utc),
+                "summary": info.summary,
+                "synced": record is None or record.sync_error is None,
+                "sync_error": record.sync_error if record else None,
+                "local_copy": True,
+            }
+        )
+    for record in records.values():  # ran remotely, never pulled (yet)
+        rows.append(
+            {
+                "session_id": record.session_id,
+                "executor": record.executor,
+                "updated": record.updated_at,
+                "summary": "",
+                "synced": False,
+                "sync_error": record.sync_error or "not pulled yet",
+                "local_copy": False,
+            }
+        )
+    rows.sort(key=lambda r: r["updated"], reverse=True)
+    if json_mode:
+        out.json([{**r, "updated": r["updated"].isoformat()} for r in rows])
+        return
+    if not rows:
+        out.line(f"No sessions for {directory}.")
+        return
+    out.table(
+        [
+            {
+                "updated": r["updated"].astimezone().strftime("%Y-%m-%d %H:%M"),
+                "executor": f"[{r['executor']}]" + ("" if r["synced"] else " ⚠"),
+                "session": r["session_id"],
+                "summary": (r["summary"] or "")[:60],
+            }
+            for r in rows
+        ],
+        ["updated", "executor", "session", "summary"],
+    )
