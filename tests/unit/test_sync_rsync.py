@@ -719,7 +719,11 @@ SCENARIOS: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {
         {"T": lines(2) + b'{"a":1}\n{"a":2}\n'},
         {"T": lines(2) + b'{"b":1}\n'},
     ),
-    "diverged-before-window": ({"T": b'{"w":"l"}\n' + COMMON}, {"T": b'{"w":"r"}\n' + COMMON}),
+    "diverged-first-bytes": ({"T": b'{"w":"l"}\n' + COMMON}, {"T": b'{"w":"r"}\n' + COMMON}),
+    "diverged-in-the-middle": (
+        {"T": COMMON + b'{"w":"l"}\n' + COMMON},
+        {"T": COMMON + b'{"w":"r"}\n' + COMMON},
+    ),
     "remote-partial-small": ({"T": lines(2)}, {"T": lines(2) + b'{"half":'}),
     "remote-partial-large": ({"T": COMMON}, {"T": COMMON + lines(1, "n") + b'{"half":'}),
     "both-partial-small": ({"T": lines(2) + b'{"half":'}, {"T": lines(2) + b'{"half":'}),

@@ -13,9 +13,10 @@ Pull
     files). The new snapshot then replaces the old one. Because each snapshot
     starts empty, it holds exactly the files the remote holds now, without
     ``--delete``. The staging copies play the remote's part in the same
-    two-step decision TailSessionSync makes (a window before the local end
-    first, the whole file when the window does not prove the local copy a
-    prefix), through the shared :func:`~remote_executors.sync._reconcile.reconcile`.
+    two-step decision TailSessionSync makes (a window before the local end and
+    the first bytes first, the whole file when they do not prove the local
+    copy a prefix), through the shared
+    :func:`~remote_executors.sync._reconcile.reconcile`.
 Push
     A pull first (so the decision is made on what the remote holds now), then
     the files decided PUSH are sent in one rsync run into a hidden temp dir
@@ -879,13 +880,14 @@ class RsyncSessionSync:
         staged = snapshot / rel
         try:
             size = staged.stat().st_size
-            # First the bytes from a window before the local end (TailSessionSync's
-            # first round trip), then, if that does not prove the local copy a
-            # prefix, the whole file (its second).
+            # First the bytes from a window before the local end and the first
+            # bytes (TailSessionSync's first round trip), then, if they do not
+            # prove the local copy a prefix, the whole file (its second).
             offset = window_offset(_size(paths.local_dir / rel))
             if offset > size:
                 offset = 0
-            copy = RemoteCopy(size, offset, _pread(staged, offset, size - offset))
+            head = _pread(staged, 0, min(offset, WINDOW))
+            copy = RemoteCopy(size, offset, _pread(staged, offset, size - offset), head)
             outcome = reconcile(paths.local_dir, rel, copy, side=_side(host))
             if outcome is None:
                 whole = RemoteCopy(size, 0, _pread(staged, 0, size))
