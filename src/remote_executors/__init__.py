@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .check import CheckReport, CheckStep, check
 from .errors import (
     AuthenticationFailed,
     ClaudeNotFound,
@@ -32,8 +33,10 @@ from .sdk import (
     query,
     spawn_claude_code_process,
 )
+from .settings import HostSettings, Settings, SettingsError, SettingsStore, executor_for
 from .sync import (
     FileSync,
+    RsyncSessionSync,
     SessionPaths,
     SessionSync,
     SyncReport,
@@ -67,6 +70,15 @@ __all__ = [
     "RemoteSetupError",
     "SpawnOptions",
     "SYNC_SUBTYPE",
+    "CheckReport",
+    "CheckStep",
+    "HostSettings",
+    "RsyncSessionSync",
+    "Settings",
+    "SettingsError",
+    "SettingsStore",
+    "check",
+    "executor_for",
     "FileSync",
     "SessionConflict",
     "SessionPaths",

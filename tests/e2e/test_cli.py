@@ -209,3 +209,23 @@ def test_run_json_is_one_object_per_message(
     assert kinds[0] == "SystemMessage" and kinds[-1] == "ResultMessage"
     assert objects[-1]["session_id"]
     assert "json answer" in json.dumps(objects)
+
+
+def test_check_reports_step_by_step_and_exits_by_outcome(
+    cli: CLI, host: str, rx_ssh_config: SSHClientConfig, rx_project: Project
+) -> None:
+    report = json.loads(ok(cli("check", host, "--cwd", str(rx_project.local), "--json")))
+    steps = {s["name"]: s["status"] for s in report["steps"]}
+    assert steps["connect"] == steps["auth"] == steps["claude"] == steps["project"] == "ok"
+    assert report["ok"] is True
+    human = ok(cli("check", host))
+    assert "SSH reachable" in human and f"{host} is ready." in human
+
+    refused = rx_ssh_config.alias_for(SSHFault.CONNECTION_REFUSED)
+    ok(cli("executors", "add", refused, "--ssh-config", str(rx_ssh_config.path)))
+    failed = cli("check", refused, "--json")
+    assert failed.returncode == 1, failed.stderr
+    steps = {s["name"]: s["status"] for s in json.loads(failed.stdout)["steps"]}
+    assert steps["connect"] == "fail" and steps["auth"] == "skip"
+    human = cli("check", refused)
+    assert human.returncode == 1 and "not ready" in human.stdout
