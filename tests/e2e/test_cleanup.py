@@ -23,7 +23,7 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -60,31 +60,8 @@ WATCHDOG_SECONDS = 8
 # ---- measuring -------------------------------------------------------------------------
 
 
-_LATENCIES: list[tuple[str, str, float]] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_latencies(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not _LATENCIES:
-        return
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        reporter.write_line("")
-        reporter.write_sep("-", "remote cleanup latencies (test_cleanup.py)")
-        for test, what, seconds in _LATENCIES:
-            reporter.write_line(f"{seconds:7.2f} s  {what:<52} {test}")
-    _LATENCIES.clear()
-
-
-@pytest.fixture
-def record(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
-    def add(what: str, seconds: float) -> None:
-        _LATENCIES.append((request.node.name, what, seconds))
-        request.node.user_properties.append((what, round(seconds, 3)))
-
-    return add
+#: Heading for the figures ``record`` keeps (tests/e2e/conftest.py).
+FIGURES_TITLE = "remote cleanup latencies, seconds (test_cleanup.py)"
 
 
 # ---- the remote side -----------------------------------------------------------------------

@@ -19,7 +19,6 @@ printed at the end of the module.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import signal
@@ -64,31 +63,8 @@ WATCHDOG_SECONDS = 8
 
 # ---- measuring -------------------------------------------------------------------------
 
-_FIGURES: list[tuple[str, str, float]] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_figures(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not _FIGURES:
-        return
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        reporter.write_line("")
-        reporter.write_sep("-", "sync under faults (test_sync_faults.py)")
-        for test, what, value in _FIGURES:
-            reporter.write_line(f"{value:10.2f}  {what:<56} {test}")
-    _FIGURES.clear()
-
-
-@pytest.fixture
-def record(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
-    def add(what: str, value: float) -> None:
-        _FIGURES.append((request.node.name, what, value))
-        request.node.user_properties.append((what, round(value, 3)))
-
-    return add
+#: Heading for the figures ``record`` keeps (tests/e2e/conftest.py).
+FIGURES_TITLE = "sync under faults (test_sync_faults.py)"
 
 
 # ---- both sides ------------------------------------------------------------------------
