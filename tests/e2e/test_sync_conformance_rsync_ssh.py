@@ -27,6 +27,12 @@ pytestmark = [
 
 
 class TestRsyncSyncSSH(RsyncConformance):
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        # The event loop does not change what a strategy does to files; both
+        # loops run the whole suite locally (tests/unit). Over ssh, once.
+        return "asyncio"
+
     test_random_operations_never_lose_a_line = random_operations_test(max_examples=5)
 
     @pytest.fixture

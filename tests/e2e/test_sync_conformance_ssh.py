@@ -30,6 +30,12 @@ pytestmark = [pytest.mark.e2e]
 
 
 class TestTailSyncSSH(SessionSyncConformance):
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        # The event loop does not change what a strategy does to files; both
+        # loops run the whole suite locally (tests/unit). Over ssh, once.
+        return "asyncio"
+
     test_random_operations_never_lose_a_line = None  # local suite only (see above)
 
     @pytest.fixture
