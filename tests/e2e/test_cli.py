@@ -46,6 +46,7 @@ class CLI:
         }
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The installed command, in a subprocess."""
         return subprocess.run(
             [*command(), *args],
             env=self.env,
@@ -53,6 +54,17 @@ class CLI:
             text=True,
             timeout=TIMEOUT,
         )
+
+    def inproc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The same command in this process (click's runner): for the many quick
+        calls of settings-only tests, which would otherwise spend most of their
+        time importing the SDK in a fresh interpreter each time."""
+        from click.testing import CliRunner
+
+        from remote_executors.cli import cli
+
+        result = CliRunner().invoke(cli, list(args), env=self.env, prog_name="remote-executors")
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -83,43 +95,45 @@ def one_error_line(result: subprocess.CompletedProcess[str], *must: str) -> str:
 
 
 def test_help_everywhere(cli: CLI) -> None:
+    assert "Usage: remote-executors" in ok(cli("--help"))  # the installed script
     for args in (
-        (),
         ("executors",),
         ("executors", "add"),
+        ("executors", "list"),
+        ("executors", "remove"),
         ("check",),
         ("run",),
         ("sessions",),
         ("sync",),
     ):
-        out = ok(cli(*args, "--help"))
-        assert "Usage: remote-executors" in out
+        out = ok(cli.inproc(*args, "--help"))
+        assert f"Usage: remote-executors {' '.join(args)}" in out
 
 
 def test_executors_add_list_remove(cli: CLI, tmp_path: Path) -> None:
-    ok(cli("executors", "add", "box", "--claude-path", "/opt/claude/bin/claude"))
-    ok(cli("executors", "add", "gpu", "--path-map", f"{tmp_path}=/srv/work"))
-    listed = json.loads(ok(cli("executors", "list", "--json")))
+    ok(cli.inproc("executors", "add", "box", "--claude-path", "/opt/claude/bin/claude"))
+    ok(cli.inproc("executors", "add", "gpu", "--path-map", f"{tmp_path}=/srv/work"))
+    listed = json.loads(ok(cli.inproc("executors", "list", "--json")))
     assert [h["host"] for h in listed] == ["box", "gpu"]
     assert listed[0]["claude_path"] == "/opt/claude/bin/claude"
     assert listed[1]["path_map"] == {str(tmp_path): "/srv/work"}
-    human = ok(cli("executors", "list"))
+    human = ok(cli.inproc("executors", "list"))
     assert "box" in human and "/opt/claude/bin/claude" in human
     # Adding twice is refused; removing twice says so.
-    again = cli("executors", "add", "box")
+    again = cli.inproc("executors", "add", "box")
     assert again.returncode != 0
     one_error_line(again, "box")
-    ok(cli("executors", "remove", "box"))
-    assert cli("executors", "remove", "box").returncode == 1
-    assert [h["host"] for h in json.loads(ok(cli("executors", "list", "--json")))] == ["gpu"]
+    ok(cli.inproc("executors", "remove", "box"))
+    assert cli.inproc("executors", "remove", "box").returncode == 1
+    assert [h["host"] for h in json.loads(ok(cli.inproc("executors", "list", "--json")))] == ["gpu"]
 
 
 @pytest.mark.parametrize("alias", ["-oProxyCommand=touch x", "a b", "box\nx"])
 def test_bad_aliases_are_refused_and_change_nothing(cli: CLI, alias: str) -> None:
-    result = cli("executors", "add", "--", alias)  # "--": past click's option parsing
+    result = cli.inproc("executors", "add", "--", alias)  # "--": past click's option parsing
     assert result.returncode == 2
     one_error_line(result)
-    assert json.loads(ok(cli("executors", "list", "--json"))) == []
+    assert json.loads(ok(cli.inproc("executors", "list", "--json"))) == []
 
 
 def test_run_locally_streams_and_lists_the_session(
@@ -189,7 +203,7 @@ def test_a_corrupt_settings_file_is_reported_not_replaced(cli: CLI, tmp_path: Pa
     settings.parent.mkdir(parents=True)
     settings.write_text("{not json")
     for args in (("executors", "list"), ("executors", "add", "box")):
-        result = cli(*args)
+        result = cli.inproc(*args)
         assert result.returncode == 6, result.stderr
         one_error_line(result, "settings.json")
     assert settings.read_text() == "{not json"
