@@ -99,6 +99,9 @@ async def measure(runs: int) -> None:
             for name, sync in strategies.items():
                 for label, size in SIZES.items():
                     session = Session(account, Path(tmp) / name, size)
+                    # Steady state: a transcript's old bytes are on disk already.
+                    # Left dirty, the first fsync of a sync would write them all.
+                    os.sync()
                     await sync.pull(executor, session.paths)  # warm: connection, staging
                     for direction in ("pull", "push"):
                         times = results.setdefault((name, label, direction), [])
