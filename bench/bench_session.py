@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -43,6 +44,10 @@ async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tup
 
 async def measure(runs: int) -> None:
     with ScriptedModel() as model, SSHTestBed() as bed, tempfile.TemporaryDirectory() as tmp:
+        # Remote sessions are synced to the local disk before their result is
+        # passed on (part of what is measured): keep them out of ~/.claude.
+        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "synced-claude")
+        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
         account = bed.account("bash", model_url=model.url)
         cfg = bed.client_config(account, Path(tmp) / "ssh")
         rel = Path(f"rx-bench-{time.time_ns()}")
