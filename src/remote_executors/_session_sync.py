@@ -25,7 +25,7 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
-from .sync._locate import locate, same_place
+from .sync._locate import locate, same_place, session_paths
 from .sync.base import SessionPaths, SessionSync
 from .sync.status import SessionSyncStatus
 
@@ -87,7 +87,7 @@ class SessionSyncer:
             return
         self.session_id = sid
         if self._paths is None and remote_cwd:
-            self._paths = self._paths_for(sid, remote_cwd)
+            self._set_paths(session_paths(self._local_cwd, remote_cwd, sid, self._env))
         elif self._paths is not None and self._paths.session_id != sid:
             # A forked resume (or /clear) continues under a new id.
             self._paths = attrs.evolve(self._paths, session_id=sid)
@@ -176,19 +176,6 @@ class SessionSyncer:
         self._link_lost = self._failed is not None
 
     # -- internals --------------------------------------------------------------
-
-    def _paths_for(self, sid: str, remote_cwd: str) -> SessionPaths:
-        from .paths import project_dir_from_cwd
-        from .sync._locate import local_project_dir
-
-        paths = SessionPaths(
-            local_dir=local_project_dir(self._local_cwd),
-            remote_project=project_dir_from_cwd(remote_cwd),
-            session_id=sid,
-            remote_config_dir=self._env.get("CLAUDE_CONFIG_DIR") or None,
-        )
-        self._same_place = same_place(self._executor, paths)
-        return paths
 
     def _set_paths(self, paths: SessionPaths) -> None:
         self._paths = paths

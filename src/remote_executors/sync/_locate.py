@@ -16,12 +16,13 @@ from remote_executors.executors.local import LocalExecutor
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.sync.base import SessionPaths
 
-__all__ = ["local_project_dir", "locate", "same_place"]
+__all__ = ["local_project_dir", "locate", "same_place", "session_paths"]
 
 
-def local_projects_dir() -> Path:
-    """Where the SDK's session readers look on this machine."""
-    config = os.environ.get("CLAUDE_CONFIG_DIR")
+def local_projects_dir(config_dir: str | None = None) -> Path:
+    """The projects dir of ``config_dir``, by default the one this machine's
+    readers (the SDK's, a local CLI's) use: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
+    config = config_dir or os.environ.get("CLAUDE_CONFIG_DIR")
     return Path(config or Path.home() / ".claude") / "projects"
 
 
@@ -60,12 +61,22 @@ async def locate(
                 host=executor.name,
                 detail=result.stderr.decode("utf-8", "replace"),
             )
-    config = (env or {}).get("CLAUDE_CONFIG_DIR") or None
+    return session_paths(local_cwd, remote_cwd, session_id, env)
+
+
+def session_paths(
+    local_cwd: str | os.PathLike[str],
+    remote_cwd: str,
+    session_id: str | None,
+    env: Mapping[str, str] | None = None,
+) -> SessionPaths:
+    """:class:`SessionPaths` from both sides' working directories (``remote_cwd``
+    already resolved there) and the session's ``ClaudeAgentOptions.env``."""
     return SessionPaths(
         local_dir=local_project_dir(local_cwd),
         remote_project=project_dir_from_cwd(remote_cwd),
         session_id=session_id,
-        remote_config_dir=config,
+        remote_config_dir=(env or {}).get("CLAUDE_CONFIG_DIR") or None,
     )
 
 
@@ -73,6 +84,5 @@ def same_place(executor: Executor, paths: SessionPaths) -> bool:
     """True when the executor writes the session exactly where the local readers look."""
     if not isinstance(executor, LocalExecutor):
         return False
-    config = paths.remote_config_dir or os.environ.get("CLAUDE_CONFIG_DIR")
-    remote = Path(config or Path.home() / ".claude") / "projects" / paths.remote_project
+    remote = local_projects_dir(paths.remote_config_dir) / paths.remote_project
     return os.path.realpath(remote) == os.path.realpath(paths.local_dir)

@@ -27,9 +27,11 @@ from remote_executors.sync.base import FileSync
 
 __all__ = [
     "RemoteCopy",
+    "file_size",
     "is_session_file",
     "local_error",
     "local_files",
+    "pread",
     "reconcile",
     "window_offset",
 ]
@@ -108,7 +110,7 @@ def reconcile(
     (the CLI may be half-way through writing it) is never installed.
     """
     path = local_dir / rel
-    local_size = _size(path)
+    local_size = file_size(path)
     if remote is None:
         return FileSync(rel, Kind.SAME if local_size is None else Kind.PUSH)
     jsonl = rel.endswith(".jsonl")
@@ -149,9 +151,9 @@ def _fast_forward(
     if local_size is None or remote.size < local_size or local_size < remote.offset:
         return None
     overlap = local_size - remote.offset
-    if remote.data[:overlap] != _pread(path, remote.offset, overlap):
+    if remote.data[:overlap] != pread(path, remote.offset, overlap):
         return None
-    if remote.head and remote.head != _pread(path, 0, len(remote.head)):
+    if remote.head and remote.head != pread(path, 0, len(remote.head)):
         return None
     new = remote.data[overlap:]
     if jsonl:
@@ -205,7 +207,7 @@ def _existing_copy(path: Path, data: bytes, side: str) -> Path | None:
             size = candidate.stat().st_size
             if (
                 size <= len(data)
-                and _pread(candidate, 0, size) == data[:size]
+                and pread(candidate, 0, size) == data[:size]
                 and (size == len(data) or append_exactly(candidate, size, data[size:]))
             ):
                 return candidate
@@ -214,14 +216,16 @@ def _existing_copy(path: Path, data: bytes, side: str) -> Path | None:
     return None
 
 
-def _size(path: Path) -> int | None:
+def file_size(path: Path) -> int | None:
+    """``path``'s size, None when it does not exist."""
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return None
 
 
-def _pread(path: Path, offset: int, length: int) -> bytes:
+def pread(path: Path, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes of ``path`` from ``offset``."""
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(length)

@@ -77,8 +77,10 @@ from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
     WINDOW,
     RemoteCopy,
+    file_size,
     local_error,
     local_files,
+    pread,
     reconcile,
     window_offset,
 )
@@ -376,19 +378,6 @@ def _install_snapshot(root: Path, incoming: Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return current
-
-
-def _pread(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
 
 
 # -- rsync's diagnostics ----------------------------------------------------
@@ -883,14 +872,14 @@ class RsyncSessionSync:
             # First the bytes from a window before the local end and the first
             # bytes (TailSessionSync's first round trip), then, if they do not
             # prove the local copy a prefix, the whole file (its second).
-            offset = window_offset(_size(paths.local_dir / rel))
+            offset = window_offset(file_size(paths.local_dir / rel))
             if offset > size:
                 offset = 0
-            head = _pread(staged, 0, min(offset, WINDOW))
-            copy = RemoteCopy(size, offset, _pread(staged, offset, size - offset), head)
+            head = pread(staged, 0, min(offset, WINDOW))
+            copy = RemoteCopy(size, offset, pread(staged, offset, size - offset), head)
             outcome = reconcile(paths.local_dir, rel, copy, side=_side(host))
             if outcome is None:
-                whole = RemoteCopy(size, 0, _pread(staged, 0, size))
+                whole = RemoteCopy(size, 0, pread(staged, 0, size))
                 outcome = reconcile(paths.local_dir, rel, whole, side=_side(host))
         except OSError as exc:
             raise local_error(exc, host=host, what=f"session file {rel}") from exc
@@ -917,11 +906,11 @@ class RsyncSessionSync:
         while start > 0:
             start = max(0, start - WINDOW)
             with contextlib.suppress(OSError):  # unreadable: compared (and reported) below
-                if b"\n" in _pread(snapshot / rel, start, size - start):
+                if b"\n" in pread(snapshot / rel, start, size - start):
                     break
         try:
-            theirs = _pread(snapshot / rel, start, size - start)
-            return _pread(paths.local_dir / rel, start, size - start) == theirs
+            theirs = pread(snapshot / rel, start, size - start)
+            return pread(paths.local_dir / rel, start, size - start) == theirs
         except FileNotFoundError:
             return False
         except OSError as exc:

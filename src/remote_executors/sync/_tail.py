@@ -35,6 +35,7 @@ from remote_executors.sync._decide import Kind
 from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
     RemoteCopy,
+    file_size,
     is_session_file,
     local_error,
     local_files,
@@ -94,7 +95,7 @@ class TailSessionSync:
         """Fast-forward local files; return every file's outcome and remote sizes."""
         host = executor.name
         mine = local_files(paths.local_dir, paths.session_id)
-        offsets = {rel: window_offset(_size(paths.local_dir / rel)) for rel in mine}
+        offsets = {rel: window_offset(file_size(paths.local_dir / rel)) for rel in mine}
         copies, errors = await self._fetch(executor, paths, "all", offsets)
         results: dict[str, FileSync] = {}
         again: dict[str, int] = {}
@@ -213,13 +214,6 @@ def _side(host: str) -> str:
     """A host alias as a conflict copy's side label (letters, digits, ``_.@-``)."""
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_.@-") else "_" for c in host)
     return (cleaned.lstrip("_.@-") or "remote")[:64]
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
 
 
 def _check(result: CommandResult, host: str, paths: SessionPaths, verb: str) -> None:

@@ -996,6 +996,7 @@ class SessionSyncConformance:
         # Only the cuts this strategy can be given are generated: nothing skipped.
         if "how" in metafunc.fixturenames and metafunc.cls is not None:
             metafunc.parametrize("how", list(metafunc.cls.cuts))
+
     """The damaged transfers :meth:`cut_transfer` can produce."""
 
     known_bugs: frozenset[str] = frozenset()
