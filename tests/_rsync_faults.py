@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from anyio.abc import Process
-
-from remote_executors.executors.base import CommandResult, Executor, SpawnOptions
+from remote_executors.executors.base import Executor
+from remote_executors.testing.sync_conformance import _Sent, _Wrapped
 
 RELAY = Path(__file__).with_name("_rsync_relay.py")
 
 
-class RelayExecutor:
+class RelayExecutor(_Wrapped):
     """``inner``, with rsync going through the relay.
 
     ``cut``/``direction``/``budget``: see ``_rsync_relay.py``. ``prefix`` runs
@@ -47,7 +46,7 @@ class RelayExecutor:
         before_install: Callable[[], None] | None = None,
         name: str | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._name = name
         self.spec: dict[str, Any] = {
             "cut": cut,
@@ -73,18 +72,7 @@ class RelayExecutor:
         spec = {**self.spec, "inner": await inner() if inner is not None else None}
         return [sys.executable, str(RELAY), json.dumps(spec)]
 
-    async def spawn(self, options: SpawnOptions) -> Process:
-        return await self.inner.spawn(options)
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        timeout: float = 30.0,
-    ) -> CommandResult:
+    def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
         if (
             self.before_install is not None
             and "rx-sync-install" in argv
@@ -93,18 +81,7 @@ class RelayExecutor:
         ):
             hook, self.before_install = self.before_install, None
             hook()
-        return await self.inner.run(
-            [*self.prefix, *argv], cwd=cwd, env=env, input=input, timeout=timeout
-        )
-
-    async def home(self) -> str:
-        return await self.inner.home()
-
-    async def map_cwd(self, local_cwd: str) -> str:
-        return await self.inner.map_cwd(local_cwd)
-
-    async def aclose(self) -> None:
-        return None  # the inner executor belongs to whoever made it
+        return [*self.prefix, *argv], input
 
 
 def relay_log(path: Path) -> list[dict[str, Any]]:

@@ -410,8 +410,13 @@ class AccountRemoteSide(_DirectorySide):
 # -- executors with faults -----------------------------------------------------
 
 
+#: What a wrapped executor actually sends: argv and stdin.
+_Sent = tuple[Sequence[str], "bytes | None"]
+
+
 class _Wrapped:
-    """An executor that forwards to ``inner``; subclasses change ``run``.
+    """An executor that forwards to ``inner``; subclasses change what ``run`` sends
+    (:meth:`before`) or what it returns (:meth:`after`).
 
     ``aclose`` does nothing: the wrapped executor belongs to whoever made it.
     """
@@ -438,7 +443,17 @@ class _Wrapped:
         input: bytes | None = None,
         timeout: float = 30.0,
     ) -> CommandResult:
-        return await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+        argv, input = self.before(argv, input)
+        result = await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+        return self.after(result)
+
+    def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
+        """The command and stdin actually sent (default: as given)."""
+        return argv, input
+
+    def after(self, result: CommandResult) -> CommandResult:
+        """The result handed back (default: as received)."""
+        return result
 
     async def home(self) -> str:
         return await self.inner.home()
@@ -457,18 +472,8 @@ class _Prefixed(_Wrapped):
         super().__init__(inner)
         self.prefix = list(prefix)
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        timeout: float = 30.0,
-    ) -> CommandResult:
-        return await self.inner.run(
-            [*self.prefix, *argv], cwd=cwd, env=env, input=input, timeout=timeout
-        )
+    def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
+        return [*self.prefix, *argv], input
 
 
 class _CutOutput(_Wrapped):
@@ -479,16 +484,7 @@ class _CutOutput(_Wrapped):
         self.how = how
         self.cuts = 0
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        timeout: float = 30.0,
-    ) -> CommandResult:
-        result = await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+    def after(self, result: CommandResult) -> CommandResult:
         out = result.stdout
         if not out:
             return result
@@ -515,19 +511,11 @@ class _CutInput(_Wrapped):
         super().__init__(inner)
         self.cuts = 0
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        timeout: float = 30.0,
-    ) -> CommandResult:
+    def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
         if input:
             self.cuts += 1
             input = input[: len(input) // 2]
-        return await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+        return argv, input
 
 
 class _BeforeUpload(_Wrapped):
@@ -537,19 +525,11 @@ class _BeforeUpload(_Wrapped):
         super().__init__(inner)
         self.hook: Callable[[], None] | None = hook
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: bytes | None = None,
-        timeout: float = 30.0,
-    ) -> CommandResult:
+    def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
         if input is not None and self.hook is not None:
             hook, self.hook = self.hook, None
             hook()
-        return await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+        return argv, input
 
 
 # -- the harness -------------------------------------------------------------
