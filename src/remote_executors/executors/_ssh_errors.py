@@ -18,13 +18,14 @@ def _tail(stderr: str, lines: int = 12) -> str:
     return "\n".join(stderr.strip().splitlines()[-lines:])
 
 
-def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
-    """Classify a failure to connect or log in (stderr read with ``LC_ALL=C``)."""
-    detail = _tail(stderr)
-    text = stderr
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or (
-        "Host key for" in text and ("has changed" in text)
-    ):
+def connect_error(kind: str, host: str, detail: str = "") -> ExecutorError:
+    """The typed error, with what to do, for one kind of connection failure.
+
+    Kinds: ``host-key-changed``, ``host-key-unknown``, ``auth``, ``key-encrypted``,
+    ``resolve``, ``refused``, ``timeout``, ``config``, anything else (generic).
+    Shared by both backends so a failure reads the same whichever one met it.
+    """
+    if kind == "host-key-changed":
         return HostKeyError(
             f"The host key of {host} has changed since it was recorded in known_hosts. "
             "This can mean someone is intercepting the connection. If the server was "
@@ -32,11 +33,7 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
             host=host,
             detail=detail,
         )
-    if (
-        "Host key verification failed" in text
-        or "No ED25519 host key is known" in text
-        or ("host key is known" in text)
-    ):
+    if kind == "host-key-unknown":
         return HostKeyError(
             f"The host key of {host} is not in known_hosts, so the connection was refused. "
             f"Run `ssh {host}` once to check and accept the key, or pass "
@@ -44,7 +41,7 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
             host=host,
             detail=detail,
         )
-    if "Permission denied (" in text or "Too many authentication failures" in text:
+    if kind == "auth":
         return AuthenticationFailed(
             f"Authentication to {host} failed: the server refused every key offered. "
             f"Check that `ssh {host} true` works without a prompt (ssh-agent loaded, "
@@ -52,32 +49,35 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
             host=host,
             detail=detail,
         )
-    if "Could not resolve hostname" in text or "Name or service not known" in text:
+    if kind == "key-encrypted":
+        return AuthenticationFailed(
+            f"Authentication to {host} needs a passphrase-protected key that nobody can "
+            "unlock here. Load it into ssh-agent (ssh-add) and try again.",
+            host=host,
+            detail=detail,
+        )
+    if kind == "resolve":
         return HostUnreachable(
             f"Cannot resolve the address of {host}. Check the HostName for {host} in "
             "your ssh config and your DNS.",
             host=host,
             detail=detail,
         )
-    if "Connection refused" in text:
+    if kind == "refused":
         return HostUnreachable(
             f"{host} refused the connection: no SSH server is listening there. Check "
             f"that sshd runs on {host} and the Port in your ssh config.",
             host=host,
             detail=detail,
         )
-    if "timed out" in text or "No route to host" in text or "Network is unreachable" in text:
+    if kind == "timeout":
         return HostUnreachable(
             f"Cannot reach {host}: the connection timed out. Check the network, VPN "
             "or ProxyJump settings for it.",
             host=host,
             detail=detail,
         )
-    if (
-        "Bad configuration option" in text
-        or "Bad owner or permissions" in text
-        or ("Can't open user config file" in text or "Unsupported option" in text)
-    ):
+    if kind == "config":
         return ConnectionFailed(
             f"ssh refused its configuration for {host}. Fix the ssh config file named below.",
             host=host,
@@ -88,6 +88,38 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
         host=host,
         detail=detail,
     )
+
+
+def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
+    """Classify a failure to connect or log in (stderr read with ``LC_ALL=C``)."""
+    text = stderr
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or (
+        "Host key for" in text and ("has changed" in text)
+    ):
+        kind = "host-key-changed"
+    elif (
+        "Host key verification failed" in text
+        or "No ED25519 host key is known" in text
+        or ("host key is known" in text)
+    ):
+        kind = "host-key-unknown"
+    elif "Permission denied (" in text or "Too many authentication failures" in text:
+        kind = "auth"
+    elif "Could not resolve hostname" in text or "Name or service not known" in text:
+        kind = "resolve"
+    elif "Connection refused" in text:
+        kind = "refused"
+    elif "timed out" in text or "No route to host" in text or "Network is unreachable" in text:
+        kind = "timeout"
+    elif (
+        "Bad configuration option" in text
+        or "Bad owner or permissions" in text
+        or ("Can't open user config file" in text or "Unsupported option" in text)
+    ):
+        kind = "config"
+    else:
+        kind = "other"
+    return connect_error(kind, host, _tail(stderr))
 
 
 def classify_lost(host: str, stderr: str, returncode: int | None) -> ExecutorError:

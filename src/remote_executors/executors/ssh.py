@@ -6,9 +6,10 @@ import contextlib
 import logging
 import os
 import posixpath
+import shutil
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
@@ -21,7 +22,16 @@ from ._ssh_process import SSHProcess, start_job
 from ._validate import _CONTROL_RE, absolute_local, check_env, check_host, check_path
 from .base import CommandResult, SpawnOptions
 
-__all__ = ["SSHExecutor"]
+if TYPE_CHECKING:
+    import fabric
+    import paramiko
+
+__all__ = ["BACKENDS", "SSHExecutor"]
+
+#: The SSH implementations ``SSHExecutor(backend=...)`` accepts ("auto" picks one).
+BACKENDS = ("openssh", "fabric")
+
+T = TypeVar("T")
 
 log = logging.getLogger("remote_executors.ssh")
 
@@ -32,7 +42,15 @@ WATCHDOG_SECONDS = 8
 class SSHExecutor:
     """Run processes on ``host``, an alias resolved exactly as ``ssh host`` would.
 
+    ``host`` may also be a ``fabric.Connection`` the app already holds; the
+    executor then uses it (and opens it if needed) but leaves closing it to
+    the app.
+
     Options:
+      backend: "openssh" (the system ``ssh`` client, with a private
+        ControlMaster), "fabric" (pure Python: Fabric/paramiko, one pooled
+        connection) or "auto" (the default: "openssh" when ``ssh`` is on PATH,
+        else "fabric"; always "fabric" for a ``fabric.Connection``).
       ssh_config: an ssh_config file to use instead of ``~/.ssh/config`` (``ssh -F``).
       claude_path: where the Claude Code CLI is on the host (skips the search).
       path_map: local directory prefix -> remote directory prefix; overrides the
@@ -46,9 +64,9 @@ class SSHExecutor:
 
     def __init__(
         self,
-        host: str,
+        host: str | fabric.Connection,
         *,
-        backend: Literal["openssh"] = "openssh",
+        backend: Literal["auto", "openssh", "fabric"] = "auto",
         ssh_config: str | os.PathLike[str] | None = None,
         claude_path: str | None = None,
         path_map: Mapping[str, str] | None = None,
@@ -58,12 +76,27 @@ class SSHExecutor:
         keepalive_count: int = 3,
         ssh_options: Mapping[str, str] | None = None,
     ) -> None:
+        connection = None
+        if not isinstance(host, str):
+            connection = host
+            host = _connection_name(connection)
+            if backend == "openssh":
+                raise InvalidInput(
+                    f"A fabric.Connection for {host} needs backend='fabric' (or 'auto').",
+                    host=host,
+                )
+            backend = "fabric"
         self._host = check_host(host)
-        if backend != "openssh":
+        if backend == "auto":
+            backend = "openssh" if shutil.which("ssh") else "fabric"
+        if backend not in BACKENDS:
             raise InvalidInput(
-                f"Unknown SSH backend {backend!r} for {host}; available: 'openssh'.",
+                f"Unknown SSH backend {backend!r} for {host}; available: "
+                + ", ".join(repr(b) for b in ("auto", *BACKENDS))
+                + ".",
                 host=host,
             )
+        self._backend_name = backend
         if claude_path is not None:
             check_path(claude_path, host=host, what="claude_path")
         self._claude_path = claude_path
@@ -79,15 +112,30 @@ class SSHExecutor:
             check_path(config, host=host, what="ssh_config")
             config = os.path.abspath(config)
         self._ssh_config = config
-        self._backend: Backend = OpenSSHBackend(
-            self._host,
-            ssh_config=config,
-            options=ssh_options,
-            accept_new_host_keys=accept_new_host_keys,
-            connect_timeout=connect_timeout,
-            keepalive_interval=keepalive_interval,
-            keepalive_count=keepalive_count,
-        )
+        self._backend: Backend
+        if backend == "fabric":
+            from ._fabric import FabricBackend  # imports paramiko: only when asked for
+
+            self._backend = FabricBackend(
+                self._host,
+                ssh_config=config,
+                options=ssh_options,
+                accept_new_host_keys=accept_new_host_keys,
+                connect_timeout=connect_timeout,
+                keepalive_interval=keepalive_interval,
+                keepalive_count=keepalive_count,
+                connection=connection,
+            )
+        else:
+            self._backend = OpenSSHBackend(
+                self._host,
+                ssh_config=config,
+                options=ssh_options,
+                accept_new_host_keys=accept_new_host_keys,
+                connect_timeout=connect_timeout,
+                keepalive_interval=keepalive_interval,
+                keepalive_count=keepalive_count,
+            )
         self._home: str | None = None
         self._closed = False
         self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
@@ -117,6 +165,11 @@ class SSHExecutor:
     @property
     def host(self) -> str:
         return self._host
+
+    @property
+    def backend(self) -> str:
+        """The SSH implementation in use: "openssh" or "fabric"."""
+        return self._backend_name
 
     @property
     def ssh_config(self) -> str | None:
@@ -262,6 +315,23 @@ class SSHExecutor:
             return None
         return await self._backend.shared_ssh_argv()
 
+    async def _sftp_call(
+        self, fn: Callable[[paramiko.SFTPClient], T], *, timeout: float = 30.0
+    ) -> T:
+        """Run ``fn(sftp)`` on the pooled connection's SFTP session (fabric backend only).
+
+        For sync strategies: blocking paramiko calls run in a worker thread,
+        one at a time; a dead link raises ``ConnectionFailed``, a slow one
+        ``CommandTimeout``; file errors come back as ``OSError``.
+        """
+        from ._fabric import FabricBackend
+
+        if not isinstance(self._backend, FabricBackend):
+            raise InvalidInput(
+                f"SFTP needs SSHExecutor({self._host!r}, backend='fabric').", host=self._host
+            )
+        return await self._backend.sftp_call(fn, timeout=timeout)
+
     @property
     def closed(self) -> bool:
         """True once :meth:`aclose` ran (later use would open a new connection)."""
@@ -280,6 +350,18 @@ class SSHExecutor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _connection_name(connection: object) -> str:
+    """The name a ``fabric.Connection`` goes by (its original host string)."""
+    import fabric
+
+    if not isinstance(connection, fabric.Connection):
+        raise InvalidInput(
+            f"SSHExecutor takes a host alias or a fabric.Connection, not {connection!r}.",
+            host=repr(connection),
+        )
+    return str(connection.original_host or connection.host)
 
 
 async def _collect(process: SSHProcess, input: bytes | None) -> CommandResult:

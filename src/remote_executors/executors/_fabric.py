@@ -1,0 +1,687 @@
+"""The pure-Python backend: Fabric (paramiko), one pooled connection per executor.
+
+It works where no OpenSSH client exists and lets an app hand in its own
+``fabric.Connection``. Where paramiko's and Fabric's defaults fall short of
+``ssh`` they are closed here:
+
+- the alias is resolved as ``ssh box`` would (:mod:`._ssh_config`), not by
+  paramiko's parser alone, which ignores ``Include``;
+- unknown host keys are refused unless the caller opts in, changed keys
+  always (:mod:`._host_keys`; Fabric trusts every key by default);
+- opening the connection and every channel is bounded in time, runs off the
+  event loop and can be cancelled, and a failed attempt closes its transport
+  so no paramiko thread is left behind;
+- paramiko's keepalive expects no answer, so it cannot notice a dead link: a
+  small monitor sends requests that need one and closes the transport when
+  none comes back, as ``ServerAliveCountMax`` does;
+- a channel close does not stop the remote process by itself; the shared
+  bootstrap's watchdog does (it sees its input end), exactly as with OpenSSH.
+
+Channel data is read without threads: each paramiko buffer gets its own OS
+pipe as its "data ready" event, which the event loop waits on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+import fabric
+import paramiko
+from anyio.abc import ByteReceiveStream
+from paramiko.pipe import make_pipe
+
+from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
+from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
+from ._ssh_config import ResolvedHost, resolve, ssh_g
+from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
+
+log = logging.getLogger("remote_executors.ssh")
+
+T = TypeVar("T")
+
+_STDERR_KEEP = 16384
+#: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: the server's MaxSessions is reached.
+_OPEN_PROHIBITED = 1
+#: Extra connections opened when the server refuses more channels on one.
+_MAX_CONNECTIONS = 8
+_WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than 2 MiB
+
+
+def classify_paramiko(host: str, exc: BaseException) -> ExecutorError:
+    """The typed error for what paramiko, Fabric or the socket layer raised."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ExecutorError):
+        return exc
+    if isinstance(exc, paramiko.BadHostKeyException):
+        kind = "host-key-changed"
+    elif isinstance(exc, UnknownHostKey):
+        kind = "host-key-unknown"
+    elif isinstance(exc, paramiko.PasswordRequiredException):
+        kind = "key-encrypted"
+    elif isinstance(exc, paramiko.AuthenticationException):
+        kind = "auth"
+    elif isinstance(exc, socket.gaierror):
+        kind = "resolve"
+    elif isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+        kind = "refused" if codes <= {errno.ECONNREFUSED} else "timeout"
+    elif isinstance(exc, ConnectionRefusedError):
+        kind = "refused"
+    elif isinstance(exc, (TimeoutError, socket.timeout)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
+    ):
+        kind = "timeout"
+    else:
+        kind = "other"
+    return connect_error(kind, host, detail)
+
+
+class _Notify(threading.Event):
+    """A channel's ``status_event`` that also wakes the event loop (via a pipe)."""
+
+    def __init__(self, pipe: Any) -> None:
+        super().__init__()
+        self._pipe = pipe
+
+    def set(self) -> None:
+        super().set()
+        self._pipe.set()
+
+
+class _ChannelStream(ByteReceiveStream):
+    """stdout or stderr of one channel, read on the event loop."""
+
+    def __init__(self, owner: FabricChannel, *, stderr: bool) -> None:
+        self._owner = owner
+        self._stderr = stderr
+        self._closed = False
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            data = self._owner._take(max_bytes, stderr=self._stderr)
+            if data is None:
+                await self._owner._wait_data(stderr=self._stderr)
+                continue
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+class FabricChannel:
+    """One session channel on the pooled connection, carrying one command.
+
+    ``pid`` is this Python process's: no local process carries the channel.
+    """
+
+    def __init__(
+        self,
+        channel: paramiko.Channel,
+        pipes: tuple[Any, Any, Any],
+        *,
+        pipe_stderr: bool,
+        lost_reason: Callable[[], str],
+    ) -> None:
+        self._chan = channel
+        self._out, self._err, self._status = pipes
+        self._pipe_stderr = pipe_stderr
+        self._lost_reason = lost_reason
+        self._lock = threading.Lock()  # whole writes: a heartbeat never lands inside one
+        self._stdin_closed = False
+        self._signal: int | None = None
+        self._code: int | None = None
+        self._kept = b""
+        self._pipes_closed = False
+        self.stdout: ByteReceiveStream = _ChannelStream(self, stderr=False)
+        self.stderr: ByteReceiveStream | None = (
+            _ChannelStream(self, stderr=True) if pipe_stderr else None
+        )
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def returncode(self) -> int | None:
+        if self._code is None and self._chan.status_event.is_set():
+            self._keep_stderr()
+            status = self._chan.exit_status
+            if status >= 0:
+                self._code = status
+            elif self._signal is not None:
+                self._code = -self._signal
+            else:
+                # Closed with no exit status: the link, not the program, ended
+                # (ssh says 255 for that too).
+                self._code = SSH_FAILED
+        return self._code
+
+    # -- reading (event loop) ----------------------------------------------
+
+    def _take(self, max_bytes: int, *, stderr: bool) -> bytes | None:
+        """Buffered data, ``b""`` at end of stream, None when nothing yet."""
+        chan = self._chan
+        if not self._pipe_stderr:
+            self._keep_stderr()
+        ready, recv = (
+            (chan.recv_stderr_ready, chan.recv_stderr) if stderr else (chan.recv_ready, chan.recv)
+        )
+        if ready():
+            data: bytes = recv(max_bytes)
+            return data
+        if chan.closed or chan.eof_received:
+            return recv(max_bytes) if ready() else b""
+        return None
+
+    async def _wait_data(self, *, stderr: bool) -> None:
+        if self._pipes_closed:
+            raise anyio.ClosedResourceError
+        pipe = self._err if stderr else self._out
+        if not self._pipe_stderr and not stderr:
+            # Kept-aside stderr must not stall the shared window: wake on it too.
+            with anyio.move_on_after(0.5):
+                await anyio.wait_readable(pipe.fileno())
+            return
+        await anyio.wait_readable(pipe.fileno())
+
+    def _keep_stderr(self) -> None:
+        while self._chan.recv_stderr_ready():
+            self._kept = (self._kept + self._chan.recv_stderr(65536))[-_STDERR_KEEP:]
+
+    def stderr_text(self) -> str:
+        self._keep_stderr()
+        text = self._kept.decode("utf-8", "replace")
+        if self._code == SSH_FAILED or (self._chan.closed and self._chan.exit_status < 0):
+            reason = self._lost_reason()
+            if reason:
+                text += ("\n" if text else "") + reason
+        return text
+
+    # -- writing (worker threads) ------------------------------------------
+
+    def write_stdin(self, data: bytes) -> None:
+        with self._lock:
+            if self._stdin_closed or self._chan.closed:
+                raise BrokenPipeError("stdin is closed")
+            try:
+                self._chan.sendall(data)
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise BrokenPipeError(str(exc)) from exc
+
+    def close_stdin(self) -> None:
+        with self._lock:
+            if self._stdin_closed:
+                return
+            self._stdin_closed = True
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                if not self._chan.closed:
+                    self._chan.shutdown_write()
+
+    # -- lifetime ------------------------------------------------------------
+
+    async def wait(self) -> int:
+        while True:
+            code = self.returncode
+            if code is not None:
+                with self._lock:
+                    self._stdin_closed = True
+                return code
+            if self._pipes_closed:
+                raise anyio.ClosedResourceError
+            await anyio.wait_readable(self._status.fileno())
+
+    def send_signal(self, signum: int) -> None:
+        """Close the channel, as killing a local ``ssh`` client would.
+
+        The close message is sent from a thread: over a frozen link the send
+        could block, and this is called from the event loop.
+        """
+        if self.returncode is not None:
+            return
+        self._signal = signum
+        threading.Thread(target=self._close_quietly, name="rx-close", daemon=True).start()
+        # paramiko marks the channel closed before it sends anything; wait for that.
+        self._chan.status_event.wait(1)
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self._chan.close()
+
+    async def aclose(self) -> None:
+        if not self._chan.closed:
+            await anyio.to_thread.run_sync(self._close_quietly, abandon_on_cancel=True)
+        if not self._pipes_closed:
+            self._pipes_closed = True
+            for pipe in (self._out, self._err, self._status):
+                # Wake anyone still waiting on it before the descriptor goes away.
+                anyio.notify_closing(pipe.fileno())
+                pipe.close()
+
+
+class _Keepalive(threading.Thread):
+    """Requests that need an answer; no answer in time closes the transport."""
+
+    def __init__(
+        self,
+        transport: paramiko.Transport,
+        interval: float,
+        count: int,
+        on_dead: Callable[[], None],
+    ) -> None:
+        super().__init__(name="rx-keepalive", daemon=True)
+        self._transport = transport
+        self._interval = interval
+        self._limit = interval * max(1, count)
+        self._on_dead = on_dead
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._interval):
+            if not self._transport.is_active():
+                return
+            timer = threading.Timer(self._limit, self._dead)
+            timer.daemon = True
+            timer.start()
+            try:
+                # OpenSSH answers an unknown request with a failure: an answer all the same.
+                self._transport.global_request("keepalive@openssh.com", wait=True)
+            except Exception:  # the transport went away under us
+                return
+            finally:
+                timer.cancel()
+
+    def _dead(self) -> None:
+        if self.stopped.is_set():
+            return
+        self._on_dead()
+        with contextlib.suppress(Exception):
+            self._transport.close()
+
+
+class FabricBackend:
+    """Reaches one host with Fabric; every channel shares one connection."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        ssh_config: str | None = None,
+        options: Mapping[str, str] | None = None,
+        accept_new_host_keys: bool = False,
+        connect_timeout: float = 15.0,
+        keepalive_interval: int = 5,
+        keepalive_count: int = 3,
+        connection: fabric.Connection | None = None,
+    ) -> None:
+        self.host = host
+        self._ssh_config = ssh_config
+        self._options = dict(options or {})
+        self._accept_new = accept_new_host_keys
+        self._connect_timeout = connect_timeout
+        self._keepalive = (keepalive_interval, keepalive_count)
+        self._given = connection
+        self._connections: list[fabric.Connection] = []
+        self._monitors: list[_Keepalive] = []
+        self._resolved: ResolvedHost | None = None
+        self._lock = anyio.Lock()
+        self._lost = ""
+        self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.Lock()
+        self._proxy_commands: dict[int, str] = {}
+
+    @property
+    def resolved(self) -> ResolvedHost | None:
+        return self._resolved
+
+    @property
+    def connection(self) -> fabric.Connection | None:
+        """The pooled connection (the caller's own, if one was given)."""
+        return self._connections[0] if self._connections else self._given
+
+    # -- building connections ------------------------------------------------
+
+    def _policy(self, resolved: ResolvedHost | None) -> paramiko.MissingHostKeyPolicy:
+        if resolved is not None and (self._accept_new or resolved.checking_disabled):
+            if resolved.checking_disabled and not self._accept_new:
+                log.warning(
+                    "ssh config for %s disables host key checking; remote-executors still "
+                    "refuses changed host keys (accepting only new ones).",
+                    self.host,
+                )
+            return AcceptNew(resolved)
+        return RefuseUnknown()
+
+    async def _resolve(
+        self, target: str, user: str | None = None, port: str | None = None
+    ) -> ResolvedHost:
+        if user is None and port is None:
+            return await resolve(target, ssh_config=self._ssh_config, options=self._options)
+        # A ProxyJump hop: ``ssh -G -l user -p port hop``.
+        from shutil import which
+
+        ssh = which("ssh")
+        extra = [*(["-l", user] if user else []), *(["-p", port] if port else [])]
+        if ssh is None:
+            base = await resolve(target, ssh_config=self._ssh_config)
+            return ResolvedHost.from_options(
+                target,
+                {
+                    "hostname": [base.hostname],
+                    "port": [port or str(base.port)],
+                    "user": [user or base.user],
+                    "identityfile": list(base.identity_files),
+                    "userknownhostsfile": [" ".join(base.user_known_hosts)],
+                    "globalknownhostsfile": [" ".join(base.global_known_hosts)],
+                    "stricthostkeychecking": [base.strict_host_key_checking],
+                },
+            )
+        return ResolvedHost.from_options(
+            target, await ssh_g(target, ssh=ssh, ssh_config=self._ssh_config, extra=extra)
+        )
+
+    async def _build(self, resolved: ResolvedHost, depth: int = 0) -> fabric.Connection:
+        gateway: fabric.Connection | None = None
+        for hop in resolved.proxy_jump:
+            if depth > 8:
+                raise ConnectionFailed(
+                    f"ProxyJump for {self.host} nests more than 8 hosts deep.", host=self.host
+                )
+            spec = hop.removeprefix("ssh://")
+            user, _, rest = spec.rpartition("@")
+            name, _, port = rest.partition(":")
+            hop_resolved = await self._resolve(name, user or None, port or None)
+            if gateway is None and hop_resolved.proxy_jump:
+                # The first hop may need jumps of its own (its own config says so).
+                gateway = await self._build(hop_resolved, depth + 1)
+            else:
+                gateway = self._connection_for(hop_resolved, gateway)
+        return self._connection_for(resolved, gateway)
+
+    def _connection_for(
+        self, resolved: ResolvedHost, gateway: fabric.Connection | None
+    ) -> fabric.Connection:
+        # Fabric reads no ssh_config of its own: the settings are already resolved.
+        config = fabric.Config(ssh_config=paramiko.SSHConfig())
+        keys = [path for path in resolved.identity_files if os.path.isfile(path)]
+        timeout = self._connect_timeout
+        conn = fabric.Connection(
+            resolved.hostname,
+            user=resolved.user,
+            port=resolved.port,
+            config=config,
+            gateway=gateway if gateway is not None else False,
+            connect_timeout=max(1, round(timeout)),
+            connect_kwargs={
+                "key_filename": keys,
+                "look_for_keys": False,  # ssh -G already listed the default key files
+                "allow_agent": resolved.use_agent and not resolved.identities_only,
+                "banner_timeout": timeout,
+                "auth_timeout": timeout,
+                "channel_timeout": timeout,
+            },
+        )
+        self._secure(conn.client, resolved)
+        if resolved.proxy_command:
+            # Started by _open: a ProxyCommand runs from the moment it is made.
+            self._proxy_commands[id(conn)] = resolved.proxy_command
+        return conn
+
+    def _secure(self, client: paramiko.SSHClient, resolved: ResolvedHost | None) -> None:
+        client.set_missing_host_key_policy(self._policy(resolved))
+        if resolved is not None:
+            load_known_keys(client, resolved)
+        elif not client.get_host_keys():
+            # A caller's Connection: Fabric loads no known_hosts at all.
+            known = os.path.expanduser("~/.ssh/known_hosts")
+            if os.path.isfile(known):
+                client.load_host_keys(known)
+
+    # -- connecting ----------------------------------------------------------
+
+    def _on_dead(self) -> None:
+        self._lost = f"Timeout, server {self.host} not responding."
+
+    def lost_reason(self) -> str:
+        return self._lost or "Connection to " + self.host + " closed."
+
+    async def connect(self) -> None:
+        async with self._lock:
+            if self._connections and self._connections[0].is_connected:
+                return
+            await self._close_all()
+            conn = await self._new_connection()
+            self._connections.append(conn)
+
+    async def _new_connection(self) -> fabric.Connection:
+        if self._given is not None and not self._connections:
+            conn = self._given
+            if not conn.is_connected:
+                self._secure(conn.client, None)
+        else:
+            if self._resolved is None:
+                self._resolved = await self._resolve(self.host)
+            conn = await self._build(self._resolved)
+        await self._open(conn)
+        self._lost = ""
+        transport = conn.transport
+        sock = transport.sock
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small JSON lines and status lines both ways: Nagle plus delayed
+            # ACKs would add tens of milliseconds to each round trip.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_keepalive(0)
+        if self._keepalive[0] > 0:
+            monitor = _Keepalive(transport, *self._keepalive, on_dead=self._on_dead)
+            monitor.start()
+            self._monitors.append(monitor)
+        log.debug("fabric connection to %s up", self.host)
+        return conn
+
+    async def _open(self, conn: fabric.Connection) -> None:
+        cancelled = threading.Event()
+        bound = self._connect_timeout + 10
+
+        def work() -> None:
+            try:
+                command = self._proxy_commands.get(id(conn))
+                if command and not conn.is_connected:
+                    conn.connect_kwargs["sock"] = paramiko.ProxyCommand(command)
+                conn.open()
+            except BaseException:
+                _close_connection(conn)
+                raise
+            if cancelled.is_set():
+                _close_connection(conn)
+
+        try:
+            with anyio.fail_after(bound):
+                await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            cancelled.set()
+            _close_in_background(conn)
+            raise ConnectionFailed(
+                f"Connecting to {self.host} took more than {bound:.0f} s. "
+                f"Check `ssh {self.host} true`.",
+                host=self.host,
+            ) from None
+        except anyio.get_cancelled_exc_class():
+            # An attempt left running would log in later and hold a transport.
+            cancelled.set()
+            _close_in_background(conn)
+            raise
+        except Exception as exc:
+            raise classify_paramiko(self.host, exc) from exc
+
+    # -- channels ------------------------------------------------------------
+
+    async def open(self, remote_command: str, *, pipe_stderr: bool) -> FabricChannel:
+        await self.connect()
+        index = 0
+        while True:
+            conn = self._connections[index]
+            try:
+                return await self._open_channel(conn, remote_command, pipe_stderr)
+            except paramiko.ChannelException as exc:
+                if exc.code != _OPEN_PROHIBITED or index + 1 >= _MAX_CONNECTIONS:
+                    raise ConnectionFailed(
+                        f"{self.host} refused to open another session channel ({exc.text}). "
+                        "Raise MaxSessions in its sshd_config or run fewer sessions at once.",
+                        host=self.host,
+                    ) from exc
+                # MaxSessions reached on this connection: overflow to another one.
+                index += 1
+                async with self._lock:
+                    if index >= len(self._connections):
+                        self._connections.append(await self._new_connection())
+
+    async def _open_channel(
+        self, conn: fabric.Connection, remote_command: str, pipe_stderr: bool
+    ) -> FabricChannel:
+        transport: paramiko.Transport = conn.transport
+        cancelled = threading.Event()
+
+        def work() -> tuple[paramiko.Channel, tuple[Any, Any, Any]]:
+            chan = transport.open_session(window_size=_WINDOW, timeout=self._connect_timeout)
+            pipes = (make_pipe(), make_pipe(), make_pipe())
+            try:
+                chan.in_buffer.set_event(pipes[0])
+                chan.in_stderr_buffer.set_event(pipes[1])
+                chan.status_event = _Notify(pipes[2])
+                chan.exec_command(remote_command)
+            except BaseException:
+                chan.close()
+                for pipe in pipes:
+                    pipe.close()
+                raise
+            if cancelled.is_set():
+                chan.close()
+            return chan, pipes
+
+        try:
+            with anyio.fail_after(self._connect_timeout + 10):
+                chan, pipes = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            cancelled.set()
+            raise ConnectionFailed(
+                f"{self.host} did not open a session channel within "
+                f"{self._connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
+                host=self.host,
+            ) from None
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+        except paramiko.ChannelException:
+            raise
+        except Exception as exc:
+            if not transport.is_active():
+                raise connect_error("other", self.host, self.lost_reason()) from exc
+            raise classify_paramiko(self.host, exc) from exc
+        return FabricChannel(chan, pipes, pipe_stderr=pipe_stderr, lost_reason=self.lost_reason)
+
+    def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
+        if returncode == SSH_FAILED:
+            return classify_connect_failure(self.host, stderr)
+        return None
+
+    # -- files ---------------------------------------------------------------
+
+    async def sftp_call(self, fn: Callable[[paramiko.SFTPClient], T], *, timeout: float) -> T:
+        """Run ``fn(sftp)`` in a worker thread on the pooled connection's SFTP session.
+
+        Calls are serialized (paramiko's SFTP client is not safe to share
+        between threads). File errors (``OSError`` with an errno) come back as
+        they are; a dead link becomes a ``ConnectionFailed``, overrunning
+        ``timeout`` a ``CommandTimeout``.
+        """
+        await self.connect()
+        conn = self._connections[0]
+
+        def work() -> T:
+            with self._sftp_lock:
+                if self._sftp is None or self._sftp.sock.closed:
+                    self._sftp = paramiko.SFTPClient.from_transport(
+                        conn.transport, window_size=_WINDOW
+                    )
+                    if self._sftp is None:
+                        raise paramiko.SSHException("the server refused the SFTP subsystem")
+                return fn(self._sftp)
+
+        try:
+            with anyio.fail_after(timeout):
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            self._drop_sftp()
+            raise CommandTimeout(
+                f"An SFTP transfer with {self.host} did not finish within {timeout:g} s.",
+                host=self.host,
+            ) from None
+        except OSError as exc:
+            if conn.is_connected and (exc.errno is not None or not _transport_error(exc)):
+                raise
+            self._drop_sftp()
+            raise connect_error("other", self.host, self.lost_reason()) from exc
+        except (paramiko.SSHException, EOFError) as exc:
+            self._drop_sftp()
+            if "subsystem" in str(exc).lower() or "refused" in str(exc).lower():
+                raise ConnectionFailed(
+                    f"{self.host} offers no SFTP subsystem. Enable `Subsystem sftp` in its "
+                    "sshd_config, or use another sync strategy (TailSessionSync).",
+                    host=self.host,
+                    detail=str(exc),
+                ) from exc
+            raise connect_error("other", self.host, f"{self.lost_reason()} {exc}") from exc
+
+    def _drop_sftp(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            threading.Thread(target=sftp.close, name="rx-sftp-close", daemon=True).start()
+
+    # -- closing -------------------------------------------------------------
+
+    async def _close_all(self) -> None:
+        self._drop_sftp()
+        for monitor in self._monitors:
+            monitor.stopped.set()
+        self._monitors.clear()
+        connections, self._connections = self._connections, []
+        for conn in connections:
+            if conn is self._given:
+                continue  # the caller's to close
+            await anyio.to_thread.run_sync(_close_connection, conn, abandon_on_cancel=True)
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await self._close_all()
+
+
+def _transport_error(exc: OSError) -> bool:
+    return "closed" in str(exc).lower() or isinstance(exc, (EOFError, ConnectionError))
+
+
+def _close_connection(conn: fabric.Connection) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+    # Fabric closes nothing when the connection never finished opening, but
+    # paramiko's transport thread runs from the first packet (failed logins).
+    with contextlib.suppress(Exception):
+        conn.client.close()
+    gateway = conn.gateway
+    if isinstance(gateway, fabric.Connection):
+        _close_connection(gateway)
+
+
+def _close_in_background(conn: fabric.Connection) -> None:
+    threading.Thread(target=_close_connection, args=(conn,), name="rx-close", daemon=True).start()
