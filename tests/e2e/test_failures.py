@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import (
     NON_LOGIN_PATH,
@@ -38,7 +40,12 @@ from remote_executors.testing.sshd import (
     SSHTestBed,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    # Every failure over both SSH implementations: they must fail alike.
+    pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
+]
 
 #: For tests whose outcome does not depend on the event loop (no SDK session runs).
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -68,6 +75,17 @@ def _ps() -> list[tuple[int, str, str]]:
 def local_ssh(cfg: SSHClientConfig) -> list[tuple[int, str, str]]:
     """Our ``ssh`` clients (master or channel) for this test's config file."""
     return [row for row in _ps() if row[1] == "ssh" and str(cfg.path) in row[2]]
+
+
+def paramiko_threads() -> list[tuple[int, str, str]]:
+    """paramiko transports still running in this process (the fabric backend's connections)."""
+    import paramiko
+
+    return [
+        (t.ident or 0, "paramiko", t.name)
+        for t in threading.enumerate()
+        if isinstance(t, paramiko.Transport) and t.is_alive()
+    ]
 
 
 def is_master_session(account: RemoteAccount, args: str) -> bool:
@@ -109,7 +127,7 @@ async def assert_nothing_left(
     await executor.aclose()
     deadline = time.monotonic() + timeout
     while True:
-        left_local, left_remote = local_ssh(cfg), bed.processes(account)
+        left_local, left_remote = local_ssh(cfg) + paramiko_threads(), bed.processes(account)
         if not left_local and not left_remote:
             return
         if time.monotonic() > deadline:
@@ -186,8 +204,18 @@ SSH_SAYS = {
 }
 
 
+PARAMIKO_SAYS = {
+    SSHFault.CONNECTION_REFUSED: "Connection refused",
+    SSHFault.UNRESOLVABLE: "gaierror",
+    SSHFault.WRONG_KEY: "AuthenticationException",
+    SSHFault.CHANGED_HOST_KEY: "BadHostKeyException",
+    SSHFault.UNKNOWN_HOST_KEY: "No ssh-ed25519 host key is known",
+}
+
+
 @pytest.mark.parametrize("fault", list(CONNECT_FAULTS), ids=lambda f: f.value)
 async def test_connect_failure_is_typed_from_query_and_run(
+    rx_ssh_backend: str,
     fault: SSHFault,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -196,7 +224,7 @@ async def test_connect_failure_is_typed_from_query_and_run(
 ) -> None:
     alias = rx_ssh_config.alias_for(fault)
     kind, happened, to_do = CONNECT_FAULTS[fault]
-    executor = rx.SSHExecutor(alias, ssh_config=rx_ssh_config.path)
+    executor = rx.SSHExecutor(alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend)
 
     error = await query_error(ClaudeAgentOptions(cwd=str(tmp_path)), executor)
     assert type(error) is kind, repr(error)
@@ -204,8 +232,9 @@ async def test_connect_failure_is_typed_from_query_and_run(
     assert isinstance(error, CLIConnectionError)  # what SDK apps already catch
     assert_names_host(error, alias)
     assert happened in str(error) and to_do in str(error), str(error)
-    # ssh's own last words ride along (the tail of its stderr).
-    assert SSH_SAYS[fault] in error.detail, error.detail
+    # The SSH implementation's own last words ride along (ssh's stderr, paramiko's error).
+    says = SSH_SAYS if rx_ssh_backend == "openssh" else PARAMIKO_SAYS
+    assert says[fault] in error.detail, error.detail
 
     # The same executor fails the same way for a short command (no poisoned state).
     with pytest.raises(kind) as again:
@@ -226,11 +255,11 @@ def own_bed() -> Iterator[SSHTestBed]:
 
 @asyncio_only
 async def test_sshd_stopped_is_host_unreachable_then_recovers(
-    own_bed: SSHTestBed, tmp_path: Path
+    rx_ssh_backend: str, own_bed: SSHTestBed, tmp_path: Path
 ) -> None:
     account = own_bed.account(label="stopped")
     cfg = own_bed.client_config(account, tmp_path / "ssh", alias="rx-stopped")
-    executor = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path)
+    executor = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend=rx_ssh_backend)
     own_bed.stop()
     assert not own_bed.running
 
@@ -252,6 +281,7 @@ async def test_sshd_stopped_is_host_unreachable_then_recovers(
 
 @asyncio_only
 async def test_unknown_host_key_refused_by_default_accepted_on_request(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
@@ -260,14 +290,16 @@ async def test_unknown_host_key_refused_by_default_accepted_on_request(
     known_hosts = rx_ssh_config.path.parent / "known_hosts_empty"
     assert known_hosts.read_text() == ""
 
-    strict = rx.SSHExecutor(alias, ssh_config=rx_ssh_config.path)
+    strict = rx.SSHExecutor(alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend)
     with pytest.raises(rx.HostKeyError) as refused:
         await strict.run(["true"])
     assert "accept_new_host_keys=True" in str(refused.value)
     await assert_nothing_left(rx_sshd, rx_account, rx_ssh_config, strict)
     assert known_hosts.read_text() == ""  # refusing wrote nothing
 
-    trusting = rx.SSHExecutor(alias, ssh_config=rx_ssh_config.path, accept_new_host_keys=True)
+    trusting = rx.SSHExecutor(
+        alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend, accept_new_host_keys=True
+    )
     result = await trusting.run(["id", "-un"])
     assert (result.returncode, result.stdout.decode().strip()) == (0, rx_account.user)
     assert f"[127.0.0.1]:{rx_sshd.port} ssh-ed25519 " in known_hosts.read_text()
@@ -276,7 +308,10 @@ async def test_unknown_host_key_refused_by_default_accepted_on_request(
     # accept-new is about NEW keys only: a changed key is still refused.
     changed_alias = rx_ssh_config.alias_for(SSHFault.CHANGED_HOST_KEY)
     changed = rx.SSHExecutor(
-        changed_alias, ssh_config=rx_ssh_config.path, accept_new_host_keys=True
+        changed_alias,
+        ssh_config=rx_ssh_config.path,
+        backend=rx_ssh_backend,
+        accept_new_host_keys=True,
     )
     with pytest.raises(rx.HostKeyError) as still_refused:
         await changed.run(["true"])
@@ -290,12 +325,15 @@ async def test_unknown_host_key_refused_by_default_accepted_on_request(
 
 @pytest.mark.parametrize("rx_account", [{"claude": None}], indirect=True)
 async def test_claude_not_installed(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
     rx_project: Project,
 ) -> None:
-    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend
+    )
     error = await query_error(ClaudeAgentOptions(cwd=str(rx_project.local)), executor)
     assert type(error) is rx.ClaudeNotFound, repr(error)
     assert isinstance(error, CLINotFoundError) and isinstance(error, CLIConnectionError)
@@ -326,13 +364,16 @@ async def test_claude_not_installed(
     indirect=True,
 )
 async def test_claude_found_off_the_usual_places(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
     rx_project: Project,
     rx_model: object,
 ) -> None:
-    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend
+    )
     # Not where a plain ssh command looks.
     probe = await executor.run(["/bin/sh", "-c", "echo $PATH; command -v claude || echo none"])
     assert probe.stdout.decode().split() == [NON_LOGIN_PATH, "none"]
@@ -346,6 +387,7 @@ async def test_claude_found_off_the_usual_places(
 
 
 async def test_claude_path_missing_is_not_searched_elsewhere(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
@@ -354,7 +396,10 @@ async def test_claude_path_missing_is_not_searched_elsewhere(
     assert rx_account.claude_path is not None and rx_account.claude_path.exists()
     missing = f"{rx_account.home}/nowhere/claude"
     executor = rx.SSHExecutor(
-        rx_ssh_config.alias, ssh_config=rx_ssh_config.path, claude_path=missing
+        rx_ssh_config.alias,
+        ssh_config=rx_ssh_config.path,
+        backend=rx_ssh_backend,
+        claude_path=missing,
     )
     error = await query_error(ClaudeAgentOptions(cwd=str(rx_project.local)), executor)
     assert type(error) is rx.ClaudeNotFound, repr(error)
@@ -366,6 +411,7 @@ async def test_claude_path_missing_is_not_searched_elsewhere(
 
 
 async def test_remote_cwd_missing(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
@@ -374,7 +420,9 @@ async def test_remote_cwd_missing(
     local = Path.home() / relative
     local.mkdir(parents=True)  # exists here, not on the remote
     try:
-        executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+        executor = rx.SSHExecutor(
+            rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend
+        )
         error = await query_error(ClaudeAgentOptions(cwd=str(local)), executor)
     finally:
         shutil.rmtree(local.parent)
@@ -392,7 +440,7 @@ async def test_remote_cwd_missing(
 
 
 @pytest.fixture
-def canary(tmp_path: Path) -> tuple[rx.SSHExecutor, Path]:
+def canary(rx_ssh_backend: str, tmp_path: Path) -> tuple[rx.SSHExecutor, Path]:
     """An executor whose every connection attempt creates a marker file (ProxyCommand)."""
     marker = tmp_path / "connected"
     config = tmp_path / "canary_config"
@@ -402,7 +450,7 @@ def canary(tmp_path: Path) -> tuple[rx.SSHExecutor, Path]:
         f"    ProxyCommand /bin/sh -c 'touch {marker}; exit 1'\n"
         "    BatchMode yes\n"
     )
-    return rx.SSHExecutor("rx-canary", ssh_config=config), marker
+    return rx.SSHExecutor("rx-canary", ssh_config=config, backend=rx_ssh_backend), marker
 
 
 @asyncio_only
@@ -418,11 +466,11 @@ def canary(tmp_path: Path) -> tuple[rx.SSHExecutor, Path]:
     ],
     ids=["option", "space", "newline", "single-quote", "double-quote", "semicolon"],
 )
-async def test_bad_host_refused(host: str, tmp_path: Path) -> None:
+async def test_bad_host_refused(rx_ssh_backend: str, host: str, tmp_path: Path) -> None:
     marker = tmp_path / f"pwned-{secrets.token_hex(4)}"
     host = host.format(marker=marker)
     with pytest.raises(rx.InvalidInput) as refused:
-        rx.SSHExecutor(host)
+        rx.SSHExecutor(host, backend=rx_ssh_backend)
     assert isinstance(refused.value, ValueError)
     assert refused.value.host == host
     assert repr(host) in str(refused.value)
@@ -489,11 +537,14 @@ async def test_cwd_with_quotes_dollar_and_emoji_is_a_valid_directory(
 
 @asyncio_only
 async def test_run_timeout_stops_the_remote_command(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
 ) -> None:
-    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend
+    )
     seconds = str(300 + secrets.randbelow(600))  # recognisable in the process table
     started = time.monotonic()
     with pytest.raises(rx.CommandTimeout) as timed_out:

@@ -38,11 +38,17 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import slow, text, tool_use
 from remote_executors.testing.sshd import NOISE_STDOUT, SHELLS, RemoteAccount, SSHTestBed
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    # Every feature over both SSH implementations.
+    pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
+]
 
 #: Upper bound for one whole CLI session (start, a few model turns, exit).
 SESSION_TIMEOUT = 60

@@ -58,6 +58,9 @@ _WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than
 def classify_paramiko(host: str, exc: BaseException) -> ExecutorError:
     """The typed error for what paramiko, Fabric or the socket layer raised."""
     detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        # Its own text drops why each address failed ("[Errno None] Unable to connect").
+        detail += "".join(f"\n{addr}: {err}" for addr, err in exc.errors.items())
     if isinstance(exc, ExecutorError):
         return exc
     if isinstance(exc, paramiko.BadHostKeyException):

@@ -7,6 +7,9 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   (one server per test session, scripts and recorded requests cleared per test).
 - ``rx_sshd``, ``rx_account``, ``rx_account_factory``, ``rx_ssh_config``:
   see :mod:`remote_executors.testing._sshd_fixtures`; accounts talk to ``rx_model``.
+- ``rx_ssh_backend``: the SSH backend ``rx_executor`` uses, ``"openssh"`` unless
+  parametrized (indirectly) with ``"fabric"``: run one test over both with
+  ``@pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)``.
 - ``rx_executor``: an ``SSHExecutor`` for ``rx_ssh_config``, closed afterwards.
 - ``rx_project``: a project directory that exists on both sides
   (``local``, ``remote``; the local one under the local home, so the default
@@ -49,6 +52,7 @@ __all__ = [
     "rx_model_server",
     "rx_model_url",
     "rx_project",
+    "rx_ssh_backend",
     "rx_ssh_config",
     "rx_sshd",
 ]
@@ -75,11 +79,21 @@ def rx_model_url(rx_model: ScriptedModel) -> str:
 
 
 @pytest.fixture
-async def rx_executor(rx_ssh_config: SSHClientConfig) -> AsyncIterator[object]:
+def rx_ssh_backend(request: pytest.FixtureRequest) -> str:
+    """The ``SSHExecutor`` backend of ``rx_executor`` (indirect parameter; default openssh)."""
+    return str(getattr(request, "param", "openssh"))
+
+
+@pytest.fixture
+async def rx_executor(
+    rx_ssh_config: SSHClientConfig, rx_ssh_backend: str
+) -> AsyncIterator[object]:
     """``SSHExecutor`` for the test's account (needs an anyio test)."""
     from ..executors.ssh import SSHExecutor
 
-    executor = SSHExecutor(rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path))
+    executor = SSHExecutor(
+        rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), backend=rx_ssh_backend
+    )
     try:
         yield executor
     finally:
