@@ -167,10 +167,6 @@ class SessionSyncer:
         Usually the link is down and this fails fast; the record then says the
         session is behind, and the next resume pulls first.
         """
-        if getattr(self._executor, "closed", False):
-            # Closed by the app: reconnecting now would leave a connection behind.
-            self._failure(RuntimeError(f"{self._executor.name}: executor closed mid-turn"))
-            return
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
         self._link_lost = self._failed is not None
@@ -189,6 +185,10 @@ class SessionSyncer:
             # (copying it to another config dir would surprise a local user).
             return []
         sid = self.session_id
+        if getattr(self._executor, "closed", False):
+            # Closed by the app (e.g. mid-turn): reconnecting now would leave a
+            # connection behind that nobody closes. The next resume pulls.
+            return [self._failure(RuntimeError(f"{self._executor.name}: executor closed"))]
         try:
             if self._paths is None:
                 self._set_paths(

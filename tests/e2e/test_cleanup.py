@@ -38,6 +38,7 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.testing.model import DEFAULT_API_KEY, ScriptedModel, slow, text, tool_use
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import (
@@ -50,6 +51,8 @@ from remote_executors.testing.sshd import (
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+#: Every way a session ends, over both SSH implementations.
+both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 
 #: How long the remote may take to be clean once a session has ended.
 CLEANUP_DEADLINE = 5.0
@@ -165,11 +168,14 @@ class Consumer:
 
 
 @pytest.fixture
-async def fast_executor(rx_ssh_config: SSHClientConfig) -> AsyncIterator[rx.SSHExecutor]:
+async def fast_executor(
+    rx_ssh_config: SSHClientConfig, rx_ssh_backend: str
+) -> AsyncIterator[rx.SSHExecutor]:
     """Notices a dead link after about 2 s (keepalive every second, 2 misses)."""
     executor = rx.SSHExecutor(
         rx_ssh_config.alias,
         ssh_config=rx_ssh_config.path,
+        backend=rx_ssh_backend,
         keepalive_interval=1,
         keepalive_count=2,
     )
@@ -182,6 +188,7 @@ async def fast_executor(rx_ssh_config: SSHClientConfig) -> AsyncIterator[rx.SSHE
 # ---- the caller ends the session -------------------------------------------------------
 
 
+@both_backends
 @asyncio_only
 async def test_query_generator_closed_early(
     rx_sshd: SSHTestBed,
@@ -205,6 +212,7 @@ async def test_query_generator_closed_early(
     record("break -> remote clean, total", time.monotonic() - ended)
 
 
+@both_backends
 @asyncio_only
 @pytest.mark.parametrize("how", ["aexit", "disconnect"])
 async def test_client_leaves_mid_turn(
@@ -240,6 +248,7 @@ async def test_client_leaves_mid_turn(
     record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
 
 
+@both_backends
 async def test_task_cancelled_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -266,8 +275,10 @@ async def test_task_cancelled_mid_turn(
     record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
 
 
+@both_backends
 @asyncio_only
 async def test_executor_aclose_mid_turn(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
@@ -275,7 +286,9 @@ async def test_executor_aclose_mid_turn(
     rx_model: ScriptedModel,
     record: Callable[[str, float], None],
 ) -> None:
-    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend=rx_ssh_backend
+    )
     turn = SlowTurn(rx_model, rx_project)
     consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=executor))
     with anyio.fail_after(60):
@@ -360,6 +373,7 @@ def assert_process_lost(error: BaseException | None, host: str) -> None:
     assert "can be resumed" in str(error)
 
 
+@both_backends
 async def test_link_dropped_is_process_lost(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -402,6 +416,7 @@ def session_sshd(account: RemoteAccount) -> list[int]:
     return pids
 
 
+@both_backends
 async def test_link_frozen_is_process_lost_and_the_watchdog_stops_the_cli(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -453,6 +468,7 @@ async def test_link_frozen_is_process_lost_and_the_watchdog_stops_the_cli(
 # ---- secrets ---------------------------------------------------------------------------
 
 
+@both_backends
 @asyncio_only
 async def test_secrets_reach_the_remote_cli_but_never_a_command_line_or_log(
     rx_sshd: SSHTestBed,
@@ -529,6 +545,7 @@ async def test_secrets_reach_the_remote_cli_but_never_a_command_line_or_log(
         assert api_key not in text_ and token not in text_, text_
 
 
+@both_backends
 @asyncio_only
 async def test_mcp_header_secret_never_on_a_command_line(
     rx_sshd: SSHTestBed,
