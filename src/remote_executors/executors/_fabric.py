@@ -48,8 +48,10 @@ log = logging.getLogger("remote_executors.ssh")
 T = TypeVar("T")
 
 _STDERR_KEEP = 16384
-#: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: the server's MaxSessions is reached.
-_OPEN_PROHIBITED = 1
+#: How a server refuses one more session channel on a connection: OpenSSH's sshd
+#: answers MaxSessions with SSH_OPEN_CONNECT_FAILED (2), others with
+#: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED (1).
+_OPEN_REFUSED = (1, 2)
 #: Extra connections opened when the server refuses more channels on one.
 _MAX_CONNECTIONS = 8
 _WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than 2 MiB
@@ -355,8 +357,8 @@ class FabricBackend:
 
     # -- building connections ------------------------------------------------
 
-    def _policy(self, resolved: ResolvedHost | None) -> paramiko.MissingHostKeyPolicy:
-        if resolved is not None and (self._accept_new or resolved.checking_disabled):
+    def _policy(self, resolved: ResolvedHost) -> paramiko.MissingHostKeyPolicy:
+        if self._accept_new or resolved.checking_disabled:
             if resolved.checking_disabled and not self._accept_new:
                 log.warning(
                     "ssh config for %s disables host key checking; remote-executors still "
@@ -441,15 +443,9 @@ class FabricBackend:
             self._proxy_commands[id(conn)] = resolved.proxy_command
         return conn
 
-    def _secure(self, client: paramiko.SSHClient, resolved: ResolvedHost | None) -> None:
+    def _secure(self, client: paramiko.SSHClient, resolved: ResolvedHost) -> None:
         client.set_missing_host_key_policy(self._policy(resolved))
-        if resolved is not None:
-            load_known_keys(client, resolved)
-        elif not client.get_host_keys():
-            # A caller's Connection: Fabric loads no known_hosts at all.
-            known = os.path.expanduser("~/.ssh/known_hosts")
-            if os.path.isfile(known):
-                client.load_host_keys(known)
+        load_known_keys(client, resolved)
 
     # -- connecting ----------------------------------------------------------
 
@@ -471,7 +467,8 @@ class FabricBackend:
         if self._given is not None and not self._connections:
             conn = self._given
             if not conn.is_connected:
-                self._secure(conn.client, None)
+                # Fabric would trust any key (and knows none): same rules as ours.
+                self._secure(conn.client, _resolved_for(conn))
         else:
             if self._resolved is None:
                 self._resolved = await self._resolve(self.host)
@@ -538,7 +535,7 @@ class FabricBackend:
             try:
                 return await self._open_channel(conn, remote_command, pipe_stderr)
             except paramiko.ChannelException as exc:
-                if exc.code != _OPEN_PROHIBITED or index + 1 >= _MAX_CONNECTIONS:
+                if exc.code not in _OPEN_REFUSED or index + 1 >= _MAX_CONNECTIONS:
                     raise ConnectionFailed(
                         f"{self.host} refused to open another session channel ({exc.text}). "
                         "Raise MaxSessions in its sshd_config or run fewer sessions at once.",
@@ -660,6 +657,7 @@ class FabricBackend:
             monitor.stopped.set()
         self._monitors.clear()
         connections, self._connections = self._connections, []
+        self._proxy_commands.clear()
         for conn in connections:
             if conn is self._given:
                 continue  # the caller's to close
@@ -668,6 +666,24 @@ class FabricBackend:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await self._close_all()
+
+
+def _resolved_for(conn: fabric.Connection) -> ResolvedHost:
+    """Host-key settings for a caller's Connection, from what it was configured with."""
+    ssh_config = conn.ssh_config or {}
+    known = ssh_config.get("userknownhostsfile") or "~/.ssh/known_hosts ~/.ssh/known_hosts2"
+    return ResolvedHost.from_options(
+        str(conn.original_host or conn.host),
+        {
+            "hostname": [str(conn.host)],
+            "port": [str(conn.port)],
+            "user": [str(conn.user)],
+            "userknownhostsfile": [str(known)],
+            "globalknownhostsfile": ["/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"],
+            "hostkeyalias": [str(ssh_config.get("hostkeyalias", ""))],
+            "stricthostkeychecking": [str(ssh_config.get("stricthostkeychecking", "ask"))],
+        },
+    )
 
 
 def _transport_error(exc: OSError) -> bool:

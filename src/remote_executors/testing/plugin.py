@@ -92,7 +92,9 @@ async def rx_executor(
     from ..executors.ssh import SSHExecutor
 
     executor = SSHExecutor(
-        rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), backend=rx_ssh_backend
+        rx_ssh_config.alias,
+        ssh_config=str(rx_ssh_config.path),
+        backend=rx_ssh_backend,  # type: ignore[arg-type]  # checked by SSHExecutor
     )
     try:
         yield executor
