@@ -188,7 +188,8 @@ def _resolve_with_paramiko(
     import paramiko
 
     if ssh_config is not None:
-        files = [(ssh_config, os.path.dirname(ssh_config))]
+        # ``-F`` names a user configuration: its relative Includes are in ~/.ssh.
+        files = [(ssh_config, os.path.expanduser("~/.ssh"))]
     else:
         files = [
             (os.path.expanduser("~/.ssh/config"), os.path.expanduser("~/.ssh")),
@@ -225,7 +226,13 @@ def _resolve_with_paramiko(
 
 
 def inline_includes(path: str, base: str, depth: int = 0) -> str:
-    """The text of ``path`` with each ``Include`` replaced by the files it names."""
+    """The text of ``path`` with each ``Include`` replaced by the files it names.
+
+    Exact for what Includes usually hold (options for the enclosing block, or
+    whole ``Host`` blocks included at the top level). One difference from
+    OpenSSH remains: ``Host``/``Match`` blocks inside a file included from
+    *within* a conditional block apply as if included at the top level.
+    """
     if depth > _MAX_INCLUDE_DEPTH:
         raise OSError(f"Include nested deeper than {_MAX_INCLUDE_DEPTH} levels at {path}")
     with open(path, encoding="utf-8", errors="replace") as handle:
