@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import weakref
 from collections.abc import Mapping, Sequence
 
 import anyio
 from anyio.abc import Process
 
 from ..errors import ClaudeNotFound, CommandTimeout, InvalidInput, RemotePathNotFound
-from ._validate import absolute_local, check_env
+from ._validate import absolute_local, check_env, check_path
 from .base import CommandResult, SpawnOptions
 
 __all__ = ["LocalExecutor"]
 
+#: Seconds a process has to exit after SIGTERM when the executor closes.
+_CLOSE_GRACE = 2.0
+
+
+def _check_argv(argv: Sequence[str]) -> None:
+    """The checks SSHExecutor makes too, so both refuse the same input before running."""
+    check_path(argv[0], host="local", what="command")
+    if any("\x00" in arg for arg in argv):
+        raise InvalidInput(
+            f"Refusing to run {argv[0]} on local: an argument contains a NUL character, "
+            "which no command line can carry.",
+            host="local",
+        )
+
+
+def _checked_cwd(cwd: str | None) -> str | None:
+    if cwd is None:
+        return None
+    path = absolute_local(cwd)
+    if not os.path.isdir(path):
+        raise RemotePathNotFound(
+            f"Path {path} doesn't exist on local. Create it or pick another cwd.",
+            host="local",
+            path=path,
+        )
+    return path
+
+
+def _not_started(command: str, exc: OSError) -> InvalidInput:
+    what = "not found" if isinstance(exc, FileNotFoundError) else "not executable"
+    return InvalidInput(f"{command}: {what} on local.", host="local")
+
 
 class LocalExecutor:
     """Runs processes on this machine. Paths map to themselves."""
+
+    def __init__(self) -> None:
+        self._processes: weakref.WeakSet[Process] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return "LocalExecutor()"
@@ -27,23 +64,24 @@ class LocalExecutor:
         return "local"
 
     async def spawn(self, options: SpawnOptions) -> Process:
-        unset = set(options.unset_env)
+        _check_argv(options.argv)
+        unset = set(check_env(dict.fromkeys(options.unset_env, ""), host="local"))
+        if any(not 0 <= i < len(options.args) for i in options.private_args):
+            raise InvalidInput(
+                f"private_args {tuple(options.private_args)} point outside the "
+                f"{len(options.args)} arguments for local.",
+                host="local",
+            )
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env.update(check_env(options.env, host="local"))
-        cwd = absolute_local(options.cwd) if options.cwd is not None else None
-        if cwd is not None and not os.path.isdir(cwd):
-            raise RemotePathNotFound(
-                f"Path {cwd} doesn't exist on local. Create it or pick another cwd.",
-                host="local",
-                path=cwd,
-            )
+        cwd = _checked_cwd(options.cwd)
         command = options.command
         if command == "claude":
             from ..sdk import find_local_claude  # the SDK's own search, via the seam
 
             command = await anyio.to_thread.run_sync(find_local_claude)
         try:
-            return await anyio.open_process(
+            process = await anyio.open_process(
                 [command, *options.args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -51,12 +89,14 @@ class LocalExecutor:
                 cwd=cwd,
                 env=env,
             )
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, PermissionError) as exc:
             if options.command == "claude":
                 raise ClaudeNotFound(
                     f"Claude CLI not found at {command} on local.", host="local"
                 ) from exc
-            raise InvalidInput(f"{command}: not found on local.", host="local") from exc
+            raise _not_started(command, exc) from exc
+        self._processes.add(process)
+        return process
 
     async def run(
         self,
@@ -69,16 +109,16 @@ class LocalExecutor:
     ) -> CommandResult:
         if not argv:
             raise InvalidInput("No command given to run on local.", host="local")
+        _check_argv(argv)
         full_env = {**os.environ, **check_env(env or {}, host="local")}
+        work_dir = _checked_cwd(cwd)
         try:
             with anyio.fail_after(timeout):
                 result = await anyio.run_process(
-                    list(argv),
-                    input=input,
-                    cwd=absolute_local(cwd) if cwd is not None else None,
-                    env=full_env,
-                    check=False,
+                    list(argv), input=input, cwd=work_dir, env=full_env, check=False
                 )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise _not_started(argv[0], exc) from exc
         except TimeoutError:
             raise CommandTimeout(
                 f"{argv[0]} did not finish within {timeout:g} s on local.", host="local"
@@ -92,7 +132,22 @@ class LocalExecutor:
         return absolute_local(local_cwd)
 
     async def aclose(self) -> None:
-        return None
+        """Stop every process spawned here that still runs: SIGTERM, then SIGKILL
+        after a short grace period (as the SSH watchdog does)."""
+        running = [p for p in self._processes if p.returncode is None]
+        self._processes = weakref.WeakSet()
+        with anyio.CancelScope(shield=True):
+            for process in running:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+            with anyio.move_on_after(_CLOSE_GRACE):
+                for process in running:
+                    await process.wait()
+            for process in running:
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
 
     async def __aenter__(self) -> LocalExecutor:
         return self

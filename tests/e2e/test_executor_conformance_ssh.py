@@ -1,0 +1,112 @@
+"""The Executor conformance suite over ``SSHExecutor`` on the real sshd test bed.
+
+The machine is a real bed account (its own uid and home) reached through the
+bed's ssh_config; ``workdir`` is ``rx_project`` (a directory under the local
+home whose home-relative counterpart exists in the account's home), and the
+processes to watch are the account's own (by uid).
+
+Every SSH backend runs the whole suite on asyncio: add a backend's name to
+``SSH_BACKENDS`` and that is all. trio runs a cheap subset (``TRIO_SUBSET``):
+the event loop changes how the local side drives the ``ssh`` client and its
+pipes, not what happens on the remote, and the whole suite runs on both loops
+over ``LocalExecutor`` (tests/unit/test_executor_conformance_local.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from remote_executors.executors.ssh import SSHExecutor
+from remote_executors.testing.executor_conformance import ExecutorConformance
+from remote_executors.testing.plugin import Project
+from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+
+pytestmark = [pytest.mark.e2e]
+
+#: The ``SSHExecutor(backend=...)`` names the suite runs over.
+SSH_BACKENDS = ("openssh",)
+
+#: What trio runs: the stream plumbing, exit statuses and every way of stopping.
+TRIO_SUBSET = frozenset(
+    {
+        "test_spawn_round_trip_is_binary_exact",
+        "test_stdin_reaches_the_process_as_lines_are_sent",
+        "test_stderr_is_a_separate_stream_when_asked",
+        "test_exit_status",
+        "test_terminate",
+        "test_closing_the_executor_stops_its_processes",
+        "test_run_input",
+        "test_run_timeout_stops_the_command",
+        "test_cancelling_run_stops_the_command",
+        "test_concurrent_spawns_and_runs",
+    }
+)
+
+KNOWN_FAILURES = {
+    "test_last_line_without_a_newline_is_kept_exact": (
+        "the stdin relay is line-based: closing stdin after an unterminated last line "
+        "adds a newline to it (b'...\\xff' arrives as b'...\\xff\\n')"
+    ),
+    "test_run_killed_by_a_signal": (
+        "run() reports a command killed by a signal as 255 (ssh's own failure status: "
+        "the remote shell exec'd the command, so sshd reports a signal, not a status); "
+        "spawn() reports 128+N"
+    ),
+}
+
+
+class TestSSHExecutor(ExecutorConformance):
+    inherits_local_environment = False
+    stops_descendants = True
+    signal_status = "shell"
+    missing_command = "exit-127"
+    stdin_line_buffered = True
+    private_args_as_files = True
+    known_failures = KNOWN_FAILURES
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    @pytest.fixture(params=SSH_BACKENDS)
+    def ssh_backend(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture
+    async def executor(
+        self, rx_ssh_config: SSHClientConfig, ssh_backend: str
+    ) -> AsyncIterator[SSHExecutor]:
+        executor = SSHExecutor(
+            rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), backend=ssh_backend
+        )
+        try:
+            yield executor
+        finally:
+            await executor.aclose()
+
+    @pytest.fixture
+    def workdir(self, rx_project: Project) -> Path:
+        return rx_project.local
+
+    @pytest.fixture
+    def remote_processes(
+        self, rx_sshd: SSHTestBed, rx_account: RemoteAccount
+    ) -> Callable[[], Sequence[str]]:
+        return lambda: [p.args for p in rx_sshd.processes(rx_account)]
+
+
+class TestSSHExecutorTrio(TestSSHExecutor):
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "trio"
+
+
+# Only TRIO_SUBSET runs on trio (see the module docstring).
+_unknown = (TRIO_SUBSET | set(KNOWN_FAILURES)) - set(dir(ExecutorConformance))
+assert not _unknown, f"no such tests in the suite: {_unknown}"
+for _name in dir(ExecutorConformance):
+    if _name.startswith("test_") and _name not in TRIO_SUBSET:
+        setattr(TestSSHExecutorTrio, _name, None)
