@@ -6,8 +6,13 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
+]
 
 
 def _connections(bed, account) -> list[int]:

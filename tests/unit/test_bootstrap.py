@@ -383,8 +383,8 @@ async def test_spawn_final_line_without_newline_is_delivered(
     with anyio.fail_after(10):
         result = await _collect(process, b"one\ntwo")
     assert result.returncode == 0
-    # The relay is line-based: the final line arrives newline-terminated.
-    assert result.stdout == b"one\ntwo\n"
+    # Exactly what was sent: the relay adds no newline to a last partial line.
+    assert result.stdout == b"one\ntwo"
 
 
 @ASYNCIO_ONLY

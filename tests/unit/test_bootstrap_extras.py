@@ -352,7 +352,7 @@ async def test_awk_relay_without_perl(
         assert backend.channels[-1]._stdin_fd is not None  # ended by the marker
         assert await process.wait() == 0
     await drain(process)
-    assert rest == b"a\n\nb 'x' \\ \xff\nlast, no newline\n"
+    assert rest == b"a\n\nb 'x' \\ \xff\nlast, no newline"  # exact, no newline added
     # The fallback did the relaying.
     relays = [line for line in awk_log.read_text().splitlines() if "out=" in line]
     assert relays, awk_log.read_text()

@@ -195,7 +195,8 @@ def test_executor_refuses_bad_hosts(host: str) -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"backend": "fabric"},
+        {"backend": "paramiko"},
+        {"backend": "OpenSSH"},
         {"claude_path": ""},
         {"claude_path": "-x"},
         {"claude_path": "/opt/claude\n"},

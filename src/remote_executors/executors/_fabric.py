@@ -89,6 +89,10 @@ def classify_paramiko(host: str, exc: BaseException) -> ExecutorError:
     return connect_error(kind, host, detail)
 
 
+class _ChannelRefused(Exception):
+    """The server would not open one more session channel on this connection."""
+
+
 class _Notify(threading.Event):
     """A channel's ``status_event`` that also wakes the event loop (via a pipe)."""
 
@@ -534,10 +538,10 @@ class FabricBackend:
             conn = self._connections[index]
             try:
                 return await self._open_channel(conn, remote_command, pipe_stderr)
-            except paramiko.ChannelException as exc:
-                if exc.code not in _OPEN_REFUSED or index + 1 >= _MAX_CONNECTIONS:
+            except _ChannelRefused as exc:
+                if index + 1 >= _MAX_CONNECTIONS:
                     raise ConnectionFailed(
-                        f"{self.host} refused to open another session channel ({exc.text}). "
+                        f"{self.host} refused to open another session channel ({exc}). "
                         "Raise MaxSessions in its sshd_config or run fewer sessions at once.",
                         host=self.host,
                     ) from exc
@@ -583,8 +587,18 @@ class FabricBackend:
         except anyio.get_cancelled_exc_class():
             cancelled.set()
             raise
-        except paramiko.ChannelException:
-            raise
+        except paramiko.ChannelException as exc:
+            if exc.code in _OPEN_REFUSED:
+                raise _ChannelRefused(exc.text) from exc
+            raise classify_paramiko(self.host, exc) from exc
+        except paramiko.SSHException as exc:
+            if transport.is_active() and str(exc) == "Unable to open channel.":
+                # A refusal too: when several opens fail at once, paramiko hands
+                # the server's answer (a ChannelException) to one of them only.
+                raise _ChannelRefused(str(exc)) from exc
+            if not transport.is_active():
+                raise connect_error("other", self.host, self.lost_reason()) from exc
+            raise classify_paramiko(self.host, exc) from exc
         except Exception as exc:
             if not transport.is_active():
                 raise connect_error("other", self.host, self.lost_reason()) from exc

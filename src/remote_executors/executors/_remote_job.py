@@ -95,6 +95,10 @@ class RemoteJob:
         """A control line for the stdin relay: ``hb`` or ``eof``."""
         return f"{self.nonce} {word}\n".encode("ascii")
 
+    def tail(self, data: bytes) -> bytes:
+        """The control line that hands the relay a last line without its newline."""
+        return self.marker("tail " + base64.b64encode(data).decode("ascii"))
+
 
 @attrs.frozen
 class JobStatus:

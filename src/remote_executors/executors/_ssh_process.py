@@ -87,7 +87,8 @@ class _RelayStdin(ByteSendStream):
     end of input) share the stream, so only whole lines are written: the tail
     of a send without a newline waits here for the rest of its line. Written
     earlier, a heartbeat could land inside it, or a final unterminated line
-    would swallow the end-of-input marker.
+    would swallow the end-of-input marker. At the end it goes as a ``tail``
+    control line, so the process reads exactly the bytes that were sent.
     """
 
     def __init__(self, channel: Channel, job: RemoteJob) -> None:
@@ -121,8 +122,9 @@ class _RelayStdin(ByteSendStream):
             return
         self._closed = True
         if self._job.mode == "spawn":
-            # The relay ends the last line with a newline anyway.
-            tail = self._partial + b"\n" if self._partial else b""
+            # A last line without its newline travels as one control line,
+            # which the relay writes back exactly (no newline added).
+            tail = self._job.tail(self._partial) if self._partial else b""
             self._partial = b""
             with contextlib.suppress(OSError):
                 await self._write(tail + self._job.marker("eof"))

@@ -97,12 +97,15 @@ if [ "$1" = claude ] && [ -n "$RX_FIND_CLAUDE" ]; then
 fi
 
 if [ "$RX_MODE" = run ]; then
-  # $$ is the process group the command runs in (we are the session leader
-  # and exec it): the local side stops that group if it gives up waiting.
+  # $$ is the process group the command runs in (we are the session leader):
+  # the local side stops that group if it gives up waiting. Not exec'd: a
+  # command killed by a signal then exits 128+N, as under spawn, instead of
+  # taking the session leader down (which ssh reports as its own 255).
   rx_stderr_mark
   rx_ok "$rx_found" "$(pwd -P)" "$$"
   rx_env
-  exec "$@"
+  "$@"
+  exit
 fi
 
 rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") && mkfifo "$rx_dir/in" \
@@ -165,28 +168,40 @@ rx_end() {
 # input line to start), forwards lines, and returns when stdin reaches EOF,
 # which only happens when the channel closes. perl reads lines in linear
 # time; mawk (Debian's awk) must be made interactive to pass lines on as they
-# come, and is then quadratic in the line length.
+# come, and is then quadratic in the line length. Input that does not end in
+# a newline arrives as one "<nonce> tail <base64>" line, written back exactly.
 if command -v perl >/dev/null 2>&1; then
   rx_relay() {
-    perl -e '
+    perl -MMIME::Base64 -e '
       my ($m, $out, $hb) = @ARGV;
       open(my $o, ">", $out) or exit 1;
-      select($o); $| = 1; select(STDOUT);
+      binmode($o); select($o); $| = 1; select(STDOUT);
       my $done = 0;
+      my $tail = "$m tail ";
       while (defined(my $l = <STDIN>)) {
         if ($l eq "$m hb\n") { open(my $h, ">", $hb) and close($h); next }
         if ($l eq "$m eof\n") { close($o) unless $done; $done = 1; next }
+        if (index($l, $tail) == 0) {
+          print {$o} decode_base64(substr($l, length($tail))) unless $done;
+          next;
+        }
         print {$o} $l unless $done;
       }' "$RX_NONCE" "$rx_dir/in" "$rx_dir/hb" <&3
   }
 else
   rx_awk=awk
   case $(awk -W version 2>&1 </dev/null) in *mawk*) rx_awk="awk -W interactive" ;; esac
+  # For the tail: base64 -d appends to the fifo (a second writer), quoted for sh.
+  rx_qin="'$(printf '%s' "$rx_dir/in" | sed "s/'/'\\\\''/g")'"
   rx_relay() {
-    $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v hb="$rx_dir/hb" '
-      BEGIN { printf "" > out; fflush(out) }
+    $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
+      BEGIN { printf "" > out; fflush(out); tail = m " tail " }
       $0 == m " hb" { printf "" > hb; close(hb); next }
       $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
+      index($0, tail) == 1 {
+        if (!done) { fflush(out); system("printf %s " substr($0, length(tail) + 1) " | base64 -d >>" qin) }
+        next
+      }
       !done { print > out; fflush(out) }
     ' <&3
   }
