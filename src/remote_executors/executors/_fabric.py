@@ -349,6 +349,7 @@ class FabricBackend:
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
         self._proxy_commands: dict[int, str] = {}
+        self._preferred = 0  # the connection the last channel opened on
 
     @property
     def resolved(self) -> ResolvedHost | None:
@@ -533,23 +534,37 @@ class FabricBackend:
 
     async def open(self, remote_command: str, *, pipe_stderr: bool) -> FabricChannel:
         await self.connect()
-        index = 0
+        # Start where the last channel opened: a full connection would only
+        # answer with a refusal (a wasted round trip per command).
+        start = self._preferred if self._preferred < len(self._connections) else 0
+        tried, seen = 0, len(self._connections)
         while True:
-            conn = self._connections[index]
+            index = (start + tried) % len(self._connections)
             try:
-                return await self._open_channel(conn, remote_command, pipe_stderr)
+                channel = await self._open_channel(
+                    self._connections[index], remote_command, pipe_stderr
+                )
             except _ChannelRefused as exc:
-                if index + 1 >= _MAX_CONNECTIONS:
-                    raise ConnectionFailed(
-                        f"{self.host} refused to open another session channel ({exc}). "
-                        "Raise MaxSessions in its sshd_config or run fewer sessions at once.",
-                        host=self.host,
-                    ) from exc
-                # MaxSessions reached on this connection: overflow to another one.
-                index += 1
+                # MaxSessions reached on this connection: try the others, then a new one.
+                tried += 1
+                if tried < len(self._connections):
+                    continue
                 async with self._lock:
-                    if index >= len(self._connections):
+                    if len(self._connections) > seen:
+                        pass  # another task just added one: try it first
+                    elif len(self._connections) >= _MAX_CONNECTIONS:
+                        raise ConnectionFailed(
+                            f"{self.host} refused to open another session channel ({exc}) "
+                            f"on {_MAX_CONNECTIONS} connections. Raise MaxSessions in its "
+                            "sshd_config or run fewer sessions at once.",
+                            host=self.host,
+                        ) from exc
+                    else:
                         self._connections.append(await self._new_connection())
+                start, tried, seen = len(self._connections) - 1, 0, len(self._connections)
+                continue
+            self._preferred = index
+            return channel
 
     async def _open_channel(
         self, conn: fabric.Connection, remote_command: str, pipe_stderr: bool
