@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -23,7 +24,7 @@ import attrs
 from remote_executors.errors import SyncDiskFull, SyncError, SyncPermissionDenied
 from remote_executors.sync._decide import Kind, complete_lines, decide
 from remote_executors.sync._install import append_exactly, install_atomically, save_conflict_copy
-from remote_executors.sync.base import FileSync
+from remote_executors.sync.base import FileSync, SessionPaths
 
 __all__ = [
     "RemoteCopy",
@@ -32,6 +33,7 @@ __all__ = [
     "local_error",
     "local_files",
     "pread",
+    "pull_files",
     "reconcile",
     "window_offset",
 ]
@@ -57,6 +59,13 @@ class RemoteCopy:
     @property
     def whole(self) -> bool:
         return self.offset == 0
+
+
+Fetch = Callable[[str, Mapping[str, int]], Awaitable[tuple[dict[str, RemoteCopy], list[SyncError]]]]
+"""How :func:`pull_files` reads the remote: ``fetch("all", offsets)`` returns every
+remote file of the session, each from its offset in ``offsets`` (0 for files not
+listed) with its first bytes; ``fetch("only", {rel: 0, ...})`` just those files,
+whole. Errors for single files (unreadable) come back in the list."""
 
 
 def window_offset(local_size: int | None) -> int:
@@ -143,6 +152,59 @@ def reconcile(
         )
         return FileSync(rel, Kind.CONFLICT, conflict_copy=copy)
     return FileSync(rel, decision.kind)
+
+
+async def pull_files(
+    paths: SessionPaths, host: str, side: str, fetch: Fetch
+) -> tuple[tuple[FileSync, ...], dict[str, int]]:
+    """Fast-forward local files from what ``fetch`` reads; return every file's
+    outcome and the remote sizes decisions were made on.
+
+    The two-step decision every strategy makes: tails first (a window before
+    the local end and the first bytes), then, for files whose tail does not
+    prove the local copy a prefix, the whole file. Errors ``fetch`` returned
+    are raised once every other file is synced. ``side`` labels conflict copies.
+    """
+    mine = local_files(paths.local_dir, paths.session_id)
+    offsets = {rel: window_offset(file_size(paths.local_dir / rel)) for rel in mine}
+    copies, errors = await fetch("all", offsets)
+    results: dict[str, FileSync] = {}
+    again: dict[str, int] = {}
+    for rel, copy in copies.items():
+        outcome = _reconcile_one(paths, rel, copy, host, side)
+        if outcome is None:
+            again[rel] = 0
+        else:
+            results[rel] = outcome
+    if again:
+        whole, more = await fetch("only", again)
+        errors.extend(more)
+        for rel in again:
+            outcome = _reconcile_one(paths, rel, whole.get(rel), host, side)
+            if outcome is None:
+                raise SyncError(
+                    f"{paths.local_dir / rel} changed while it was being synced from "
+                    f"{host}; nothing was lost. Sync again.",
+                    host=host,
+                    side="local",
+                )
+            results[rel] = outcome
+    for rel in mine:
+        if rel not in copies:
+            results[rel] = FileSync(rel, Kind.PUSH)
+    if errors:
+        raise errors[0]
+    sizes = {rel: copy.size for rel, copy in copies.items()}
+    return tuple(results[rel] for rel in sorted(results)), sizes
+
+
+def _reconcile_one(
+    paths: SessionPaths, rel: str, copy: RemoteCopy | None, host: str, side: str
+) -> FileSync | None:
+    try:
+        return reconcile(paths.local_dir, rel, copy, side=side)
+    except OSError as exc:
+        raise local_error(exc, host=host, what=f"session file {rel}") from exc
 
 
 def _fast_forward(

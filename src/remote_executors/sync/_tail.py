@@ -35,12 +35,9 @@ from remote_executors.sync._decide import Kind
 from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
     RemoteCopy,
-    file_size,
     is_session_file,
     local_error,
-    local_files,
-    reconcile,
-    window_offset,
+    pull_files,
 )
 from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
 
@@ -93,46 +90,13 @@ class TailSessionSync:
         self, executor: Executor, paths: SessionPaths
     ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
         """Fast-forward local files; return every file's outcome and remote sizes."""
-        host = executor.name
-        mine = local_files(paths.local_dir, paths.session_id)
-        offsets = {rel: window_offset(file_size(paths.local_dir / rel)) for rel in mine}
-        copies, errors = await self._fetch(executor, paths, "all", offsets)
-        results: dict[str, FileSync] = {}
-        again: dict[str, int] = {}
-        for rel, copy in copies.items():
-            outcome = self._reconcile(paths, rel, copy, host)
-            if outcome is None:
-                again[rel] = 0
-            else:
-                results[rel] = outcome
-        if again:
-            whole, more = await self._fetch(executor, paths, "only", again)
-            errors.extend(more)
-            for rel in again:
-                outcome = self._reconcile(paths, rel, whole.get(rel), host)
-                if outcome is None:
-                    raise SyncError(
-                        f"{paths.local_dir / rel} changed while it was being synced from "
-                        f"{host}; nothing was lost. Sync again.",
-                        host=host,
-                        side="local",
-                    )
-                results[rel] = outcome
-        for rel in mine:
-            if rel not in copies:
-                results[rel] = FileSync(rel, Kind.PUSH)
-        if errors:
-            raise errors[0]
-        sizes = {rel: copy.size for rel, copy in copies.items()}
-        return tuple(results[rel] for rel in sorted(results)), sizes
 
-    def _reconcile(
-        self, paths: SessionPaths, rel: str, copy: RemoteCopy | None, host: str
-    ) -> FileSync | None:
-        try:
-            return reconcile(paths.local_dir, rel, copy, side=_side(host))
-        except OSError as exc:
-            raise local_error(exc, host=host, what=f"session file {rel}") from exc
+        async def fetch(
+            mode: str, offsets: Mapping[str, int]
+        ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+            return await self._fetch(executor, paths, mode, offsets)
+
+        return await pull_files(paths, executor.name, _side(executor.name), fetch)
 
     async def _fetch(
         self, executor: Executor, paths: SessionPaths, mode: str, offsets: Mapping[str, int]
