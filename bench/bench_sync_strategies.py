@@ -1,11 +1,13 @@
-"""Sync cost vs transcript size: TailSessionSync and RsyncSessionSync over loopback SSH.
+"""Sync cost vs transcript size: the tail, rsync and SFTP strategies over loopback SSH.
 
     sudo .venv/bin/python bench/bench_sync_strategies.py [--runs N]
 
 A real sshd test bed account holds a 50 KB and a 50 MB transcript; the local
 side starts with the same bytes (synced once, which also warms the SSH master
-connection and rsync's staging copy). Each run appends 1 KB of complete lines
-on one side and times one sync with one executor (warm connection):
+connection and rsync's staging copy). Tail and rsync ride an OpenSSH-backend
+executor, SFTP a fabric-backend one (its own pooled connection). Each run
+appends 1 KB of complete lines on one side and times one sync with one
+executor (warm connection):
 
 - pull: 1 KB appended remotely, then ``pull``;
 - push: 1 KB appended locally, then ``push`` (which pulls first, as it must).
@@ -29,7 +31,13 @@ from pathlib import Path
 import anyio
 
 import remote_executors as rx
-from remote_executors.sync import RsyncSessionSync, SessionPaths, SessionSync, TailSessionSync
+from remote_executors.sync import (
+    RsyncSessionSync,
+    SessionPaths,
+    SessionSync,
+    SftpSessionSync,
+    TailSessionSync,
+)
 from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
 
 PROJECT = "-home-rx-bench"
@@ -94,9 +102,14 @@ async def measure(runs: int) -> None:
         strategies: dict[str, SessionSync] = {
             "tail": TailSessionSync(),
             "rsync": RsyncSessionSync(),
+            "sftp": SftpSessionSync(),
         }
-        async with rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path)) as executor:
+        async with (
+            rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path)) as openssh,
+            rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path), backend="fabric") as fabric,
+        ):
             for name, sync in strategies.items():
+                executor = fabric if name == "sftp" else openssh
                 for label, size in SIZES.items():
                     session = Session(account, Path(tmp) / name, size)
                     # Steady state: a transcript's old bytes are on disk already.
@@ -115,7 +128,7 @@ async def measure(runs: int) -> None:
 
     print(f"1 KB appended, warm connection; median of {runs} runs (seconds)")
     print(f"{'strategy':10}{'direction':11}{'50KB':>9}{'50MB':>9}{'50MB/50KB':>11}")
-    for name in ("tail", "rsync"):
+    for name in strategies:
         for direction in ("pull", "push"):
             small = statistics.median(results[(name, "50KB", direction)])
             large = statistics.median(results[(name, "50MB", direction)])

@@ -25,6 +25,8 @@ import attrs
 import pytest
 
 from _rsync_faults import RelayExecutor, relay_log
+from _sync_scenarios import SCENARIOS
+from _sync_scenarios import names as scenario_names
 from remote_executors.errors import (
     CommandTimeout,
     SessionConflict,
@@ -702,58 +704,13 @@ async def test_remote_disk_full(sides: Sides, tmp_path: Path) -> None:
 
 # -- the same decisions as TailSessionSync ------------------------------------------
 
-BIG_LINE = jsonl({"big": "y" * 5000})
-COMMON = lines(100)  # ~9 KB: beyond the 4 KiB window
-
-SCENARIOS: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {
-    # name: (local files, remote files), relative to the project dir
-    "remote-only": ({}, {"T": lines(3), "S": lines(1, "s"), "R": b"\x00bin"}),
-    "local-only": ({"T": lines(3), "S": lines(1, "s")}, {}),
-    "same": ({"T": COMMON}, {"T": COMMON}),
-    "behind-small": ({"T": lines(2)}, {"T": lines(2) + lines(1, "n")}),
-    "behind-large": ({"T": COMMON}, {"T": COMMON + BIG_LINE + lines(3, "n")}),
-    "ahead-small": ({"T": lines(2) + lines(1, "n")}, {"T": lines(2)}),
-    "ahead-large": ({"T": COMMON + BIG_LINE}, {"T": COMMON}),
-    "diverged-same-length": ({"T": COMMON + b'{"a":1}\n'}, {"T": COMMON + b'{"b":1}\n'}),
-    "diverged-longer-local": (
-        {"T": lines(2) + b'{"a":1}\n{"a":2}\n'},
-        {"T": lines(2) + b'{"b":1}\n'},
-    ),
-    "diverged-first-bytes": ({"T": b'{"w":"l"}\n' + COMMON}, {"T": b'{"w":"r"}\n' + COMMON}),
-    "diverged-in-the-middle": (
-        {"T": COMMON + b'{"w":"l"}\n' + COMMON},
-        {"T": COMMON + b'{"w":"r"}\n' + COMMON},
-    ),
-    "remote-partial-small": ({"T": lines(2)}, {"T": lines(2) + b'{"half":'}),
-    "remote-partial-large": ({"T": COMMON}, {"T": COMMON + lines(1, "n") + b'{"half":'}),
-    "both-partial-small": ({"T": lines(2) + b'{"half":'}, {"T": lines(2) + b'{"half":'}),
-    "both-partial-large": ({"T": COMMON + b'{"half":'}, {"T": COMMON + b'{"half":'}),
-    "only-partial": ({}, {"T": b'{"half":'}),
-    "local-ahead-of-partial": (
-        {"T": COMMON + lines(1, "n") + lines(1, "local")},
-        {"T": COMMON + lines(1, "n") + b'{"half":'},
-    ),
-    "subagent-behind": ({"T": lines(1), "S": lines(1, "s")}, {"T": lines(1), "S": lines(2, "s")}),
-    "hidden-and-conflict-copies": (
-        {"T": lines(1)},
-        {"T": lines(1), ".T.tmp": b"x", "T.conflict-box-20260101T000000Z": b"y\n"},
-    ),
-}
-
-
-def _names(sid: str) -> dict[str, str]:
-    return {
-        "T": f"{sid}.jsonl",
-        "S": f"{sid}/subagents/agent-1.jsonl",
-        "R": f"{sid}/tool-results/toolu_1.txt",
-        ".T.tmp": f".{sid}.jsonl.tmp",
-        "T.conflict-box-20260101T000000Z": f"{sid}.jsonl.conflict-box-20260101T000000Z",
-    }
+# The scenarios live in tests/_sync_scenarios.py: the SSH run of all three strategies
+# (tests/e2e/test_sync_strategies_agree_ssh.py) decides the same ones.
 
 
 async def _outcome(strategy: Any, root: Path, scenario: str, direction: str) -> dict[str, Any]:
     s = Sides(root)
-    names = _names(SID)
+    names = scenario_names(SID)
     local, remote = SCENARIOS[scenario]
     for rel, data in local.items():
         s.write("local", names[rel], data)
@@ -784,7 +741,7 @@ async def _outcome(strategy: Any, root: Path, scenario: str, direction: str) -> 
 async def test_same_decisions_as_tail(tmp_path: Path, scenario: str, direction: str) -> None:
     tail = await _outcome(TailSessionSync(), tmp_path / "tail", scenario, direction)
     rsync = await _outcome(RsyncSessionSync(), tmp_path / "rsync", scenario, direction)
-    names = _names(SID)
+    names = scenario_names(SID)
     before = {names[k]: v for k, v in SCENARIOS[scenario][1].items()}
     made_up = [
         rel

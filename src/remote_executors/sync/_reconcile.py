@@ -10,6 +10,8 @@ the new bytes, not the file's size. Transcripts are append-only, so copies
 diverge at or after the point they were last in step, which is where the
 window sits. When the window does not match, the caller fetches the file
 whole and :func:`~remote_executors.sync._decide.decide` compares every byte.
+:func:`pull_files` is that two-step pull for strategies that read byte ranges
+(TailSessionSync, SftpSessionSync): they decide alike by construction.
 """
 
 from __future__ import annotations
