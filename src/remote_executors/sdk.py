@@ -46,7 +46,7 @@ from .errors import ExecutorError, InvalidInput
 from .executors._ssh_process import SSHProcess
 from .executors.base import Executor, SpawnOptions
 from .executors.local import LocalExecutor
-from .sync._tail import TailSessionSync
+from .sync._default import default_sync
 from .sync.base import SessionSync
 
 __all__ = [
@@ -145,9 +145,9 @@ def _install_route() -> None:
 SyncOption = SessionSync | bool
 
 
-def _strategy(sync: SyncOption) -> SessionSync | None:
+def _strategy(sync: SyncOption, executor: Executor) -> SessionSync | None:
     if sync is True:
-        return TailSessionSync()
+        return default_sync(executor)
     if sync is False:
         return None
     if not isinstance(sync, SessionSync):
@@ -200,7 +200,7 @@ class ExecutorTransport(SubprocessCLITransport):
             self._cli_path = "claude"
         self._session_cwd = os.fspath(options.cwd) if options.cwd is not None else os.getcwd()
         self.syncer = SessionSyncer(
-            executor, _strategy(sync), local_cwd=self._session_cwd, env=options.env
+            executor, _strategy(sync, executor), local_cwd=self._session_cwd, env=options.env
         )
 
     async def connect(self) -> None:

@@ -22,12 +22,18 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
 
-pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.anyio,
+    # Over both backends, each with its default strategy (tail; SFTP for fabric).
+    pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
+]
 
 SESSION_TIMEOUT = 90
 
@@ -353,6 +359,7 @@ async def test_a_forked_resume_syncs_the_new_session_and_keeps_the_old_one(
 
 
 async def test_a_remote_project_behind_a_symlink_is_found_by_its_real_path(
+    rx_ssh_backend: str,
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: Any,
@@ -370,6 +377,7 @@ async def test_a_remote_project_behind_a_symlink_is_found_by_its_real_path(
         rx_ssh_config.alias,
         ssh_config=str(rx_ssh_config.path),
         path_map={str(rx_project.local): str(link)},
+        backend=rx_ssh_backend,
     )
     async with executor:
         rx_model.script(text("behind a link"))

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 
 from remote_executors.executors.base import Executor
+from remote_executors.sync._default import default_sync
 from remote_executors.sync._locate import locate
-from remote_executors.sync._tail import TailSessionSync
 from remote_executors.sync.base import SessionSync, SyncReport
 
 __all__ = ["pull_session", "push_session"]
@@ -31,7 +31,7 @@ async def pull_session(
     errors when the sync could not complete.
     """
     paths = await locate(executor, local_cwd=cwd, session_id=session_id, env=env)
-    return await (sync or TailSessionSync()).pull(executor, paths)
+    return await (sync or default_sync(executor)).pull(executor, paths)
 
 
 async def push_session(
@@ -44,4 +44,4 @@ async def push_session(
 ) -> SyncReport:
     """Bring the executor's copy up to the local one: pull first, then send what only local has."""
     paths = await locate(executor, local_cwd=cwd, session_id=session_id, env=env)
-    return await (sync or TailSessionSync()).push(executor, paths)
+    return await (sync or default_sync(executor)).push(executor, paths)

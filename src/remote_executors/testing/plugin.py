@@ -85,9 +85,7 @@ def rx_ssh_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def rx_executor(
-    rx_ssh_config: SSHClientConfig, rx_ssh_backend: str
-) -> AsyncIterator[object]:
+async def rx_executor(rx_ssh_config: SSHClientConfig, rx_ssh_backend: str) -> AsyncIterator[object]:
     """``SSHExecutor`` for the test's account (needs an anyio test)."""
     from ..executors.ssh import SSHExecutor
 
