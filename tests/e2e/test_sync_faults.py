@@ -41,6 +41,7 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.sync import SessionPaths, TailSessionSync, locate
 from remote_executors.testing.link import LinkProxy
@@ -54,6 +55,9 @@ from remote_executors.testing.sshd import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+#: Session-level faults over both SSH backends (each with its default sync strategy).
+both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 
 SESSION_TIMEOUT = 90
 #: ``SSHExecutor``'s remote watchdog stops a session's processes this long after
@@ -319,7 +323,9 @@ def link_config(link: LinkProxy, rx_ssh_config: SSHClientConfig) -> SSHClientCon
 
 
 @pytest.fixture
-async def link_executor(link_config: SSHClientConfig) -> AsyncIterator[rx.SSHExecutor]:
+async def link_executor(
+    link_config: SSHClientConfig, rx_ssh_backend: str
+) -> AsyncIterator[rx.SSHExecutor]:
     """Through the proxy; notices a dead link after about 2 s (keepalive 1 s, 2 misses).
 
     A short connect timeout too: after a loss, the session tries to pull (up to
@@ -334,6 +340,7 @@ async def link_executor(link_config: SSHClientConfig) -> AsyncIterator[rx.SSHExe
         keepalive_interval=1,
         keepalive_count=2,
         connect_timeout=3,
+        backend=rx_ssh_backend,
     )
     try:
         yield executor
@@ -358,6 +365,7 @@ def assert_lost(error: BaseException | None, host: str) -> rx.ProcessLost:
 # ---- the link fails mid-turn -----------------------------------------------------------
 
 
+@both_backends
 async def test_link_cut_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -397,6 +405,7 @@ async def test_link_cut_mid_turn(
     assert after is not None and after.sync_error is None  # in step again
 
 
+@both_backends
 async def test_link_frozen_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -439,6 +448,7 @@ async def test_link_frozen_mid_turn(
     assert f"second answer {session.marker}" in conversation(rx_model.main_requests[-1])
 
 
+@both_backends
 async def test_sshd_killed_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -473,6 +483,7 @@ async def test_sshd_killed_mid_turn(
     assert unsynced <= transcript.lines()[0]
 
 
+@both_backends
 async def test_remote_cli_killed_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -742,6 +753,7 @@ DIVERGENCES = {
 }
 
 
+@both_backends
 async def test_diverged_transcript_at_resume_is_a_conflict_and_nothing_is_overwritten(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
