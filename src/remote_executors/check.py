@@ -31,6 +31,11 @@ Steps, by ``name`` (stable ids), in order:
 ``rsync_local``, ``rsync_remote``
     GNU rsync 3.2.4 or newer on each side (the checks ``RsyncSessionSync``
     makes). Only that strategy needs it, so a problem is a ``warn``.
+``sftp``
+    For an ``SSHExecutor`` on the fabric backend: its SFTP session opens and
+    finds the home directory (what ``SftpSessionSync``, that backend's
+    default sync, rides on). A problem is a ``warn``: sessions still run, but
+    their transcripts would not reach this machine. Other executors: ``skip``.
 
 A step that cannot run because an earlier one failed (no connection, the link
 stopped answering, the check ran out of time) is ``skip``, with a detail
@@ -93,6 +98,7 @@ TITLES: Mapping[str, str] = {
     "credentials": "Credentials",
     "rsync_local": "rsync here",
     "rsync_remote": "rsync there",
+    "sftp": "SFTP there",
 }
 
 #: Seconds for the "is the host still there?" probe after a timeout.
@@ -303,6 +309,7 @@ class _Check:
         await self.step("credentials", self.credentials)
         await self.step("rsync_local", self.rsync_local, remote=False)
         await self.step("rsync_remote", self.rsync_remote)
+        await self.step("sftp", self.sftp)
 
     async def connection(self) -> None:
         """connect, host_key, auth and platform, from one connection attempt."""
@@ -510,6 +517,22 @@ class _Check:
                 problem, _tool_missing("local", "local", problem, detail=text, remote=False)
             )
         return _Found("ok", f"{path} {_rsync_number(version.version)}".strip())
+
+    async def sftp(self, budget: float) -> _Found:
+        from .executors.ssh import SSHExecutor
+
+        if not isinstance(self.executor, SSHExecutor) or self.executor.backend != "fabric":
+            return _Found("skip", "only the fabric backend syncs over SFTP")
+        try:
+            # Where SFTP's relative paths start: the login's home directory.
+            home = await self.executor._sftp_call(lambda sftp: sftp.normalize("."), timeout=budget)
+        except ExecutorError as exc:
+            return _Found(
+                "warn",
+                _last_line(exc),
+                exc.message + " Until then, transcripts of sessions there stay there.",
+            )
+        return _Found("ok", f"SFTP session opens in {home}")
 
     async def rsync_remote(self, budget: float) -> _Found:
         if self.local:

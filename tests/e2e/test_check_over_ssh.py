@@ -118,7 +118,9 @@ async def test_ready_account_is_all_ok(
 
     assert seen == list(report.steps)
     assert report.ok, report
-    assert all(status == "ok" for status in statuses(report).values()), report
+    got = statuses(report)
+    assert got.pop("sftp") == "skip"  # the OpenSSH backend syncs without SFTP
+    assert all(status == "ok" for status in got.values()), report
     uname = os.uname()
     assert step(report, "platform").detail == f"{uname.sysname} {uname.machine}"
     assert step(report, "auth").detail == f"logged in as {rx_account.user}"
@@ -136,6 +138,37 @@ async def test_ready_account_is_all_ok(
     assert DEFAULT_API_KEY not in json.dumps(report.to_dict())
     assert DEFAULT_API_KEY not in caplog.text
     await nothing_left(rx_sshd, rx_account, rx_ssh_config, executor)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_fabric_backend_is_all_ok_and_checks_sftp(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+) -> None:
+    executor = rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path, backend="fabric")
+    with anyio.fail_after(30):
+        report = await check(executor, str(rx_project.local), timeout=15)
+    assert all(status == "ok" for status in statuses(report).values()), report
+    assert step(report, "sftp").detail == f"SFTP session opens in {rx_account.home}"
+    assert step(report, "auth").detail == f"logged in as {rx_account.user}"
+    await nothing_left(rx_sshd, rx_account, rx_ssh_config, executor)
+
+    wrong = rx.SSHExecutor(
+        rx_ssh_config.alias_for(SSHFault.WRONG_KEY), ssh_config=rx_ssh_config.path, backend="fabric"
+    )
+    with anyio.fail_after(30):
+        report = await check(wrong, str(rx_project.local), timeout=10)
+    got = statuses(report)
+    assert (got["connect"], got["host_key"], got["auth"], got["sftp"]) == (
+        "ok",
+        "ok",
+        "fail",
+        "skip",
+    )
+    assert "AuthenticationException" in step(report, "auth").detail
+    await nothing_left(rx_sshd, rx_account, rx_ssh_config, wrong)
 
 
 # ---- cannot connect ------------------------------------------------------------------------

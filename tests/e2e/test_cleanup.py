@@ -53,6 +53,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 #: Every way a session ends, over both SSH implementations.
 both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
+#: For the slow tests that also run on trio: OpenSSH on both loops, fabric on asyncio
+#: (fabric's trio path is covered by the SDK feature, conformance and link-drop tests).
+loops_and_backends = pytest.mark.parametrize(
+    ("anyio_backend", "rx_ssh_backend"),
+    [("asyncio", "openssh"), ("trio", "openssh"), ("asyncio", "fabric")],
+    indirect=["rx_ssh_backend"],
+)
 
 #: How long the remote may take to be clean once a session has ended.
 CLEANUP_DEADLINE = 5.0
@@ -71,7 +78,13 @@ FIGURES_TITLE = "remote cleanup latencies, seconds (test_cleanup.py)"
 
 
 def is_master_session(account: RemoteAccount, args: str) -> bool:
-    return args in (f"sshd: {account.user}@notty", f"sshd-session: {account.user}@notty")
+    """The connection's own sshd session (ControlMaster, or the fabric backend's
+    connection and its SFTP session), allowed while the executor is open."""
+    return args in {
+        f"{prog}: {account.user}@{what}"
+        for prog in ("sshd", "sshd-session")
+        for what in ("notty", "internal-sftp")
+    }
 
 
 def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
@@ -248,7 +261,7 @@ async def test_client_leaves_mid_turn(
     record("... then remote clean after", await remote_clean_within(rx_sshd, rx_account))
 
 
-@both_backends
+@loops_and_backends
 async def test_task_cancelled_mid_turn(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -416,7 +429,7 @@ def session_sshd(account: RemoteAccount) -> list[int]:
     return pids
 
 
-@both_backends
+@loops_and_backends
 async def test_link_frozen_is_process_lost_and_the_watchdog_stops_the_cli(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,

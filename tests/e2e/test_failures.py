@@ -89,8 +89,13 @@ def paramiko_threads() -> list[tuple[int, str, str]]:
 
 
 def is_master_session(account: RemoteAccount, args: str) -> bool:
-    """The per-connection sshd of the ControlMaster, the only process allowed to stay."""
-    return args in (f"sshd: {account.user}@notty", f"sshd-session: {account.user}@notty")
+    """The per-connection sshd (ControlMaster, or the fabric backend's connection
+    and its SFTP session): the only processes allowed to stay while it is open."""
+    return args in {
+        f"{prog}: {account.user}@{what}"
+        for prog in ("sshd", "sshd-session")
+        for what in ("notty", "internal-sftp")
+    }
 
 
 _EXISTING_TEMP_DIRS: set[Path] = set()

@@ -40,6 +40,7 @@ ALL_STEPS = [
     "credentials",
     "rsync_local",
     "rsync_remote",
+    "sftp",
 ]
 REMOTE_AFTER_CONNECT = ["platform", "claude", "claude_version", "project", "credentials"]
 SECRET = "sk-ant-api03-UNIT-TEST-SECRET-d0n7-l34k-m3"

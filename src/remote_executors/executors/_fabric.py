@@ -27,8 +27,10 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -88,6 +90,40 @@ def classify_paramiko(host: str, exc: BaseException) -> ExecutorError:
     else:
         kind = "other"
     return connect_error(kind, host, detail)
+
+
+class _ProxyCommand(paramiko.ProxyCommand):  # type: ignore[misc]
+    """paramiko's ProxyCommand, ending at the command's end of output.
+
+    paramiko's ``recv`` loops until it has every byte asked for, so a proxy
+    that exits (``ssh -W`` refused, a wrong ``nc`` host) made it spin at
+    full CPU until the banner timeout. Here EOF ends the read: the transport
+    then fails at once with the proxy's own words.
+    """
+
+    def recv(self, size: int) -> bytes:
+        try:
+            buffer = b""
+            start = time.monotonic()
+            while len(buffer) < size:
+                wait = None
+                if self.timeout is not None:
+                    wait = self.timeout - (time.monotonic() - start)
+                    if wait <= 0:
+                        if buffer:
+                            return buffer
+                        raise TimeoutError()
+                readable, _, _ = select.select([self.process.stdout], [], [], wait)
+                if readable:
+                    chunk = os.read(self.process.stdout.fileno(), size - len(buffer))
+                    if not chunk:
+                        return buffer  # EOF: b"" tells paramiko the link ended
+                    buffer += chunk
+            return buffer
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror) from exc
 
 
 class _NoSftp(Exception):
@@ -508,7 +544,7 @@ class FabricBackend:
             try:
                 command = self._proxy_commands.get(id(conn))
                 if command and not conn.is_connected:
-                    conn.connect_kwargs["sock"] = paramiko.ProxyCommand(command)
+                    conn.connect_kwargs["sock"] = _ProxyCommand(command)
                 conn.open()
             except BaseException:
                 _close_connection(conn)
