@@ -6,6 +6,31 @@ from collections.abc import Iterator
 
 import pytest
 
+#: ``record`` fixture figures (tests/e2e/conftest.py): user_properties under this key.
+FIGURE = "rx-figure"
+_figures: list[tuple[str, str, str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect figures where the summary is written (the xdist controller too)."""
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == FIGURE:
+            title, what, number = value  # type: ignore[misc]
+            _figures.append((str(title), report.nodeid.rpartition("::")[2], str(what), number))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The measured figures, one section per module that recorded some."""
+    by_title: dict[str, list[tuple[str, str, float]]] = {}
+    for title, test, what, number in _figures:
+        by_title.setdefault(title, []).append((test, what, number))
+    for title, rows in by_title.items():
+        terminalreporter.write_sep("-", title)
+        for test, what, number in rows:
+            terminalreporter.write_line(f"{number:9.2f}  {what:<56} {test}")
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

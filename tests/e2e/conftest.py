@@ -1,38 +1,25 @@
-"""Shared e2e fixtures: measured figures printed at the end of a module's tests."""
+"""Shared e2e fixtures: measured figures, printed in the terminal summary (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-_FIGURES: dict[str, list[tuple[str, str, float]]] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_figures(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a module that recorded figures, print them (title: its ``FIGURES_TITLE``)."""
-    yield
-    figures = _FIGURES.pop(request.module.__name__, [])
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not figures:
-        return
-    title = getattr(request.module, "FIGURES_TITLE", request.module.__name__)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        reporter.write_line("")
-        reporter.write_sep("-", title)
-        for test, what, value in figures:
-            reporter.write_line(f"{value:9.2f}  {what:<56} {test}")
+#: The user_properties key tests/conftest.py collects figures by.
+FIGURE = "rx-figure"
 
 
 @pytest.fixture
 def record(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
-    """``record(what, value)``: keep a measured figure (seconds unless ``what`` says)."""
+    """``record(what, value)``: keep a measured figure (seconds unless ``what`` says).
+
+    Figures travel as the test's ``user_properties``, so they reach the summary
+    from pytest-xdist workers too; the heading is the module's ``FIGURES_TITLE``.
+    """
+    title = getattr(request.module, "FIGURES_TITLE", request.module.__name__)
 
     def add(what: str, value: float) -> None:
-        _FIGURES.setdefault(request.module.__name__, []).append((request.node.name, what, value))
-        request.node.user_properties.append((what, round(value, 3)))
+        request.node.user_properties.append((FIGURE, (title, what, round(value, 3))))
 
     return add

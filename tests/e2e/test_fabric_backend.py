@@ -268,3 +268,51 @@ async def test_a_passphrase_key_without_an_agent_says_so(
     await executor.aclose()
     await no_transports_within()
     assert os.path.exists(key)
+
+
+# ---- a server without SFTP ----------------------------------------------------------------
+
+
+async def test_a_host_without_sftp_runs_sessions_and_says_why_they_do_not_sync(
+    rx_model_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+
+    from remote_executors.check import check
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "local-claude"))
+    with SSHTestBed(sftp=False) as bed:
+        account = bed.account(label="nosftp", model_url=rx_model_url)
+        cfg = bed.client_config(account, tmp_path / "ssh", alias="rx-nosftp")
+        project = Path.home() / f"rx-test-nosftp-{os.getpid()}"
+        project.mkdir(exist_ok=True)
+        bed.run_as(account, ["mkdir", "-p", str(account.home / project.name)], check=True)
+        executor = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend="fabric")
+        try:
+            report = await check(executor, str(project), timeout=10)
+            sftp = report.step("sftp")
+            assert sftp is not None and sftp.status == "warn", report
+            assert "offers no SFTP subsystem" in sftp.hint and "rx-nosftp" in sftp.hint
+            assert report.ok  # a warning: sessions still run
+
+            with anyio.fail_after(60):
+                messages = [
+                    m
+                    async for m in rx.query(
+                        prompt="hi", options=ClaudeAgentOptions(cwd=str(project)), executor=executor
+                    )
+                ]
+            [result] = [m for m in messages if isinstance(m, ResultMessage)]
+            assert not result.is_error  # the session itself is fine
+            statuses = [s for m in messages if (s := rx.SessionSyncStatus.from_message(m))]
+            assert statuses and not statuses[0].ok
+            assert statuses[0].error == "ConnectionFailed"
+            assert "offers no SFTP subsystem" in statuses[0].detail
+            # The transcript is kept where it is, and a strategy that needs no SFTP gets it.
+            report_pull = await rx.pull_session(
+                executor, cwd=project, session_id=result.session_id, sync=rx.TailSessionSync()
+            )
+            assert report_pull.moved > 0
+        finally:
+            await executor.aclose()
+            shutil.rmtree(project, ignore_errors=True)

@@ -341,6 +341,7 @@ class SSHTestBed:
         extra_config: Sequence[str] = (),
         ready_timeout: float = 10.0,
         fast_kex: bool = True,
+        sftp: bool = True,
     ) -> None:
         if mode == "auto":
             mode = "accounts" if os.geteuid() == 0 else "current-user"
@@ -358,6 +359,7 @@ class SSHTestBed:
         self.extra_config = tuple(extra_config)
         self.ready_timeout = ready_timeout
         self.fast_kex = fast_kex
+        self.sftp = sftp  # False: a server without an SFTP subsystem
         self._claude_binary = claude_binary
         self._claude_target: Path | None = None
         self._root_arg = root
@@ -910,8 +912,9 @@ class SSHTestBed:
             # Parallel tests open many connections at once; the default 10:30:100
             # drops unauthenticated ones at random.
             "MaxStartups 64:30:128",
-            "Subsystem sftp internal-sftp",
         ]
+        if self.sftp:
+            lines.append("Subsystem sftp internal-sftp")
         if self.fast_kex:
             # sntrup761x25519 (the default KEX of OpenSSH 9.0-9.8) costs ~130 ms per
             # connection on a slow CI CPU; nothing we test depends on the KEX. The
