@@ -7,9 +7,27 @@ it (the bootstrap protocol, the watchdog, the SDK) is shared by every backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
+import attrs
 from anyio.abc import ByteReceiveStream
+
+
+def _options(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class LinkOptions:
+    """How to reach the host: the ``SSHExecutor`` options every backend honours."""
+
+    ssh_config: str | None = None  # absolute; None: the user's default config
+    options: Mapping[str, str] = attrs.field(factory=dict, converter=_options)  # -o Key=Value
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 15.0
+    keepalive_interval: int = 5
+    keepalive_count: int = 3
 
 
 class Channel(Protocol):

@@ -31,7 +31,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -41,6 +41,7 @@ from anyio.abc import ByteReceiveStream
 from paramiko.pipe import make_pipe
 
 from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
+from ._backend import LinkOptions
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 from ._ssh_config import ResolvedHost, resolve, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
@@ -366,21 +367,17 @@ class FabricBackend:
     def __init__(
         self,
         host: str,
+        link: LinkOptions | None = None,
         *,
-        ssh_config: str | None = None,
-        options: Mapping[str, str] | None = None,
-        accept_new_host_keys: bool = False,
-        connect_timeout: float = 15.0,
-        keepalive_interval: int = 5,
-        keepalive_count: int = 3,
         connection: fabric.Connection | None = None,
     ) -> None:
+        link = link or LinkOptions()
         self.host = host
-        self._ssh_config = ssh_config
-        self._options = dict(options or {})
-        self._accept_new = accept_new_host_keys
-        self._connect_timeout = connect_timeout
-        self._keepalive = (keepalive_interval, keepalive_count)
+        self._ssh_config = link.ssh_config
+        self._options = dict(link.options)
+        self._accept_new = link.accept_new_host_keys
+        self._connect_timeout = link.connect_timeout
+        self._keepalive = (link.keepalive_interval, link.keepalive_count)
         self._given = connection
         self._connections: list[fabric.Connection] = []
         self._monitors: list[_Keepalive] = []

@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import ConnectionFailed, ExecutorError
+from ._backend import LinkOptions
 from ._ssh_errors import SSH_FAILED, classify_connect_failure
 
 log = logging.getLogger("remote_executors.ssh")
@@ -97,22 +98,18 @@ class OpenSSHBackend:
     def __init__(
         self,
         host: str,
+        link: LinkOptions | None = None,
         *,
-        ssh_config: str | None = None,
-        options: Mapping[str, str] | None = None,
-        accept_new_host_keys: bool = False,
-        connect_timeout: float = 15.0,
-        keepalive_interval: int = 5,
-        keepalive_count: int = 3,
         control_persist: int = 300,
         ssh_binary: str | None = None,
     ) -> None:
+        link = link or LinkOptions()
         self.host = host
-        self._ssh_config = ssh_config
-        self._options = dict(options or {})
-        self._accept_new = accept_new_host_keys
-        self._connect_timeout = connect_timeout
-        self._keepalive = (keepalive_interval, keepalive_count)
+        self._ssh_config = link.ssh_config
+        self._options = dict(link.options)
+        self._accept_new = link.accept_new_host_keys
+        self._connect_timeout = link.connect_timeout
+        self._keepalive = (link.keepalive_interval, link.keepalive_count)
         self._persist = control_persist
         self._ssh = ssh_binary or shutil.which("ssh") or "ssh"
         self._control_dir: str | None = None

@@ -15,7 +15,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import CommandTimeout, ExecutorError, InvalidInput
-from ._backend import Backend
+from ._backend import Backend, LinkOptions
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
@@ -112,30 +112,21 @@ class SSHExecutor:
             check_path(config, host=host, what="ssh_config")
             config = os.path.abspath(config)
         self._ssh_config = config
+        link = LinkOptions(
+            ssh_config=config,
+            options=ssh_options,
+            accept_new_host_keys=accept_new_host_keys,
+            connect_timeout=connect_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_count=keepalive_count,
+        )
         self._backend: Backend
         if backend == "fabric":
             from ._fabric import FabricBackend  # imports paramiko: only when asked for
 
-            self._backend = FabricBackend(
-                self._host,
-                ssh_config=config,
-                options=ssh_options,
-                accept_new_host_keys=accept_new_host_keys,
-                connect_timeout=connect_timeout,
-                keepalive_interval=keepalive_interval,
-                keepalive_count=keepalive_count,
-                connection=connection,
-            )
+            self._backend = FabricBackend(self._host, link, connection=connection)
         else:
-            self._backend = OpenSSHBackend(
-                self._host,
-                ssh_config=config,
-                options=ssh_options,
-                accept_new_host_keys=accept_new_host_keys,
-                connect_timeout=connect_timeout,
-                keepalive_interval=keepalive_interval,
-                keepalive_count=keepalive_count,
-            )
+            self._backend = OpenSSHBackend(self._host, link)
         self._home: str | None = None
         self._closed = False
         self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
