@@ -28,6 +28,7 @@ import errno
 import logging
 import os
 import select
+import shutil
 import socket
 import threading
 import time
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+import attrs
 import fabric
 import paramiko
 from anyio.abc import ByteReceiveStream
@@ -371,13 +373,8 @@ class FabricBackend:
         *,
         connection: fabric.Connection | None = None,
     ) -> None:
-        link = link or LinkOptions()
         self.host = host
-        self._ssh_config = link.ssh_config
-        self._options = dict(link.options)
-        self._accept_new = link.accept_new_host_keys
-        self._connect_timeout = link.connect_timeout
-        self._keepalive = (link.keepalive_interval, link.keepalive_count)
+        self._link = link or LinkOptions()
         self._given = connection
         self._connections: list[fabric.Connection] = []
         self._monitors: list[_Keepalive] = []
@@ -390,10 +387,6 @@ class FabricBackend:
         self._preferred = 0  # the connection the last channel opened on
 
     @property
-    def resolved(self) -> ResolvedHost | None:
-        return self._resolved
-
-    @property
     def connection(self) -> fabric.Connection | None:
         """The pooled connection (the caller's own, if one was given)."""
         return self._connections[0] if self._connections else self._given
@@ -401,42 +394,27 @@ class FabricBackend:
     # -- building connections ------------------------------------------------
 
     def _policy(self, resolved: ResolvedHost) -> paramiko.MissingHostKeyPolicy:
-        if self._accept_new or resolved.checking_disabled:
-            if resolved.checking_disabled and not self._accept_new:
-                log.warning(
-                    "ssh config for %s disables host key checking; remote-executors still "
-                    "refuses changed host keys (accepting only new ones).",
-                    self.host,
-                )
+        if self._link.accept_new_host_keys:
+            return AcceptNew(resolved)
+        if resolved.checking_disabled:
+            resolved.warn_if_checking_disabled()
             return AcceptNew(resolved)
         return RefuseUnknown()
 
     async def _resolve(
         self, target: str, user: str | None = None, port: str | None = None
     ) -> ResolvedHost:
+        config = self._link.ssh_config
         if user is None and port is None:
-            return await resolve(target, ssh_config=self._ssh_config, options=self._options)
+            return await resolve(target, ssh_config=config, options=self._link.options)
         # A ProxyJump hop: ``ssh -G -l user -p port hop``.
-        from shutil import which
-
-        ssh = which("ssh")
-        extra = [*(["-l", user] if user else []), *(["-p", port] if port else [])]
+        ssh = shutil.which("ssh")
         if ssh is None:
-            base = await resolve(target, ssh_config=self._ssh_config)
-            return ResolvedHost.from_options(
-                target,
-                {
-                    "hostname": [base.hostname],
-                    "port": [port or str(base.port)],
-                    "user": [user or base.user],
-                    "identityfile": list(base.identity_files),
-                    "userknownhostsfile": [" ".join(base.user_known_hosts)],
-                    "globalknownhostsfile": [" ".join(base.global_known_hosts)],
-                    "stricthostkeychecking": [base.strict_host_key_checking],
-                },
-            )
+            base = await resolve(target, ssh_config=config)
+            return attrs.evolve(base, user=user or base.user, port=int(port) if port else base.port)
+        extra = [*(["-l", user] if user else []), *(["-p", port] if port else [])]
         return ResolvedHost.from_options(
-            target, await ssh_g(target, ssh=ssh, ssh_config=self._ssh_config, extra=extra)
+            target, await ssh_g(target, ssh=ssh, ssh_config=config, extra=extra)
         )
 
     async def _build(self, resolved: ResolvedHost, depth: int = 0) -> fabric.Connection:
@@ -463,7 +441,7 @@ class FabricBackend:
         # Fabric reads no ssh_config of its own: the settings are already resolved.
         config = fabric.Config(ssh_config=paramiko.SSHConfig())
         keys = [path for path in resolved.identity_files if os.path.isfile(path)]
-        timeout = self._connect_timeout
+        timeout = self._link.connect_timeout
         conn = fabric.Connection(
             resolved.hostname,
             user=resolved.user,
@@ -526,8 +504,13 @@ class FabricBackend:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_keepalive(0)
-        if self._keepalive[0] > 0:
-            monitor = _Keepalive(transport, *self._keepalive, on_dead=self._on_dead)
+        if self._link.keepalive_interval > 0:
+            monitor = _Keepalive(
+                transport,
+                self._link.keepalive_interval,
+                self._link.keepalive_count,
+                on_dead=self._on_dead,
+            )
             monitor.start()
             self._monitors.append(monitor)
         log.debug("fabric connection to %s up", self.host)
@@ -535,7 +518,7 @@ class FabricBackend:
 
     async def _open(self, conn: fabric.Connection) -> None:
         cancelled = threading.Event()
-        bound = self._connect_timeout + 10
+        bound = self._link.connect_timeout + 10
 
         def work() -> None:
             try:
@@ -611,7 +594,7 @@ class FabricBackend:
         cancelled = threading.Event()
 
         def work() -> tuple[paramiko.Channel, tuple[Any, Any, Any]]:
-            chan = transport.open_session(window_size=_WINDOW, timeout=self._connect_timeout)
+            chan = transport.open_session(window_size=_WINDOW, timeout=self._link.connect_timeout)
             pipes = (make_pipe(), make_pipe(), make_pipe())
             try:
                 chan.in_buffer.set_event(pipes[0])
@@ -628,13 +611,13 @@ class FabricBackend:
             return chan, pipes
 
         try:
-            with anyio.fail_after(self._connect_timeout + 10):
+            with anyio.fail_after(self._link.connect_timeout + 10):
                 chan, pipes = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except TimeoutError:
             cancelled.set()
             raise ConnectionFailed(
                 f"{self.host} did not open a session channel within "
-                f"{self._connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
+                f"{self._link.connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
                 host=self.host,
             ) from None
         except anyio.get_cancelled_exc_class():

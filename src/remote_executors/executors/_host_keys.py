@@ -39,6 +39,7 @@ def load_known_keys(client: paramiko.SSHClient, resolved: ResolvedHost) -> None:
     )
     keys = client.get_host_keys()
     keys.clear()
+    filed: set[str] = set()  # key types found so far: the first file that has one wins
     for path in (*resolved.user_known_hosts, *resolved.global_known_hosts):
         if not os.path.isfile(path):
             continue
@@ -52,7 +53,8 @@ def load_known_keys(client: paramiko.SSHClient, resolved: ResolvedHost) -> None:
         if found is None:
             continue
         for keytype in found.keys():  # noqa: SIM118 (SubDict only iterates this way)
-            if keys.lookup(asked_as) is None or keytype not in keys.lookup(asked_as):
+            if keytype not in filed:
+                filed.add(keytype)
                 keys.add(asked_as, keytype, found[keytype])
 
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import IO
 
 import anyio
@@ -24,6 +24,7 @@ from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import ConnectionFailed, ExecutorError
 from ._backend import LinkOptions
+from ._ssh_config import ResolvedHost, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure
 
 log = logging.getLogger("remote_executors.ssh")
@@ -103,45 +104,36 @@ class OpenSSHBackend:
         control_persist: int = 300,
         ssh_binary: str | None = None,
     ) -> None:
-        link = link or LinkOptions()
         self.host = host
-        self._ssh_config = link.ssh_config
-        self._options = dict(link.options)
-        self._accept_new = link.accept_new_host_keys
-        self._connect_timeout = link.connect_timeout
-        self._keepalive = (link.keepalive_interval, link.keepalive_count)
+        self._link = link or LinkOptions()
         self._persist = control_persist
         self._ssh = ssh_binary or shutil.which("ssh") or "ssh"
         self._control_dir: str | None = None
         self._lock = anyio.Lock()
-        self._resolved: dict[str, str] | None = None
+        self._resolved: ResolvedHost | None = None
 
     # -- argv -------------------------------------------------------------
 
     def _base(self) -> list[str]:
         argv = [self._ssh]
-        if self._ssh_config:
-            argv += ["-F", self._ssh_config]
+        if self._link.ssh_config:
+            argv += ["-F", self._link.ssh_config]
         opts = {
             # Nobody can answer a prompt: fail with a message instead.
             "BatchMode": "yes",
-            "ConnectTimeout": str(max(1, round(self._connect_timeout))),
-            "ServerAliveInterval": str(self._keepalive[0]),
-            "ServerAliveCountMax": str(self._keepalive[1]),
+            "ConnectTimeout": str(max(1, round(self._link.connect_timeout))),
+            "ServerAliveInterval": str(self._link.keepalive_interval),
+            "ServerAliveCountMax": str(self._link.keepalive_count),
         }
-        if self._accept_new:
+        if self._link.accept_new_host_keys:
             opts["StrictHostKeyChecking"] = "accept-new"
-        elif self._resolved is not None and self._resolved.get("stricthostkeychecking") in (
-            "false",
-            "no",
-            "off",
-        ):
+        elif self._resolved is not None and self._resolved.checking_disabled:
             # The config says "don't check": keep the convenience for new hosts
             # but never log in to a host whose key changed.
             opts["StrictHostKeyChecking"] = "accept-new"
         if self._control_dir is not None:
             opts["ControlPath"] = os.path.join(self._control_dir, "%C")
-        opts.update(self._options)
+        opts.update(self._link.options)
         for key, value in opts.items():
             argv.append(f"-o{key}={value}")
         return argv
@@ -154,35 +146,13 @@ class OpenSSHBackend:
 
     async def _resolve(self) -> None:
         """``ssh -G``: proves the alias and config parse, and tells the settings."""
-        result = await anyio.run_process(
-            [
-                self._ssh,
-                *(["-F", self._ssh_config] if self._ssh_config else []),
-                "-G",
-                "--",
-                self.host,
-            ],
-            check=False,
-            env={**os.environ, **_C_LOCALE},
-        )
-        text = result.stderr.decode("utf-8", "replace")
-        if result.returncode != 0:
-            raise classify_connect_failure(self.host, text)
-        resolved: dict[str, str] = {}
-        for line in result.stdout.decode("utf-8", "replace").splitlines():
-            key, _, value = line.partition(" ")
-            resolved.setdefault(key.lower(), value)
-        self._resolved = resolved
-        if resolved.get("stricthostkeychecking") in ("false", "no", "off"):
-            log.warning(
-                "ssh config for %s disables host key checking; remote-executors still "
-                "refuses changed host keys (accepting only new ones).",
-                self.host,
-            )
+        options = await ssh_g(self.host, ssh=self._ssh, ssh_config=self._link.ssh_config)
+        self._resolved = ResolvedHost.from_options(self.host, options)
+        self._resolved.warn_if_checking_disabled()
 
     @property
-    def resolved(self) -> Mapping[str, str]:
-        return self._resolved or {}
+    def resolved(self) -> ResolvedHost | None:
+        return self._resolved
 
     def _master_alive(self) -> bool:
         if self._control_dir is None:
@@ -220,13 +190,13 @@ class OpenSSHBackend:
                     env={**os.environ, **_C_LOCALE},
                 )
                 try:
-                    with anyio.fail_after(self._connect_timeout + 10):
+                    with anyio.fail_after(self._link.connect_timeout + 10):
                         code = await proc.wait()
                 except TimeoutError:
                     proc.kill()
                     raise ConnectionFailed(
                         f"Connecting to {self.host} took more than "
-                        f"{self._connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
+                        f"{self._link.connect_timeout + 10:.0f} s. Check `ssh {self.host} true`.",
                         host=self.host,
                     ) from None
                 except BaseException:

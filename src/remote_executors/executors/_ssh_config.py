@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import glob
 import io
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ import attrs
 
 from ..errors import ConnectionFailed
 from ._ssh_errors import classify_connect_failure
+
+log = logging.getLogger("remote_executors.ssh")
 
 _C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 _INCLUDE_RE = re.compile(r"^\s*include\s*=?\s*(.+?)\s*$", re.IGNORECASE)
@@ -67,6 +70,15 @@ class ResolvedHost:
     @property
     def checking_disabled(self) -> bool:
         return self.strict_host_key_checking in ("no", "off", "false")
+
+    def warn_if_checking_disabled(self) -> None:
+        """Say (once per resolve) that a "don't check" config is only half obeyed."""
+        if self.checking_disabled:
+            log.warning(
+                "ssh config for %s disables host key checking; remote-executors still "
+                "refuses changed host keys (accepting only new ones).",
+                self.alias,
+            )
 
     @classmethod
     def from_options(cls, alias: str, options: Mapping[str, Sequence[str]]) -> ResolvedHost:
