@@ -565,3 +565,52 @@ async def test_run_timeout_stops_the_remote_command(
         assert time.monotonic() < deadline, f"sleep {seconds} still runs on the remote"
         await anyio.sleep(0.05)
     await assert_nothing_left(rx_sshd, rx_account, rx_ssh_config, executor)
+
+
+@asyncio_only
+async def test_a_config_that_disables_host_key_checking_still_refuses_changed_keys(
+    rx_ssh_backend: str,
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: SSHClientConfig,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("WARNING", logger="remote_executors")
+    directory = rx_ssh_config.path.parent
+    new_hosts = tmp_path / "known_hosts_new"
+    new_hosts.write_text("")
+    lines = []
+    for alias, known in (
+        ("rx-lax-changed", directory / "known_hosts_changed"),
+        ("rx-lax-new", new_hosts),
+    ):
+        lines += [
+            f"Host {alias}",
+            "    HostName 127.0.0.1",
+            f"    Port {rx_sshd.port}",
+            f"    User {rx_account.user}",
+            f'    IdentityFile "{rx_account.identity_file}"',
+            "    IdentitiesOnly yes",
+            f'    UserKnownHostsFile "{known}"',
+            "    GlobalKnownHostsFile /dev/null",
+            "    StrictHostKeyChecking no",
+            "    BatchMode yes",
+        ]
+    config = tmp_path / "lax_config"
+    config.write_text("\n".join(lines) + "\n")
+
+    changed = rx.SSHExecutor("rx-lax-changed", ssh_config=config, backend=rx_ssh_backend)
+    with pytest.raises(rx.HostKeyError) as refused:
+        await changed.run(["true"])
+    assert "has changed" in str(refused.value)
+    assert_names_host(refused.value, "rx-lax-changed")
+    assert "rx-lax-changed disables host key checking" in caplog.text
+    await assert_nothing_left(rx_sshd, rx_account, rx_ssh_config, changed)
+
+    # A first-seen key is accepted (what the config asked for) and recorded.
+    new = rx.SSHExecutor("rx-lax-new", ssh_config=config, backend=rx_ssh_backend)
+    result = await new.run(["id", "-un"])
+    assert (result.returncode, result.stdout.decode().strip()) == (0, rx_account.user)
+    assert f"[127.0.0.1]:{rx_sshd.port} ssh-ed25519 " in new_hosts.read_text()
+    await assert_nothing_left(rx_sshd, rx_account, rx_ssh_config, new)
