@@ -9,16 +9,14 @@ and that ssh, so cuts happen to rsync's real stream.
 from __future__ import annotations
 
 import shutil
-import uuid
-from pathlib import Path
 
 import pytest
 
+from _account_sync import AccountSyncFixtures
 from _rsync_conformance import RsyncConformance
-from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync import RsyncSessionSync, SessionPaths
-from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
-from remote_executors.testing.sync_conformance import AccountRemoteSide, random_operations_test
+from remote_executors.sync import RsyncSessionSync
+from remote_executors.testing.sshd import SSHClientConfig
+from remote_executors.testing.sync_conformance import random_operations_test
 
 pytestmark = [
     pytest.mark.e2e,
@@ -26,31 +24,12 @@ pytestmark = [
 ]
 
 
-class TestRsyncSyncSSH(RsyncConformance):
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        # The event loop does not change what a strategy does to files; both
-        # loops run the whole suite locally (tests/unit). Over ssh, once.
-        return "asyncio"
-
+class TestRsyncSyncSSH(AccountSyncFixtures, RsyncConformance):
     test_random_operations_never_lose_a_line = random_operations_test(max_examples=5)
 
     @pytest.fixture
     def sync(self) -> RsyncSessionSync:
         return RsyncSessionSync(timeout=30)
-
-    @pytest.fixture
-    def executor(self, rx_executor: SSHExecutor) -> SSHExecutor:
-        return rx_executor
-
-    @pytest.fixture
-    def remote(self, rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> AccountRemoteSide:
-        return AccountRemoteSide(rx_sshd, rx_account, "-home-rx-code-shop")
-
-    @pytest.fixture
-    def paths(self, remote: AccountRemoteSide, tmp_path: Path) -> SessionPaths:
-        local = tmp_path / "local-claude" / "projects" / "-Users-me-code-shop"
-        return remote.session_paths(local, str(uuid.uuid4()))
 
     @pytest.fixture
     def child_setup(self, rx_ssh_config: SSHClientConfig) -> str:

@@ -12,19 +12,17 @@ checks that its fault was injected.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from _account_sync import AccountSyncFixtures
 from _sftp_faults import READ_CUTS, SftpFaultExecutor
 from remote_executors.executors.base import Executor
 from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync import SessionPaths, SftpSessionSync
-from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+from remote_executors.sync import SftpSessionSync
+from remote_executors.testing.sshd import SSHClientConfig
 from remote_executors.testing.sync_conformance import (
-    AccountRemoteSide,
     SessionSyncConformance,
     SyncHarness,
 )
@@ -32,14 +30,8 @@ from remote_executors.testing.sync_conformance import (
 pytestmark = [pytest.mark.e2e]
 
 
-class TestSftpSyncSSH(SessionSyncConformance):
+class TestSftpSyncSSH(AccountSyncFixtures, SessionSyncConformance):
     cuts = READ_CUTS
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        # As for the other strategies over ssh: the event loop does not change
-        # what a strategy does to files.
-        return "asyncio"
 
     # Like TailSessionSync's ssh run: the property exercises the shared decisions,
     # which the local suite runs at length (tests/unit).
@@ -57,15 +49,6 @@ class TestSftpSyncSSH(SessionSyncConformance):
     def executor(self, rx_executor: SSHExecutor) -> SSHExecutor:
         assert rx_executor.backend == "fabric"
         return rx_executor
-
-    @pytest.fixture
-    def remote(self, rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> AccountRemoteSide:
-        return AccountRemoteSide(rx_sshd, rx_account, "-home-rx-code-shop")
-
-    @pytest.fixture
-    def paths(self, remote: AccountRemoteSide, tmp_path: Path) -> SessionPaths:
-        local = tmp_path / "local-claude" / "projects" / "-Users-me-code-shop"
-        return remote.session_paths(local, str(uuid.uuid4()))
 
     @pytest.fixture
     def child_setup(self, rx_ssh_config: SSHClientConfig) -> str:

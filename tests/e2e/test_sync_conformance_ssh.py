@@ -13,14 +13,11 @@ to a suite that already takes about 40.
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 
-from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync import SessionPaths, TailSessionSync
-from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+from _account_sync import AccountSyncFixtures
+from remote_executors.sync import TailSessionSync
+from remote_executors.testing.sshd import SSHClientConfig
 from remote_executors.testing.sync_conformance import (
     AccountRemoteSide,
     SessionSyncConformance,
@@ -29,31 +26,12 @@ from remote_executors.testing.sync_conformance import (
 pytestmark = [pytest.mark.e2e]
 
 
-class TestTailSyncSSH(SessionSyncConformance):
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        # The event loop does not change what a strategy does to files; both
-        # loops run the whole suite locally (tests/unit). Over ssh, once.
-        return "asyncio"
-
+class TestTailSyncSSH(AccountSyncFixtures, SessionSyncConformance):
     test_random_operations_never_lose_a_line = None  # local suite only (see above)
 
     @pytest.fixture
     def sync(self) -> TailSessionSync:
         return TailSessionSync(timeout=30)
-
-    @pytest.fixture
-    def executor(self, rx_executor: SSHExecutor) -> SSHExecutor:
-        return rx_executor
-
-    @pytest.fixture
-    def remote(self, rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> AccountRemoteSide:
-        return AccountRemoteSide(rx_sshd, rx_account, "-home-rx-code-shop")
-
-    @pytest.fixture
-    def paths(self, remote: AccountRemoteSide, tmp_path: Path) -> SessionPaths:
-        local = tmp_path / "local-claude" / "projects" / "-Users-me-code-shop"
-        return remote.session_paths(local, str(uuid.uuid4()))
 
     @pytest.fixture
     def child_setup(self, rx_ssh_config: SSHClientConfig) -> str:
