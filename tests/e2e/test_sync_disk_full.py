@@ -7,14 +7,11 @@ next sync after space is freed completes.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _tmpfs import tmpfs
 from remote_executors.errors import SyncDiskFull
 from remote_executors.executors.ssh import SSHExecutor
 from remote_executors.sync import SessionPaths, TailSessionSync
@@ -45,19 +42,6 @@ def remote(rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> AccountRemoteSide:
 @pytest.fixture
 def paths(remote: AccountRemoteSide, tmp_path: Path) -> SessionPaths:
     return remote.session_paths(tmp_path / "local" / "-Users-me-code-shop", SID)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str, uid: int = 0, gid: int = 0) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, uid, gid)
-    opts = f"size={size},mode=0700,uid={uid},gid={gid}"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)])
-    assert done.returncode == 0, "mounting a tmpfs needs root (the e2e tier runs as root)"
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 async def test_local_disk_full_on_pull(

@@ -13,10 +13,7 @@ completes.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ import pytest
 from paramiko.sftp import CMD_READ, CMD_WRITE
 
 from _sftp_faults import SftpFaultExecutor
+from _tmpfs import remount, tmpfs
 from remote_executors.errors import (
     ConnectionFailed,
     SessionConflict,
@@ -204,23 +202,6 @@ async def test_appends_to_both_copies_during_the_rename_are_all_kept(
 
 
 # -- the remote disk: full, read-only -------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str, uid: int = 0, gid: int = 0) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, uid, gid)
-    opts = f"size={size},mode=0700,uid={uid},gid={gid}"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)])
-    assert done.returncode == 0, "mounting a tmpfs needs root (the e2e tier runs as root)"
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def remount(path: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
 
 @pytest.mark.parametrize("free_space", ["statvfs", "df"])
