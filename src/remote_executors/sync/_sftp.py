@@ -512,10 +512,8 @@ def _fetch_files(
         for rel, handle in zip(rels, handles, strict=True):
             if not isinstance(handle, _Status):
                 opened[rel] = handle
-            elif handle.errno == errno.EACCES:
-                unreadable.append(rel)
-            elif handle.errno != errno.ENOENT:  # gone since the listing: missing
-                raise handle
+            else:  # gone since the listing: missing
+                _skip_missing(handle, rel, unreadable)
         regions: list[tuple[bytes, int, int]] = []
         plan: dict[str, tuple[int, int]] = {}
         for rel, handle in opened.items():
@@ -539,16 +537,22 @@ def _fetch_files(
     return _Fetched(copies, unreadable, short)
 
 
+def _skip_missing(status: _Status, rel: str, unreadable: list[str]) -> None:
+    """A file or dir that is not there is skipped; one we may not read is noted
+    (reported after the rest syncs); any other failure is raised."""
+    if status.errno == errno.EACCES:
+        unreadable.append(rel)
+    elif status.errno != errno.ENOENT:
+        raise status
+
+
 def _sizes_of(wire: _Wire, base: str, rels: list[str], unreadable: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for rel, attrs_ in zip(
         rels, wire.stats([_b(posixpath.join(base, r)) for r in rels]), strict=True
     ):
         if isinstance(attrs_, _Status):
-            if attrs_.errno == errno.EACCES:
-                unreadable.append(rel)
-            elif attrs_.errno != errno.ENOENT:
-                raise attrs_
+            _skip_missing(attrs_, rel, unreadable)
         elif stat.S_ISREG(attrs_.st_mode or 0):
             found[rel] = int(attrs_.st_size or 0)
     return found
@@ -573,16 +577,10 @@ def _find(wire: _Wire, base: str, session_id: str | None, unreadable: list[str])
             ]
         )
         if isinstance(base_attrs, _Status):
-            if base_attrs.errno == errno.EACCES:
-                unreadable.append(".")
-            elif base_attrs.errno != errno.ENOENT:
-                raise base_attrs
+            _skip_missing(base_attrs, ".", unreadable)
             return found
         if isinstance(file_attrs, _Status):
-            if file_attrs.errno == errno.EACCES:
-                unreadable.append(transcript)
-            elif file_attrs.errno != errno.ENOENT:
-                raise file_attrs
+            _skip_missing(file_attrs, transcript, unreadable)
         elif stat.S_ISREG(file_attrs.st_mode or 0):
             found[transcript] = int(file_attrs.st_size or 0)
         if not isinstance(dir_attrs, _Status) and stat.S_ISDIR(dir_attrs.st_mode or 0):
@@ -590,10 +588,7 @@ def _find(wire: _Wire, base: str, session_id: str | None, unreadable: list[str])
     else:
         [listing] = wire.listdirs([top])
         if isinstance(listing, _Status):
-            if listing.errno == errno.EACCES:
-                unreadable.append(".")
-            elif listing.errno != errno.ENOENT:
-                raise listing
+            _skip_missing(listing, ".", unreadable)
             return found
         links: list[str] = []
         for raw, a in listing:
@@ -622,10 +617,7 @@ def _find(wire: _Wire, base: str, session_id: str | None, unreadable: list[str])
         deeper: list[str] = []
         for rel_dir, listing in zip(dirs, listings, strict=True):
             if isinstance(listing, _Status):
-                if listing.errno == errno.EACCES:
-                    unreadable.append(rel_dir)
-                elif listing.errno != errno.ENOENT:
-                    raise listing
+                _skip_missing(listing, rel_dir, unreadable)
                 continue
             for raw, a in listing:
                 name = _s(raw)
