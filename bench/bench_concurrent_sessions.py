@@ -36,7 +36,6 @@ import argparse
 import os
 import resource
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+from _bed import bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -469,26 +469,15 @@ def report(name: str, runs: list[Run], sessions: int) -> Figures:
 async def measure(sessions: int, runs: int, backends: tuple[str, ...], delay: float) -> None:
     found: dict[str, list[Run]] = {}
     load = os.getloadavg()
-    with ScriptedModel() as model, SSHTestBed() as bed, tempfile.TemporaryDirectory() as tmp:
-        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "synced-claude")
-        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
-        account = bed.account("bash", model_url=model.url)
-        cfg = bed.client_config(account, Path(tmp) / "ssh")
-        rel = Path(f"rx-bench-{time.time_ns()}")
-        local = Path.home() / rel
-        local.mkdir()
-        bed.run_as(account, ["mkdir", "-p", str(bed.remote_home(account) / rel)], check=True)
+    with bench_bed() as (model, bed, account, cfg, local, tmp):
         bench = Bench(model, bed, account, str(cfg.path), local, Path(tmp) / "local-claude", delay)
         rows: dict[str, Callable[[], rx.Executor]] = {"local": rx.LocalExecutor}
         for backend in backends:
             rows[backend] = partial(
                 rx.SSHExecutor, cfg.alias, ssh_config=str(cfg.path), backend=backend
             )
-        try:
-            for name, make in rows.items():
-                found[name] = await run_row(bench, name, make, sessions, runs)
-        finally:
-            local.rmdir()
+        for name, make in rows.items():
+            found[name] = await run_row(bench, name, make, sessions, runs)
 
     print(
         f"{sessions} concurrent sessions on one host through one executor, {runs} run(s); "

@@ -14,21 +14,18 @@ target for warm is <= 1.10) and, with both backends, fabric/openssh.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import tempfile
 import time
 from contextlib import aclosing
 from pathlib import Path
 
 import anyio
+from _bed import bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
-from remote_executors.testing.model import ScriptedModel
-from remote_executors.testing.sshd import SSHTestBed
 
 
 async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
@@ -47,17 +44,7 @@ async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tup
 
 async def measure(runs: int, backends: tuple[str, ...]) -> None:
     load = os.getloadavg()
-    with ScriptedModel() as model, SSHTestBed() as bed, tempfile.TemporaryDirectory() as tmp:
-        # Remote sessions are synced to the local disk before their result is
-        # passed on (part of what is measured): keep them out of ~/.claude.
-        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "synced-claude")
-        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
-        account = bed.account("bash", model_url=model.url)
-        cfg = bed.client_config(account, Path(tmp) / "ssh")
-        rel = Path(f"rx-bench-{time.time_ns()}")
-        local = Path.home() / rel
-        local.mkdir()
-        bed.run_as(account, ["mkdir", "-p", str(bed.remote_home(account) / rel)], check=True)
+    with bench_bed() as (model, _server, _account, cfg, local, tmp):
         local_options = ClaudeAgentOptions(
             cwd=str(local),
             env={**model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(tmp) / "local-claude")},
@@ -93,8 +80,6 @@ async def measure(runs: int, backends: tuple[str, ...]) -> None:
         finally:
             for executor in warm.values():
                 await executor.aclose()
-            with contextlib.suppress(OSError):
-                local.rmdir()
 
     def med(kind: str, index: int) -> float:
         return statistics.median(r[index] for r in results[kind])

@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import anyio
+from _bed import bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.testing.model import ScriptedModel, text, tool_use
-from remote_executors.testing.sshd import SSHTestBed
 
 
 class TimedSync:
@@ -84,31 +83,20 @@ async def measure(turns: int, runs: int, backends: tuple[str, ...]) -> None:
     # backend -> one list of per-turn pulls per run
     found: dict[str, list[list[tuple[float, int, int]]]] = {b: [] for b in backends}
     load = os.getloadavg()
-    with ScriptedModel() as model, SSHTestBed() as bed, tempfile.TemporaryDirectory() as tmp:
-        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "local-claude")
-        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "data")
-        account = bed.account("bash", model_url=model.url)
-        cfg = bed.client_config(account, Path(tmp) / "ssh")
-        rel = Path(f"rx-bench-{time.time_ns()}")
-        local = Path.home() / rel
-        local.mkdir()
-        bed.run_as(account, ["mkdir", "-p", str(bed.remote_home(account) / rel)], check=True)
-        try:
-            for run in range(runs):
-                for backend in backends:
-                    found[backend].append(
-                        await one_session(
-                            model,
-                            cfg.alias,
-                            str(cfg.path),
-                            backend,
-                            local,
-                            turns,
-                            f"[{backend}-{run}]",
-                        )
+    with bench_bed("local-claude") as (model, _server, _account, cfg, local, _tmp):
+        for run in range(runs):
+            for backend in backends:
+                found[backend].append(
+                    await one_session(
+                        model,
+                        cfg.alias,
+                        str(cfg.path),
+                        backend,
+                        local,
+                        turns,
+                        f"[{backend}-{run}]",
                     )
-        finally:
-            local.rmdir()
+                )
 
     print(f"{turns} turns on a warm connection (Bash tool call + answer each), {runs} run(s)")
     # Other work on the machine skews every figure: say how much there was.

@@ -1,0 +1,42 @@
+"""What every bench runs on: the scripted model, the loopback sshd, one account, one project."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from remote_executors.testing.model import ScriptedModel
+from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+
+
+class BenchBed(NamedTuple):
+    model: ScriptedModel
+    bed: SSHTestBed
+    account: RemoteAccount
+    cfg: SSHClientConfig
+    local: Path  # the project here, under the local home; its twin exists there
+    tmp: str  # a private directory, removed afterwards
+
+
+@contextlib.contextmanager
+def bench_bed(synced: str = "synced-claude") -> Iterator[BenchBed]:
+    """Start everything; synced sessions go to ``<tmp>/<synced>``, not ~/.claude."""
+    with ScriptedModel() as model, SSHTestBed() as bed, tempfile.TemporaryDirectory() as tmp:
+        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / synced)
+        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
+        account = bed.account("bash", model_url=model.url)
+        cfg = bed.client_config(account, Path(tmp) / "ssh")
+        rel = Path(f"rx-bench-{time.time_ns()}")
+        local = Path.home() / rel
+        local.mkdir()
+        bed.run_as(account, ["mkdir", "-p", str(bed.remote_home(account) / rel)], check=True)
+        try:
+            yield BenchBed(model, bed, account, cfg, local, tmp)
+        finally:
+            with contextlib.suppress(OSError):
+                local.rmdir()
