@@ -428,8 +428,8 @@ def test_executor_is_built_with_the_options() -> None:
     # Longest local prefix first, as SSHExecutor orders them.
     assert executor._path_map == (("/home/me/code", "/srv/me/code"), ("/data", "/mnt/data"))
     backend: Any = executor._backend
-    assert backend._accept_new is True
-    assert backend._connect_timeout == 7.5
+    assert backend._link.accept_new_host_keys is True
+    assert backend._link.connect_timeout == 7.5
 
 
 def test_executor_without_options_has_the_ssh_executor_defaults() -> None:
@@ -441,12 +441,8 @@ def test_executor_without_options_has_the_ssh_executor_defaults() -> None:
     assert executor._path_map == ()
     mine: Any = executor._backend
     theirs: Any = default._backend
-    assert (mine._accept_new, mine._connect_timeout, mine._keepalive, mine._options) == (
-        theirs._accept_new,
-        theirs._connect_timeout,
-        theirs._keepalive,
-        theirs._options,
-    )
+    # Every link setting (host keys, timeouts, keepalives, options, config file).
+    assert mine._link == theirs._link
     assert HostSettings("box").options() == {}
 
 
@@ -456,7 +452,7 @@ def test_executor_for_uses_configured_options_or_defaults(store: SettingsStore) 
     assert configured.host == "box"
     assert configured._claude_path == "/opt/claude"
     backend: Any = configured._backend
-    assert backend._connect_timeout == 4.0
+    assert backend._link.connect_timeout == 4.0
 
     plain = executor_for("elsewhere", store)
     assert plain.host == "elsewhere"
