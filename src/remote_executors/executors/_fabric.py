@@ -693,8 +693,11 @@ class FabricBackend:
             ) from exc
         except (OSError, EOFError, paramiko.SSHException) as exc:
             sftp = self._sftp
-            if conn.is_connected and sftp is not None and not sftp.sock.closed:
-                raise  # the session is fine: a file-level error for the caller
+            session_up = conn.is_connected and sftp is not None and not sftp.sock.closed
+            # paramiko raises EOFError and SSHException for a broken link only, and
+            # does so before its transport notices: never hand them on as a file's.
+            if isinstance(exc, OSError) and session_up:
+                raise  # a file-level error for the caller
             self._drop_sftp()
             raise connect_error(
                 "other", self.host, f"{self.lost_reason()} ({type(exc).__name__}: {exc})"
