@@ -18,7 +18,7 @@ from typing import Literal
 
 import attrs
 
-from .base import _freeze_env, _ints, _strings
+from .base import Attachment, _attachments, _freeze_env, _strings
 
 Mode = Literal["run", "spawn"]
 
@@ -54,7 +54,9 @@ class RemoteJob:
     claude_path_strict: bool = False  # don't look anywhere else
     heartbeat_misses: int = 0  # seconds without a heartbeat before the watchdog acts
     unset_env: Sequence[str] = attrs.field(default=(), converter=_strings)
-    private_argv: Sequence[int] = attrs.field(default=(), converter=_ints)  # into argv
+    # Index into argv -> content the bootstrap puts in a private file or
+    # directory, passing its path instead (see Attachment).
+    attachments: Mapping[int, Attachment] = attrs.field(factory=dict, converter=_attachments)
     nonce: str = attrs.field(factory=lambda: secrets.token_hex(16))
 
     def header(self) -> bytes:
@@ -72,12 +74,14 @@ class RemoteJob:
         if self.cwd_home_relative is not None:
             lines.append(f"RX_CWD_REL={q(self.cwd_home_relative)}")
         argv = list(self.argv)
-        private = sorted(set(self.private_argv))
-        for number, index in enumerate(private):
-            # The bootstrap swaps the placeholder for a private file's path.
-            lines.append(f"RX_FILE_{number}={q(argv[index])}")
-            argv[index] = f"{self.nonce}:file:{number}"
-        lines.append(f"RX_FILES={len(private)}")
+        for number, index in enumerate(sorted(self.attachments)):
+            # The bootstrap swaps the placeholder for the private copy's path.
+            attachment = self.attachments[index]
+            data = base64.b64encode(attachment.data).decode("ascii")
+            lines.append(f"RX_ATT_{number}={data}")
+            lines.append(f"RX_ATT_KIND_{number}={attachment.kind}")
+            argv[index] = f"{self.nonce}:att:{number}"
+        lines.append(f"RX_ATTS={len(self.attachments)}")
         lines.append("set -- " + " ".join(q(a) for a in argv))
         # The environment is for the process only: the bootstrap calls rx_env
         # just before it execs the process, so a caller's PATH, IFS, HOME or

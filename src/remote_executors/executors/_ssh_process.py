@@ -283,6 +283,21 @@ def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:
             host=host,
             searched=searched,
         )
+    if status.reason == "attach":
+        what = status.values[0] if status.values else ""
+        if what == "tar":
+            return RemoteSetupError(
+                f"tar is not installed on {host}; it is needed to unpack a directory an "
+                "option names (e.g. a local plugin) for the session there. Install tar "
+                "on the host.",
+                host=host,
+            )
+        return RemoteSetupError(
+            f"Could not write the session's private files in {what or 'the temp directory'} "
+            f"on {host}. Check free space and permissions there, or set TMPDIR for the "
+            "remote login.",
+            host=host,
+        )
     where = status.values[0] if status.values else "the temp directory"
     return RemoteSetupError(
         f"Cannot create a private temp directory in {where} on {host}. Check free space "

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .base import Attachment, SpawnOptions
 
 # ssh destinations: aliases, host names, user@host, [v6]:port-ish forms.
 # Deliberately ASCII and free of shell, glob and ssh-option characters.
@@ -79,3 +83,43 @@ def absolute_local(path: str | os.PathLike[str], *, host: str = "local") -> str:
     text = os.fspath(path)
     check_path(text, host=host, what="working directory")
     return os.path.normpath(os.path.abspath(os.path.expanduser(text)))
+
+
+def spawn_attachments(
+    options: SpawnOptions, *, host: str, private_as_files: bool, mode: str = "spawn"
+) -> dict[int, Attachment]:
+    """``options.attachments``, checked, plus ``private_args`` as file attachments
+    when the executor must keep them off its command lines (``private_as_files``)."""
+    from .base import Attachment
+
+    count = len(options.args)
+    for name, indices in (
+        ("private_args", tuple(options.private_args)),
+        ("attachments", tuple(options.attachments)),
+    ):
+        if any(not 0 <= i < count for i in indices):
+            raise InvalidInput(
+                f"{name} {tuple(sorted(indices))} point outside the {count} arguments for {host}.",
+                host=host,
+            )
+        if indices and mode != "spawn":
+            raise InvalidInput(f"{name} are only supported by spawn() (host {host}).", host=host)
+    both = set(options.private_args) & set(options.attachments)
+    if both:
+        raise InvalidInput(
+            f"Arguments {sorted(both)} are both private_args and attachments for {host}; "
+            "an attachment already keeps its content off the command line.",
+            host=host,
+        )
+    found = dict(options.attachments)
+    for index, attachment in found.items():
+        if not isinstance(attachment, Attachment):
+            raise InvalidInput(
+                f"attachments[{index}] for {host} must be an Attachment, not {attachment!r}.",
+                host=host,
+            )
+    if private_as_files:
+        for index in options.private_args:
+            value = options.args[index].encode("utf-8", "surrogateescape")
+            found[index] = Attachment("file", value)
+    return found

@@ -9,12 +9,12 @@ SDK-facing code and the machine; everything SSH-specific stays behind it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 from anyio.abc import Process
 
-__all__ = ["CommandResult", "Executor", "SpawnOptions"]
+__all__ = ["Attachment", "CommandResult", "Executor", "SpawnOptions"]
 
 
 def _freeze_env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -30,6 +30,29 @@ def _ints(items: Iterable[int]) -> tuple[int, ...]:
 
 
 @attrs.frozen
+class Attachment:
+    """Content a process needs as a path on its own machine.
+
+    ``kind="file"``: ``data`` is the file's bytes. ``kind="tree"``: ``data`` is an
+    uncompressed tar archive of a directory's contents (relative names only),
+    unpacked into a directory whose path the process gets. Either way the path
+    is private to the executor's user (0600 files in a 0700 directory) and is
+    removed when the process ends.
+    """
+
+    kind: Literal["file", "tree"]
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in ("file", "tree"):
+            raise ValueError(f"Attachment kind must be 'file' or 'tree', not {self.kind!r}")
+
+
+def _attachments(items: Mapping[int, Attachment] | None) -> Mapping[int, Attachment]:
+    return dict(items or {})
+
+
+@attrs.frozen
 class SpawnOptions:
     """What to start: the Python form of the TypeScript SDK's ``SpawnOptions``.
 
@@ -42,6 +65,10 @@ class SpawnOptions:
     any command line (e.g. JSON holding credentials): a remote executor hands
     each over as the path of a private file holding the value. Locally they are
     passed as they are, as the SDK itself does.
+    ``attachments`` maps indices into ``args`` to content the process needs as
+    a path (a file or a directory tree, see :class:`Attachment`): every
+    executor, local ones too, replaces each such argument with the path of a
+    private copy of the content on its machine, removed when the process ends.
     """
 
     command: str
@@ -51,6 +78,7 @@ class SpawnOptions:
     stderr: bool = False
     unset_env: Sequence[str] = attrs.field(default=(), converter=_strings)
     private_args: Sequence[int] = attrs.field(default=(), converter=_ints)
+    attachments: Mapping[int, Attachment] = attrs.field(factory=dict, converter=_attachments)
 
     @property
     def argv(self) -> tuple[str, ...]:

@@ -112,16 +112,30 @@ rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") && mkfifo "$rx_dir/in" \
   || { rx_say ERR tmp "$(rx_b64 "${TMPDIR:-/tmp}")"; exit 125; }
 trap 'rm -rf "$rx_dir"' EXIT
 
-# Arguments that must not be on a command line (e.g. JSON with credentials)
-# arrive as RX_FILE_<n> and are replaced by the path of a private file.
-if [ "${RX_FILES:-0}" -gt 0 ]; then
+# Attachments: content the process needs as a path (JSON with credentials
+# that must not be on a command line, a file or directory named by an
+# option). Each arrives base64-encoded as RX_ATT_<n> (a directory as a tar
+# archive) and its placeholder argument becomes the path of a private copy
+# inside $rx_dir, which goes when the job ends.
+if [ "${RX_ATTS:-0}" -gt 0 ]; then
   rx_n=$#
   for rx_a; do
     case $rx_a in
-      "$RX_NONCE":file:*)
+      "$RX_NONCE":att:*)
         rx_i=${rx_a##*:}
-        eval "printf '%s' \"\$RX_FILE_$rx_i\"" >"$rx_dir/arg$rx_i"
-        rx_a="$rx_dir/arg$rx_i"
+        rx_p="$rx_dir/att$rx_i"
+        eval "rx_k=\$RX_ATT_KIND_$rx_i"
+        if [ "$rx_k" = tree ]; then
+          command -v tar >/dev/null 2>&1 || { rx_say ERR attach "$(rx_b64 tar)"; exit 125; }
+          mkdir "$rx_p" \
+            && eval "printf '%s' \"\$RX_ATT_$rx_i\"" | base64 -d | tar -x -f - -C "$rx_p" \
+            || { rx_say ERR attach "$(rx_b64 "$rx_dir")"; exit 125; }
+        else
+          eval "printf '%s' \"\$RX_ATT_$rx_i\"" | base64 -d >"$rx_p" \
+            || { rx_say ERR attach "$(rx_b64 "$rx_dir")"; exit 125; }
+        fi
+        unset "RX_ATT_$rx_i"
+        rx_a=$rx_p
         ;;
     esac
     set -- "$@" "$rx_a"

@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 import anyio
 from anyio.abc import Process
 
+from .._sdk_compat import find_local_claude
 from ..errors import ClaudeNotFound, CommandTimeout, InvalidInput, RemotePathNotFound
-from ._validate import absolute_local, check_env, check_path
+from ._scratch import ScratchProcess, materialize, remove_scratch
+from ._validate import absolute_local, check_env, check_path, spawn_attachments
 from .base import CommandResult, SpawnOptions
 
 __all__ = ["LocalExecutor"]
@@ -66,23 +68,23 @@ class LocalExecutor:
     async def spawn(self, options: SpawnOptions) -> Process:
         _check_argv(options.argv)
         unset = set(check_env(dict.fromkeys(options.unset_env, ""), host="local"))
-        if any(not 0 <= i < len(options.args) for i in options.private_args):
-            raise InvalidInput(
-                f"private_args {tuple(options.private_args)} point outside the "
-                f"{len(options.args)} arguments for local.",
-                host="local",
-            )
+        # Private args need no file here: the value is as visible as it is to the SDK.
+        attachments = spawn_attachments(options, host="local", private_as_files=False)
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env.update(check_env(options.env, host="local"))
         cwd = _checked_cwd(options.cwd)
         command = options.command
         if command == "claude":
-            from ..sdk import find_local_claude  # the SDK's own search, via the seam
-
             command = await anyio.to_thread.run_sync(find_local_claude)
+        args = list(options.args)
+        scratch = None
+        if attachments:
+            scratch, paths = await anyio.to_thread.run_sync(materialize, attachments, "local")
+            for index, path in paths.items():
+                args[index] = path
         try:
-            process = await anyio.open_process(
-                [command, *options.args],
+            process: Process = await anyio.open_process(
+                [command, *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if options.stderr else None,
@@ -90,11 +92,19 @@ class LocalExecutor:
                 env=env,
             )
         except (FileNotFoundError, PermissionError) as exc:
+            if scratch is not None:
+                remove_scratch(scratch)
             if options.command == "claude":
                 raise ClaudeNotFound(
                     f"Claude CLI not found at {command} on local.", host="local"
                 ) from exc
             raise _not_started(command, exc) from exc
+        except BaseException:
+            if scratch is not None:
+                remove_scratch(scratch)
+            raise
+        if scratch is not None:
+            process = ScratchProcess(process, scratch)
         self._processes.add(process)
         return process
 
@@ -134,9 +144,13 @@ class LocalExecutor:
     async def aclose(self) -> None:
         """Stop every process spawned here that still runs: SIGTERM, then SIGKILL
         after a short grace period (as the SSH watchdog does)."""
-        running = [p for p in self._processes if p.returncode is None]
+        every = list(self._processes)
+        running = [p for p in every if p.returncode is None]
         self._processes = weakref.WeakSet()
         with anyio.CancelScope(shield=True):
+            for process in every:
+                if isinstance(process, ScratchProcess) and process.returncode is not None:
+                    await process.wait()  # exited unobserved: remove its attachments
             for process in running:
                 with contextlib.suppress(ProcessLookupError):
                     process.terminate()
@@ -147,7 +161,7 @@ class LocalExecutor:
                 if process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
-                    await process.wait()
+                await process.wait()  # also removes a process's attachments
 
     async def __aenter__(self) -> LocalExecutor:
         return self

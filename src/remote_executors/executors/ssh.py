@@ -19,7 +19,14 @@ from ._backend import Backend, LinkOptions
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
-from ._validate import _CONTROL_RE, absolute_local, check_env, check_host, check_path
+from ._validate import (
+    _CONTROL_RE,
+    absolute_local,
+    check_env,
+    check_host,
+    check_path,
+    spawn_attachments,
+)
 from .base import CommandResult, SpawnOptions
 
 if TYPE_CHECKING:
@@ -207,24 +214,14 @@ class SSHExecutor:
             )
         env = check_env(options.env, host=self._host)
         unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=self._host))
-        if any(not 0 <= i < len(options.args) for i in options.private_args):
-            raise InvalidInput(
-                f"private_args {tuple(options.private_args)} point outside the "
-                f"{len(options.args)} arguments for {self._host}.",
-                host=self._host,
-            )
-        if options.private_args and mode != "spawn":
-            raise InvalidInput(
-                f"private_args are only supported by spawn() (host {self._host}).",
-                host=self._host,
-            )
+        attachments = spawn_attachments(options, host=self._host, private_as_files=True, mode=mode)
         absolute = relative = None
         if options.cwd is not None:
             absolute, relative = self._cwd_target(options.cwd)
         find_claude = options.command == "claude"
         return RemoteJob(
             unset_env=unset,
-            private_argv=[i + 1 for i in options.private_args],
+            attachments={i + 1: a for i, a in attachments.items()},  # argv[0] is the command
             argv=options.argv,
             mode=mode,
             cwd=absolute,

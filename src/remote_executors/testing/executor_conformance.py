@@ -56,11 +56,13 @@ and signal deaths, ``env``/``unset_env`` and the caller's environment, the
 mapped working directory (missing, awkward names), ``terminate``/``kill``/closing
 the executor/``run`` timeouts/cancelling ``run`` (``wait()`` returns promptly and
 the processes are gone from the machine), ``run``'s capture and input, 15
-processes alive at once, ``home``/``map_cwd``, ``private_args``, ``"claude"``,
+processes alive at once, ``home``/``map_cwd``, ``private_args``, ``attachments``
+(a file and a directory tree arrive as private paths, gone once the process
+ends), ``"claude"``,
 and that bad input raises ``InvalidInput`` and runs nothing. Every error must
 name the executor (``exc.host == executor.name``, and in the message). The
 machine needs a POSIX ``/bin/sh`` with ``cat``, ``sleep`` (fractional), ``ls``,
-``wc``, ``mkdir``, ``touch``, and the Claude Code CLI.
+``wc``, ``mkdir``, ``touch``, ``tar``, and the Claude Code CLI.
 
 What an executor may legitimately do differently is a class attribute, each
 documented where it is declared (:attr:`~ExecutorConformance.inherits_local_environment`,
@@ -76,10 +78,12 @@ fractional durations, so a failing test leaves nothing running for long.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import secrets
 import signal
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -95,7 +99,7 @@ from remote_executors.errors import (
     InvalidInput,
     RemotePathNotFound,
 )
-from remote_executors.executors.base import CommandResult, Executor, SpawnOptions
+from remote_executors.executors.base import Attachment, CommandResult, Executor, SpawnOptions
 from remote_executors.testing.sshd import _process_table
 
 __all__ = [
@@ -951,6 +955,58 @@ class ExecutorConformance:
     async def test_private_args_out_of_range_are_invalid(self, executor: Executor) -> None:
         with pytest.raises(InvalidInput) as caught:
             await executor.spawn(SpawnOptions("true", ["a"], private_args=[1]))
+        self.check_error(caught.value, executor)
+
+    async def test_attachments(self, executor: Executor) -> None:
+        content = bytes(range(256)) + secrets.token_bytes(64)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data, mode in (("sub/run.sh", b"#!/bin/sh\necho ran\n", 0o755),
+                                     ("top.txt", b"top", 0o644)):  # fmt: skip
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+        script = (
+            'cat "$1" | wc -c; ls -ld "$1" "$2" | cut -c1-10; '
+            '"$2/sub/run.sh"; cat "$2/top.txt"; echo; echo "$1"; echo "$2"; read line'
+        )
+        process = await executor.spawn(
+            SpawnOptions(
+                "/bin/sh",
+                ["-c", script, "sh", "a file", "a tree"],
+                attachments={
+                    3: Attachment("file", content),
+                    4: Attachment("tree", buffer.getvalue()),
+                },
+            )
+        )
+        lines = _Lines(process.stdout)
+        with anyio.fail_after(30):
+            got = [(await lines.line()).decode().strip() for _ in range(7)]
+        assert got[0] == str(len(content))
+        assert got[1] == "-rw-------" and got[2] == "drwx------", got
+        assert got[3:5] == ["ran", "top"]
+        file_path, tree_path = got[5], got[6]
+        assert file_path not in ("a file", "") and tree_path not in ("a tree", "")
+        assert process.stdin is not None
+        await process.stdin.send(b"done\n")
+        await process.stdin.aclose()
+        with anyio.fail_after(30):
+            assert await process.wait() == 0
+        # Gone with the process.
+        with anyio.fail_after(self.stop_seconds):
+            while True:
+                gone = await executor.run(["/bin/sh", "-c", '! test -e "$1" && ! test -e "$2"',
+                                           "sh", file_path, tree_path])  # fmt: skip
+                if gone.ok:
+                    break
+                await anyio.sleep(0.1)
+
+    async def test_attachments_out_of_range_are_invalid(self, executor: Executor) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            await executor.spawn(
+                SpawnOptions("true", ["a"], attachments={1: Attachment("file", b"")})
+            )
         self.check_error(caught.value, executor)
 
     async def test_claude_is_the_claude_code_cli(self, executor: Executor) -> None:
