@@ -12,6 +12,7 @@ from .errors import (
     HostKeyError,
     HostUnreachable,
     InvalidInput,
+    OptionPathError,
     ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
@@ -21,7 +22,7 @@ from .errors import (
     SyncPermissionDenied,
     SyncToolMissing,
 )
-from .executors.base import CommandResult, Executor, SpawnOptions
+from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
 from .executors.local import LocalExecutor
 from .executors.ssh import SSHExecutor
 from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
@@ -48,6 +49,7 @@ from .sync import (
 from .sync.status import SYNC_SUBTYPE, SessionSyncStatus
 
 __all__ = [
+    "Attachment",
     "AuthenticationFailed",
     "ClaudeSDKClient",
     "ExecutorTransport",
@@ -66,6 +68,7 @@ __all__ = [
     "HostKeyError",
     "HostUnreachable",
     "InvalidInput",
+    "OptionPathError",
     "ProcessLost",
     "RemotePathNotFound",
     "RemoteSetupError",

@@ -7,6 +7,7 @@ can catch as broadly or as narrowly as they need::
 
     ExecutorError
     ├── InvalidInput                 bad host, path, cwd or session id; nothing ran
+    │   └── OptionPathError          an option names a local path that cannot go to the host
     ├── ConnectionFailed             could not reach the host at all
     │   ├── HostUnreachable          DNS, refused, timed out, no route
     │   ├── AuthenticationFailed     keys/agent/password refused
@@ -41,6 +42,7 @@ __all__ = [
     "HostKeyError",
     "HostUnreachable",
     "InvalidInput",
+    "OptionPathError",
     "ProcessLost",
     "RemotePathNotFound",
     "RemoteSetupError",
@@ -73,6 +75,22 @@ class ExecutorError(Exception):
 
 class InvalidInput(ExecutorError, ValueError):
     """The caller passed something unsafe or malformed; nothing was run."""
+
+
+class OptionPathError(InvalidInput):
+    """A ``ClaudeAgentOptions`` field names a local file or directory that cannot be
+    made available on the executor's machine (missing, unreadable, too large, or
+    a link out of the directory it names). Nothing was started.
+
+    ``option`` is the field (e.g. ``"plugins"``), ``path`` the local path.
+    """
+
+    def __init__(
+        self, message: str, *, host: str, option: str, path: str, detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.option = option
+        self.path = path
 
 
 class ConnectionFailed(ExecutorError, CLIConnectionError):
