@@ -25,6 +25,7 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .sync._from_store import StoreSession, merge_into_local
 from .sync._locate import locate, same_place, session_paths
 from .sync.base import SessionPaths, SessionSync
 from .sync.status import SessionSyncStatus
@@ -119,17 +120,29 @@ class SessionSyncer:
             await self._pull()
             self._exited_synced = self._failed is None
 
-    async def before_resume(self, session_id: str) -> None:
+    async def before_resume(
+        self,
+        session_id: str,
+        *,
+        from_store: StoreSession | None = None,
+        strategy: SessionSync | None = None,
+    ) -> None:
         """Make the executor's copy the local one (pushing only what it lacks).
 
+        ``from_store``: the session as a ``SessionStore`` holds it, merged into
+        the local copy (see :mod:`remote_executors.sync._from_store`) before the
+        push; ``strategy`` moves it when this syncer has none (``sync=False``).
         Raises what the sync raises: starting the CLI on a copy that is
         behind or diverged would fork the conversation.
         """
         validate_session_id(session_id)
+        strategy = self._strategy or strategy
+        if strategy is None:
+            raise ValueError("before_resume needs a sync strategy")
         self.session_id = session_id
         record = self._records.get(session_id)
         if record is not None and record.is_remote and record.executor != self._executor.name:
-            await self._pull_from_previous(record)
+            await self._pull_from_previous(record, strategy)
         remote_cwd = None
         if (
             record is not None
@@ -140,7 +153,6 @@ class SessionSyncer:
             remote_cwd = record.remote_cwd
         if isinstance(self._executor, LocalExecutor):
             remote_cwd = os.path.realpath(self._local_cwd)
-        assert self._strategy is not None
         paths = await locate(
             self._executor,
             local_cwd=self._local_cwd,
@@ -150,7 +162,13 @@ class SessionSyncer:
         )
         self._set_paths(paths)
         if not self._same_place:
-            await self._strategy.push(self._executor, paths)
+            await strategy.push(self._executor, paths)
+        if from_store is not None:
+            changed = await merge_into_local(paths, from_store, self._executor.name)
+            if changed:
+                log.info("session %s: merged from the session store: %s", session_id, changed)
+                if not self._same_place:
+                    await strategy.push(self._executor, paths)
         # Both copies are in step again (after a host switch whose fetch from
         # the previous host failed, lines are still missing: keep the error).
         if (
@@ -232,11 +250,10 @@ class SessionSyncer:
             conflict_copies=copies,
         ).to_raw()
 
-    async def _pull_from_previous(self, record: SessionRecord) -> None:
+    async def _pull_from_previous(self, record: SessionRecord, strategy: SessionSync) -> None:
         """Fetch what the host that last ran the session has, before moving it here."""
         from .settings import executor_for
 
-        assert self._strategy is not None
         previous = None
         try:
             previous = executor_for(record.executor, ssh_config=record.ssh_config)
@@ -248,7 +265,7 @@ class SessionSyncer:
                     env=self._env,
                     remote_cwd=record.remote_cwd,
                 )
-                await self._strategy.pull(previous, paths)
+                await strategy.pull(previous, paths)
                 self._pulled_previous = True
         except (ExecutorError, OSError, TimeoutError) as exc:
             log.warning(

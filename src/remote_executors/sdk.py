@@ -14,7 +14,9 @@ Python form of the TypeScript SDK's ``spawnClaudeCodeProcess`` hook.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import posixpath
 import subprocess
 from collections.abc import (
     AsyncGenerator,
@@ -34,19 +36,31 @@ from claude_agent_sdk import (
     CLIConnectionError,
     Message,
     ProcessError,
+    project_key_for_directory,
 )
 from claude_agent_sdk import ClaudeSDKClient as _SDKClient
-from claude_agent_sdk._internal.client import InternalClient as _InternalClient
-from claude_agent_sdk._internal.transport import subprocess_cli as _subprocess_cli
-from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
-from claude_agent_sdk.types import _configure_can_use_tool
 
+from . import _sdk_compat
+from ._option_files import prepare
+from ._sdk_compat import (
+    InternalClient as _InternalClient,
+)
+from ._sdk_compat import (
+    MaterializedResume,
+    SubprocessCLITransport,
+    configure_can_use_tool,
+    expected_cli_version,
+    find_local_claude,
+    mirror_projects_dir,
+)
 from ._session_sync import SessionSyncer
 from .errors import ExecutorError, InvalidInput
 from .executors._ssh_process import SSHProcess
 from .executors.base import Executor, SpawnOptions
 from .executors.local import LocalExecutor
+from .paths import project_dir_from_cwd
 from .sync._default import default_sync
+from .sync._from_store import StoreSession, load_from_store
 from .sync.base import SessionSync
 
 __all__ = [
@@ -83,31 +97,6 @@ def spawn_claude_code_process(executor: Executor) -> SpawnFunction:
     return spawn
 
 
-def find_local_claude() -> str:
-    """The CLI the SDK itself would run on this machine (bundled first)."""
-    from .errors import ClaudeNotFound
-
-    transport = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())
-    try:
-        return transport._find_cli()
-    except Exception as exc:
-        raise ClaudeNotFound(
-            "Claude CLI not found on local. Reinstall claude-agent-sdk (it bundles the "
-            "CLI), install Claude Code, or set ClaudeAgentOptions(cli_path=...).",
-            host="local",
-        ) from exc
-
-
-def expected_cli_version() -> str | None:
-    """The Claude Code CLI version the installed SDK was built for and bundles
-    (e.g. ``"2.1.330"``); None if this SDK does not say."""
-    try:
-        from claude_agent_sdk._cli_version import __cli_version__
-    except ImportError:
-        return None
-    return str(__cli_version__) or None
-
-
 # -- routing the SDK's open_process through an executor ----------------------
 
 _OpenProcess = Callable[..., Awaitable[Process]]
@@ -136,7 +125,7 @@ class _AnyioWithRoute:
 
 
 def _install_route() -> None:
-    module: Any = _subprocess_cli
+    module: Any = _sdk_compat.subprocess_cli
     if not isinstance(module.anyio, _AnyioWithRoute):
         module.anyio = _AnyioWithRoute(module.anyio)
 
@@ -165,6 +154,13 @@ class ExecutorTransport(SubprocessCLITransport):
     :class:`~remote_executors.SessionSyncStatus` messages, never as errors,
     except before a resume, where starting on a wrong copy would fork the
     conversation.
+
+    On another machine, local files and directories that options name
+    (plugins, settings and MCP config files, a system prompt file, the
+    project's ``.claude/``) go with the session and ``add_dirs`` are mapped
+    like ``cwd`` (see docs/options.md). With ``session_store``, mirrored
+    entries reach the store as they do locally, and a resume from the store
+    puts the session on the executor's machine first.
     """
 
     def __init__(
@@ -177,7 +173,7 @@ class ExecutorTransport(SubprocessCLITransport):
     ) -> None:
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
-        options = _configure_can_use_tool(options)
+        options = configure_can_use_tool(options)
         remote = not isinstance(executor, LocalExecutor)
         if remote and options.user is not None:
             raise InvalidInput(
@@ -194,6 +190,7 @@ class ExecutorTransport(SubprocessCLITransport):
             )
         super().__init__(prompt=prompt, options=options)
         self._executor = executor
+        self._remote = remote
         self.executor_process: Process | None = None
         if remote and self._cli_path is None:
             # Resolved on the remote machine; the local bundled CLI means nothing there.
@@ -202,10 +199,28 @@ class ExecutorTransport(SubprocessCLITransport):
         self.syncer = SessionSyncer(
             executor, _strategy(sync, executor), local_cwd=self._session_cwd, env=options.env
         )
+        # Where the SDK's mirror batcher (built from the caller's options) looks.
+        self._mirror_dir = mirror_projects_dir(options.env)
+        self._materialized: MaterializedResume | None = None
+        self._cli_projects_dir: str | None = None  # a local CLI's, when not the batcher's
+
+    @property
+    def _project_key(self) -> str:
+        """The store's project key for this session: the local cwd's, as the SDK's."""
+        return str(project_key_for_directory(os.path.expanduser(self._session_cwd)))
 
     async def connect(self) -> None:
-        if self._options.resume is not None and self.syncer.enabled:
-            await self.syncer.before_resume(self._options.resume)
+        if self._process is not None:
+            return
+        from_store = await self._from_store()
+        resume = self._options.resume
+        if resume is not None and self._materialized is None:
+            if from_store is not None:
+                await self.syncer.before_resume(
+                    resume, from_store=from_store, strategy=_strategy(True, self._executor)
+                )
+            elif self.syncer.enabled:
+                await self.syncer.before_resume(resume)
         _install_route()
         token = _route.set(self._open_process)
         try:
@@ -216,6 +231,37 @@ class ExecutorTransport(SubprocessCLITransport):
             raise
         finally:
             _route.reset(token)
+
+    async def _from_store(self) -> StoreSession | None:
+        """A resume (or continue) with ``session_store``: what the store holds.
+
+        On this machine the SDK's own materialization applies (a temporary
+        config dir the CLI resumes from). Elsewhere the caller gets the store's
+        session to merge into the local copy and push to the executor.
+        """
+        options = self._options
+        store = options.session_store
+        if store is None or (options.resume is None and not options.continue_conversation):
+            return None
+        _sdk_compat.validate_session_store_options(options)
+        if not self._remote:
+            local = dataclasses.replace(options, cwd=os.path.expanduser(self._session_cwd))
+            self._materialized = await _sdk_compat.materialize_resume_session(local)
+            if self._materialized is not None:
+                self._options = _sdk_compat.apply_materialized_options(options, self._materialized)
+                self._cli_projects_dir = os.path.join(self._materialized.config_dir, "projects")
+            return None
+        session = await load_from_store(
+            store,
+            self._project_key,
+            resume=options.resume,
+            timeout=options.load_timeout_ms / 1000,
+        )
+        if session is not None:
+            self._options = dataclasses.replace(
+                options, resume=session.session_id, continue_conversation=False
+            )
+        return session
 
     async def _open_process(
         self,
@@ -230,16 +276,20 @@ class ExecutorTransport(SubprocessCLITransport):
         **_: Any,
     ) -> Process:
         sdk_env = env or {}
-        local = isinstance(self._executor, LocalExecutor)
+        args: list[str] | tuple[str, ...] = cmd[1:]
+        attachments = {}
+        if self._remote:
+            prepared = await prepare(args, executor=self._executor, local_cwd=self._session_cwd)
+            args, attachments = prepared.args, dict(prepared.attachments)
         options = SpawnOptions(
             command=cmd[0],
-            args=cmd[1:],
+            args=args,
             cwd=cwd,
             env=self._env_for_machine(sdk_env),
             stderr=stderr == subprocess.PIPE,
             # The SDK drops some inherited variables (e.g. CLAUDECODE) on purpose.
-            unset_env=[k for k in os.environ if k not in sdk_env] if local else (),
-            private_args=() if local else _private_args(cmd[1:]),
+            unset_env=() if self._remote else [k for k in os.environ if k not in sdk_env],
+            attachments=attachments,
         )
         process = await self._executor.spawn(options)
         self.executor_process = process
@@ -247,7 +297,7 @@ class ExecutorTransport(SubprocessCLITransport):
 
     def _env_for_machine(self, env: Mapping[str, str]) -> dict[str, str]:
         """What the SDK added to this process's environment, plus options.env."""
-        if isinstance(self._executor, LocalExecutor):
+        if not self._remote:
             # Exactly what the SDK would pass locally, minus what is inherited anyway.
             return {k: v for k, v in env.items() if os.environ.get(k) != v}
         wanted = set(self._options.env)
@@ -267,7 +317,9 @@ class ExecutorTransport(SubprocessCLITransport):
                 yield status
             async for message in super().read_messages():
                 kind = message.get("type")
-                if kind == "system" and message.get("subtype") == "init":
+                if kind == "transcript_mirror":
+                    self._mirror_to_local(message)
+                elif kind == "system" and message.get("subtype") == "init":
                     syncer.on_init(message, self._remote_cwd())
                 elif kind == "result":
                     # The transcript holds the whole turn once the result is
@@ -287,9 +339,38 @@ class ExecutorTransport(SubprocessCLITransport):
         for status in await syncer.after_exit():
             yield status
 
+    def _mirror_to_local(self, frame: dict[str, Any]) -> None:
+        """Point a ``transcript_mirror`` frame's ``filePath`` where the SDK's batcher
+        looks, so the store gets the entries under this session's local key.
+
+        The CLI names the file on its own machine (another home, another
+        project dir name, or a materialized temp dir); the batcher keys
+        entries by the path relative to this machine's projects dir.
+        """
+        path = frame.get("filePath")
+        if not isinstance(path, str):
+            return
+        rest = None
+        if self._cli_projects_dir is not None:
+            prefix = self._cli_projects_dir.rstrip("/") + "/"
+            if path.startswith(prefix):
+                rest = path[len(prefix) :].partition("/")[2]
+        elif self._remote and (remote_cwd := self._remote_cwd()):
+            marker = f"/projects/{project_dir_from_cwd(remote_cwd)}/"
+            if marker in path:
+                rest = path.split(marker, 1)[1]
+        if rest:
+            frame["filePath"] = posixpath.join(self._mirror_dir, self._project_key, rest)
+
     async def close(self) -> None:
-        await super().close()
-        await self.syncer.on_close()
+        try:
+            await super().close()
+            await self.syncer.on_close()
+        finally:
+            if self._materialized is not None:
+                materialized, self._materialized = self._materialized, None
+                with anyio.CancelScope(shield=True):
+                    await materialized.cleanup()
 
     def _remote_cwd(self) -> str | None:
         process = self.executor_process
@@ -298,20 +379,6 @@ class ExecutorTransport(SubprocessCLITransport):
         if isinstance(self._executor, LocalExecutor):
             return os.path.realpath(self._session_cwd)
         return None
-
-
-# Flags whose value may carry credentials (MCP server headers and env,
-# settings env) and that the CLI also accepts as a file path.
-_FILE_OR_JSON_FLAGS = frozenset({"--mcp-config", "--settings"})
-
-
-def _private_args(args: list[str]) -> list[int]:
-    """Indices of JSON values that must reach the CLI through a private file."""
-    return [
-        i + 1
-        for i, arg in enumerate(args[:-1])
-        if arg in _FILE_OR_JSON_FLAGS and args[i + 1].lstrip().startswith("{")
-    ]
 
 
 def _transport(
