@@ -6,11 +6,14 @@ link from a kill we sent.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import stat
+import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -24,11 +27,12 @@ from claude_agent_sdk import ClaudeAgentOptions
 from test_bootstrap import parse_env0, read_all, read_line
 from test_sdk_seam import FakeExecutor, RecordingLocal, _spawned
 
-from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, sdk
+from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, _cli_argv
+from remote_executors._sdk_compat import SubprocessCLITransport
 from remote_executors.errors import InvalidInput, ProcessLost
 from remote_executors.executors._remote_job import RemoteJob
 from remote_executors.executors._ssh_process import SSHProcess, start_job
-from remote_executors.executors.base import CommandResult
+from remote_executors.executors.base import Attachment, CommandResult
 from remote_executors.executors.ssh import _collect
 
 pytestmark = pytest.mark.anyio
@@ -153,45 +157,192 @@ async def test_private_args_validation(make_backend: Callable[..., ShellBackend]
     assert backend.channels == []  # refused before anything started
 
 
-def test_sdk_private_args_picks_only_json_values() -> None:
-    args = [
-        "--mcp-config",
-        '{"mcpServers": {}}',
-        "--settings",
-        "/home/me/settings.json",
-        "--settings",
-        '  {"env": {}}',
-        "--model",
-        "{not a flag we hide}",
-        "--mcp-config",
-        "relative/mcp.json",
-        "--mcp-config",  # no value
+async def test_attachments_arrive_as_private_copies_and_go_with_the_job(
+    make_backend: Callable[..., ShellBackend], remote_tmp: Path, tmp_path: Path
+) -> None:
+    """A file (any bytes) and a directory tree (modes, an inner link) reach the
+    process as paths of private copies, never on a command line, removed at the end."""
+    secret = f"rx-secret-{uuid.uuid4().hex}"
+    blob = bytes(range(256)) * 64 + secret.encode()
+    tree = tmp_path / "plugin"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "tool").write_text("#!/bin/sh\necho tool ran\n")
+    (tree / "bin" / "tool").chmod(0o755)
+    (tree / "plugin.json").write_text('{"name": "p"}')
+    (tree / "link.json").symlink_to("plugin.json")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(tree.rglob("*")):
+            tar.add(path, arcname=path.relative_to(tree).as_posix(), recursive=False)
+    options = SpawnOptions(
+        "sh",
+        ["-c", ARGS_THEN_WAIT, "sh", "--blob", "local-name", "--plugin-dir", "x"],
+        attachments={4: Attachment("file", blob), 6: Attachment("tree", buffer.getvalue())},
+        stderr=True,
+    )
+    process = await ssh_executor(make_backend()).spawn(options)
+    seen = (await read_until(process.stdout, b"END\0")).split(b"\0")[:-2]
+    assert seen[0] == b"--blob" and seen[2] == b"--plugin-dir"
+    blob_path, tree_path = Path(os.fsdecode(seen[1])), Path(os.fsdecode(seen[3]))
+    job_dir = blob_path.parent
+    assert tree_path.parent == job_dir and job_dir.parent == remote_tmp
+    assert blob_path.read_bytes() == blob
+    assert stat.S_IMODE(blob_path.stat().st_mode) == 0o600
+    assert (tree_path / "plugin.json").read_text() == '{"name": "p"}'
+    assert os.readlink(tree_path / "link.json") == "plugin.json"
+    assert os.access(tree_path / "bin" / "tool", os.X_OK)
+    assert secret.encode() not in await all_command_lines()
+
+    await process.stdin.aclose()
+    with anyio.fail_after(10):
+        assert await process.wait() == 0
+    await drain(process)
+    assert not job_dir.exists()
+
+
+async def test_attachments_validation(make_backend: Callable[..., ShellBackend]) -> None:
+    backend = make_backend()
+    executor = ssh_executor(backend)
+    blob = Attachment("file", b"x")
+    for bad in ({1: blob}, {-1: blob}):
+        with pytest.raises(InvalidInput, match="attachments"):
+            await executor.spawn(SpawnOptions("cat", ["x"], attachments=bad))
+    with pytest.raises(InvalidInput, match="both"):
+        await executor.spawn(SpawnOptions("cat", ["x"], private_args=[0], attachments={0: blob}))
+    with pytest.raises(InvalidInput, match="spawn"):
+        executor._job(SpawnOptions("cat", ["x"], attachments={0: blob}), "run")
+    with pytest.raises(ValueError, match="kind"):
+        Attachment("socket", b"")  # type: ignore[arg-type]
+    assert backend.channels == []  # refused before anything started
+
+
+async def test_local_executor_attachments(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("a/b.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    executor = LocalExecutor()
+    process = await executor.spawn(
+        SpawnOptions(
+            "sh",
+            ["-c", ARGS_THEN_WAIT, "sh", "f", "t"],
+            attachments={
+                3: Attachment("file", b"\0data"),
+                4: Attachment("tree", buffer.getvalue()),
+            },
+        )
+    )
+    seen = (await read_until(process.stdout, b"END\0")).split(b"\0")[:-2]
+    file_path, tree_path = Path(os.fsdecode(seen[0])), Path(os.fsdecode(seen[1]))
+    assert file_path.read_bytes() == b"\0data"
+    assert (tree_path / "a" / "b.txt").read_bytes() == b"hi"
+    scratch = file_path.parent
+    assert stat.S_IMODE(scratch.stat().st_mode) == 0o700
+    assert process.stdin is not None
+    await process.stdin.aclose()
+    with anyio.fail_after(10):
+        assert await process.wait() == 0
+    assert not scratch.exists()
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        ("../escape", tarfile.REGTYPE, ""),
+        ("/abs", tarfile.REGTYPE, ""),
+        ("link", tarfile.SYMTYPE, "../../etc/passwd"),
+        ("link", tarfile.SYMTYPE, "/etc/passwd"),
+        ("fifo", tarfile.FIFOTYPE, ""),
+    ],
+)
+async def test_local_executor_refuses_a_tree_that_escapes(
+    member: tuple[str, bytes, str], tmp_path: Path
+) -> None:
+    name, kind, target = member
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = target
+        tar.addfile(info)
+    before = set(Path(tempfile.gettempdir()).glob("rx-att.*"))
+    with pytest.raises(InvalidInput, match="Refusing tree attachment"):
+        await LocalExecutor().spawn(
+            SpawnOptions("true", ["x"], attachments={0: Attachment("tree", buffer.getvalue())})
+        )
+    assert set(Path(tempfile.gettempdir()).glob("rx-att.*")) == before  # nothing left
+
+
+def _prepared_value(spawned: SpawnOptions, flag: str) -> list[Attachment]:
+    args = list(spawned.args)
+    return [spawned.attachments[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+@pytest.mark.parametrize("spelling", ["two", "joined"])
+async def test_transport_ships_config_json_privately_in_either_spelling(
+    spelling: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON that may hold credentials never stays on the remote command line, whether
+    the SDK sends ``--mcp-config {...}`` (today) or ``--mcp-config={...}`` (as it
+    already does for other options, and may for these)."""
+    if spelling == "joined":
+        build = SubprocessCLITransport._build_command
+
+        def joined(self: SubprocessCLITransport) -> list[str]:
+            args = build(self)
+            out: list[str] = []
+            for arg in args:
+                if out and out[-1] in ("--mcp-config", "--settings"):
+                    out[-1] = f"{out[-1]}={arg}"
+                else:
+                    out.append(arg)
+            return out
+
+        monkeypatch.setattr(SubprocessCLITransport, "_build_command", joined)
+    servers = {"probe": {"type": "http", "url": "https://x", "headers": {"A": "secret"}}}
+    options = ClaudeAgentOptions(mcp_servers=servers, settings='{"env": {"X": "secret"}}')
+    spawned = await _spawned(options, FakeExecutor())
+    assert "secret" not in " ".join(spawned.args)
+    (mcp,) = _prepared_value(spawned, "--mcp-config")
+    assert json.loads(mcp.data)["mcpServers"] == servers and mcp.kind == "file"
+    (flag_settings,) = _prepared_value(spawned, "--settings")
+    assert json.loads(flag_settings.data) == {"env": {"X": "secret"}}
+    assert spawned.private_args == ()
+
+
+def test_argv_reader_finds_json_in_joined_spelling() -> None:
+    parsed = _cli_argv.parse(
+        ['--mcp-config={"mcpServers": {}}', "--settings", '{"env": {}}', "--verbose",
+         "--model=m", "--resume=abc", "--continue"]
+    )  # fmt: skip
+    assert [(a.flag, a.value, a.joined) for a in parsed] == [
+        ("--mcp-config", '{"mcpServers": {}}', True),
+        ("--settings", '{"env": {}}', False),
+        ("--verbose", None, False),
+        ("--model", "m", True),
+        ("--resume", "abc", True),
+        ("--continue", None, False),
     ]
-    assert sdk._private_args(args) == [1, 5]
-    assert sdk._private_args([]) == []
 
 
-async def test_transport_marks_json_config_private_for_remote_executors(
+async def test_transport_ships_config_files_and_leaves_local_runs_alone(
     tmp_path: Path,
 ) -> None:
-    servers = {"probe": {"type": "http", "url": "https://x", "headers": {"A": "secret"}}}
-    spawned = await _spawned(ClaudeAgentOptions(mcp_servers=servers), FakeExecutor())
-    args = list(spawned.args)
-    assert [args[i - 1] for i in spawned.private_args] == ["--mcp-config"]
-    assert json.loads(args[spawned.private_args[0]])["mcpServers"] == servers
-
-    spawned = await _spawned(
-        ClaudeAgentOptions(settings='{"env": {"X": "secret"}}'), FakeExecutor()
-    )
-    assert [spawned.args[i - 1] for i in spawned.private_args] == ["--settings"]
-
+    (tmp_path / "mcp.json").write_text('{"mcpServers": {"a": {"command": "x"}}}')
+    (tmp_path / "settings.json").write_text('{"env": {"S": "1"}}')
     path_options = ClaudeAgentOptions(
-        mcp_servers=str(tmp_path / "mcp.json"), settings=str(tmp_path / "settings.json")
+        cwd=str(tmp_path), mcp_servers="mcp.json", settings=str(tmp_path / "settings.json")
     )
-    assert (await _spawned(path_options, FakeExecutor())).private_args == ()
+    spawned = await _spawned(path_options, FakeExecutor())
+    (mcp,) = _prepared_value(spawned, "--mcp-config")
+    assert mcp.data == (tmp_path / "mcp.json").read_bytes()  # relative to the local cwd
+    (settings,) = _prepared_value(spawned, "--settings")
+    assert settings.data == (tmp_path / "settings.json").read_bytes()
     # Locally the SDK's own command line applies, as it is.
+    servers = {"probe": {"type": "http", "url": "https://x"}}
     local = await _spawned(ClaudeAgentOptions(mcp_servers=servers), RecordingLocal())
-    assert local.private_args == ()
+    assert local.private_args == () and local.attachments == {}
 
 
 # --- unset_env ------------------------------------------------------------------------

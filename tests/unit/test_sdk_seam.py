@@ -1,8 +1,10 @@
-"""Pins on the claude-agent-sdk private API that ``remote_executors.sdk`` uses, and
+"""Pins on the claude-agent-sdk private API that ``remote_executors`` uses (all of it
+borrowed in ``_sdk_compat.py``), on the shape of the command line the SDK builds, and
 the seam's behaviour with a fake executor.
 
-If an SDK upgrade breaks one of the ``test_pin_*`` tests, ``remote_executors/sdk.py``
-must be adapted to the new SDK before anything else: the message says what moved.
+If an SDK upgrade breaks one of the ``test_pin_*`` tests, ``remote_executors/_sdk_compat.py``
+(or ``_cli_argv.py`` for the command line) must be adapted to the new SDK before anything
+else: the message says what moved.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from claude_agent_sdk._internal.transport import subprocess_cli
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 import remote_executors as rx
-from remote_executors import sdk
+from remote_executors import _cli_argv, _sdk_compat, sdk
 from remote_executors.errors import (
     AuthenticationFailed,
     ClaudeNotFound,
@@ -44,11 +46,17 @@ pytestmark = pytest.mark.anyio
 SDK = f"claude-agent-sdk {claude_agent_sdk.__version__}"
 
 
-def _broke(what: str) -> str:
+def _broke(what: str, module: str = "_sdk_compat.py") -> str:
     return (
-        f"{SDK} changed {what}; remote_executors/sdk.py depends on it. Adapt sdk.py to "
+        f"{SDK} changed {what}; remote_executors/{module} depends on it. Adapt it to "
         "the new SDK (and this pin) before releasing against it."
     )
+
+
+def arg_value(args: Any, flag: str) -> str | None:
+    """The (last) value of ``flag``, however the SDK spelled it."""
+    found = _cli_argv.values(_cli_argv.parse(list(args)), flag)
+    return found[-1] if found else None
 
 
 # --- pins on SDK private API ----------------------------------------------------------
@@ -116,6 +124,126 @@ def test_pin_transport_private_attributes() -> None:
     found = transport._find_cli()
     assert os.path.isfile(found) and os.access(found, os.X_OK), _broke("_find_cli()")
     assert rx.sdk.find_local_claude() == found
+    assert _sdk_compat.find_local_claude() == found
+
+
+def _every_option_sets(tmp: Path) -> list[ClaudeAgentOptions]:
+    """Options that together make the SDK send every flag it knows (one variant of
+    each union per set)."""
+    from claude_agent_sdk import InMemorySessionStore
+
+    common: dict[str, Any] = dict(
+        tools=["Bash", "Read"],
+        allowed_tools=["Bash"],
+        mcp_servers={"s": {"type": "http", "url": "https://x", "headers": {"A": "b"}}},
+        strict_mcp_config=True,
+        permission_mode="acceptEdits",
+        continue_conversation=True,
+        resume="00000000-0000-4000-8000-000000000000",
+        max_turns=3,
+        max_budget_usd=1.5,
+        disallowed_tools=["Write"],
+        model="m",
+        fallback_model="f",
+        betas=["context-1m-2025-08-07"],
+        permission_prompt_tool_name="stdio",
+        settings='{"env": {"A": "1"}}',
+        add_dirs=[str(tmp)],
+        include_partial_messages=True,
+        include_hook_events=True,
+        fork_session=True,
+        resume_session_at="11111111-1111-4111-8111-111111111111",
+        resume_drops_turn="22222222-2222-4222-8222-222222222222",
+        session_store=InMemorySessionStore(),
+        setting_sources=["user"],
+        skills=["s"],
+        plugins=[{"type": "local", "path": str(tmp)}],
+        effort="low",
+        output_format={"type": "json_schema", "schema": {"type": "object"}},
+        task_budget={"total": 1000},
+        extra_args={"debug-to-stderr": None},
+    )
+    return [
+        ClaudeAgentOptions(**common, system_prompt="s", thinking={"type": "adaptive"}),
+        ClaudeAgentOptions(
+            **common,
+            system_prompt={"type": "file", "path": str(tmp / "p.md")},
+            thinking={"type": "enabled", "budget_tokens": 2000, "display": "summarized"},
+        ),
+        ClaudeAgentOptions(
+            **common,
+            system_prompt={"type": "preset", "preset": "claude_code", "append": "x"},
+            thinking={"type": "disabled"},
+        ),
+        ClaudeAgentOptions(
+            system_prompt=None,
+            max_thinking_tokens=100,
+            tools={"type": "preset", "preset": "claude_code"},
+        ),
+    ]
+
+
+def test_pin_every_flag_the_sdk_sends_is_known(tmp_path: Path) -> None:
+    """The command line is read by meaning (``_cli_argv``): a flag it does not know
+    could hide a credential or a local path, so a new one must be looked at."""
+    for options in _every_option_sets(tmp_path):
+        transport = SubprocessCLITransport(prompt="", options=options)
+        transport._cli_path = "claude"
+        parsed = _cli_argv.parse(transport._build_command()[1:])
+        unknown = {a.flag for a in parsed if a.flag not in _cli_argv.KNOWN_FLAGS} - {
+            "--debug-to-stderr"  # our extra_args
+        }
+        assert not unknown, _broke(
+            f"its command line: it now sends {sorted(unknown)}. Add each to _cli_argv's "
+            "table (value or boolean; PATH_FLAGS if it names a local path or may carry "
+            "credentials)",
+            "_cli_argv.py",
+        )
+        assert all(a.flag for a in parsed), _broke(
+            f"its command line: an argument belongs to no flag in {parsed}", "_cli_argv.py"
+        )
+        # Every value-taking flag came with its value, in whichever spelling.
+        for arg in parsed:
+            if arg.flag in _cli_argv.VALUE_FLAGS:
+                assert arg.value is not None, _broke(f"how {arg.flag} is sent", "_cli_argv.py")
+        assert _cli_argv.unparse(parsed) == transport._build_command()[1:]
+
+
+def test_pin_transcript_mirror_frames() -> None:
+    """transcript_mirror frames carry ``filePath``; the batcher keys entries by it
+    relative to ``_get_projects_dir(options.env)``, which ``mirror_projects_dir`` must
+    equal (ExecutorTransport rewrites the path of a CLI that runs elsewhere)."""
+    from claude_agent_sdk import InMemorySessionStore
+    from claude_agent_sdk._internal import query as query_module
+    from claude_agent_sdk._internal.session_resume import build_mirror_batcher
+
+    source = inspect.getsource(query_module.Query)
+    assert '"transcript_mirror"' in source and 'message["filePath"]' in source, _broke(
+        "how transcript_mirror frames are read"
+    )
+
+    async def on_error(*_: Any) -> None:
+        return None
+
+    for env in ({}, {"CLAUDE_CONFIG_DIR": "/some/where"}):
+        batcher = build_mirror_batcher(InMemorySessionStore(), None, env, on_error)
+        assert batcher.projects_dir == _sdk_compat.mirror_projects_dir(env), _broke(
+            "where the mirror batcher expects transcript files"
+        )
+
+
+def test_pin_store_resume_helpers() -> None:
+    """``rx`` resumes from a store on another machine with the SDK's own loading."""
+    from claude_agent_sdk._internal import session_resume
+
+    for name in ("_load_candidate", "_resolve_continue_candidate"):
+        params = list(inspect.signature(getattr(session_resume, name)).parameters)
+        assert params[0] == "store" and params[-1] == "timeout_s", _broke(name)
+    assert _sdk_compat.agent_metadata_sidecar_name("agent-x.jsonl") == "agent-x.meta.json"
+    meta, lines = _sdk_compat.split_agent_metadata(
+        [{"type": "agent_metadata", "a": 1}, {"type": "user", "uuid": "u"}]
+    )
+    assert meta == {"type": "agent_metadata", "a": 1} and lines == [{"type": "user", "uuid": "u"}]
 
 
 def test_pin_read_messages_returns_an_async_iterator() -> None:
@@ -139,7 +267,7 @@ def test_pin_configure_can_use_tool() -> None:
     configured = _configure_can_use_tool(options)
     assert configured.permission_prompt_tool_name == "stdio", _broke("_configure_can_use_tool")
     assert options.permission_prompt_tool_name is None  # a copy, not a mutation
-    assert sdk._configure_can_use_tool is _configure_can_use_tool
+    assert _sdk_compat.configure_can_use_tool is _configure_can_use_tool
 
 
 def test_pin_query_and_client_accept_a_transport() -> None:
@@ -156,7 +284,7 @@ def test_pin_query_is_only_a_loop_over_process_query() -> None:
     # is only equivalent while the SDK's query() does nothing else.
     from claude_agent_sdk._internal.client import InternalClient
 
-    assert sdk._InternalClient is InternalClient
+    assert _sdk_compat.InternalClient is InternalClient
     process_query = InternalClient.process_query
     assert inspect.isasyncgenfunction(process_query), _broke("InternalClient.process_query")
     params = inspect.signature(process_query).parameters
@@ -362,7 +490,7 @@ async def test_spawn_options_for_a_remote_executor(monkeypatch: pytest.MonkeyPat
     args = list(spawned.args)
     for flag in ("--output-format", "stream-json", "--input-format", "--verbose"):
         assert flag in args
-    assert args[args.index("--model") + 1] == "claude-test"
+    assert arg_value(args, "--model") == "claude-test"
     assert spawned.cwd == "/home/me/code/shop"  # local; the executor maps it
 
     env = dict(spawned.env)
@@ -392,9 +520,9 @@ async def test_can_use_tool_routes_permission_prompts_over_stdio() -> None:
         return None
 
     args = list((await _spawned(ClaudeAgentOptions(can_use_tool=allow), FakeExecutor())).args)
-    assert args[args.index("--permission-prompt-tool") + 1] == "stdio"
+    assert arg_value(args, "--permission-prompt-tool") == "stdio"
     plain = list((await _spawned(ClaudeAgentOptions(), FakeExecutor())).args)
-    assert "--permission-prompt-tool" not in plain
+    assert arg_value(plain, "--permission-prompt-tool") is None
 
 
 async def test_spawn_options_for_the_local_executor(monkeypatch: pytest.MonkeyPatch) -> None:
