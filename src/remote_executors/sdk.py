@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import posixpath
 import subprocess
@@ -36,6 +37,7 @@ from claude_agent_sdk import (
     CLIConnectionError,
     Message,
     ProcessError,
+    list_sessions,
     project_key_for_directory,
 )
 from claude_agent_sdk import ClaudeSDKClient as _SDKClient
@@ -72,6 +74,8 @@ __all__ = [
     "query",
     "spawn_claude_code_process",
 ]
+
+log = logging.getLogger("remote_executors.sdk")
 
 #: Takes what to start (``SpawnOptions``) and returns the running process.
 SpawnFunction = Callable[[SpawnOptions], Awaitable[Process]]
@@ -203,6 +207,7 @@ class ExecutorTransport(SubprocessCLITransport):
         self._mirror_dir = mirror_projects_dir(options.env)
         self._materialized: MaterializedResume | None = None
         self._cli_projects_dir: str | None = None  # a local CLI's, when not the batcher's
+        self._cli_cwd: str | None = None  # as the CLI's init message reports it
 
     @property
     def _project_key(self) -> str:
@@ -213,6 +218,7 @@ class ExecutorTransport(SubprocessCLITransport):
         if self._process is not None:
             return
         from_store = await self._from_store()
+        await self._continue_latest_local()
         resume = self._options.resume
         if resume is not None and self._materialized is None:
             if from_store is not None:
@@ -263,6 +269,32 @@ class ExecutorTransport(SubprocessCLITransport):
             )
         return session
 
+    async def _continue_latest_local(self) -> None:
+        """``continue_conversation`` elsewhere continues what it would continue here.
+
+        A CLI on another machine would pick the latest session *it* has in the
+        project, which is not the one this machine's copies (every session the
+        app ran, wherever) say is the latest. So pick it here, as a resume,
+        which also brings the executor's copy up to date first. With no local
+        session (or sync off, when local copies are not kept) the CLI picks.
+        """
+        options = self._options
+        if not (
+            self._remote
+            and options.continue_conversation
+            and options.resume is None
+            and self.syncer.enabled
+        ):
+            return
+        cwd = os.path.expanduser(self._session_cwd)
+        latest = await anyio.to_thread.run_sync(
+            lambda: list_sessions(directory=cwd, limit=1, include_worktrees=False)
+        )
+        if latest:
+            self._options = dataclasses.replace(
+                options, resume=latest[0].session_id, continue_conversation=False
+            )
+
     async def _open_process(
         self,
         cmd: list[str],
@@ -278,7 +310,7 @@ class ExecutorTransport(SubprocessCLITransport):
         sdk_env = env or {}
         args: list[str] | tuple[str, ...] = cmd[1:]
         attachments = {}
-        if self._remote:
+        if self._remote and args != ["-v"]:  # SDKs before 0.2.190 check the version first
             prepared = await prepare(args, executor=self._executor, local_cwd=self._session_cwd)
             args, attachments = prepared.args, dict(prepared.attachments)
         options = SpawnOptions(
@@ -318,8 +350,11 @@ class ExecutorTransport(SubprocessCLITransport):
             async for message in super().read_messages():
                 kind = message.get("type")
                 if kind == "transcript_mirror":
-                    self._mirror_to_local(message)
+                    if not self._mirror_to_local(message):
+                        continue
                 elif kind == "system" and message.get("subtype") == "init":
+                    if isinstance(message.get("cwd"), str):
+                        self._cli_cwd = message["cwd"]  # the CLI's own (physical) cwd
                     syncer.on_init(message, self._remote_cwd())
                 elif kind == "result":
                     # The transcript holds the whole turn once the result is
@@ -339,28 +374,41 @@ class ExecutorTransport(SubprocessCLITransport):
         for status in await syncer.after_exit():
             yield status
 
-    def _mirror_to_local(self, frame: dict[str, Any]) -> None:
+    def _mirror_to_local(self, frame: dict[str, Any]) -> bool:
         """Point a ``transcript_mirror`` frame's ``filePath`` where the SDK's batcher
         looks, so the store gets the entries under this session's local key.
+        False: drop the frame.
 
         The CLI names the file on its own machine (another home, another
         project dir name, or a materialized temp dir); the batcher keys
-        entries by the path relative to this machine's projects dir.
+        entries by the path relative to this machine's projects dir. A remote
+        CLI only ever writes into its session's project: a frame naming
+        anything else is dropped rather than keyed into another project.
         """
         path = frame.get("filePath")
         if not isinstance(path, str):
-            return
+            return not self._remote
         rest = None
         if self._cli_projects_dir is not None:
             prefix = self._cli_projects_dir.rstrip("/") + "/"
             if path.startswith(prefix):
                 rest = path[len(prefix) :].partition("/")[2]
-        elif self._remote and (remote_cwd := self._remote_cwd()):
+        elif self._remote and (remote_cwd := self._cli_cwd or self._remote_cwd()):
             marker = f"/projects/{project_dir_from_cwd(remote_cwd)}/"
             if marker in path:
                 rest = path.split(marker, 1)[1]
-        if rest:
+        if rest and ".." not in rest.split("/"):
             frame["filePath"] = posixpath.join(self._mirror_dir, self._project_key, rest)
+            return True
+        if self._remote:
+            log.warning(
+                "%s: dropping a transcript_mirror frame for %r, outside this session's "
+                "project there",
+                self._executor.name,
+                path,
+            )
+            return False
+        return True
 
     async def close(self) -> None:
         try:

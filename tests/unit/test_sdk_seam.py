@@ -386,6 +386,14 @@ class FakeProcess(Process):
         return self._stderr
 
 
+#: What ``claude -v`` prints; SDKs before 0.2.190 run it before starting the CLI.
+VERSION_OUTPUT = b"2.1.999 (Claude Code)\n"
+
+
+def _version_check(options: rx.SpawnOptions) -> bool:
+    return list(options.args) == ["-v"]
+
+
 class FakeExecutor:
     """Implements the Executor protocol; records what it was asked to start."""
 
@@ -401,6 +409,8 @@ class FakeExecutor:
         return self._name
 
     async def spawn(self, options: rx.SpawnOptions) -> Process:
+        if _version_check(options):
+            return FakeProcess(VERSION_OUTPUT, stderr=True)
         self.spawned.append(options)
         if self.gate is not None:
             await self.gate.wait()
@@ -430,6 +440,8 @@ class RecordingLocal(rx.LocalExecutor):
         self.spawned: list[rx.SpawnOptions] = []
 
     async def spawn(self, options: rx.SpawnOptions) -> Process:
+        if _version_check(options):
+            return FakeProcess(VERSION_OUTPUT, stderr=True)
         self.spawned.append(options)
         return FakeProcess(stderr=options.stderr)
 
@@ -685,3 +697,34 @@ async def test_lost_link_is_process_lost(
         assert "shellbox" in str(info.value)
     else:
         assert info.value.exit_code == code
+
+
+# --- transcript_mirror frames from a CLI elsewhere ------------------------------------
+
+
+def test_mirror_frames_are_keyed_by_the_local_project(tmp_path: Path) -> None:
+    local_cwd = tmp_path / "code" / "shop"
+    local_cwd.mkdir(parents=True)
+    transport = rx.ExecutorTransport("", ClaudeAgentOptions(cwd=str(local_cwd)), FakeExecutor())
+    transport._cli_cwd = "/home/u/code/shop"  # the remote CLI's, from its init message
+    sid = str(uuid.uuid4())
+    there = f"/home/u/.claude/projects/-home-u-code-shop/{sid}"
+    key = claude_agent_sdk.project_key_for_directory(str(local_cwd))
+    here = Path(_sdk_compat.mirror_projects_dir({})) / key
+
+    for remote, local in (
+        (f"{there}.jsonl", here / f"{sid}.jsonl"),
+        (f"{there}/subagents/agent-a1.jsonl", here / sid / "subagents" / "agent-a1.jsonl"),
+    ):
+        frame = {"type": "transcript_mirror", "filePath": remote, "entries": []}
+        assert transport._mirror_to_local(frame)
+        assert frame["filePath"] == str(local)
+    # A remote CLI has no business in other projects: dropped, never keyed elsewhere.
+    for hostile in (
+        f"/home/u/.claude/projects/-home-u-code-other/{sid}.jsonl",
+        f"{there}/../../-home-u-code-other/{sid}.jsonl",
+        "relative.jsonl",
+        None,
+    ):
+        frame = {"type": "transcript_mirror", "filePath": hostile, "entries": []}
+        assert not transport._mirror_to_local(frame), hostile
