@@ -182,9 +182,10 @@ async def test_option_paths_that_cannot_be_shipped_are_refused_before_anything_s
             rx_executor,
         )
     assert caught.value.option == "plugins"
-    # Nothing started: the model saw no request, the host runs no CLI.
+    # Nothing started: the model saw no request, the host runs no session (SDKs before
+    # 0.2.190 run `claude -v` first, as they do locally).
     assert rx_model.requests == []
-    assert not [p for p in rx_sshd.processes(rx_account) if "claude" in p.args]
+    assert not [p for p in rx_sshd.processes(rx_account) if "stream-json" in p.args]
 
 
 # --------------------------------------------------------------------------- config files
