@@ -11,6 +11,16 @@ FIGURE = "rx-figure"
 _figures: list[tuple[str, str, str, float]] = []
 
 
+def pytest_report_header() -> str:
+    """Which SDK (and bundled CLI) this run tests: CI runs the newest and the oldest."""
+    import claude_agent_sdk
+    from claude_agent_sdk._cli_version import __cli_version__
+
+    return (
+        f"claude-agent-sdk {claude_agent_sdk.__version__} (bundled Claude Code {__cli_version__})"
+    )
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect figures where the summary is written (the xdist controller too)."""
     if report.when != "call":
