@@ -16,6 +16,7 @@ can catch as broadly or as narrowly as they need::
     │   ├── ClaudeNotFound           no Claude Code CLI where we looked
     │   └── RemotePathNotFound       the working directory does not exist there
     ├── CommandTimeout               a short command did not finish in time
+    ├── OutputTooLarge               a short command printed more than its limit
     ├── ProcessLost                  the running session's link or process died
     └── SyncError                    a transcript sync did not complete (nothing lost)
         ├── SessionConflict          the two copies diverged; both were kept
@@ -43,6 +44,7 @@ __all__ = [
     "HostUnreachable",
     "InvalidInput",
     "OptionPathError",
+    "OutputTooLarge",
     "ProcessLost",
     "RemotePathNotFound",
     "RemoteSetupError",
@@ -133,6 +135,19 @@ class RemotePathNotFound(RemoteSetupError):
 
 class CommandTimeout(ExecutorError, TimeoutError):
     """A short command (``Executor.run``) did not finish within its timeout."""
+
+
+class OutputTooLarge(ExecutorError):
+    """A short command (``Executor.run``) printed more than ``limit`` bytes on one
+    stream; it was stopped and nothing it printed is returned. ``stream`` is
+    ``"stdout"`` or ``"stderr"``."""
+
+    def __init__(
+        self, message: str, *, host: str, limit: int, stream: str = "stdout", detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.limit = limit
+        self.stream = stream
 
 
 class ProcessLost(ExecutorError, ProcessError):
