@@ -21,6 +21,7 @@ from .errors import (
     SyncDiskFull,
     SyncError,
     SyncPermissionDenied,
+    SyncTooLarge,
     SyncToolMissing,
 )
 from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
@@ -38,6 +39,7 @@ from .sdk import (
 from .settings import HostSettings, Settings, SettingsError, SettingsStore, executor_for
 from .sync import (
     FileSync,
+    Limits,
     RsyncSessionSync,
     SessionPaths,
     SessionSync,
@@ -86,6 +88,7 @@ __all__ = [
     "check",
     "executor_for",
     "FileSync",
+    "Limits",
     "SessionConflict",
     "SessionPaths",
     "SessionRecord",
@@ -97,6 +100,7 @@ __all__ = [
     "SyncError",
     "SyncPermissionDenied",
     "SyncReport",
+    "SyncTooLarge",
     "SyncToolMissing",
     "TailSessionSync",
     "get_session_record",

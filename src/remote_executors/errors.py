@@ -22,7 +22,8 @@ can catch as broadly or as narrowly as they need::
         ├── SessionConflict          the two copies diverged; both were kept
         ├── SyncToolMissing          rsync missing, too old or openrsync (one side)
         ├── SyncPermissionDenied     a transcript file or dir is not writable/readable
-        └── SyncDiskFull             no space left for the transcript
+        ├── SyncDiskFull             no space left for the transcript
+        └── SyncTooLarge             a remote file over the sync's size limits
 
 So that SDK apps keep working unchanged, the errors a local run would raise as
 ``claude_agent_sdk`` errors are also those: ``ConnectionFailed`` and
@@ -53,6 +54,7 @@ __all__ = [
     "SyncError",
     "SyncPermissionDenied",
     "SyncToolMissing",
+    "SyncTooLarge",
 ]
 
 
@@ -212,3 +214,18 @@ class SyncPermissionDenied(SyncError):
 
 class SyncDiskFull(SyncError):
     """No space left on ``side`` to store the transcript."""
+
+
+class SyncTooLarge(SyncError):
+    """A remote session file is over the sync strategy's size limits
+    (:class:`~remote_executors.sync.Limits`) and was not copied here; it is
+    untouched on the remote. ``path`` is the file (relative to the project
+    dir), ``size`` its size, ``limit`` the limit it is over."""
+
+    def __init__(
+        self, message: str, *, host: str, path: str, size: int, limit: int, detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, side=host, detail=detail)
+        self.path = path
+        self.size = size
+        self.limit = limit

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from remote_executors.errors import SessionConflict, SyncError, SyncPermissionDenied
-from remote_executors.sync._reconcile import RemoteCopy
+from remote_executors.sync._reconcile import RemoteCopy, Request
 from remote_executors.sync._tail import _parse_fetch
-from remote_executors.sync.base import SessionPaths
+from remote_executors.sync.base import Limits, SessionPaths
 
 SID = "0b6a2f4e-8c1d-4e3a-9f7b-2d5c6e8a1b3c"
 OTHER = "5d0c8a9e-1f2b-4c3d-8e4f-6a7b8c9d0e1f"
@@ -32,8 +32,13 @@ def frame(
     return header + head + data + b"RX-EOF\n"
 
 
+REQUEST = Request("all", {}, Limits())
+
+
 def parse(out: bytes, paths: SessionPaths = PATHS) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-    return _parse_fetch(out, HOST, paths)
+    copies, errors, big = _parse_fetch(out, HOST, paths, REQUEST)
+    assert not big
+    return copies, errors
 
 
 def refused(out: bytes, paths: SessionPaths = PATHS) -> SyncError:

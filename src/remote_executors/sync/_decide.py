@@ -18,10 +18,13 @@ complete lines (or by a local CLI), so they are compared as they are.
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 import attrs
 
-__all__ = ["Decision", "Kind", "complete_lines", "decide"]
+from remote_executors.sync._blob import Blob, common_prefix
+
+__all__ = ["Decision", "Kind", "complete_lines", "decide", "decide_file"]
 
 # Large enough that slicing costs little per byte, small enough that the final
 # bisection inside one chunk is a handful of cheap comparisons.
@@ -112,3 +115,30 @@ def _common_prefix(a: bytes, b: bytes) -> int:
         else:
             hi = mid
     return lo
+
+
+def decide_file(local: Path | None, remote: Blob | None) -> Decision:
+    """:func:`decide` for a local file and remote bytes of any size, in bounded memory.
+
+    ``local`` is the local file's path (None: missing; a path that does not
+    exist counts as missing too).
+    """
+    local_size = None
+    if local is not None:
+        try:
+            local_size = local.stat().st_size
+        except FileNotFoundError:
+            local = None
+    remote_size = None if remote is None else len(remote)
+    if local is None or local_size is None:
+        return Decision(Kind.SAME if remote is None else Kind.PULL, None, remote_size, 0)
+    if remote is None or remote_size is None:
+        return Decision(Kind.PUSH, local_size, None, 0)
+    shorter = min(local_size, remote_size)
+    common = common_prefix(local, remote.slice(0, shorter))
+    if common == shorter:
+        if local_size == remote_size:
+            return Decision(Kind.SAME, local_size, remote_size, common)
+        kind = Kind.PULL if local_size < remote_size else Kind.PUSH
+        return Decision(kind, local_size, remote_size, common)
+    return Decision(Kind.CONFLICT, local_size, remote_size, common)

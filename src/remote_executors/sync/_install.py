@@ -27,6 +27,7 @@ from pathlib import Path
 
 import attrs
 
+from remote_executors.sync._blob import Blob
 from remote_executors.sync._decide import Decision, Kind, decide
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "append_exactly",
     "apply_local",
     "install_atomically",
+    "make_dirs",
     "save_conflict_copy",
 ]
 
@@ -68,14 +70,14 @@ class LocalResult:
         return self.kind is Kind.CONFLICT
 
 
-def install_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+def install_atomically(path: str | os.PathLike[str], data: bytes | Blob) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     Missing parent directories are created (0700). A new file is 0600; an
     existing file keeps its mode.
     """
     target = Path(path)
-    _make_dirs(target.parent)
+    make_dirs(target.parent)
     try:
         mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
@@ -89,7 +91,7 @@ def install_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     _fsync_dir(target.parent)
 
 
-def append_exactly(path: str | os.PathLike[str], expected_size: int, data: bytes) -> bool:
+def append_exactly(path: str | os.PathLike[str], expected_size: int, data: bytes | Blob) -> bool:
     """Append ``data`` to ``path`` if, and only if, it is ``expected_size`` bytes long now.
 
     This is how an existing transcript is fast-forwarded: ``data`` is exactly
@@ -101,23 +103,47 @@ def append_exactly(path: str | os.PathLike[str], expected_size: int, data: bytes
     inode under readers that follow the file, which the CLI's own appends
     never do. Returns False, writing nothing, when the size differs (another
     writer got in): decide again on what is there.
+
+    A write that fails half-way (a full disk) is undone: the file is cut back
+    to ``expected_size``, so no reader is left with a torn last line.
     """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         if os.fstat(fd).st_size != expected_size:
             return False
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        _fsync(fd)
+        _check_room(fd, len(data))
+        try:
+            _write_all(fd, data)
+            _fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, expected_size)
+            raise
     finally:
         os.close(fd)
     return True
 
 
+def _check_room(fd: int, size: int) -> None:
+    """Refuse up front (ENOSPC) a write the file system has no room for."""
+    try:
+        info = os.fstatvfs(fd)
+    except OSError:
+        return  # no figures: the write itself will say
+    if info.f_frsize and size > info.f_bavail * info.f_frsize:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _write_all(fd: int, data: bytes | Blob) -> None:
+    for piece in [data] if isinstance(data, bytes) else data.chunks():
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
 def save_conflict_copy(
     path: str | os.PathLike[str],
-    data: bytes,
+    data: bytes | Blob,
     *,
     side: str,
     now: dt.datetime | None = None,
@@ -134,7 +160,7 @@ def save_conflict_copy(
     target = Path(path)
     when = dt.datetime.now(dt.timezone.utc) if now is None else now.astimezone(dt.timezone.utc)
     base = f"{target.name}.conflict-{side}-{when:%Y%m%dT%H%M%SZ}"
-    _make_dirs(target.parent)
+    make_dirs(target.parent)
     tmp = _write_temp(target, data, None)
     try:
         for n in itertools.count():
@@ -193,15 +219,14 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
 
 
-def _write_temp(target: Path, data: bytes, mode: int | None) -> str:
+def _write_temp(target: Path, data: bytes | Blob, mode: int | None) -> str:
     """Write ``data`` to a fresh, fsynced temp file beside ``target``; return its path."""
     # Cut the name so prefix + random part + suffix stays within NAME_MAX.
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:200]}.", suffix=".tmp")
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _check_room(fd, len(data))
+            _write_all(fd, data)
             if mode is not None and mode != _FILE_MODE:  # mkstemp made it 0600
                 os.fchmod(fd, mode)
             _fsync(fd)
@@ -238,7 +263,7 @@ def _claim(tmp: str, copy: Path) -> bool:
     return True
 
 
-def _make_dirs(directory: Path) -> None:
+def make_dirs(directory: Path) -> None:
     """Create ``directory`` and missing parents, each made durable in its parent."""
     missing: list[Path] = []
     while not directory.is_dir() and directory.parent != directory:
@@ -250,6 +275,9 @@ def _make_dirs(directory: Path) -> None:
         except FileExistsError:
             continue  # made concurrently; a non-directory fails on the next step
         _fsync_dir(new.parent)
+
+
+_make_dirs = make_dirs  # the records and settings stores import it by this name
 
 
 def _fsync(fd: int) -> None:

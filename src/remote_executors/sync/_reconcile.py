@@ -16,20 +16,28 @@ whole and :func:`~remote_executors.sync._decide.decide` compares every byte.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
-from remote_executors.errors import SyncDiskFull, SyncError, SyncPermissionDenied
-from remote_executors.sync._decide import Kind, complete_lines, decide
+from remote_executors.errors import SyncDiskFull, SyncError, SyncPermissionDenied, SyncTooLarge
+from remote_executors.sync._blob import Blob, Spool, common_prefix
+from remote_executors.sync._decide import Kind, decide_file
 from remote_executors.sync._install import append_exactly, install_atomically, save_conflict_copy
-from remote_executors.sync.base import FileSync, SessionPaths
+from remote_executors.sync._state import load_settled, save_settled
+from remote_executors.sync._sweep import is_our_temp, remove_if_stale
+from remote_executors.sync.base import FileSync, Limits, SessionPaths
 
 __all__ = [
+    "MAX_CONFLICT_COPIES",
     "RemoteCopy",
+    "Request",
     "file_size",
     "is_session_file",
     "local_error",
@@ -42,6 +50,13 @@ __all__ = [
 
 #: Bytes of overlap fetched before the end of the local copy.
 WINDOW = 4096
+#: Conflict copies kept per file and side; past it a new divergence is reported
+#: but not saved again (a remote that rewrites its files cannot fill the disk).
+MAX_CONFLICT_COPIES = 5
+
+
+def _blob(data: bytes | Blob | None) -> Blob | None:
+    return None if data is None else Blob.of(data)
 
 
 @attrs.frozen
@@ -50,12 +65,15 @@ class RemoteCopy:
 
     ``head`` is the file's first bytes (up to a window) for a tail: checked too,
     it catches copies that diverged early, e.g. two sessions that share an id
-    and a length but not a history.
+    and a length but not a history. ``data`` is in memory or spooled to a local
+    file (see :mod:`~remote_executors.sync._blob`); ``None`` means it was not
+    read because the file has the same size on both sides and is not a main
+    transcript (see :class:`Request`).
     """
 
     size: int
     offset: int
-    data: bytes
+    data: Blob | None = attrs.field(converter=_blob)
     head: bytes = b""
 
     @property
@@ -63,11 +81,104 @@ class RemoteCopy:
         return self.offset == 0
 
 
-Fetch = Callable[[str, Mapping[str, int]], Awaitable[tuple[dict[str, RemoteCopy], list[SyncError]]]]
-"""How :func:`pull_files` reads the remote: ``fetch("all", offsets)`` returns every
-remote file of the session, each from its offset in ``offsets`` (0 for files not
-listed) with its first bytes; ``fetch("only", {rel: 0, ...})`` just those files,
-whole. Errors for single files (unreadable) come back in the list."""
+@attrs.frozen
+class Request:
+    """What :func:`pull_files` asks a strategy to read.
+
+    ``mode="all"``: every remote file of the session; a file listed in
+    ``local_sizes`` from :meth:`offset` with its first bytes, one that is not
+    from 0; a file that :meth:`skippable` allows may come back unread
+    (``data=None``; see :mod:`~remote_executors.sync._state`). ``mode="only"``: just the
+    files in ``local_sizes``, whole. Files over the ``limits`` come back as
+    :class:`~remote_executors.SyncTooLarge` errors, never read. Data past
+    ``limits.inline_bytes`` goes to :meth:`spool` files, not memory.
+    """
+
+    mode: Literal["all", "only"]
+    local_sizes: Mapping[str, int]
+    limits: Limits = attrs.field(factory=lambda: Limits())
+    main: frozenset[str] = frozenset()
+    local_dir: Path | None = None
+    settled: Mapping[str, int] = attrs.field(factory=dict)
+    """rel -> the size both copies had when the last sync saw them equal."""
+    spools: list[Spool] = attrs.field(factory=list, eq=False, repr=False)
+
+    def offset(self, rel: str) -> int:
+        if self.mode == "only":
+            return 0
+        return window_offset(self.local_sizes.get(rel))
+
+    def skippable(self, rel: str, size: int) -> bool:
+        """Whether ``rel`` may be left unread: not a main transcript, and both copies
+        still have the size at which the last sync saw them equal."""
+        return (
+            self.mode == "all"
+            and rel not in self.main
+            and self.local_sizes.get(rel) == size
+            and self.settled.get(rel) == size
+        )
+
+    def spool(self, rel: str) -> Spool:
+        """A temp file beside the local ``rel`` to stream its remote bytes into;
+        removed when the pull ends."""
+        if self.local_dir is None:
+            raise ValueError("this request has no local directory to spool into")
+        spool = Spool(self.local_dir / rel)
+        self.spools.append(spool)
+        return spool
+
+    def admit(
+        self, sizes: Mapping[str, int], host: str, where: str
+    ) -> tuple[dict[str, int], list[SyncTooLarge]]:
+        """The files within the limits (in name order, as fetch.sh applies them),
+        and an error for each one that is not."""
+        admitted: dict[str, int] = {}
+        errors: list[SyncTooLarge] = []
+        total = 0
+        for rel in sorted(sizes, key=lambda r: r.encode("utf-8", "surrogateescape")):
+            size = sizes[rel]
+            if size > self.limits.max_file_bytes:
+                errors.append(too_large(rel, size, "file", self.limits, host, where))
+            elif total + size > self.limits.max_session_bytes:
+                errors.append(too_large(rel, size, "session", self.limits, host, where))
+            else:
+                total += size
+                admitted[rel] = size
+        return admitted, errors
+
+
+def too_large(
+    rel: str, size: int | None, which: str, limits: Limits, host: str, where: str
+) -> SyncTooLarge:
+    """The error for a remote file the limits keep from being copied here (``size``
+    None: not known, only that it is over the limit)."""
+    if which == "file":
+        limit, knob, what = limits.max_file_bytes, "max_file_bytes", "one session file"
+    else:
+        limit, knob = limits.max_session_bytes, "max_session_bytes"
+        what = "the session's files together"
+    how_big = "larger than" if size is None else f"{_size(size)}, over"
+    return SyncTooLarge(
+        f"{where}/{rel} on {host} is {how_big} the {_size(limit)} limit for "
+        f"{what}; it was not copied here (nothing was lost: it stays on {host}). If you "
+        f"need it here, raise the sync strategy's {knob}, e.g. TailSessionSync({knob}=...).",
+        host=host,
+        path=rel,
+        size=-1 if size is None else size,
+        limit=limit,
+    )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+Fetch = Callable[[Request], Awaitable[tuple[dict[str, RemoteCopy], list[SyncError]]]]
+"""How :func:`pull_files` reads the remote (see :class:`Request`). Errors for single
+files (unreadable, too large) come back in the list, not raised."""
 
 
 def window_offset(local_size: int | None) -> int:
@@ -95,18 +206,38 @@ def is_session_file(rel: str, session_id: str | None) -> bool:
     return parts[0] == session_id
 
 
-def local_files(local_dir: Path, session_id: str | None) -> list[str]:
-    """The session's files under ``local_dir``, as relative POSIX paths."""
+def local_files(local_dir: Path, session_id: str | None, *, sweep: bool = False) -> list[str]:
+    """The session's files under ``local_dir``, as relative POSIX paths.
+
+    Only the session's own files are visited (``<sid>.jsonl`` and ``<sid>/``),
+    not the whole project. ``sweep``: also remove stale temp files of ours
+    found on the way (see :mod:`~remote_executors.sync._sweep`).
+    """
     found: list[str] = []
     if not local_dir.is_dir():
         return found
-    for root, dirs, files in os.walk(local_dir):
-        rel_root = Path(root).relative_to(local_dir).as_posix()
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if is_session_file(rel, session_id):
-                found.append(rel)
+    now = time.time()
+    if session_id is None:
+        walked = [local_dir]
+    else:
+        walked = [local_dir / session_id] if (local_dir / session_id).is_dir() else []
+        with os.scandir(local_dir) as top:
+            for entry in top:
+                name = entry.name
+                if name == f"{session_id}.jsonl" and entry.is_file():
+                    found.append(name)
+                elif sweep and name.startswith(f".{session_id}.jsonl.") and is_our_temp(name):
+                    remove_if_stale(entry.path, now)
+    for start in walked:
+        for root, dirs, files in os.walk(start):
+            rel_root = Path(root).relative_to(local_dir).as_posix()
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                rel = name if rel_root == "." else f"{rel_root}/{name}"
+                if is_session_file(rel, session_id):
+                    found.append(rel)
+                elif sweep and is_our_temp(name):
+                    remove_if_stale(os.path.join(root, name), now)
     return sorted(found)
 
 
@@ -118,86 +249,126 @@ def reconcile(
     Returns what was done, or None when ``remote`` is a tail whose window does
     not prove the local copy a prefix (or the local file changed meanwhile):
     fetch the whole file and call again. A partial last line of a ``.jsonl``
-    (the CLI may be half-way through writing it) is never installed.
+    (the CLI may be half-way through writing it) is never installed. Memory
+    stays bounded whatever the sizes: spooled data is compared and copied in
+    chunks.
     """
     path = local_dir / rel
     local_size = file_size(path)
     if remote is None:
         return FileSync(rel, Kind.SAME if local_size is None else Kind.PUSH)
+    if remote.data is None:  # not read: the same size on both sides
+        return FileSync(rel, Kind.SAME) if local_size == remote.size else None
     jsonl = rel.endswith(".jsonl")
     if not remote.whole:
         return _fast_forward(path, rel, local_size, remote, jsonl)
-    data = complete_lines(remote.data) if jsonl else remote.data
-    if local_size is None and jsonl and not data:
+    data = remote.data.slice(0, remote.data.complete_length()) if jsonl else remote.data
+    if local_size is None and jsonl and not len(data):
         return FileSync(rel, Kind.SAME)  # not one complete line yet
-    local = None if local_size is None else path.read_bytes()
-    decision = decide(local, data)
+    decision = decide_file(path if local_size is not None else None, data)
     if decision.kind is Kind.PUSH and len(data) < len(remote.data):
         # The remote ends in a partial line (its CLI died mid-write) and local
         # went on past the complete ones: a push may only extend the remote if
         # those partial bytes are in local too; appending after them would make
         # up a line neither side wrote.
-        decision = decide(local, remote.data)
+        decision = decide_file(path, remote.data)
         if decision.kind is Kind.PULL:  # local stops inside that partial line
             return FileSync(rel, Kind.SAME)
+    if decision.local_size != local_size:
+        return None  # it changed under us: look again
     if decision.kind is Kind.PULL:
-        if local is None:
+        if local_size is None:
             install_atomically(path, data)
             return FileSync(rel, Kind.PULL, moved=len(data))
-        if not append_exactly(path, len(local), data[len(local) :]):
+        if not append_exactly(path, local_size, data.slice(local_size)):
             return None
-        return FileSync(rel, Kind.PULL, moved=len(data) - len(local))
+        return FileSync(rel, Kind.PULL, moved=len(data) - local_size)
     if decision.kind is Kind.CONFLICT:
-        # Every remote byte is kept, partial line included.
-        copy = _existing_copy(path, remote.data, side) or save_conflict_copy(
-            path, remote.data, side=side
-        )
+        # Every remote byte is kept, partial line included (up to the copy limit).
+        copy = _existing_copy(path, remote.data, side) or _new_copy(path, remote.data, side)
         return FileSync(rel, Kind.CONFLICT, conflict_copy=copy)
     return FileSync(rel, decision.kind)
 
 
 async def pull_files(
-    paths: SessionPaths, host: str, side: str, fetch: Fetch
+    paths: SessionPaths,
+    host: str,
+    side: str,
+    fetch: Fetch,
+    limits: Limits | None = None,
 ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
     """Fast-forward local files from what ``fetch`` reads; return every file's
     outcome and the remote sizes decisions were made on.
 
     The two-step decision every strategy makes: tails first (a window before
     the local end and the first bytes), then, for files whose tail does not
-    prove the local copy a prefix, the whole file. Errors ``fetch`` returned
-    are raised once every other file is synced. ``side`` labels conflict copies.
+    prove the local copy a prefix, the whole file. Files with the same size
+    on both sides (other than main transcripts) are not read at all, so a
+    session with many files costs what changed. Errors ``fetch`` returned are
+    raised once every other file is synced. ``side`` labels conflict copies.
+    Temp files of ours left in the session's directories by a killed process
+    are swept first.
     """
-    mine = local_files(paths.local_dir, paths.session_id)
-    offsets = {rel: window_offset(file_size(paths.local_dir / rel)) for rel in mine}
-    copies, errors = await fetch("all", offsets)
+    limits = limits or Limits()
+    sizes_here = {rel: size for rel in local_files(paths.local_dir, paths.session_id, sweep=True)
+                  if (size := file_size(paths.local_dir / rel)) is not None}  # fmt: skip
+    main = frozenset(rel for rel in sizes_here if "/" not in rel)
     results: dict[str, FileSync] = {}
-    again: dict[str, int] = {}
-    for rel, copy in copies.items():
-        outcome = _reconcile_one(paths, rel, copy, host, side)
-        if outcome is None:
-            again[rel] = 0
-        else:
-            results[rel] = outcome
-    if again:
-        whole, more = await fetch("only", again)
-        errors.extend(more)
-        for rel in again:
-            outcome = _reconcile_one(paths, rel, whole.get(rel), host, side)
+    settled = load_settled(paths, host)
+    with contextlib.ExitStack() as cleanup:
+        first = Request("all", sizes_here, limits, main | {f"{paths.session_id}.jsonl"},
+                        paths.local_dir, settled)  # fmt: skip
+        cleanup.callback(_close_spools, first)
+        copies, errors = await fetch(first)
+        again: dict[str, int] = {}
+        for rel, copy in copies.items():
+            outcome = _reconcile_one(paths, rel, copy, host, side)
             if outcome is None:
-                raise SyncError(
-                    f"{paths.local_dir / rel} changed while it was being synced from "
-                    f"{host}; nothing was lost. Sync again.",
-                    host=host,
-                    side="local",
-                )
-            results[rel] = outcome
-    for rel in mine:
-        if rel not in copies:
+                again[rel] = 0
+            else:
+                results[rel] = outcome
+        if again:
+            retry = Request("only", again, limits, local_dir=paths.local_dir)
+            cleanup.callback(_close_spools, retry)
+            whole, more = await fetch(retry)
+            errors.extend(more)
+            for rel in again:
+                outcome = _reconcile_one(paths, rel, whole.get(rel), host, side)
+                if outcome is None:
+                    raise SyncError(
+                        f"{paths.local_dir / rel} changed while it was being synced from "
+                        f"{host}; nothing was lost. Sync again.",
+                        host=host,
+                        side="local",
+                    )
+                results[rel] = outcome
+    refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
+    for rel in sizes_here:
+        if rel not in copies and rel not in refused:
             results[rel] = FileSync(rel, Kind.PUSH)
+    sizes = {rel: copy.size for rel, copy in copies.items()}
+    save_settled(paths, host, in_step(paths.local_dir, results, sizes))
     if errors:
         raise errors[0]
-    sizes = {rel: copy.size for rel, copy in copies.items()}
     return tuple(results[rel] for rel in sorted(results)), sizes
+
+
+def in_step(
+    local_dir: Path, results: Mapping[str, FileSync], remote_sizes: Mapping[str, int]
+) -> dict[str, int]:
+    """The files both sides now hold the same size of, after a sync."""
+    settled: dict[str, int] = {}
+    for rel, outcome in results.items():
+        size = remote_sizes.get(rel)
+        equal = size is not None and file_size(local_dir / rel) == size
+        if outcome.kind in (Kind.SAME, Kind.PULL) and equal and size is not None:
+            settled[rel] = size
+    return settled
+
+
+def _close_spools(request: Request) -> None:
+    for spool in request.spools:
+        spool.close()
 
 
 def _reconcile_one(
@@ -212,17 +383,19 @@ def _reconcile_one(
 def _fast_forward(
     path: Path, rel: str, local_size: int | None, remote: RemoteCopy, jsonl: bool
 ) -> FileSync | None:
+    data = remote.data
+    assert data is not None
     if local_size is None or remote.size < local_size or local_size < remote.offset:
         return None
     overlap = local_size - remote.offset
-    if remote.data[:overlap] != pread(path, remote.offset, overlap):
+    if data.read(0, overlap) != pread(path, remote.offset, overlap):
         return None
     if remote.head and remote.head != pread(path, 0, len(remote.head)):
         return None
-    new = remote.data[overlap:]
+    new = data.slice(overlap)
     if jsonl:
-        new = complete_lines(new)
-    if not new:
+        new = new.slice(0, new.complete_length())
+    if not len(new):
         return FileSync(rel, Kind.SAME)
     if not append_exactly(path, local_size, new):
         return None
@@ -254,30 +427,41 @@ def local_error(exc: OSError, *, host: str, what: str) -> SyncError:
     )
 
 
-def _existing_copy(path: Path, data: bytes, side: str) -> Path | None:
+def _conflict_copies(path: Path, side: str) -> list[Path]:
+    prefix = f"{path.name}.conflict-{side}-"
+    try:
+        return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+def _existing_copy(path: Path, data: Blob, side: str) -> Path | None:
     """A conflict copy of ``path`` from ``side`` that holds ``data`` (extended if needed).
 
     While a pair stays diverged every sync finds the same conflict; saving
     the same bytes again each turn would only pile up copies. A copy that is
     a prefix of ``data`` (the other side grew since) is fast-forwarded.
     """
-    prefix = f"{path.name}.conflict-{side}-"
-    try:
-        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
-    except FileNotFoundError:
-        return None
-    for candidate in sorted(candidates, reverse=True):
+    for candidate in reversed(_conflict_copies(path, side)):
         try:
             size = candidate.stat().st_size
             if (
                 size <= len(data)
-                and pread(candidate, 0, size) == data[:size]
-                and (size == len(data) or append_exactly(candidate, size, data[size:]))
+                and common_prefix(candidate, data.slice(0, size)) == size
+                and (size == len(data) or append_exactly(candidate, size, data.slice(size)))
             ):
                 return candidate
         except OSError:
             continue
     return None
+
+
+def _new_copy(path: Path, data: Blob, side: str) -> Path | None:
+    """Save ``data`` as a new conflict copy, unless ``side`` already has
+    :data:`MAX_CONFLICT_COPIES` of this file (then None: reported, not saved)."""
+    if len(_conflict_copies(path, side)) >= MAX_CONFLICT_COPIES:
+        return None
+    return save_conflict_copy(path, data, side=side)
 
 
 def file_size(path: Path) -> int | None:

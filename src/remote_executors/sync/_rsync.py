@@ -55,10 +55,10 @@ import signal
 import subprocess
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -68,24 +68,38 @@ from remote_executors.errors import (
     SyncDiskFull,
     SyncError,
     SyncPermissionDenied,
+    SyncTooLarge,
     SyncToolMissing,
 )
 from remote_executors.executors.base import CommandResult, Executor
 from remote_executors.executors.local import LocalExecutor
+from remote_executors.sync._blob import Blob
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
     WINDOW,
     RemoteCopy,
+    Request,
     file_size,
+    in_step,
+    is_session_file,
     local_error,
     local_files,
     pread,
     reconcile,
+    too_large,
     window_offset,
 )
+from remote_executors.sync._state import load_settled, save_settled
 from remote_executors.sync._tail import _check, _side, lock_path, raise_conflicts
-from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
+from remote_executors.sync.base import (
+    MAX_FILE_BYTES,
+    MAX_SESSION_BYTES,
+    FileSync,
+    Limits,
+    SessionPaths,
+    SyncReport,
+)
 
 __all__ = [
     "MIN_VERSION",
@@ -140,6 +154,9 @@ _PERM_ERRNOS = frozenset({1, 13, 30})  # EPERM, EACCES, EROFS
 _FULL_ERRNOS = frozenset({28, 122, 69})  # ENOSPC, EDQUOT (Linux), EDQUOT (BSD, macOS)
 _VANISHED = 24  # rsync: "some files vanished before they could be transferred"
 _PARTIAL = 23  # rsync: "some files/attrs were not transferred"
+_STDERR_KEPT = 64 << 10
+_STDOUT_KEPT = 1 << 20
+_OVER_MAX = " is over max-size"
 
 
 # -- versions ---------------------------------------------------------------
@@ -256,6 +273,22 @@ def _transport(rsh: Sequence[str] | None, remote_rsync: str | None, host: str) -
     return argv
 
 
+def _over_max_size(stdout: str) -> list[str]:
+    """The files ``--info=skip1`` said it left out for ``--max-size``."""
+    names = []
+    for line in stdout.splitlines():
+        if line.endswith(_OVER_MAX):
+            names.append(_unescape(line[: -len(_OVER_MAX)]))
+    return names
+
+
+def _unescape(name: str) -> str:
+    """rsync prints unprintable bytes of a name as ``\\#ooo`` (octal)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    raw = re.sub(rb"\\#([0-7]{3})", lambda m: bytes([int(m[1], 8)]), raw)
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _filters(session_id: str | None) -> list[str]:
     # First match wins. Hidden names (temp files, .rx-push dirs) and conflict
     # copies never travel; is_session_file() filters the rest exactly.
@@ -278,6 +311,7 @@ def pull_argv(
     rsh: Sequence[str] | None = None,
     remote_rsync: str | None = None,
     host: str = "local",
+    max_size: int | None = None,
 ) -> list[str]:
     """rsync's argv for a pull of ``source`` (``machine:dir/`` or a local dir) into ``dest``.
 
@@ -292,10 +326,13 @@ def pull_argv(
     hash and becomes a hard link to the previous snapshot (``--link-dest``).
     No ``--times``, ``--perms`` or ``--links``: the staging copy only needs
     the bytes (symlinks and special files are skipped). ``--chmod`` keeps
-    the staging copies private.
+    the staging copies private. ``max_size``: larger files are not
+    transferred, and each is named on stdout (``--info=skip1``).
     """
     compare = "--checksum" if session_id is None else "--ignore-times"
     argv = [rsync, "--recursive", compare, "-s", "--chmod=D700,F600"]
+    if max_size is not None:
+        argv += [f"--max-size={max_size}", "--info=skip1"]
     argv += _filters(session_id)
     if link_dest is not None:
         argv.append(f"--link-dest={link_dest}")
@@ -479,6 +516,8 @@ class RsyncSessionSync:
         lock_timeout: float = 60.0,
         rsync: str = "rsync",
         remote_rsync: str | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_session_bytes: int = MAX_SESSION_BYTES,
     ) -> None:
         if not rsync or rsync.startswith("-") or any(c in rsync for c in "\x00\n\r"):
             raise ValueError(f"rsync must be a command name or a path, got {rsync!r}")
@@ -490,6 +529,7 @@ class RsyncSessionSync:
         self.lock_timeout = lock_timeout
         self.rsync = rsync
         self.remote_rsync = remote_rsync
+        self.limits = Limits(max_file_bytes=max_file_bytes, max_session_bytes=max_session_bytes)
         self._local_ok = False
         self._remotes: weakref.WeakKeyDictionary[Executor, _Remote] = weakref.WeakKeyDictionary()
 
@@ -669,13 +709,17 @@ class RsyncSessionSync:
 
     # -- running rsync ------------------------------------------------------
 
-    async def _rsync(self, argv: list[str], *, input: bytes | None, host: str) -> tuple[int, str]:
-        """Run rsync here; return its exit status and stderr (killed with its ssh on timeout)."""
+    async def _rsync(
+        self, argv: list[str], *, input: bytes | None, host: str
+    ) -> tuple[int, str, str]:
+        """Run rsync here; return its exit status, stdout and stderr (killed with its
+        ssh on timeout). What it prints is kept bounded: the last 64 KiB of stderr,
+        the first MiB of stdout (a remote rsync can print without end)."""
         try:
             process = await anyio.open_process(
                 argv,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=_rsync_env(),
                 start_new_session=True,  # its own group: a timeout stops ssh too
@@ -688,18 +732,23 @@ class RsyncSessionSync:
                 f"rsync is missing here: {argv[0]!r} could not be run ({exc.strerror}).",
                 remote=False,
             ) from exc
-        err: list[bytes] = []
+        err = bytearray()
+        out = bytearray()
 
-        async def drain() -> None:
-            assert process.stderr is not None
+        async def drain(stream: Any, sink: bytearray, keep: int, tail: bool) -> None:
             with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
                 while True:
-                    err.append(await process.stderr.receive())
+                    sink += await stream.receive()
+                    if len(sink) > keep and tail:
+                        del sink[: len(sink) - keep]
+                    elif len(sink) > keep:
+                        del sink[keep:]
 
         try:
             with anyio.fail_after(self.timeout):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(drain)
+                    tg.start_soon(drain, process.stderr, err, _STDERR_KEPT, True)
+                    tg.start_soon(drain, process.stdout, out, _STDOUT_KEPT, False)
                     if process.stdin is not None:
                         with contextlib.suppress(
                             anyio.BrokenResourceError, anyio.ClosedResourceError
@@ -721,7 +770,7 @@ class RsyncSessionSync:
                 ) from None
             raise
         await process.aclose()
-        return code, b"".join(err).decode("utf-8", "replace")
+        return code, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "replace")
 
     def _failure(
         self, code: int, stderr: str, route: _Route, paths: SessionPaths, direction: str
@@ -790,17 +839,24 @@ class RsyncSessionSync:
     async def _pull(self, route: _Route, paths: SessionPaths) -> _Pulled:
         """Fast-forward local files; return every file's outcome and what it was decided on."""
         host = route.host
-        mine = local_files(paths.local_dir, paths.session_id)
+        mine = local_files(paths.local_dir, paths.session_id, sweep=True)
         snapshot, errors, remote_dir = await self._fetch(route, paths)
         theirs = local_files(snapshot, paths.session_id)
+        staged = {rel: (snapshot / rel).stat().st_size for rel in theirs}
+        request = Request("all", {}, self.limits)
+        admitted, too_big = request.admit(staged, host, paths.remote_dir)
+        errors += too_big
+        settled = load_settled(paths, host)
         results: dict[str, FileSync] = {}
         sizes: dict[str, int] = {}
-        for rel in theirs:
-            outcome, sizes[rel] = self._reconcile(paths, snapshot, rel, host)
+        for rel in admitted:
+            outcome, sizes[rel] = self._reconcile(paths, snapshot, rel, host, settled)
             results[rel] = outcome
+        refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
         for rel in mine:
-            if rel not in results:
+            if rel not in results and rel not in refused:
                 results[rel] = FileSync(rel, Kind.PUSH)
+        save_settled(paths, host, in_step(paths.local_dir, results, sizes))
         if errors:
             raise errors[0]
         files = tuple(results[rel] for rel in sorted(results))
@@ -809,7 +865,8 @@ class RsyncSessionSync:
     async def _fetch(
         self, route: _Route, paths: SessionPaths
     ) -> tuple[Path, list[SyncError], bool]:
-        """rsync the remote files into a new snapshot; return it, deferred errors, dir found."""
+        """rsync the remote files into a new snapshot; return it, deferred errors (files
+        unreadable or over the size limit), dir found."""
         host = route.host
         root = staging_dir(paths, host)
         try:
@@ -826,13 +883,18 @@ class RsyncSessionSync:
             rsh=route.rsh,
             remote_rsync=route.remote_rsync,
             host=host,
+            max_size=self.limits.max_file_bytes,
         )
         try:
-            code, stderr = await self._rsync(argv, input=None, host=host)
+            code, stdout, stderr = await self._rsync(argv, input=None, host=host)
         except BaseException:
             shutil.rmtree(incoming, ignore_errors=True)
             raise
-        deferred: list[SyncError] = []
+        deferred: list[SyncError] = [
+            too_large(rel, None, "file", self.limits, host, paths.remote_dir)
+            for rel in _over_max_size(stdout)
+            if is_session_file(rel, paths.session_id)
+        ]
         remote_dir = True
         if code not in (0, _VANISHED):
             problems = _problems(stderr)
@@ -844,7 +906,7 @@ class RsyncSessionSync:
             if missing_root:
                 remote_dir = False  # nothing there yet: an empty snapshot
             elif code == _PARTIAL and unreadable and len(unreadable) == len(problems):
-                deferred = [
+                deferred += [
                     SyncPermissionDenied(
                         f"Cannot read {p.path or paths.remote_dir} on {host}: permission "
                         "denied. Make it readable by the SSH login user, then sync again.",
@@ -863,23 +925,33 @@ class RsyncSessionSync:
             raise local_error(exc, host=host, what="the staging area") from exc
 
     def _reconcile(
-        self, paths: SessionPaths, snapshot: Path, rel: str, host: str
+        self,
+        paths: SessionPaths,
+        snapshot: Path,
+        rel: str,
+        host: str,
+        settled: Mapping[str, int] | None = None,
     ) -> tuple[FileSync, int]:
-        """Decide ``rel`` as TailSessionSync would, with the staging copy as the remote's."""
+        """Decide ``rel`` as TailSessionSync would, with the staging copy as the remote's
+        (read from disk a chunk at a time, never whole into memory)."""
         staged = snapshot / rel
         try:
             size = staged.stat().st_size
+            local_size = file_size(paths.local_dir / rel)
+            if "/" in rel and local_size == size and (settled or {}).get(rel) == size:
+                # In step at this size last time, on both sides (see sync._state).
+                return FileSync(rel, Kind.SAME), size
             # First the bytes from a window before the local end and the first
             # bytes (TailSessionSync's first round trip), then, if they do not
             # prove the local copy a prefix, the whole file (its second).
-            offset = window_offset(file_size(paths.local_dir / rel))
+            offset = window_offset(local_size)
             if offset > size:
                 offset = 0
-            head = pread(staged, 0, min(offset, WINDOW))
-            copy = RemoteCopy(size, offset, pread(staged, offset, size - offset), head)
+            blob = Blob(path=staged, length=size)
+            copy = RemoteCopy(size, offset, blob.slice(offset), blob.read(0, min(offset, WINDOW)))
             outcome = reconcile(paths.local_dir, rel, copy, side=_side(host))
             if outcome is None:
-                whole = RemoteCopy(size, 0, pread(staged, 0, size))
+                whole = RemoteCopy(size, 0, blob)
                 outcome = reconcile(paths.local_dir, rel, whole, side=_side(host))
         except OSError as exc:
             raise local_error(exc, host=host, what=f"session file {rel}") from exc
@@ -943,7 +1015,7 @@ class RsyncSessionSync:
         )
         listing = b"".join(os.fsencode(rel) + b"\0" for rel in wanted)
         try:
-            code, stderr = await self._rsync(argv, input=listing, host=host)
+            code, _, stderr = await self._rsync(argv, input=listing, host=host)
         except BaseException:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await self._install(executor, route, tmp, {})

@@ -89,6 +89,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import functools
 import posixpath
 import re
 import secrets
@@ -96,7 +97,7 @@ import stat
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -113,12 +114,21 @@ from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
     WINDOW,
     RemoteCopy,
+    Request,
     is_session_file,
     local_error,
     pull_files,
+    too_large,
 )
 from remote_executors.sync._tail import _side, lock_path, raise_conflicts
-from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
+from remote_executors.sync.base import (
+    MAX_FILE_BYTES,
+    MAX_SESSION_BYTES,
+    FileSync,
+    Limits,
+    SessionPaths,
+    SyncReport,
+)
 
 __all__ = ["SftpSessionSync"]
 
@@ -137,6 +147,7 @@ _CHUNK = 32768  # what every SFTP server takes in one read or write
 _MAX_CHUNK = 255 * 1024  # OpenSSH's own limit; larger requests cost less Python per byte
 _IN_FLIGHT = 128  # requests outstanding at most
 _IN_FLIGHT_BYTES = 4 << 20  # data outstanding at most: half the channel's window
+_SPOOL_STEP = 16 << 20  # one request's worth of a file read into a spool
 _TEMP = re.compile(r"\.(.+)\.rx-sftp-[0-9a-f]{12}\.tmp")
 _SLACK = 64 * 1024  # free space below need + this: the failed write was the disk filling up
 _DF = 'cd && df -P -k -- "$1" | tail -n 1'
@@ -483,58 +494,86 @@ class _Fetched:
     short: list[str]
     """Files that ended before their listed size."""
     failure: _Status | None = None
+    too_big: list[tuple[str, int]] = attrs.field(factory=list)
+    """Files over the size limits, not read: ``(rel, size)``."""
+    streamed: dict[str, tuple[int, int]] = attrs.field(factory=dict)
+    """Files past the in-memory budget, to read into spools: ``rel -> (size, offset)``."""
     """What stopped the read (returned, not raised: the backend would take some for the link)."""
 
 
-def _fetch(
-    sftp: Any, base: str, session_id: str | None, mode: str, offsets: Mapping[str, int]
-) -> _Fetched:
+def _fetch(sftp: Any, base: str, session_id: str | None, request: Request) -> _Fetched:
     """Read the session's files as fetch.sh sends them (see the module docstring)."""
     try:
-        return _fetch_files(_Wire(sftp), base, session_id, mode, offsets)
+        return _fetch_files(_Wire(sftp), base, session_id, request)
     except _Status as exc:
         return _Fetched({}, [], [], exc)
 
 
-def _fetch_files(
-    wire: _Wire, base: str, session_id: str | None, mode: str, offsets: Mapping[str, int]
-) -> _Fetched:
+def _fetch_files(wire: _Wire, base: str, session_id: str | None, request: Request) -> _Fetched:
     unreadable: list[str] = []
-    if mode == "only":
-        sizes = _sizes_of(wire, base, list(offsets), unreadable)
+    if request.mode == "only":
+        sizes = _sizes_of(wire, base, list(request.local_sizes), unreadable)
     else:
         sizes = _find(wire, base, session_id, unreadable)
     sizes = {rel: size for rel, size in sizes.items() if is_session_file(rel, session_id)}
-    rels = sorted(sizes)
-    handles = wire.open([_b(posixpath.join(base, rel)) for rel in rels], _FLAG_READ)
+    admitted, too_big = request.admit(sizes, "", "")
+    copies: dict[str, RemoteCopy] = {}
+    wanted: list[str] = []
+    for rel, size in admitted.items():
+        if request.skippable(rel, size):
+            copies[rel] = RemoteCopy(size, size, None)  # same size: nothing new to read
+        else:
+            wanted.append(rel)
+    handles = wire.open([_b(posixpath.join(base, rel)) for rel in wanted], _FLAG_READ)
     opened: dict[str, bytes] = {}
+    short: list[str] = []
     try:
-        for rel, handle in zip(rels, handles, strict=True):
+        for rel, handle in zip(wanted, handles, strict=True):
             if not isinstance(handle, _Status):
                 opened[rel] = handle
             else:  # gone since the listing: missing
                 _skip_missing(handle, rel, unreadable)
         regions: list[tuple[bytes, int, int]] = []
         plan: dict[str, tuple[int, int]] = {}
+        streamed: dict[str, tuple[int, int]] = {}
+        budget = request.limits.inline_bytes
         for rel, handle in opened.items():
             size = sizes[rel]
-            offset = offsets.get(rel, 0)
+            offset = request.offset(rel)
             if offset > size:
                 offset = 0
-            plan[rel] = (size, offset)
-            regions += [(handle, 0, min(offset, WINDOW)), (handle, offset, size - offset)]
+            need = min(offset, WINDOW) + size - offset
+            if need <= budget:
+                budget -= need
+                plan[rel] = (size, offset)
+                regions += [(handle, 0, min(offset, WINDOW)), (handle, offset, size - offset)]
+            else:
+                streamed[rel] = (size, offset)
         data = wire.read(regions)
+        for n, (rel, (size, offset)) in enumerate(plan.items()):
+            first, tail = data[2 * n], data[2 * n + 1]
+            if first is None or tail is None:
+                short.append(rel)
+            else:
+                copies[rel] = RemoteCopy(size, offset, tail, first)
     finally:
         wire.close(opened.values())
-    copies: dict[str, RemoteCopy] = {}
-    short: list[str] = []
-    for n, (rel, (size, offset)) in enumerate(plan.items()):
-        first, tail = data[2 * n], data[2 * n + 1]
-        if first is None or tail is None:
-            short.append(rel)
-        else:
-            copies[rel] = RemoteCopy(size, offset, tail, first)
-    return _Fetched(copies, unreadable, short)
+    return _Fetched(
+        copies, unreadable, short, too_big=[(e.path, e.size) for e in too_big], streamed=streamed
+    )
+
+
+def _read_range(sftp: Any, *, path: str, offset: int, length: int) -> bytes | None:
+    """Bytes ``[offset, offset + length)`` of ``path`` (None: the file ended first)."""
+    wire = _Wire(sftp)
+    [handle] = wire.open([_b(path)], _FLAG_READ)
+    if isinstance(handle, _Status):
+        raise handle
+    try:
+        [data] = wire.read([(handle, offset, length)])
+    finally:
+        wire.close([handle])
+    return data
 
 
 def _skip_missing(status: _Status, rel: str, unreadable: list[str]) -> None:
@@ -875,9 +914,17 @@ class SftpSessionSync:
     ``lock_timeout`` how long a sync waits for another sync of the same session.
     """
 
-    def __init__(self, *, timeout: float = 120.0, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 120.0,
+        lock_timeout: float = 60.0,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_session_bytes: int = MAX_SESSION_BYTES,
+    ) -> None:
         self.timeout = timeout
         self.lock_timeout = lock_timeout
+        self.limits = Limits(max_file_bytes=max_file_bytes, max_session_bytes=max_session_bytes)
         self._configs: weakref.WeakKeyDictionary[Executor, str] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
@@ -942,20 +989,25 @@ class SftpSessionSync:
     ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
         host = sftp.name
 
-        async def fetch(
-            mode: str, offsets: Mapping[str, int]
-        ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-            offsets = dict(offsets)
+        async def fetch(request: Request) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
             got = await sftp._sftp_call(
-                lambda client: _fetch(client, base, paths.session_id, mode, offsets),
+                lambda client: _fetch(client, base, paths.session_id, request),
                 timeout=self.timeout,
             )
             if got.failure is not None:
                 raise _read_failure(got.failure, host, paths)
-            if got.short:
+            copies = dict(got.copies)
+            short = list(got.short)
+            for rel, (size, offset) in got.streamed.items():
+                copy = await self._spool(sftp, request, base, rel, size, offset, host)
+                if copy is None:
+                    short.append(rel)
+                else:
+                    copies[rel] = copy
+            if short:
                 raise SyncError(
                     f"Reading session files from {paths.remote_dir} on {host} failed: "
-                    f"{', '.join(got.short)} ended before the size listed (it shrank while "
+                    f"{', '.join(short)} ended before the size listed (it shrank while "
                     "being read, or the read was cut). Nothing was changed locally; sync again.",
                     host=host,
                 )
@@ -967,9 +1019,52 @@ class SftpSessionSync:
                 )
                 for rel in got.unreadable
             ]
-            return got.copies, errors
+            errors += [
+                too_large(rel, size, which, request.limits, host, paths.remote_dir)
+                for rel, size, which in _which_limit(got.too_big, request.limits)
+            ]
+            return copies, errors
 
-        return await pull_files(paths, host, _side(host), fetch)
+        return await pull_files(paths, host, _side(host), fetch, self.limits)
+
+    async def _spool(
+        self,
+        sftp: _SftpExecutor,
+        request: Request,
+        base: str,
+        rel: str,
+        size: int,
+        offset: int,
+        host: str,
+    ) -> RemoteCopy | None:
+        """Read a file past the in-memory budget into a spool, a bounded step per
+        request (None: it ended before its listed size)."""
+        path = posixpath.join(base, rel)
+        head = await sftp._sftp_call(
+            functools.partial(_read_range, path=path, offset=0, length=min(offset, WINDOW)),
+            timeout=self.timeout,
+        )
+        if head is None:
+            return None
+        try:
+            spool = request.spool(rel)
+        except OSError as exc:
+            raise local_error(exc, host=host, what=f"session file {rel}") from exc
+        at = offset
+        while at < size:
+            step = min(_SPOOL_STEP, size - at)
+            piece = await sftp._sftp_call(
+                functools.partial(_read_range, path=path, offset=at, length=step),
+                timeout=self.timeout,
+            )
+            if piece is None:
+                return None
+            try:
+                spool.write(piece)
+            except OSError as exc:
+                raise local_error(exc, host=host, what=f"session file {rel}") from exc
+            at += step
+        return RemoteCopy(size, offset, spool.blob(), head)
 
     # -- push -----------------------------------------------------------------------
 
@@ -1090,6 +1185,11 @@ def _sftp_executor(executor: Executor) -> _SftpExecutor:
             host=executor.name,
         )
     return cast(_SftpExecutor, executor)
+
+
+def _which_limit(too_big: list[tuple[str, int]], limits: Limits) -> list[tuple[str, int, str]]:
+    return [(rel, size, "file" if size > limits.max_file_bytes else "session")
+            for rel, size in too_big]  # fmt: skip
 
 
 def _read_failure(exc: _Status, host: str, paths: SessionPaths) -> SyncError:

@@ -7,22 +7,29 @@ master connection for ``SSHExecutor``), needs nothing on the remote beyond
 
 A pull is one round trip in the common case: for each file the local side
 already has, the remote sends its size and the bytes from a window before the
-local end (see :mod:`._reconcile`); files it lacks come whole. Only files
-whose window does not match are fetched whole, in a second round trip, and
-compared byte by byte. A push first pulls (so the decision is made on what
-the remote holds now), then sends each file's missing bytes; the remote
-script installs them by renaming a complete copy into place, and only if the
-file still has the size the decision was made on.
+local end (see :mod:`._reconcile`); files it lacks come whole; files with the
+same size on both sides (other than the transcript itself) are only listed.
+Only files whose window does not match are fetched whole, in a second round
+trip, and compared byte by byte. What does not fit the listing's in-memory
+budget is streamed to disk by a process of its own (``fetch.sh stream``),
+counted against what the listing announced; files over the size limits are
+not read at all. The local file list goes over stdin, never as arguments.
+A push first pulls (so the decision is made on what the remote holds now),
+then sends each file's missing bytes; the remote script installs them by
+renaming a complete copy into place, and only if the file still has the size
+the decision was made on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+
+import anyio
 
 from remote_executors.errors import (
     SessionConflict,
@@ -30,20 +37,33 @@ from remote_executors.errors import (
     SyncError,
     SyncPermissionDenied,
 )
-from remote_executors.executors.base import CommandResult, Executor
+from remote_executors.executors.base import CommandResult, Executor, SpawnOptions
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._lock import session_lock
 from remote_executors.sync._reconcile import (
+    MAX_CONFLICT_COPIES,
+    WINDOW,
     RemoteCopy,
+    Request,
     is_session_file,
     local_error,
     pull_files,
+    too_large,
 )
-from remote_executors.sync.base import FileSync, SessionPaths, SyncReport
+from remote_executors.sync.base import (
+    MAX_FILE_BYTES,
+    MAX_SESSION_BYTES,
+    FileSync,
+    Limits,
+    SessionPaths,
+    SyncReport,
+)
 
 __all__ = ["TailSessionSync", "lock_path", "raise_conflicts"]
 
-_HEADER = re.compile(rb"RX-FILE ([0-9]{1,20}) ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
+_HEADER = re.compile(rb"RX-(FILE|BIG) ([0-9]{1,20}) ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
+_SAME = re.compile(rb"RX-SAME ([0-9]{1,20}) (.+)", re.DOTALL)
+_TOOBIG = re.compile(rb"RX-TOOBIG (file|session) ([0-9]{1,20}) (.+)", re.DOTALL)
 _EOF = b"RX-EOF\n"
 _FETCH = resources.files(__package__).joinpath("fetch.sh").read_text("utf-8")
 _STORE = resources.files(__package__).joinpath("store.sh").read_text("utf-8")
@@ -56,9 +76,17 @@ class TailSessionSync:
     waits for another sync of the same session to finish.
     """
 
-    def __init__(self, *, timeout: float = 120.0, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 120.0,
+        lock_timeout: float = 60.0,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_session_bytes: int = MAX_SESSION_BYTES,
+    ) -> None:
         self.timeout = timeout
         self.lock_timeout = lock_timeout
+        self.limits = Limits(max_file_bytes=max_file_bytes, max_session_bytes=max_session_bytes)
 
     def __repr__(self) -> str:
         return f"TailSessionSync(timeout={self.timeout})"
@@ -91,26 +119,98 @@ class TailSessionSync:
     ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
         """Fast-forward local files; return every file's outcome and remote sizes."""
 
-        async def fetch(
-            mode: str, offsets: Mapping[str, int]
-        ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-            return await self._fetch(executor, paths, mode, offsets)
+        async def fetch(request: Request) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+            return await self._fetch(executor, paths, request)
 
-        return await pull_files(paths, executor.name, _side(executor.name), fetch)
+        return await pull_files(paths, executor.name, _side(executor.name), fetch, self.limits)
 
     async def _fetch(
-        self, executor: Executor, paths: SessionPaths, mode: str, offsets: Mapping[str, int]
+        self, executor: Executor, paths: SessionPaths, request: Request
     ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-        args = [paths.remote_project, paths.session_id or "", mode]
-        for rel, offset in offsets.items():
-            args += [rel, str(offset)]
+        limits = request.limits
+        args = [paths.remote_project, paths.session_id or "", request.mode,
+                str(limits.inline_bytes), str(limits.max_file_bytes),
+                str(limits.max_session_bytes)]  # fmt: skip
+        # SKIP 1: the remote may leave the file out if it still has this size.
+        listing = b"".join(
+            b"%d %d %s\n"
+            % (size, request.skippable(rel, size), rel.encode("utf-8", "surrogateescape"))
+            for rel, size in request.local_sizes.items()
+            if "\n" not in rel
+        )
         result = await executor.run(
             ["/bin/sh", "-c", _FETCH, "rx-sync-fetch", *args],
             env=_env(paths),
+            input=listing,
             timeout=self.timeout,
         )
         _check(result, executor.name, paths, "read")
-        return _parse_fetch(result.stdout, executor.name, paths)
+        copies, errors, big = _parse_fetch(result.stdout, executor.name, paths, request)
+        for rel, (size, offset, head_size) in big.items():
+            copies[rel] = await self._stream(executor, paths, request, rel, size, offset, head_size)
+        return copies, errors
+
+    async def _stream(
+        self,
+        executor: Executor,
+        paths: SessionPaths,
+        request: Request,
+        rel: str,
+        size: int,
+        offset: int,
+        head_size: int,
+    ) -> RemoteCopy:
+        """Stream ``rel``'s head and bytes ``[offset, size)`` into a spool file."""
+        host = executor.name
+        expected = head_size + size - offset
+        args = [paths.remote_project, paths.session_id or "", "stream", rel,
+                str(offset), str(head_size), str(size)]  # fmt: skip
+        try:
+            spool = request.spool(rel)
+        except OSError as exc:
+            raise local_error(exc, host=host, what=f"session file {rel}") from exc
+        process = await executor.spawn(
+            SpawnOptions("/bin/sh", ["-c", _FETCH, "rx-sync-fetch", *args], env=_env(paths))
+        )
+        try:
+            stdin = process.stdin
+            if stdin is not None:
+                await stdin.aclose()
+            assert process.stdout is not None
+            while True:
+                # A stall, not the whole transfer, is what the timeout bounds.
+                with anyio.fail_after(self.timeout):
+                    try:
+                        piece = await process.stdout.receive(1 << 20)
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                if spool.size + len(piece) > expected:
+                    raise _garbled(host, paths, f"{rel} sent more bytes than it announced")
+                try:
+                    spool.write(piece)
+                except OSError as exc:
+                    raise local_error(exc, host=host, what=f"session file {rel}") from exc
+            with anyio.fail_after(self.timeout):
+                code = await process.wait()
+        except TimeoutError:
+            raise SyncError(
+                f"Reading {paths.remote_dir}/{rel} from {host} stalled for {self.timeout:g} s; "
+                "nothing was changed locally. Sync again.",
+                host=host,
+            ) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    with anyio.move_on_after(5):
+                        await process.wait()
+                with contextlib.suppress(Exception):
+                    await process.aclose()
+        if code != 0 or spool.size != expected:
+            raise _garbled(host, paths, f"{rel} was cut short (it shrank while being read?)")
+        blob = spool.blob()
+        return RemoteCopy(size, offset, blob.slice(head_size), blob.read(0, head_size))
 
     # -- push -------------------------------------------------------------
 
@@ -156,14 +256,24 @@ def raise_conflicts(report: SyncReport) -> None:
     if not conflicts:
         return
     local_dir = report.paths.local_dir
-    copies = tuple((str(local_dir / f.path), str(f.conflict_copy)) for f in conflicts)
+    copies = tuple(
+        (str(local_dir / f.path), str(f.conflict_copy)) for f in conflicts if f.conflict_copy
+    )
     listing = "; ".join(f"{local} (local) and {copy} ({report.host}'s)" for local, copy in copies)
+    unsaved = [str(local_dir / f.path) for f in conflicts if f.conflict_copy is None]
+    kept = f"Both copies were kept: {listing}. " if copies else ""
+    if unsaved:
+        kept += (
+            f"{report.host}'s copy of {', '.join(unsaved)} was not saved again: "
+            f"{MAX_CONFLICT_COPIES} conflict copies of it from {report.host} are kept "
+            "already (remove ones you do not need). "
+        )
     raise SessionConflict(
         f"Session {report.paths.session_id or '(project)'} diverged between local and "
         f"{report.host}: neither copy is a prefix of the other, so nothing was overwritten. "
-        f"Both copies were kept: {listing}. Continue from one of them with "
-        "ClaudeAgentOptions(resume=..., fork_session=True), or move the copy you do not "
-        f"want aside on its side, then sync again.",
+        f"{kept}Continue from one of them with ClaudeAgentOptions(resume=..., "
+        "fork_session=True), or move the copy you do not want aside on its side, then "
+        "sync again.",
         host=report.host,
         session_id=report.paths.session_id,
         copies=copies,
@@ -208,10 +318,13 @@ def _check(result: CommandResult, host: str, paths: SessionPaths, verb: str) -> 
 
 
 def _parse_fetch(
-    out: bytes, host: str, paths: SessionPaths
-) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+    out: bytes, host: str, paths: SessionPaths, request: Request
+) -> tuple[dict[str, RemoteCopy], list[SyncError], dict[str, tuple[int, int, int]]]:
+    """fetch.sh's answer: the copies it carried, per-file errors, and the files
+    announced as too big to carry (``rel -> (size, offset, head)``) to stream."""
     copies: dict[str, RemoteCopy] = {}
     errors: list[SyncError] = []
+    big: dict[str, tuple[int, int, int]] = {}
     pos = 0
     while True:
         end = out.find(b"\n", pos)
@@ -222,7 +335,7 @@ def _parse_fetch(
         if line == b"RX-END":
             if pos != len(out):
                 raise _garbled(host, paths, "unexpected bytes after the end")
-            return copies, errors
+            return copies, errors, big
         if line == b"RX-NODIR":
             continue
         if line.startswith(b"RX-ERR perm "):
@@ -235,20 +348,45 @@ def _parse_fetch(
                 )
             )
             continue
-        if not line.startswith(b"RX-FILE "):
-            raise _garbled(host, paths, f"unexpected line {line[:80]!r}")
+        same = _SAME.fullmatch(line)
+        if same is not None:
+            rel = same[2].decode("utf-8", "surrogateescape")
+            size = int(same[1])
+            if is_session_file(rel, paths.session_id) and request.skippable(rel, size):
+                copies[rel] = RemoteCopy(size, size, None)
+            elif is_session_file(rel, paths.session_id):
+                raise _garbled(host, paths, f"{rel} was left out though it may have changed")
+            continue
+        toobig = _TOOBIG.fullmatch(line)
+        if toobig is not None:
+            rel = toobig[3].decode("utf-8", "surrogateescape")
+            if is_session_file(rel, paths.session_id):
+                which, size = toobig[1].decode(), int(toobig[2])
+                errors.append(too_large(rel, size, which, request.limits, host, paths.remote_dir))
+            continue
         header = _HEADER.fullmatch(line)
         if header is None:
+            raise _garbled(host, paths, f"unexpected line {line[:80]!r}")
+        size, offset, head_size = int(header[2]), int(header[3]), int(header[4])
+        rel = header[5].decode("utf-8", "surrogateescape")
+        if offset > size or head_size > offset or head_size > WINDOW:
             raise _garbled(host, paths, f"bad header {line[:80]!r}")
-        size, offset, head_size = int(header[1]), int(header[2]), int(header[3])
-        rel_b = header[4]
+        if size > request.limits.max_file_bytes:
+            # The remote announced more than the limit it was given: never read it.
+            errors.append(too_large(rel, size, "file", request.limits, host, paths.remote_dir))
+            if header[1] == b"FILE":
+                raise _garbled(host, paths, f"{rel} was sent though over the size limit")
+            continue
+        if header[1] == b"BIG":
+            if is_session_file(rel, paths.session_id):
+                big[rel] = (size, offset, head_size)
+            continue
         end = pos + head_size + size - offset
-        if offset > size or head_size > offset or out[end : end + len(_EOF)] != _EOF:
+        if out[end : end + len(_EOF)] != _EOF:
             raise _garbled(host, paths, "a file was cut short (it shrank while being read?)")
         head = out[pos : pos + head_size]
         data = out[pos + head_size : end]
         pos = end + len(_EOF)
-        rel = rel_b.decode("utf-8", "surrogateescape")
         if is_session_file(rel, paths.session_id):
             copies[rel] = RemoteCopy(size, offset, data, head)
 

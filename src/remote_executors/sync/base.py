@@ -18,7 +18,15 @@ from remote_executors.executors.base import Executor
 from remote_executors.paths import validate_session_id
 from remote_executors.sync._decide import Kind
 
-__all__ = ["FileSync", "SessionPaths", "SessionSync", "SyncReport"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_SESSION_BYTES",
+    "FileSync",
+    "Limits",
+    "SessionPaths",
+    "SessionSync",
+    "SyncReport",
+]
 
 
 def _check_name(_: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -57,6 +65,34 @@ class SessionPaths:
         """The remote projects dir as a shell expression's value would be (for messages)."""
         base = self.remote_config_dir or "~/.claude"
         return posixpath.join(base, "projects", self.remote_project)
+
+
+#: The default limits of :class:`Limits`.
+MAX_FILE_BYTES = 1 << 30
+MAX_SESSION_BYTES = 4 << 30
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive number of bytes, got {value!r}")
+
+
+@attrs.frozen
+class Limits:
+    """How much of a remote session a pull may copy here.
+
+    The remote is another machine: it may hold (or claim to hold) files of
+    any size. A file over ``max_file_bytes``, or one that would take the
+    session's files together over ``max_session_bytes``, is not copied and
+    is reported as :class:`~remote_executors.SyncTooLarge` (the rest of the
+    session still syncs). Up to ``inline_bytes`` of new data travel with the
+    listing in memory; more is streamed to disk, so memory stays bounded
+    whatever the sizes.
+    """
+
+    max_file_bytes: int = attrs.field(default=MAX_FILE_BYTES, validator=_positive)
+    max_session_bytes: int = attrs.field(default=MAX_SESSION_BYTES, validator=_positive)
+    inline_bytes: int = attrs.field(default=8 << 20, validator=_positive)
 
 
 @attrs.frozen

@@ -526,7 +526,9 @@ class _BeforeUpload(_Wrapped):
         self.hook: Callable[[], None] | None = hook
 
     def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
-        if input is not None and self.hook is not None:
+        # A command given input is an upload, except TailSessionSync's fetch, which
+        # gets the local file list that way.
+        if input is not None and self.hook is not None and "rx-sync-fetch" not in argv:
             hook, self.hook = self.hook, None
             hook()
         return argv, input
