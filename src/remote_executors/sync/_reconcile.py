@@ -20,7 +20,7 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +30,7 @@ from remote_executors.errors import SyncDiskFull, SyncError, SyncPermissionDenie
 from remote_executors.sync._blob import Blob, Spool, common_prefix
 from remote_executors.sync._decide import Kind, decide_file
 from remote_executors.sync._install import append_exactly, install_atomically, save_conflict_copy
-from remote_executors.sync._state import load_settled, save_settled
+from remote_executors.sync._state import SyncState, load_state, save_state
 from remote_executors.sync._sweep import is_our_temp, remove_if_stale
 from remote_executors.sync.base import FileSync, Limits, SessionPaths
 
@@ -101,6 +101,9 @@ class Request:
     local_dir: Path | None = None
     settled: Mapping[str, int] = attrs.field(factory=dict)
     """rel -> the size both copies had when the last sync saw them equal."""
+    minutes: int = 0
+    """More than 0: list only files modified in the last ``minutes`` minutes, plus
+    the transcript and the files in ``local_sizes`` (the rest are as last seen)."""
     spools: list[Spool] = attrs.field(factory=list, eq=False, repr=False)
 
     def offset(self, rel: str) -> int:
@@ -290,38 +293,66 @@ def reconcile(
     return FileSync(rel, decision.kind)
 
 
+#: A per-turn pull asks only for what changed while the last pull is this recent...
+PARTIAL_WITHIN = 30 * 60
+#: ...and at most this many times in a row before one looks at everything again.
+PARTIAL_AT_MOST = 50
+
+
 async def pull_files(
     paths: SessionPaths,
     host: str,
     side: str,
     fetch: Fetch,
     limits: Limits | None = None,
+    *,
+    partial: bool = False,
 ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
     """Fast-forward local files from what ``fetch`` reads; return every file's
     outcome and the remote sizes decisions were made on.
 
     The two-step decision every strategy makes: tails first (a window before
     the local end and the first bytes), then, for files whose tail does not
-    prove the local copy a prefix, the whole file. Files with the same size
-    on both sides (other than main transcripts) are not read at all, so a
-    session with many files costs what changed. Errors ``fetch`` returned are
-    raised once every other file is synced. ``side`` labels conflict copies.
-    Temp files of ours left in the session's directories by a killed process
-    are swept first.
+    prove the local copy a prefix, the whole file. Files both sides still
+    hold as they were last seen in step are not read (see
+    :mod:`~remote_executors.sync._state`). ``partial``: the strategy can list
+    just what changed recently (``Request.minutes``); when the last pull is
+    recent enough, only those files, the transcript and the files that were
+    not in step are looked at, and the outcomes cover just them. Errors
+    ``fetch`` returned are raised once every other file is synced. ``side``
+    labels conflict copies. Temp files of ours left in the session's
+    directories by a killed process are swept on a full pull.
     """
     limits = limits or Limits()
-    sizes_here = {rel: size for rel in local_files(paths.local_dir, paths.session_id, sweep=True)
-                  if (size := file_size(paths.local_dir / rel)) is not None}  # fmt: skip
-    main = frozenset(rel for rel in sizes_here if "/" not in rel)
+    started = time.time()
+    state = load_state(paths, host)
+    main = f"{paths.session_id}.jsonl"
+    minutes = 0
+    if (
+        partial
+        and paths.session_id is not None
+        and state.pulled_at is not None
+        and 0 <= started - state.pulled_at < PARTIAL_WITHIN
+        and state.partial_pulls < PARTIAL_AT_MOST
+    ):
+        minutes = int((started - state.pulled_at) // 60) + 2  # a margin for clock drift
+        sizes_here = _sizes(paths.local_dir, {main} | state.unsettled | state.recent)
+    else:
+        sizes_here = _sizes(
+            paths.local_dir, local_files(paths.local_dir, paths.session_id, sweep=True)
+        )
+    mains = frozenset(rel for rel in sizes_here if "/" not in rel) | {main}
     results: dict[str, FileSync] = {}
-    settled = load_settled(paths, host)
     with contextlib.ExitStack() as cleanup:
-        first = Request("all", sizes_here, limits, main | {f"{paths.session_id}.jsonl"},
-                        paths.local_dir, settled)  # fmt: skip
+        first = Request("all", sizes_here, limits, mains, paths.local_dir, state.settled,
+                        minutes=minutes)  # fmt: skip
         cleanup.callback(_close_spools, first)
         copies, errors = await fetch(first)
         again: dict[str, int] = {}
         for rel, copy in copies.items():
+            if copy.data is None and sizes_here.get(rel) == copy.size:
+                results[rel] = FileSync(rel, Kind.SAME)  # in step, unread: nothing to do
+                continue
             outcome = _reconcile_one(paths, rel, copy, host, side)
             if outcome is None:
                 again[rel] = 0
@@ -347,23 +378,52 @@ async def pull_files(
         if rel not in copies and rel not in refused:
             results[rel] = FileSync(rel, Kind.PUSH)
     sizes = {rel: copy.size for rel, copy in copies.items()}
-    save_settled(paths, host, in_step(paths.local_dir, results, sizes))
+    now_settled = in_step(paths.local_dir, results, sizes, sizes_here)
+    settled = dict(state.settled) if minutes else {}
+    for rel in results:
+        settled.pop(rel, None)
+    settled.update(now_settled)
+    unsettled = (set(state.unsettled) if minutes else set()) | set(results) | refused
+    unsettled -= set(settled)
+    moved = frozenset(rel for rel, outcome in results.items() if outcome.moved)
+    save_state(
+        paths,
+        host,
+        SyncState(
+            settled, frozenset(unsettled), moved, started, state.partial_pulls + 1 if minutes else 0
+        ),
+    )
     if errors:
         raise errors[0]
     return tuple(results[rel] for rel in sorted(results)), sizes
 
 
 def in_step(
-    local_dir: Path, results: Mapping[str, FileSync], remote_sizes: Mapping[str, int]
+    local_dir: Path,
+    results: Mapping[str, FileSync],
+    remote_sizes: Mapping[str, int],
+    known_sizes: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """The files both sides now hold the same size of, after a sync."""
     settled: dict[str, int] = {}
     for rel, outcome in results.items():
         size = remote_sizes.get(rel)
-        equal = size is not None and file_size(local_dir / rel) == size
-        if outcome.kind in (Kind.SAME, Kind.PULL) and equal and size is not None:
+        if outcome.kind not in (Kind.SAME, Kind.PULL) or size is None:
+            continue
+        here = (known_sizes or {}).get(rel) if not outcome.moved else None
+        if (here if here is not None else file_size(local_dir / rel)) == size:
             settled[rel] = size
     return settled
+
+
+def _sizes(local_dir: Path, rels: Iterable[str]) -> dict[str, int]:
+    """Local sizes of the files of ``rels`` that exist."""
+    base = os.fspath(local_dir)
+    sizes: dict[str, int] = {}
+    for rel in rels:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            sizes[rel] = os.stat(os.path.join(base, rel)).st_size
+    return sizes
 
 
 def _close_spools(request: Request) -> None:

@@ -90,7 +90,7 @@ from remote_executors.sync._reconcile import (
     too_large,
     window_offset,
 )
-from remote_executors.sync._state import load_settled, save_settled
+from remote_executors.sync._state import SyncState, load_state, save_state
 from remote_executors.sync._tail import _check, _side, lock_path, raise_conflicts
 from remote_executors.sync.base import (
     MAX_FILE_BYTES,
@@ -846,17 +846,19 @@ class RsyncSessionSync:
         request = Request("all", {}, self.limits)
         admitted, too_big = request.admit(staged, host, paths.remote_dir)
         errors += too_big
-        settled = load_settled(paths, host)
+        state = load_state(paths, host)
         results: dict[str, FileSync] = {}
         sizes: dict[str, int] = {}
         for rel in admitted:
-            outcome, sizes[rel] = self._reconcile(paths, snapshot, rel, host, settled)
+            outcome, sizes[rel] = self._reconcile(paths, snapshot, rel, host, state.settled)
             results[rel] = outcome
         refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
         for rel in mine:
             if rel not in results and rel not in refused:
                 results[rel] = FileSync(rel, Kind.PUSH)
-        save_settled(paths, host, in_step(paths.local_dir, results, sizes))
+        settled = in_step(paths.local_dir, results, sizes)
+        unsettled = set(results) | {e.path for e in errors if isinstance(e, SyncTooLarge)}
+        save_state(paths, host, SyncState(settled, frozenset(unsettled - set(settled))))
         if errors:
             raise errors[0]
         files = tuple(results[rel] for rel in sorted(results))

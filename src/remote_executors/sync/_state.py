@@ -9,6 +9,12 @@ both copies still have exactly that size. Transcripts and tool results only
 grow, so a file that gained bytes on either side is read and decided as
 usual. The main transcript is always read (it grows every turn anyway).
 
+It also remembers when the last pull started and which files it moved, so a
+per-turn pull can ask the remote for just the files modified since then
+(plus the transcript, the files that are not in step, and the ones that were
+moving): a turn's pull then costs what changed, not what exists. Every so
+often, and for every push, a pull looks at everything again.
+
 The record lives in the library's data dir, beside the session's lock, and is
 only read and written under that lock. A missing or damaged record just means
 every file is read once more.
@@ -23,10 +29,26 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import attrs
+
 from remote_executors.sync._install import install_atomically
 from remote_executors.sync.base import SessionPaths
 
-__all__ = ["load_settled", "save_settled", "state_path"]
+__all__ = ["SyncState", "load_state", "save_state", "state_path"]
+
+
+@attrs.frozen
+class SyncState:
+    settled: Mapping[str, int] = attrs.field(factory=dict)
+    """rel -> the size both copies had when last seen equal."""
+    unsettled: frozenset[str] = frozenset()
+    """Files seen on either side that were not in step."""
+    recent: frozenset[str] = frozenset()
+    """Files the last pull moved bytes of (likely to move again)."""
+    pulled_at: float | None = None
+    """When the last pull started (this machine's clock)."""
+    partial_pulls: int = 0
+    """Pulls since the last one that looked at every file."""
 
 
 def state_path(paths: SessionPaths, host: str) -> Path:
@@ -38,24 +60,42 @@ def state_path(paths: SessionPaths, host: str) -> Path:
     return data_dir() / "sync-state" / f"{digest[:24]}.{paths.session_id or 'project'}.json"
 
 
-def load_settled(paths: SessionPaths, host: str) -> dict[str, int]:
-    """rel -> the size both copies had when last seen equal (empty: unknown)."""
+def load_state(paths: SessionPaths, host: str) -> SyncState:
+    """The record (an empty one when missing or unreadable)."""
     try:
         raw = json.loads(state_path(paths, host).read_bytes())
     except (OSError, ValueError):
-        return {}
-    settled = raw.get("settled") if isinstance(raw, dict) else None
-    if not isinstance(settled, dict):
-        return {}
-    return {k: v for k, v in settled.items() if isinstance(k, str) and type(v) is int}
+        return SyncState()
+    if not isinstance(raw, dict) or raw.get("version") != 2:
+        return SyncState()
+    settled = raw.get("settled")
+    names = raw.get("unsettled"), raw.get("recent")
+    pulled_at, partial = raw.get("pulled_at"), raw.get("partial_pulls")
+    if not isinstance(settled, dict) or not all(isinstance(n, list) for n in names):
+        return SyncState()
+    return SyncState(
+        {k: v for k, v in settled.items() if isinstance(k, str) and type(v) is int},
+        frozenset(n for n in names[0] if isinstance(n, str)),  # type: ignore[union-attr]
+        frozenset(n for n in names[1] if isinstance(n, str)),  # type: ignore[union-attr]
+        float(pulled_at) if isinstance(pulled_at, (int, float)) else None,
+        partial if type(partial) is int else 0,
+    )
 
 
-def save_settled(paths: SessionPaths, host: str, settled: Mapping[str, int]) -> None:
-    """Best effort: a record that cannot be written only costs a re-read next time."""
-    path = state_path(paths, host)
-    data = json.dumps({"version": 1, "settled": dict(settled)}, separators=(",", ":"))
+def save_state(paths: SessionPaths, host: str, state: SyncState) -> None:
+    """Best effort: a record that cannot be written only costs a full look next time."""
+    record = {
+        "version": 2,
+        "settled": dict(state.settled),
+        "unsettled": sorted(state.unsettled),
+        "recent": sorted(state.recent),
+        "pulled_at": state.pulled_at,
+        "partial_pulls": state.partial_pulls,
+    }
     with contextlib.suppress(OSError):
-        if settled:
-            install_atomically(path, data.encode())
-        else:
-            os.unlink(path)
+        install_atomically(state_path(paths, host), json.dumps(record).encode())
+
+
+def forget(paths: SessionPaths, host: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(state_path(paths, host))

@@ -94,7 +94,7 @@ class TailSessionSync:
     async def pull(self, executor: Executor, paths: SessionPaths) -> SyncReport:
         started = time.monotonic()
         async with session_lock(lock_path(paths), timeout=self.lock_timeout):
-            files, _ = await self._pull(executor, paths)
+            files, _ = await self._pull(executor, paths, partial=True)
         report = SyncReport("pull", executor.name, paths, files, time.monotonic() - started)
         raise_conflicts(report)
         return report
@@ -115,14 +115,17 @@ class TailSessionSync:
     # -- pull -------------------------------------------------------------
 
     async def _pull(
-        self, executor: Executor, paths: SessionPaths
+        self, executor: Executor, paths: SessionPaths, *, partial: bool = False
     ) -> tuple[tuple[FileSync, ...], dict[str, int]]:
-        """Fast-forward local files; return every file's outcome and remote sizes."""
+        """Fast-forward local files; return every file's outcome and remote sizes.
+        ``partial``: only what changed since a recent pull (not before a push)."""
 
         async def fetch(request: Request) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
             return await self._fetch(executor, paths, request)
 
-        return await pull_files(paths, executor.name, _side(executor.name), fetch, self.limits)
+        return await pull_files(
+            paths, executor.name, _side(executor.name), fetch, self.limits, partial=partial
+        )
 
     async def _fetch(
         self, executor: Executor, paths: SessionPaths, request: Request
@@ -130,7 +133,7 @@ class TailSessionSync:
         limits = request.limits
         args = [paths.remote_project, paths.session_id or "", request.mode,
                 str(limits.inline_bytes), str(limits.max_file_bytes),
-                str(limits.max_session_bytes)]  # fmt: skip
+                str(limits.max_session_bytes), str(request.minutes)]  # fmt: skip
         # SKIP 1: the remote may leave the file out if it still has this size.
         listing = b"".join(
             b"%d %d %s\n"

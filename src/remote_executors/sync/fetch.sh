@@ -1,7 +1,7 @@
 # remote-executors: send session files, or their tails, to the local side.
 # Runs under /bin/sh on the executor's machine; needs only POSIX tools.
 #
-# Arguments: PROJECT SID MODE [INLINE MAXFILE MAXSESSION]
+# Arguments: PROJECT SID MODE [INLINE MAXFILE MAXSESSION [MINUTES]]
 #   PROJECT  project dir name under ${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects
 #   SID      session id, or "" for every session of the project
 #   MODE     "all": every file of the session; "only": just the files on stdin
@@ -10,6 +10,9 @@
 #            it are announced (RX-BIG) and fetched with "stream"
 #   MAXFILE, MAXSESSION  the size limits: a file over MAXFILE, or one that takes
 #            the session's files together over MAXSESSION, is refused (RX-TOOBIG)
+#   MINUTES  ("all" with a session) only look at the transcript, the files on
+#            stdin, and files modified in the last MINUTES minutes: the local
+#            side knows every other file is as it was at its last pull
 # stdin ("all", "only"): one line "SIZE SKIP REL" per local file (SKIP 1: a file
 #   of the same size here is not sent). Names travel on stdin, never as
 #   arguments: a session may have 100k files.
@@ -41,6 +44,7 @@ if [ "$rx_mode" = stream ]; then
 fi
 
 rx_inline=${4:-8388608} rx_maxfile=${5:-1073741824} rx_maxsession=${6:-4294967296}
+rx_minutes=${7:-0}
 
 if [ ! -d "$rx_base" ]; then
   cat >/dev/null
@@ -64,6 +68,12 @@ rx_names() {
     sed 's/^[0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
       [ -f "$rx_f" ] && printf '%s\n' "$rx_f"
     done
+  elif [ -n "$rx_sid" ] && [ "$rx_minutes" -gt 0 ]; then
+    [ -f "$rx_sid.jsonl" ] && printf '%s\n' "$rx_sid.jsonl"
+    [ -d "$rx_sid" ] && find "$rx_sid" -type f -mmin "-$rx_minutes" ! -path "*$rx_nl*" -print
+    sed 's/^[0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
+      [ -f "$rx_f" ] && printf '%s\n' "$rx_f"
+    done
   elif [ -n "$rx_sid" ]; then
     [ -f "$rx_sid.jsonl" ] && printf '%s\n' "$rx_sid.jsonl"
     [ -d "$rx_sid" ] && find "$rx_sid" -type f ! -path "*$rx_nl*" -print
@@ -80,8 +90,12 @@ rx_names >"$rx_tmp/names"
 # names is "total": they all start with the session id or end in .jsonl).
 tr '\n' '\0' <"$rx_tmp/names" | xargs -0 wc -c -- 2>/dev/null >"$rx_tmp/sizes"
 
+# Files that need no data are answered by awk itself; the rest go to the plan
+# for the shell loop below (whose `read` costs a syscall per byte: it only
+# sees the files that changed). Names wc could not read go to "unread".
 awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" \
-  -v maxsession="$rx_maxsession" -v lf="$rx_tmp/local" -v sf="$rx_tmp/sizes" '
+  -v maxsession="$rx_maxsession" -v lf="$rx_tmp/local" -v sf="$rx_tmp/sizes" \
+  -v plan="$rx_tmp/plan" -v unread="$rx_tmp/unread" '
   BEGIN {
     while ((getline line < lf) > 0) {
       n = index(line, " "); s = substr(line, 1, n - 1); rest = substr(line, n + 1)
@@ -93,40 +107,75 @@ awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" \
       n = index(line, " "); s = substr(line, 1, n - 1); rel = substr(line, n + 1)
       if (rel != "total") rsize[rel] = s + 0
     }
+    printf "" > plan; printf "" > unread
   }
   {
     rel = $0
-    if (!(rel in rsize)) { print "ERR 0 0 0"; print rel; next }
+    if (rel in seen) next
+    seen[rel] = 1
+    if (!(rel in rsize)) { print rel > unread; next }
     size = rsize[rel]
-    if (size > maxfile) { print "TOOBIG file " size " 0"; print rel; next }
-    if (total + size > maxsession) { print "TOOBIG session " size " 0"; print rel; next }
+    if (size > maxfile) { print "RX-TOOBIG file " size " " rel; next }
+    if (total + size > maxsession) { print "RX-TOOBIG session " size " " rel; next }
     total += size
     known = (rel in lsize)
     if (mode == "all" && known && lskip[rel] == 1 && lsize[rel] == size) {
-      print "SAME " size " 0 0"; print rel; next
+      print "RX-SAME " size " " rel; next
     }
     off = 0
     if (mode == "all" && known) { off = lsize[rel] - 4096; if (off < 0) off = 0 }
     if (off > size) off = 0
     head = off; if (head > 4096) head = 4096
     need = head + size - off
-    if (used + need <= budget) { used += need; print "DATA " size " " off " " head }
-    else print "BIG " size " " off " " head
-    print rel
-  }' "$rx_tmp/names" >"$rx_tmp/plan" || exit 3
+    if (used + need > budget) { print "RX-BIG " size " " off " " head " " rel; next }
+    used += need
+    print size " " off " " head > plan
+    print rel > plan
+  }' "$rx_tmp/names" || exit 3
 
-while IFS=' ' read -r rx_k rx_s rx_o rx_h && IFS= read -r rx_f; do
-  case $rx_k in
-    ERR) printf 'RX-ERR perm %s\n' "$rx_f" ;;
-    SAME) printf 'RX-SAME %s %s\n' "$rx_s" "$rx_f" ;;
-    TOOBIG) printf 'RX-TOOBIG %s %s %s\n' "$rx_s" "$rx_o" "$rx_f" ;;
-    BIG) printf 'RX-BIG %s %s %s %s\n' "$rx_s" "$rx_o" "$rx_h" "$rx_f" ;;
-    DATA)
-      printf 'RX-FILE %s %s %s %s\n' "$rx_s" "$rx_o" "$rx_h" "$rx_f"
-      [ "$rx_h" -eq 0 ] || head -c "$rx_h" -- "$rx_f"
+while IFS= read -r rx_f; do
+  [ ! -e "$rx_f" ] || printf 'RX-ERR perm %s\n' "$rx_f"
+done <"$rx_tmp/unread"
+
+# The files' bytes: one perl for all of them where the host has perl (a
+# session's first pull may carry 100k small files), else processes per file.
+# Either way exactly SIZE-OFFSET bytes or fewer (a file that shrank: the
+# local side sees the frame cut short); never more.
+if command -v perl >/dev/null 2>&1; then
+  perl -e '
+    binmode(STDOUT); $| = 0;
+    open(my $plan, "<", $ARGV[0]) or exit 3;
+    while (defined(my $nums = <$plan>)) {
+      my $rel = <$plan>; last unless defined $rel;
+      chomp($nums); chomp($rel);
+      my ($s, $o, $h) = split(/ /, $nums);
+      print "RX-FILE $s $o $h $rel\n";
+      if (open(my $f, "<", $rel)) {
+        binmode($f);
+        my $buf;
+        if ($h > 0) { my $n = read($f, $buf, $h); print $buf if $n; }
+        if (seek($f, $o, 0)) {
+          my $left = $s - $o;
+          while ($left > 0) {
+            my $n = read($f, $buf, $left < 65536 ? $left : 65536);
+            last unless $n;
+            print $buf; $left -= $n;
+          }
+        }
+        close($f);
+      }
+      print "RX-EOF\n";
+    }' "$rx_tmp/plan" || exit 3
+else
+  while IFS=' ' read -r rx_s rx_o rx_h && IFS= read -r rx_f; do
+    printf 'RX-FILE %s %s %s %s\n' "$rx_s" "$rx_o" "$rx_h" "$rx_f"
+    [ "$rx_h" -eq 0 ] || head -c "$rx_h" -- "$rx_f"
+    if [ "$rx_o" -eq 0 ]; then
+      head -c "$rx_s" -- "$rx_f"
+    else
       tail -c +$((rx_o + 1)) -- "$rx_f" | head -c $((rx_s - rx_o))
-      printf 'RX-EOF\n'
-      ;;
-  esac
-done <"$rx_tmp/plan"
+    fi
+    printf 'RX-EOF\n'
+  done <"$rx_tmp/plan"
+fi
 printf 'RX-END\n'
