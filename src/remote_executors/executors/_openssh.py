@@ -16,8 +16,9 @@ import signal
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
@@ -111,6 +112,7 @@ class OpenSSHBackend:
         self._control_dir: str | None = None
         self._lock = anyio.Lock()
         self._resolved: ResolvedHost | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- argv -------------------------------------------------------------
 
@@ -173,6 +175,14 @@ class OpenSSHBackend:
                 # Short and private: a long ControlPath fails on Linux (~104 bytes).
                 self._control_dir = tempfile.mkdtemp(prefix="rx-", dir="/tmp")
                 os.chmod(self._control_dir, 0o700)
+                # An executor nobody closed: stop its master and remove the dir
+                # when it is collected or the interpreter exits, not 5 min later.
+                self._finalizer = weakref.finalize(
+                    self,
+                    _stop_master,
+                    [*self._base(), "-Oexit", "--", self.host],
+                    self._control_dir,
+                )
             with tempfile.TemporaryFile() as err:
                 argv = self._argv(
                     "-oControlMaster=yes",
@@ -256,6 +266,9 @@ class OpenSSHBackend:
 
     async def aclose(self) -> None:
         directory, self._control_dir = self._control_dir, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         if directory is None:
             return
         with anyio.move_on_after(5, shield=True):
@@ -264,3 +277,17 @@ class OpenSSHBackend:
                 check=False,
             )
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _stop_master(argv: list[str], directory: str) -> None:
+    """Synchronous ``ssh -O exit`` and cleanup, for an executor that was never closed."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+            check=False,
+        )
+    shutil.rmtree(directory, ignore_errors=True)
