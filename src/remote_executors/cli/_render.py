@@ -134,7 +134,9 @@ class Renderer:
                 self.out.status("ok", status.message)
             self._shown_failures.clear()
             return
-        key = (status.error, status.detail)
+        # The same kind of failure of the same session with the same host is
+        # one problem (a conflict's details name a new copy each time).
+        key = (status.error, f"{status.host} {status.session_id}")
         if key in self._shown_failures:
             return  # the library retries and reports again; once is enough here
         self._shown_failures.add(key)
