@@ -65,3 +65,38 @@ def test_the_master_and_its_directory_go_at_exit(rx_ssh_config: SSHClientConfig)
     assert not os.path.exists(control_dir)
     assert processes_naming(control_dir) == []
     assert time.monotonic() - start < 30
+
+
+KEPT = textwrap.dedent(
+    """
+    import gc, sys, anyio, remote_executors as rx
+
+    async def main():
+        executor = rx.SSHExecutor(sys.argv[1], ssh_config=sys.argv[2], backend="openssh")
+        process = await executor.spawn(
+            rx.SpawnOptions("/bin/sh", ["-c", "sleep 1; echo still-here"])
+        )
+        del executor  # dropped, not closed: its process still needs the connection
+        gc.collect()
+        out = b""
+        async for chunk in process.stdout:
+            out += chunk
+        print(out.decode().strip(), await process.wait(), flush=True)
+
+    anyio.run(main)
+    """
+)
+
+
+def test_a_dropped_executor_does_not_cut_a_running_process(
+    rx_ssh_config: SSHClientConfig,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", KEPT, rx_ssh_config.alias, str(rx_ssh_config.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["still-here", "0"]

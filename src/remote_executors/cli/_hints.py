@@ -111,12 +111,22 @@ def cli_terms(text: str, *, host: str = "", session_id: str = "") -> str:
     return text
 
 
+#: Settings option names as the command's flags (for refused input).
+_OPTION_FLAGS = re.compile(
+    r"\b(path_map|claude_path|ssh_config|connect_timeout|accept_new_host_keys)\b"
+)
+
+
 def cli_message(exc: ExecutorError) -> str:
     """The error's message for the command line (see :func:`cli_terms`)."""
+    from ..errors import InvalidInput
     from ._aliases import unknown_alias_message
 
     unknown = unknown_alias_message(exc)
     if unknown is not None:
         return unknown
     session = getattr(exc, "session_id", None) or ""
-    return cli_terms(exc.message, host=exc.host, session_id=session)
+    message = cli_terms(exc.message, host=exc.host, session_id=session)
+    if isinstance(exc, InvalidInput):  # bad input names the flag it came from
+        message = _OPTION_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+    return message

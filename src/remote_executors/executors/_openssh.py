@@ -8,6 +8,7 @@ every later channel, so only the first one pays for a handshake.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -16,9 +17,8 @@ import signal
 import subprocess
 import tempfile
 import threading
-import weakref
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
@@ -112,7 +112,6 @@ class OpenSSHBackend:
         self._control_dir: str | None = None
         self._lock = anyio.Lock()
         self._resolved: ResolvedHost | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- argv -------------------------------------------------------------
 
@@ -176,13 +175,14 @@ class OpenSSHBackend:
                 self._control_dir = tempfile.mkdtemp(prefix="rx-", dir="/tmp")
                 os.chmod(self._control_dir, 0o700)
                 # An executor nobody closed: stop its master and remove the dir
-                # when it is collected or the interpreter exits, not 5 min later.
-                self._finalizer = weakref.finalize(
-                    self,
-                    _stop_master,
-                    [*self._base(), "-Oexit", "--", self.host],
-                    self._control_dir,
-                )
+                # when the interpreter exits, not 5 min later (not when it is
+                # collected: a process it spawned may still ride the master).
+                _UNCLOSED[self._control_dir] = [
+                    *self._base(),
+                    "-Oexit",
+                    "--",
+                    self.host,
+                ]
             with tempfile.TemporaryFile() as err:
                 argv = self._argv(
                     "-oControlMaster=yes",
@@ -266,11 +266,9 @@ class OpenSSHBackend:
 
     async def aclose(self) -> None:
         directory, self._control_dir = self._control_dir, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
         if directory is None:
             return
+        _UNCLOSED.pop(directory, None)
         with anyio.move_on_after(5, shield=True):
             await anyio.run_process(
                 [*self._base(), f"-oControlPath={directory}/%C", "-Oexit", "--", self.host],
@@ -279,15 +277,24 @@ class OpenSSHBackend:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _stop_master(argv: list[str], directory: str) -> None:
-    """Synchronous ``ssh -O exit`` and cleanup, for an executor that was never closed."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=5,
-            check=False,
-        )
-    shutil.rmtree(directory, ignore_errors=True)
+#: Control dir -> its ``ssh -O exit`` argv, for masters no executor closed yet.
+_UNCLOSED: dict[str, list[str]] = {}
+
+
+def _stop_unclosed() -> None:
+    """At exit: ``ssh -O exit`` each master an executor left, and remove its directory."""
+    for directory, argv in list(_UNCLOSED.items()):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=5,
+                check=False,
+            )
+        shutil.rmtree(directory, ignore_errors=True)
+    _UNCLOSED.clear()
+
+
+atexit.register(_stop_unclosed)
