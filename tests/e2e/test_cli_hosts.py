@@ -135,8 +135,10 @@ def test_a_typo_in_the_host_is_unknown_and_close_names_are_suggested(
     # ... and an ssh config file that does not exist.
     nofile = cli("executors", "add", "other", "--ssh-config", str(tmp_path / "no-such-config"))
     assert nofile.returncode == 2 and "does not exist" in nofile.stderr
-    # A name the config does know is fine; so is one that resolves.
-    ok(cli("executors", "add", f"{alias}-include", "--ssh-config", str(rx_ssh_config.path)))
+    # A name the config does know is fine (through Include and Match too); so is one
+    # that resolves.
+    for known in (f"{alias}-include", f"{alias}-match"):
+        ok(cli("executors", "add", known, "--ssh-config", str(rx_ssh_config.path)))
     ok(cli("executors", "add", "localhost"))
     # check says the same as run.
     checked = cli("check", typo)

@@ -103,8 +103,8 @@ class _Group(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     """Run Claude Code sessions on other machines over SSH, transcripts kept locally.
 
-    HOST is an ssh alias (a Host in ~/.ssh/config); "local" means this machine
-    where a command can run here (write ssh://local for an alias named local).
+    HOST is an ssh alias (a Host in ~/.ssh/config), or "local" for this machine
+    (write ssh://local for an ssh alias that is called local).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = ctx.obj.get("debug", False) or debug

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 _HOST_RE = re.compile(r"^\s*host\s*(?:=\s*|\s)(.*)$", re.IGNORECASE)
+_MATCH_RE = re.compile(r"^\s*match\s*(?:=\s*|\s)(.*)$", re.IGNORECASE)
+#: Match criteria that name hosts (their argument is a pattern list).
+_MATCH_HOSTS = ("host", "originalhost")
 _USER_CONFIG = "~/.ssh/config"
 _SYSTEM_CONFIG = "/etc/ssh/ssh_config"
 
@@ -45,7 +48,9 @@ def config_files(ssh_config: str | None) -> list[tuple[str, str]]:
 
 
 def host_patterns(ssh_config: str | None) -> list[str]:
-    """Every pattern on a ``Host`` line of those files (Includes inlined)."""
+    """Every host pattern of those files (Includes inlined): on ``Host`` lines and in
+    ``Match host``/``originalhost`` criteria. A ``Match`` whose hosts cannot be told
+    without running it (``exec``, ``all``, ...) gives ``*``: anything may match."""
     from ..executors._ssh_config import _split_words, inline_includes
 
     patterns: list[str] = []
@@ -55,13 +60,33 @@ def host_patterns(ssh_config: str | None) -> list[str]:
         except OSError:
             continue
         for line in text.splitlines():
-            match = _HOST_RE.match(line.split("#", 1)[0])
-            if match:
-                patterns += _split_words(match.group(1))
+            content = line.split("#", 1)[0]
+            if found := _HOST_RE.match(content):
+                patterns += _split_words(found.group(1))
+            elif found := _MATCH_RE.match(content):
+                patterns += _match_patterns(_split_words(found.group(1)))
     return patterns
 
 
+def _match_patterns(words: list[str]) -> list[str]:
+    """The host patterns a ``Match`` line names; ``*?`` when a command decides it."""
+    named: list[str] = []
+    pairs = iter(words)
+    for criterion in pairs:
+        key = criterion.lower().lstrip("!")
+        if key in ("all", "canonical", "final"):
+            continue  # no argument; "all" is like "Host *", which knows no name
+        argument = next(pairs, "")
+        if key in _MATCH_HOSTS:
+            named += argument.split(",")
+        elif key == "exec":
+            return ["*?"]  # decided by running a command: cannot tell here
+    return named
+
+
 def _matches(name: str, patterns: list[str]) -> bool:
+    if "*?" in patterns:  # a Match that could take any name
+        return True
     positive = [p for p in patterns if not p.startswith("!") and p.strip("*")]
     negated = [p[1:] for p in patterns if p.startswith("!")]
     if any(fnmatch.fnmatchcase(name, p) for p in negated):
