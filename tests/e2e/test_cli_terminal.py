@@ -126,3 +126,21 @@ def test_ctrl_c_saves_the_session_and_says_how_to_resume_it(
     again = ok(cli("run", "--cwd", str(rx_project.local), "--resume", sid, "go on"))
     assert "picked up again" in again and f" on {host} " in again.splitlines()[-1]
     assert "first words" in repr(rx_model.main_requests[-1].messages)
+
+
+def test_a_second_ctrl_c_leaves_at_once(
+    cli: CLI, rx_model: ScriptedModel, rx_ssh_config: SSHClientConfig, rx_project: Project
+) -> None:
+    host = rx_ssh_config.alias
+    ok(cli("executors", "add", host, "--ssh-config", str(rx_ssh_config.path)))
+    rx_model.script(slow(text("too late"), delay=60))
+    term = cli.terminal("run", "--on", host, "--cwd", str(rx_project.local), "words")
+    term.wait_for("waiting for the model")
+    term.ctrl_c()
+    term.wait_for("interrupted")
+    term.ctrl_c()
+    start = time.monotonic()
+    code, out = term.finish(timeout=30)
+    assert code == 130, out
+    assert "Traceback" not in out
+    assert time.monotonic() - start < 20  # not the whole 20 s save budget, nor the reply

@@ -61,6 +61,7 @@ class _Session:
         self.interrupted = False
         self.saved: str | None = None  # after Ctrl-C: where the transcript so far is
         self._scope: anyio.CancelScope | None = None
+        self._save_scope: anyio.CancelScope | None = None
 
     async def go(self, prompt: str, options: Any) -> None:
         try:
@@ -69,7 +70,9 @@ class _Session:
                 try:
                     await self._stream(prompt, options)
                     if self.interrupted:
-                        with anyio.CancelScope(shield=True):
+                        # Shielded from the task group, cut short by a second Ctrl-C.
+                        self._save_scope = anyio.CancelScope(shield=True)
+                        with self._save_scope:
                             await self._save(options.cwd)
                 finally:
                     tg.cancel_scope.cancel()
@@ -81,8 +84,12 @@ class _Session:
         with anyio.open_signal_receiver(signal.SIGINT) as signals:
             async for _ in signals:
                 if self.interrupted:
-                    # A second Ctrl-C: no more waiting (the host's watchdog
-                    # still stops the remote process within seconds).
+                    # A second Ctrl-C: no more waiting.
+                    if self._save_scope is not None:
+                        self._save_scope.cancel()  # skip the save, close as usual
+                        continue
+                    # Still stopping the session: leave now (the host's
+                    # watchdog stops the remote process within seconds).
                     sys.stderr.write("\ninterrupted again: leaving without saving\n")
                     os._exit(EXIT_CODES["interrupted"])
                 self.interrupted = True
@@ -96,6 +103,8 @@ class _Session:
 
         out = self.render.out
         self._scope = anyio.CancelScope()
+        if self.interrupted:  # Ctrl-C came before this scope existed
+            self._scope.cancel()
         with self._scope:
             if self.render.host == "local":
                 out.progress("starting Claude Code…")
