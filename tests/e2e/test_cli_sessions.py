@@ -6,13 +6,14 @@ Real sshd account, real Claude CLI on both sides, the scripted model.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from _cli import CLI, last_line, ok, session_of
-from remote_executors.sync import local_project_dir
+from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, slow, text
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
@@ -38,18 +39,9 @@ def sessions(cli: CLI, project: Project) -> dict[str, dict[str, object]]:
 
 
 def transcript(cli: CLI, project: Project, sid: str) -> Path:
-    # The local copy, where the command (CLAUDE_CONFIG_DIR=cli.claude_dir) keeps it.
-    import os
-
-    old = os.environ.get("CLAUDE_CONFIG_DIR")
-    os.environ["CLAUDE_CONFIG_DIR"] = str(cli.claude_dir)
-    try:
-        return local_project_dir(project.local) / f"{sid}.jsonl"
-    finally:
-        if old is None:
-            os.environ.pop("CLAUDE_CONFIG_DIR")
-        else:
-            os.environ["CLAUDE_CONFIG_DIR"] = old
+    """The local copy, where the command (CLAUDE_CONFIG_DIR=cli.claude_dir) keeps it."""
+    name = project_dir_from_cwd(os.path.realpath(project.local))
+    return cli.claude_dir / "projects" / name / f"{sid}.jsonl"
 
 
 def test_run_on_a_host_resume_where_it_ran_and_sync(
