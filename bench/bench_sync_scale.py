@@ -23,6 +23,8 @@ whatever the file size.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -63,10 +65,8 @@ def rss_kib(field: str) -> int:
 
 async def measured(action: Callable[[], Awaitable[object]]) -> tuple[float, float, str]:
     """(seconds, peak MiB above the level before, outcome) of one sync."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    except OSError:
-        pass
     before = rss_kib("VmRSS")
     started = time.perf_counter()
     outcome = "ok"
@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace) -> None:
                         if step == "1 KB new":
                             session.append_transcript()
                         seconds, peak, outcome = await measured(
-                            lambda s=session: sync.pull(executor, s.paths)
+                            functools.partial(sync.pull, executor, session.paths)
                         )
                         rows.append((name, label, step, seconds, peak, outcome))
                         print(f"{name:6} {label:16} {step:12} {seconds:8.3f} s "

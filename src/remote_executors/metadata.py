@@ -34,25 +34,21 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import platformdirs
 
+from remote_executors._store_file import fsync_dir, install_atomically, locked
 from remote_executors.errors import InvalidInput
 from remote_executors.paths import validate_session_id
-
-# The private helpers too: the store's directories and deletions get the same
-# 0700 + fsync treatment as the installs.
-from remote_executors.sync._install import _fsync_dir, _make_dirs, install_atomically
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -315,6 +311,46 @@ class SessionRecords:
             self._write(path, new)
         return new
 
+    def note_synced(
+        self,
+        session_ids: Iterable[str],
+        *,
+        executor: str,
+        local_cwd: str,
+        ssh_config: str | None = None,
+        remote_project_dir: str | None = None,
+    ) -> builtins.list[str]:
+        """After a sync with ``executor`` that completed for ``session_ids`` (sessions
+        that machine holds): keep what the records know; return the ids changed.
+
+        A session with no record came from ``executor``: it gets one, so it is
+        listed and resumed there rather than taken for a local one. A session
+        recorded on ``executor`` whose last sync failed is in step again: its
+        ``sync_error`` is cleared. Records of other machines are left alone.
+        """
+        changed = []
+        for session_id in session_ids:
+            path = self._path(session_id)
+            with self._locked():
+                current = self.get(session_id)
+                if current is None:
+                    self._write(
+                        path,
+                        SessionRecord(
+                            session_id=session_id,
+                            executor=executor,
+                            local_cwd=local_cwd,
+                            remote_project_dir=remote_project_dir,
+                            ssh_config=ssh_config,
+                        ),
+                    )
+                elif current.executor == executor and current.sync_error is not None:
+                    self._write(path, attrs.evolve(current, sync_error=None, updated_at=_now()))
+                else:
+                    continue
+            changed.append(session_id)
+        return changed
+
     def list(self, local_cwd: str | None = None) -> builtins.list[SessionRecord]:
         """Return every readable record, most recently updated first.
 
@@ -353,7 +389,7 @@ class SessionRecords:
                 os.unlink(path)
             except FileNotFoundError:
                 return False
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         return True
 
     # -- internals ---------------------------------------------------------
@@ -408,22 +444,10 @@ class SessionRecords:
         text = json.dumps(_to_json(record), ensure_ascii=True, indent=2) + "\n"
         install_atomically(path, text.encode("ascii"))
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the store's flock for the block (excludes other threads and processes).
-
-        flock locks belong to the open file description, so each holder opens
-        the file itself. Blocking is fine: holders only do a small local
-        read and write. The lock file stays (deleting it would break
-        exclusion for waiters that already opened it).
-        """
-        _make_dirs(self._sessions)
-        fd = os.open(self._sessions / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+    def _locked(self) -> AbstractContextManager[None]:
+        """The store's flock (excludes other threads and processes). Blocking is
+        fine: holders only do a small local read and write."""
+        return locked(self._sessions / _LOCK_NAME)
 
 
 def get_session_record(session_id: str) -> SessionRecord | None:

@@ -44,23 +44,25 @@ Guarantees:
 from __future__ import annotations
 
 import builtins
-import fcntl
 import json
 import math
 import os
 import types
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import platformdirs
 
+from remote_executors._store_file import install_atomically, locked
 from remote_executors.errors import ExecutorError, InvalidInput
-from remote_executors.executors._validate import check_host, check_path
-from remote_executors.executors.ssh import SSHExecutor
-from remote_executors.sync._install import _make_dirs, install_atomically
+from remote_executors.executors._validate import check_host, check_path, remote_prefix
+
+if TYPE_CHECKING:
+    # Imported when an executor is built: reading settings stays quick (the CLI).
+    from remote_executors.executors.ssh import SSHExecutor
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -169,12 +171,18 @@ def _check_path_map(record: HostSettings, _: attrs.Attribute[Any], value: object
     if not isinstance(value, Mapping):
         raise InvalidInput(
             f"Invalid path_map {value!r} for {host}: expected a mapping of absolute local "
-            "paths to absolute remote paths.",
+            "paths to remote paths (absolute, or relative to the remote home).",
             host=host,
         )
     for local, remote in value.items():
         _check_absolute(local, host=host, what="local path in path_map", where="local")
-        _check_absolute(remote, host=host, what="remote path in path_map", where="remote")
+        if not isinstance(remote, str):
+            raise InvalidInput(
+                f"Invalid remote path {remote!r} in path_map for {host}: expected a string.",
+                host=host,
+            )
+        # Absolute, or relative to the remote home ("code/x", "~/code/x").
+        remote_prefix(remote, host=host)
 
 
 def _check_bool(record: HostSettings, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -216,7 +224,8 @@ class HostSettings:
     :class:`~remote_executors.errors.InvalidInput`: ``host`` as
     :class:`~remote_executors.SSHExecutor` checks it, paths must be absolute
     (``ssh_config`` and ``path_map``'s keys on this machine, ``claude_path``
-    and ``path_map``'s values on the host). ``None`` (and an empty
+    on the host); ``path_map``'s values are absolute, or relative to the
+    remote home (``"code/x"``, ``"~/code/x"``). ``None`` (and an empty
     ``path_map``) means :class:`~remote_executors.SSHExecutor`'s default.
     """
 
@@ -253,6 +262,8 @@ class HostSettings:
 
     def executor(self) -> SSHExecutor:
         """An :class:`~remote_executors.SSHExecutor` for ``host`` with these options."""
+        from remote_executors.executors.ssh import SSHExecutor
+
         return SSHExecutor(self.host, **self.options())
 
 
@@ -548,22 +559,9 @@ class SettingsStore:
         text = json.dumps(_to_json(document), ensure_ascii=True, indent=2) + "\n"
         install_atomically(self._path, text.encode("ascii"))
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the store's flock for the block (excludes other threads and processes).
-
-        flock locks belong to the open file description, so each holder opens
-        the file itself. The lock file stays (deleting it would break
-        exclusion for waiters that already opened it).
-        """
-        _make_dirs(self._path.parent)
-        lock = self._path.parent / f".{self._path.name}.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+    def _locked(self) -> AbstractContextManager[None]:
+        """The store's flock (excludes other threads and processes)."""
+        return locked(self._path.parent / f".{self._path.name}.lock")
 
 
 def _check_option_names(host: str, options: Mapping[str, Any]) -> None:
@@ -592,4 +590,6 @@ def executor_for(
     entry = (store if store is not None else SettingsStore()).load().get(host)
     if entry is not None:
         return entry.executor()
+    from remote_executors.executors.ssh import SSHExecutor
+
     return SSHExecutor(host, ssh_config=ssh_config)

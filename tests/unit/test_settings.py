@@ -52,7 +52,8 @@ BAD_OPTIONS: list[tuple[str, object]] = [
     ("claude_path", ["/opt/claude"]),
     ("claude_path", "-/opt/claude"),
     ("path_map", {"code": "/srv/code"}),
-    ("path_map", {"/home/me/code": "code"}),
+    ("path_map", {"/home/me/code": "../code"}),  # relative to the remote home, but out of it
+    ("path_map", {"/home/me/code": "~root/code"}),
     ("path_map", {"/home/me/code": 3}),
     ("path_map", {5: "/srv/code"}),
     ("path_map", [("/a", "/b")]),
@@ -356,10 +357,18 @@ def test_bad_option_values_are_refused_and_nothing_is_written(
 
 
 def test_path_map_message_names_the_bad_side(store: SettingsStore) -> None:
-    with pytest.raises(InvalidInput, match=r"remote path in path_map.*absolute remote path"):
-        store.add("box", path_map={"/home/me/code": "code"})
+    with pytest.raises(InvalidInput, match=r"remote path.*in path_map.*inside"):
+        store.add("box", path_map={"/home/me/code": "../code"})
     with pytest.raises(InvalidInput, match=r"local path in path_map.*absolute local path"):
         store.add("box", path_map={"code": "/srv/code"})
+
+
+def test_path_map_remote_paths_may_be_relative_to_the_remote_home(store: SettingsStore) -> None:
+    added = store.add("box", path_map={"/home/me/code": "~/code", "/home/me/lab": "lab"})
+    assert dict(added.path_map) == {"/home/me/code": "~/code", "/home/me/lab": "lab"}
+    assert dict(store.load().remote_executors[0].path_map) == dict(added.path_map)
+    executor = added.executor()  # the executor takes them as they are
+    assert executor._cwd_target("/home/me/lab/x") == (None, "lab/x")
 
 
 def test_relative_path_message_says_what_to_give(store: SettingsStore) -> None:

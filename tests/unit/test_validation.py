@@ -203,8 +203,9 @@ def test_executor_refuses_bad_hosts(host: str) -> None:
         {"ssh_config": ""},
         {"ssh_config": "-oProxyCommand=x"},
         {"ssh_config": "/etc/ssh\n/x"},
-        {"path_map": {"/home/me/code": "code"}},  # remote must be absolute
-        {"path_map": {"/home/me/code": "~/code"}},
+        {"path_map": {"/home/me/code": "../code"}},  # out of the remote home
+        {"path_map": {"/home/me/code": "~/code/../.."}},
+        {"path_map": {"/home/me/code": "~root/code"}},  # ~user: not supported
         {"path_map": {"/home/me/code": ""}},
         {"path_map": {"/home/me/code": "-rf"}},
         {"path_map": {"/home/me/code": "/srv/a\nb"}},
@@ -358,6 +359,22 @@ async def test_map_cwd_joins_the_remote_home(local_home: str) -> None:
     assert await ex.map_cwd("~") == "/remote/home"
     assert await ex.map_cwd("/home/me/mapped/y") == "/srv/m/y"
     assert await ex.map_cwd("/opt/x/../y") == "/opt/y"
+
+
+@pytest.mark.anyio
+async def test_path_map_targets_relative_to_the_remote_home(local_home: str) -> None:
+    """``code/shop``, ``~/code/shop`` and ``~`` mean paths under the remote home."""
+    ex = SSHExecutor(
+        "box",
+        path_map={"/work/shop": "code/shop", "/work/lab": "~/lab/", "/work/home": "~"},
+    )
+    assert ex._cwd_target("/work/shop") == (None, "code/shop")
+    assert ex._cwd_target("/work/shop/src") == (None, "code/shop/src")
+    assert ex._cwd_target("/work/lab/x") == (None, "lab/x")
+    assert ex._cwd_target("/work/home") == (None, "")
+    ex._home = "/remote/home"
+    assert await ex.map_cwd("/work/shop/src") == "/remote/home/code/shop/src"
+    assert await ex.map_cwd("/work/home") == "/remote/home"
 
 
 @pytest.mark.anyio

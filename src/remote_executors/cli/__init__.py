@@ -3,82 +3,97 @@
 Every command has ``--help``, most have ``--json`` for scripts. Every failure
 prints one line that names the host, what failed and what to do, and exits
 with a code that says what kind of failure it was (see :data:`EXIT_CODES`);
-``--debug`` adds the traceback and debug logging.
+``--debug`` (anywhere on the line) adds the traceback and debug logging.
+
+Start-up is kept short: this module imports only click, each command's
+module is imported when that command runs, and :func:`main` defers the SDK's
+heavy package init (see :mod:`._sdk_deferred`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-import sys
-import traceback
 from typing import Any
 
 import click
 
-from .. import errors
+from ._exit import EXIT_CODES, report_failure
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
-#: Exit codes: what kind of failure a non-zero status means.
-EXIT_CODES = {
-    "ok": 0,
-    "failed": 1,  # the command ran and the answer is "no": a check failed, a session errored
-    "usage": 2,  # bad arguments or input (click's own code for usage errors)
-    "connection": 3,  # could not reach or log into the host
-    "remote_setup": 4,  # reached the host, but it cannot run sessions (no claude, no dir)
-    "sync": 5,  # a transcript sync did not complete (nothing lost), incl. conflicts
-    "settings": 6,  # the settings file is unreadable or invalid
-    "session_lost": 7,  # the link or process died mid-session; resume it
-    "interrupted": 130,
+#: Subcommand name -> "module:attribute", imported on first use.
+_COMMANDS = {
+    "executors": ".executors:executors",
+    "check": ".check:check_command",
+    "run": ".run:run",
+    "sessions": ".sessions:sessions",
+    "sync": ".sync:sync",
 }
 
 
-def _exit_code(exc: BaseException) -> int:
-    from ..settings import SettingsError
+def _configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    if not debug:
+        # Sync problems reach the user as status lines; the log repeats them.
+        logging.getLogger("remote_executors.sync").setLevel(logging.ERROR)
+    else:
+        logging.getLogger("remote_executors.sync").setLevel(logging.NOTSET)
 
-    table: list[tuple[type[BaseException], str]] = [
-        (errors.InvalidInput, "usage"),
-        (errors.ConnectionFailed, "connection"),
-        (errors.RemoteSetupError, "remote_setup"),
-        (errors.SyncError, "sync"),
-        (SettingsError, "settings"),
-        (errors.ProcessLost, "session_lost"),
-    ]
-    for kind, name in table:
-        if isinstance(exc, kind):
-            return EXIT_CODES[name]
-    return EXIT_CODES["failed"]
+
+def _set_debug(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().ensure_object(dict)["debug"] = True
+        _configure_logging(True)
+
+
+def _with_debug_option(command: click.Command) -> click.Command:
+    """``--debug`` after the subcommand too (``run --debug …``), as before it."""
+    if not any(p.name == "debug" for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_set_debug,
+                help="Show tracebacks and debug logging.",
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_debug_option(sub)
+    return command
 
 
 class _Group(click.Group):
-    """Turns library errors into one clear line and a meaningful exit code."""
+    """Imports commands lazily; turns failures into one clear line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        module = importlib.import_module(module_name, __name__)
+        command: click.Command = getattr(module, attribute)
+        return _with_debug_option(command)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_CODES["interrupted"])
-        except errors.ExecutorError as exc:
-            self._report(ctx, exc, exc.message)
-            ctx.exit(_exit_code(exc))
-        except Exception as exc:  # a bug or an unexpected environment problem
-            self._report(ctx, exc, f"unexpected {type(exc).__name__}: {exc}")
-            ctx.exit(EXIT_CODES["failed"])
-
-    @staticmethod
-    def _report(ctx: click.Context, exc: BaseException, message: str) -> None:
-        debug = bool(ctx.obj and ctx.obj.get("debug"))
-        if debug:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-        click.echo(click.style("error: ", fg="red", bold=True) + first, err=True)
-        if not debug:
-            rest = message.strip().splitlines()[1:]
-            for line in rest:
-                click.echo(f"  {line}", err=True)
+        except BaseException as exc:
+            if not isinstance(exc, Exception | KeyboardInterrupt):
+                raise  # SystemExit, GeneratorExit: not ours to report
+            ctx.exit(report_failure(ctx, exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,32 +101,23 @@ class _Group(click.Group):
 @click.version_option(package_name="remote-executors", prog_name="remote-executors")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Run Claude Code sessions on other machines over SSH, transcripts kept locally."""
+    """Run Claude Code sessions on other machines over SSH, transcripts kept locally.
+
+    HOST is an ssh alias (a Host in ~/.ssh/config), or "local" for this machine
+    (write ssh://local for an ssh alias that is called local).
+    """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not debug:
-        # Sync problems reach the user as status lines; the log repeats them.
-        logging.getLogger("remote_executors.sync").setLevel(logging.ERROR)
-
-
-def _register() -> None:
-    from .check import check_command
-    from .executors import executors
-    from .run import run
-    from .sessions import sessions
-    from .sync import sync
-
-    for command in (executors, check_command, run, sessions, sync):
-        cli.add_command(command)
-
-
-_register()
+    ctx.obj["debug"] = ctx.obj.get("debug", False) or debug
+    _configure_logging(ctx.obj["debug"])
 
 
 def main() -> None:
     """Console script entry point."""
-    cli(prog_name="remote-executors")
+    from ._exit import quiet_broken_pipe
+    from ._sdk_deferred import defer
+
+    defer()
+    try:
+        cli(prog_name="remote-executors")
+    finally:
+        quiet_broken_pipe()

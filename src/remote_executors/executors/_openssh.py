@@ -8,6 +8,7 @@ every later channel, so only the first one pays for a handshake.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -173,6 +174,15 @@ class OpenSSHBackend:
                 # Short and private: a long ControlPath fails on Linux (~104 bytes).
                 self._control_dir = tempfile.mkdtemp(prefix="rx-", dir="/tmp")
                 os.chmod(self._control_dir, 0o700)
+                # An executor nobody closed: stop its master and remove the dir
+                # when the interpreter exits, not 5 min later (not when it is
+                # collected: a process it spawned may still ride the master).
+                _UNCLOSED[self._control_dir] = [
+                    *self._base(),
+                    "-Oexit",
+                    "--",
+                    self.host,
+                ]
             with tempfile.TemporaryFile() as err:
                 argv = self._argv(
                     "-oControlMaster=yes",
@@ -258,9 +268,33 @@ class OpenSSHBackend:
         directory, self._control_dir = self._control_dir, None
         if directory is None:
             return
+        _UNCLOSED.pop(directory, None)
         with anyio.move_on_after(5, shield=True):
             await anyio.run_process(
                 [*self._base(), f"-oControlPath={directory}/%C", "-Oexit", "--", self.host],
                 check=False,
             )
         shutil.rmtree(directory, ignore_errors=True)
+
+
+#: Control dir -> its ``ssh -O exit`` argv, for masters no executor closed yet.
+_UNCLOSED: dict[str, list[str]] = {}
+
+
+def _stop_unclosed() -> None:
+    """At exit: ``ssh -O exit`` each master an executor left, and remove its directory."""
+    for directory, argv in list(_UNCLOSED.items()):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=5,
+                check=False,
+            )
+        shutil.rmtree(directory, ignore_errors=True)
+    _UNCLOSED.clear()
+
+
+atexit.register(_stop_unclosed)

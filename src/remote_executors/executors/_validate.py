@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -56,6 +57,34 @@ def check_path(path: str, *, host: str, what: str = "path") -> str:
             host=host,
         )
     return path
+
+
+def remote_prefix(remote: str, *, host: str) -> str:
+    """A path_map target: absolute (normalized), or under the remote home as ``~`` or ``~/rest``.
+
+    ``code/x``, ``~/code/x`` and ``./code/x`` all mean ``$HOME/code/x`` there; a
+    relative path may not climb out of the home (``..``), and ``~user`` is refused.
+    """
+    check_path(remote, host=host, what="remote path in path_map")
+    if remote.startswith("/"):
+        return posixpath.normpath(remote)
+    if remote.startswith("~") and not (remote == "~" or remote.startswith("~/")):
+        raise InvalidInput(
+            f"Refusing remote path {remote!r} in path_map for {host}: ~user paths are not "
+            "supported. Give an absolute path, or one relative to the remote home "
+            "(code/x or ~/code/x).",
+            host=host,
+        )
+    rest = posixpath.normpath(remote[1:].lstrip("/") if remote.startswith("~") else remote)
+    if rest == "..":
+        rest = "../"
+    if rest.startswith("../"):
+        raise InvalidInput(
+            f"Refusing remote path {remote!r} in path_map for {host}: a path relative to "
+            "the remote home must stay inside it. Give an absolute path instead.",
+            host=host,
+        )
+    return "~" if rest in ("", ".") else f"~/{rest}"
 
 
 def check_env(env: Mapping[str, str], *, host: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from ._validate import (
     check_env,
     check_host,
     check_path,
+    remote_prefix,
     spawn_attachments,
 )
 from .base import CommandResult, SpawnOptions
@@ -60,7 +61,8 @@ class SSHExecutor:
         else "fabric"; always "fabric" for a ``fabric.Connection``).
       ssh_config: an ssh_config file to use instead of ``~/.ssh/config`` (``ssh -F``).
       claude_path: where the Claude Code CLI is on the host (skips the search).
-      path_map: local directory prefix -> remote directory prefix; overrides the
+      path_map: local directory prefix -> remote directory prefix (absolute, or
+        relative to the remote home: "code/x", "~/code/x"); overrides the
         default home-relative mapping (``~/code/x`` here is ``~/code/x`` there).
       accept_new_host_keys: trust a host key seen for the first time (changed
         keys are always refused). Off by default: unknown keys are refused.
@@ -142,14 +144,7 @@ class SSHExecutor:
         pairs = []
         for local, remote in path_map.items():
             local_abs = absolute_local(local, host=self._host)
-            check_path(remote, host=self._host, what="remote path in path_map")
-            if not remote.startswith("/"):
-                raise InvalidInput(
-                    f"path_map for {self._host} maps {local!r} to {remote!r}; remote paths "
-                    "must be absolute.",
-                    host=self._host,
-                )
-            pairs.append((local_abs, posixpath.normpath(remote)))
+            pairs.append((local_abs, remote_prefix(remote, host=self._host)))
         # Longest local prefix wins.
         return tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
 
@@ -182,7 +177,10 @@ class SSHExecutor:
         for prefix, remote in self._path_map:
             if local == prefix or local.startswith(prefix.rstrip("/") + "/"):
                 rest = os.path.relpath(local, prefix)
-                return (remote if rest == "." else posixpath.join(remote, rest)), None
+                target = remote if rest == "." else posixpath.join(remote, rest)
+                if target == "~" or target.startswith("~/"):  # relative to the remote home
+                    return None, target[2:]
+                return target, None
         home = os.path.expanduser("~")
         if local == home or local.startswith(home.rstrip("/") + "/"):
             rest = os.path.relpath(local, home)

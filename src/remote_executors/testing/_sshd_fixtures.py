@@ -20,22 +20,70 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import attrs
 import pytest
 
-from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+if TYPE_CHECKING:
+    from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
 __all__ = [
     "AccountFactory",
+    "Isolated",
     "rx_account",
     "rx_account_factory",
+    "rx_isolated",
     "rx_model_url",
     "rx_ssh_config",
     "rx_sshd",
 ]
+
+_CLAUDE_ENV = "CLAUDE_CONFIG_DIR"
+_DATA_ENV = "REMOTE_EXECUTORS_DATA_DIR"
+
+
+@attrs.frozen
+class Isolated:
+    """Where this test's sessions are synced (``claude_dir``) and recorded (``data_dir``)."""
+
+    claude_dir: Path
+    data_dir: Path
+
+
+def _at_default(name: str, default: Path) -> bool:
+    value = os.environ.get(name)
+    if not value:
+        return True
+    return os.path.realpath(os.path.expanduser(value)) == os.path.realpath(default)
+
+
+@pytest.fixture
+def rx_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
+    """Point ``CLAUDE_CONFIG_DIR`` and ``REMOTE_EXECUTORS_DATA_DIR`` at this test's temp dir.
+
+    Only where they are unset or name the real defaults (``~/.claude`` and the
+    user's records dir): a suite that already set them (in a conftest, say)
+    keeps its own. Restored after the test.
+    """
+    from ..metadata import data_dir
+
+    with monkeypatch.context() as scratch:
+        scratch.delenv(_DATA_ENV, raising=False)
+        real_data = data_dir()
+    claude = Path(os.environ.get(_CLAUDE_ENV) or "")
+    if _at_default(_CLAUDE_ENV, Path.home() / ".claude"):
+        claude = tmp_path / "rx-claude"
+        claude.mkdir(exist_ok=True)
+        monkeypatch.setenv(_CLAUDE_ENV, str(claude))
+    data = data_dir()
+    if _at_default(_DATA_ENV, real_data):
+        data = tmp_path / "rx-data"
+        monkeypatch.setenv(_DATA_ENV, str(data))
+    return Isolated(claude_dir=claude, data_dir=data)
 
 
 class AccountFactory(Protocol):
@@ -47,6 +95,8 @@ class AccountFactory(Protocol):
 @pytest.fixture(scope="session")
 def rx_sshd() -> Iterator[SSHTestBed]:
     """The session's sshd on 127.0.0.1 (accounts mode as root, current-user otherwise)."""
+    from .sshd import SSHTestBed
+
     with SSHTestBed() as bed:
         yield bed
 
@@ -58,8 +108,13 @@ def rx_model_url() -> str | None:
 
 
 @pytest.fixture
-def rx_account_factory(rx_sshd: SSHTestBed, rx_model_url: str | None) -> Iterator[AccountFactory]:
-    """Make accounts with fresh homes; their leftover processes die at teardown."""
+def rx_account_factory(
+    rx_sshd: SSHTestBed, rx_model_url: str | None, rx_isolated: Isolated
+) -> Iterator[AccountFactory]:
+    """Make accounts with fresh homes; their leftover processes die at teardown.
+
+    Sessions on them are synced and recorded in the test's own dirs (``rx_isolated``).
+    """
     made: list[RemoteAccount] = []
 
     def make(shell: str | None = None, **options: Any) -> RemoteAccount:

@@ -16,8 +16,15 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   home-relative mapping applies).
 - ``rx_local_env``: ``ClaudeAgentOptions.env`` for a *local* CLI run against
   ``rx_model``, with a private ``CLAUDE_CONFIG_DIR``.
+- ``rx_isolated``: the test's own ``CLAUDE_CONFIG_DIR`` and
+  ``REMOTE_EXECUTORS_DATA_DIR`` (see :class:`Isolated`). Every fixture above
+  that can lead to a session uses it, so sessions a test runs are synced and
+  recorded in its temp dir, never into the real ``~/.claude/projects`` (where
+  Claude Code's resume picker would list them) or the real records.
 
 Fixtures that touch sshd need root (CI) or fall back to the current-user mode.
+Importing the plugin loads nothing heavy (no SDK, no sshd or model code):
+that happens when a test first uses a fixture.
 """
 
 from __future__ import annotations
@@ -27,26 +34,33 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
 
 from ._sshd_fixtures import (
     AccountFactory,
+    Isolated,
     rx_account,
     rx_account_factory,
+    rx_isolated,
     rx_ssh_config,
     rx_sshd,
 )
-from .model import ScriptedModel
-from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+
+if TYPE_CHECKING:
+    from .model import ScriptedModel
+    from .sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
 __all__ = [
     "AccountFactory",
+    "Isolated",
     "Project",
     "rx_account",
     "rx_account_factory",
     "rx_executor",
+    "rx_isolated",
     "rx_local_env",
     "rx_model",
     "rx_model_server",
@@ -61,6 +75,8 @@ __all__ = [
 @pytest.fixture(scope="session")
 def rx_model_server() -> Iterator[ScriptedModel]:
     """The session's scripted Messages API on 127.0.0.1."""
+    from .model import ScriptedModel
+
     with ScriptedModel() as model:
         yield model
 
@@ -85,7 +101,9 @@ def rx_ssh_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def rx_executor(rx_ssh_config: SSHClientConfig, rx_ssh_backend: str) -> AsyncIterator[object]:
+async def rx_executor(
+    rx_ssh_config: SSHClientConfig, rx_ssh_backend: str, rx_isolated: Isolated
+) -> AsyncIterator[object]:
     """``SSHExecutor`` for the test's account (needs an anyio test)."""
     from ..executors.ssh import SSHExecutor
 
@@ -109,7 +127,9 @@ class Project:
 
 
 @pytest.fixture
-def rx_project(rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> Iterator[Project]:
+def rx_project(
+    rx_sshd: SSHTestBed, rx_account: RemoteAccount, rx_isolated: Isolated
+) -> Iterator[Project]:
     """``~/rx-test-<random>/shop`` here and in the remote account's home."""
     relative = Path(f"rx-test-{secrets.token_hex(4)}") / "shop"
     local = Path.home() / relative
@@ -123,7 +143,7 @@ def rx_project(rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> Iterator[Proje
 
 
 @pytest.fixture
-def rx_local_env(rx_model: ScriptedModel, tmp_path: Path) -> dict[str, str]:
+def rx_local_env(rx_model: ScriptedModel, tmp_path: Path, rx_isolated: Isolated) -> dict[str, str]:
     """Env for a local CLI run: the scripted model and a private config dir."""
     config = tmp_path / "local-claude"
     config.mkdir()
