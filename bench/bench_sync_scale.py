@@ -10,8 +10,8 @@ On the loopback sshd test bed, a session is made on the "remote" account:
   is used for it there; what a pull copies is real data here).
 
 For each, with a warm connection, it times the first pull (everything is
-new), a pull with nothing new, and a pull after 1 KB was appended to the
-transcript, and records the peak memory above the process's level before the
+new), a pull with nothing new, and two pulls after 1 KB was appended to the
+transcript (a turn: the subagents' files are an hour old), and records the peak memory above the process's level before the
 pull (Linux: VmHWM, reset through /proc/self/clear_refs before each pull).
 Files over the strategy's ``max_file_bytes`` (1 GiB unless --max-file) are
 refused with SyncTooLarge, and that is timed too. The targets: a no-change
@@ -139,8 +139,12 @@ async def run(args: argparse.Namespace) -> None:
                 for count in counts:
 
                     def many(s: Session, count: int = count) -> None:
+                        # Subagents that ran an hour ago, as in a long session.
+                        old = time.time() - 3600
                         for i in range(count):
-                            s.write(f"{s.sid}/subagents/agent-{i:06d}.jsonl", b'{"n":1}\n' * 4)
+                            rel = f"{s.sid}/subagents/agent-{i:06d}.jsonl"
+                            s.write(rel, b'{"n":1}\n' * 4)
+                            os.utime(s.remote_dir / rel, (old, old))
 
                     cases.append((f"{count} files", many))
                 for size in sizes:
@@ -153,8 +157,8 @@ async def run(args: argparse.Namespace) -> None:
                     session = Session(account, Path(tmp) / name / label.replace(" ", "-"))
                     make(session)
                     os.sync()
-                    for step in ("first pull", "nothing new", "1 KB new"):
-                        if step == "1 KB new":
+                    for step in ("first pull", "nothing new", "1 KB new", "1 KB new again"):
+                        if step.startswith("1 KB new"):
                             session.append_transcript()
                         seconds, peak, outcome = await measured(
                             functools.partial(sync.pull, executor, session.paths)

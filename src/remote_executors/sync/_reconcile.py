@@ -297,6 +297,8 @@ def reconcile(
 PARTIAL_WITHIN = 30 * 60
 #: ...and at most this many times in a row before one looks at everything again.
 PARTIAL_AT_MOST = 50
+#: How many of the files a pull moved the next one asks for by name.
+RECENT = 256
 
 
 async def pull_files(
@@ -385,7 +387,10 @@ async def pull_files(
     settled.update(now_settled)
     unsettled = (set(state.unsettled) if minutes else set()) | set(results) | refused
     unsettled -= set(settled)
-    moved = frozenset(rel for rel, outcome in results.items() if outcome.moved)
+    # The files likely to keep growing (a subagent's transcript mid-turn): told to
+    # the next pull so it fetches their tails, not their whole. A first pull
+    # moves everything; a few hundred is plenty to follow what is active.
+    moved = frozenset(sorted(rel for rel, outcome in results.items() if outcome.moved)[:RECENT])
     save_state(
         paths,
         host,
