@@ -128,7 +128,7 @@ async def test_a_local_plugin_works_on_the_host(
     assert f"{name}:ship" in init["slash_commands"]
     assert f"{name}:reviewer" in init["agents"]
     assert body in request_text(rx_model.main_requests[-1])
-    with anyio.fail_after(10):
+    with anyio.fail_after(30):  # the job's own cleanup, after the session ended
         while job_dirs(rx_sshd, rx_account) - before:
             await anyio.sleep(0.1)
     assert rx_sshd.run_as(rx_account, ["test", "-e", loaded["path"]]).returncode != 0

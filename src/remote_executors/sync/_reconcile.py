@@ -31,7 +31,7 @@ from remote_executors.sync._blob import Blob, Spool, common_prefix
 from remote_executors.sync._decide import Kind, decide_file
 from remote_executors.sync._install import append_exactly, install_atomically, save_conflict_copy
 from remote_executors.sync._state import SyncState, load_state, save_state
-from remote_executors.sync._sweep import is_our_temp, remove_if_stale
+from remote_executors.sync._sweep import Sweeper, is_our_temp
 from remote_executors.sync.base import FileSync, Limits, SessionPaths
 
 __all__ = [
@@ -209,17 +209,18 @@ def is_session_file(rel: str, session_id: str | None) -> bool:
     return parts[0] == session_id
 
 
-def local_files(local_dir: Path, session_id: str | None, *, sweep: bool = False) -> list[str]:
+def local_files(
+    local_dir: Path, session_id: str | None, *, sweep: Sweeper | None = None
+) -> list[str]:
     """The session's files under ``local_dir``, as relative POSIX paths.
 
     Only the session's own files are visited (``<sid>.jsonl`` and ``<sid>/``),
-    not the whole project. ``sweep``: also remove stale temp files of ours
-    found on the way (see :mod:`~remote_executors.sync._sweep`).
+    not the whole project. ``sweep``: shown every temp file of ours found on
+    the way (see :mod:`~remote_executors.sync._sweep`).
     """
     found: list[str] = []
     if not local_dir.is_dir():
         return found
-    now = time.time()
     if session_id is None:
         walked = [local_dir]
     else:
@@ -230,7 +231,7 @@ def local_files(local_dir: Path, session_id: str | None, *, sweep: bool = False)
                 if name == f"{session_id}.jsonl" and entry.is_file():
                     found.append(name)
                 elif sweep and name.startswith(f".{session_id}.jsonl.") and is_our_temp(name):
-                    remove_if_stale(entry.path, now)
+                    sweep.see(entry.path)
     for start in walked:
         for root, dirs, files in os.walk(start):
             rel_root = Path(root).relative_to(local_dir).as_posix()
@@ -240,7 +241,7 @@ def local_files(local_dir: Path, session_id: str | None, *, sweep: bool = False)
                 if is_session_file(rel, session_id):
                     found.append(rel)
                 elif sweep and is_our_temp(name):
-                    remove_if_stale(os.path.join(root, name), now)
+                    sweep.see(os.path.join(root, name))
     return sorted(found)
 
 
@@ -328,6 +329,9 @@ async def pull_files(
     limits = limits or Limits()
     started = time.time()
     state = load_state(paths, host)
+    sweeper = Sweeper(started)
+    for temp in state.temps:  # seen before, too fresh then
+        sweeper.see(temp)
     main = f"{paths.session_id}.jsonl"
     minutes = 0
     if (
@@ -340,9 +344,8 @@ async def pull_files(
         minutes = int((started - state.pulled_at) // 60) + 2  # a margin for clock drift
         sizes_here = _sizes(paths.local_dir, {main} | state.unsettled | state.recent)
     else:
-        sizes_here = _sizes(
-            paths.local_dir, local_files(paths.local_dir, paths.session_id, sweep=True)
-        )
+        found = local_files(paths.local_dir, paths.session_id, sweep=sweeper)
+        sizes_here = _sizes(paths.local_dir, found)
     mains = frozenset(rel for rel in sizes_here if "/" not in rel) | {main}
     results: dict[str, FileSync] = {}
     with contextlib.ExitStack() as cleanup:

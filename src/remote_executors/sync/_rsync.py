@@ -91,6 +91,7 @@ from remote_executors.sync._reconcile import (
     window_offset,
 )
 from remote_executors.sync._state import SyncState, load_state, save_state
+from remote_executors.sync._sweep import Sweeper
 from remote_executors.sync._tail import _check, _side, lock_path, raise_conflicts
 from remote_executors.sync.base import (
     MAX_FILE_BYTES,
@@ -839,7 +840,7 @@ class RsyncSessionSync:
     async def _pull(self, route: _Route, paths: SessionPaths) -> _Pulled:
         """Fast-forward local files; return every file's outcome and what it was decided on."""
         host = route.host
-        mine = local_files(paths.local_dir, paths.session_id, sweep=True)
+        mine = local_files(paths.local_dir, paths.session_id, sweep=Sweeper())
         snapshot, errors, remote_dir = await self._fetch(route, paths)
         theirs = local_files(snapshot, paths.session_id)
         staged = {rel: (snapshot / rel).stat().st_size for rel in theirs}

@@ -49,6 +49,8 @@ class SyncState:
     """When the last pull started (this machine's clock)."""
     partial_pulls: int = 0
     """Pulls since the last one that looked at every file."""
+    temps: frozenset[str] = frozenset()
+    """Temp files of ours seen too fresh to remove (looked at again next time)."""
 
 
 def state_path(paths: SessionPaths, host: str) -> Path:
@@ -71,7 +73,8 @@ def load_state(paths: SessionPaths, host: str) -> SyncState:
     settled = raw.get("settled")
     names = raw.get("unsettled"), raw.get("recent")
     pulled_at, partial = raw.get("pulled_at"), raw.get("partial_pulls")
-    if not isinstance(settled, dict) or not all(isinstance(n, list) for n in names):
+    temps = raw.get("temps", [])
+    if not isinstance(settled, dict) or not all(isinstance(n, list) for n in (*names, temps)):
         return SyncState()
     return SyncState(
         {k: v for k, v in settled.items() if isinstance(k, str) and type(v) is int},
@@ -79,6 +82,7 @@ def load_state(paths: SessionPaths, host: str) -> SyncState:
         frozenset(n for n in names[1] if isinstance(n, str)),  # type: ignore[union-attr]
         float(pulled_at) if isinstance(pulled_at, (int, float)) else None,
         partial if type(partial) is int else 0,
+        frozenset(t for t in temps if isinstance(t, str)),
     )
 
 
@@ -91,6 +95,7 @@ def save_state(paths: SessionPaths, host: str, state: SyncState) -> None:
         "recent": sorted(state.recent),
         "pulled_at": state.pulled_at,
         "partial_pulls": state.partial_pulls,
+        "temps": sorted(state.temps),
     }
     with contextlib.suppress(OSError):
         install_atomically(state_path(paths, host), json.dumps(record).encode())

@@ -16,7 +16,7 @@ import os
 import re
 import time
 
-__all__ = ["STALE_SECONDS", "is_our_temp", "remove_if_stale"]
+__all__ = ["STALE_SECONDS", "Sweeper", "is_our_temp", "remove_if_stale"]
 
 #: A temp file untouched for this long belongs to no live writer.
 STALE_SECONDS = 15 * 60
@@ -37,3 +37,16 @@ def remove_if_stale(path: str, now: float | None = None) -> bool:
             os.unlink(path)
             return True
     return False
+
+
+class Sweeper:
+    """Removes the stale temp files it is shown; remembers the fresh ones (``kept``)
+    so a later sync can look at just those again."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+        self.kept: list[str] = []
+
+    def see(self, path: str) -> None:
+        if not remove_if_stale(path, self.now) and os.path.lexists(path):
+            self.kept.append(path)
