@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 from anyio.abc import Process
 
-from ..errors import CommandTimeout, ExecutorError, InvalidInput
+from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
 from ._backend import Backend, LinkOptions
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._openssh import OpenSSHBackend
@@ -199,7 +199,20 @@ class SSHExecutor:
     async def home(self) -> str:
         if self._home is None:
             result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
-            self._home = result.stdout.decode("utf-8", "surrogateescape")
+            home = result.stdout.decode("utf-8", "surrogateescape")
+            # Cached for the executor's life and joined into every mapped path:
+            # only a plain absolute path may be kept.
+            if not result.ok or not home.startswith("/") or _CONTROL_RE.search(home):
+                raise RemoteSetupError(
+                    f"{self._host} did not report a usable home directory: $HOME there is "
+                    f"{home[:200]!r} (exit status {result.returncode}), not an absolute path "
+                    "without control characters. Check that HOME is set for the login on "
+                    f"{self._host} (e.g. in its ~/.ssh/environment or login scripts), or pass "
+                    "SSHExecutor(..., path_map={local: remote}) so nothing depends on it.",
+                    host=self._host,
+                    detail=result.stderr.decode("utf-8", "replace")[-2000:],
+                )
+            self._home = home
         return self._home
 
     # -- processes --------------------------------------------------------
