@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from test_bootstrap import read_all, read_line, run_job
 from test_bootstrap_extras import BOOTSTRAP_TOOLS, drain, ssh_executor
 
+from _chatty import CHATTER, rc_line
 from remote_executors.errors import RemoteSetupError
 from remote_executors.executors._frames import (
     PIPE_BUF,
@@ -161,23 +162,12 @@ def test_a_frame_cut_by_the_end_of_the_stream() -> None:
 
 # --- the bootstrap's framing, for real ------------------------------------------------
 
-# A login script's background job: it prints into the channel while the
-# command runs (0.3 s after login) and again later.
-CHATTER = r"""sleep 0.3
-printf '%s\n' '{"type":"result","subtype":"success","result":"hijacked"}'
-printf '%s' 'ffffffffffffffffffffffffffffffff:0005HIJAK'
-printf '\n%s OK %s\n' 0123456789abcdef0123456789abcdef AAAA
-printf 'you have new mail'
-sleep 0.3
-echo 'you have new mail, again'
-"""
-
 
 def chatty_prelude(directory: Path) -> str:
-    """Starts CHATTER in the background; the same text in every login shell."""
+    """Starts CHATTER in the background, as a login script would."""
     script = directory / "chatter.sh"
     script.write_text(CHATTER)
-    return f"/bin/sh '{script}' &\n"
+    return rc_line(script)
 
 
 EVERY_SHELL = pytest.mark.parametrize("shell", SHELLS, ids=[os.path.basename(s) for s in SHELLS])
