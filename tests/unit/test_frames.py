@@ -10,11 +10,13 @@ fallback, and a flood of noise written concurrently with the command's output.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import secrets
 import shutil
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import anyio
@@ -27,6 +29,7 @@ from test_bootstrap_extras import BOOTSTRAP_TOOLS, drain, ssh_executor
 
 from _chatty import CHATTER, rc_line
 from remote_executors.errors import RemoteSetupError
+from remote_executors.executors import _remote_job, _ssh_process
 from remote_executors.executors._frames import (
     PIPE_BUF,
     FrameDecoder,
@@ -352,3 +355,30 @@ def test_frames_cost_about_one_percent() -> None:
     # And a short line costs one header.
     nonce = secrets.token_hex(16)
     assert len(encode_frames(nonce, b"x\n")) == len(frame_tag(nonce)) + 4 + 2
+
+
+@pytest.mark.parametrize("perl", [True, False], ids=["perl", "dd"])
+async def test_frames_keep_to_posix_pipe_buf_off_linux(
+    make_backend: Callable[..., ShellBackend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    perl: bool,
+) -> None:
+    # Where Linux's /proc is missing (macOS: PIPE_BUF is 512), frames are small.
+    text = resources.files(_remote_job.__package__).joinpath("bootstrap.sh").read_text()
+    assert "/proc/sys/fs/pipe-max-size" in text
+    text = text.replace("/proc/sys/fs/pipe-max-size", "/nonexistent/pipe-max-size")
+    script = base64.b64encode(text.encode()).decode()
+    command = f"exec /bin/sh -c 'eval \"$(echo {script} | base64 -d)\"'"
+    monkeypatch.setattr(_ssh_process, "remote_command", lambda: command)
+    env = {} if perl else {"PATH": tools_without_perl(tmp_path / "bin")}
+    data = os.urandom(100_000)
+    (tmp_path / "data").write_bytes(data)
+    job = RemoteJob(argv=["cat", str(tmp_path / "data")], mode="run")
+    process = await start_job(make_backend(env=env), job, pipe_stderr=True)
+    with anyio.fail_after(30):
+        out = await read_all(process.stdout)
+        assert await process.wait() == 0
+    assert out == data
+    per_frame = 512 - len(frame_tag(job.nonce)) - 4
+    assert _decoder(process).frames >= -(-len(data) // per_frame)  # none larger on the whole

@@ -9,7 +9,8 @@ stdout into a pipe and relays what it reads as frames::
 
     <nonce>:<4 lowercase hex digits: payload length><payload>
 
-each written with one ``write()`` of at most ``PIPE_BUF`` (4096) bytes. A pipe
+each written with one ``write()`` of at most ``PIPE_BUF`` bytes (4096 on Linux;
+elsewhere the bootstrap keeps to POSIX's minimum, 512). A pipe
 never interleaves another writer's bytes into such a write, so a frame always
 arrives whole and contiguous; whatever lies between frames is someone else's
 and is dropped here. The nonce is random per job and known only to the
@@ -28,7 +29,8 @@ __all__ = ["PIPE_BUF", "FrameDecoder", "encode_frames", "frame_tag", "max_payloa
 
 log = logging.getLogger("remote_executors.ssh")
 
-#: POSIX's minimum atomic pipe write, and Linux's; the bootstrap's frames fit in it.
+#: Linux's atomic pipe write size, the largest frame the bootstrap writes (on
+#: other systems it writes frames of at most 512 bytes, POSIX's minimum).
 PIPE_BUF = 4096
 _DIGITS = 4
 _LENGTH_RE = re.compile(rb"[0-9a-f]{%d}" % _DIGITS)
@@ -60,7 +62,8 @@ class FrameDecoder:
     Feed it the channel's stdout as it arrives (split anywhere); it returns the
     payload bytes now complete. Payload is passed on as it arrives, even before
     its frame is complete: a frame's bytes are contiguous on the channel, so
-    nothing else can be inside it. ``noise`` counts the bytes dropped.
+    nothing else can be inside it. ``frames`` counts the frames, ``noise`` the
+    bytes dropped.
     """
 
     def __init__(self, nonce: str) -> None:
@@ -69,6 +72,7 @@ class FrameDecoder:
         self._max = max_payload(nonce)
         self._pending = b""  # the start of what may be a header
         self._remaining = 0  # payload bytes still due in the current frame
+        self.frames = 0
         self.noise = 0
         self.cut = 0  # payload bytes a frame announced that never came (set by close)
 
@@ -105,6 +109,7 @@ class FrameDecoder:
                 pos = found + 1
                 continue
             self._remaining = length
+            self.frames += 1
             pos = found + self._header
         self._drop(b"".join(dropped))
         return b"".join(out)

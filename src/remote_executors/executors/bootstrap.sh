@@ -38,9 +38,13 @@ rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
 # most PIPE_BUF (4096) bytes, which a pipe never interleaves with another
 # writer's bytes. perl when the host has it; else dd reads a chunk (one
 # read, so output is passed on as it comes) and dd writes the frame built in
-# $1/frame (one write).
+# $1/frame (one write). Its stderr goes nowhere: it is the command's (perl
+# warns there about a login locale that is not installed, for instance).
+# PIPE_BUF is 4096 on Linux; elsewhere (macOS: 512) rely on POSIX's minimum.
 rx_tag="$RX_NONCE:"
-rx_fmax=$((4096 - ${#rx_tag} - 4))
+rx_pipe_buf=512
+if [ -e /proc/sys/fs/pipe-max-size ]; then rx_pipe_buf=4096; fi
+rx_fmax=$((rx_pipe_buf - ${#rx_tag} - 4))
 rx_perl=
 if command -v perl >/dev/null 2>&1; then rx_perl=1; fi
 rx_frame() {
@@ -62,7 +66,7 @@ rx_frame() {
     rx_n=$(($(wc -c <"$1/chunk")))
     [ "$rx_n" -gt 0 ] || exit 0
     { printf '%s%04x' "$rx_tag" "$rx_n" && cat "$1/chunk"; } >"$1/frame" || exit 1
-    dd if="$1/frame" bs=4096 2>/dev/null || exit 1
+    dd if="$1/frame" bs="$rx_pipe_buf" 2>/dev/null || exit 1
   done
 }
 
@@ -156,7 +160,7 @@ if [ "$RX_MODE" = run ]; then
   rx_stderr_mark
   rx_ok "$rx_found" "$(pwd -P)" "$$"
   exec 4>&1
-  rx_st=$( { { rx_env; "$@" 4>&- 5>&-; echo "$?" >&5; } | rx_frame "$rx_dir" >&4 5>&-; } 5>&1)
+  rx_st=$( { { rx_env; "$@" 4>&- 5>&-; echo "$?" >&5; } | rx_frame "$rx_dir" >&4 5>&- 2>/dev/null; } 5>&1)
   exit "${rx_st:-125}"
 fi
 
@@ -206,7 +210,7 @@ rx_pid=$!
 (
   trap '' TERM
   rx_frame "$rx_dir"
-) <"$rx_dir/out" 3<&- &
+) <"$rx_dir/out" 2>/dev/null 3<&- &
 rx_fpid=$!
 
 # The local side is gone: stop the process gently, then every descendant and
