@@ -35,12 +35,12 @@ rx_ok() { rx_say OK "$(printf '%s\0' "$@" | base64 | tr -d '\n')"; }
 rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
 
 # Frames: "<nonce>:<4 hex digits: length><payload>", each one write() of at
-# most PIPE_BUF (4096) bytes, which a pipe never interleaves with another
-# writer's bytes. perl when the host has it; else dd reads a chunk (one
+# most PIPE_BUF bytes, which a pipe never interleaves with another writer's
+# bytes (PIPE_BUF is 4096 on Linux; elsewhere, macOS's 512 say, we keep to
+# POSIX's minimum). perl when the host has it; else dd reads a chunk (one
 # read, so output is passed on as it comes) and dd writes the frame built in
-# $1/frame (one write). Its stderr goes nowhere: it is the command's (perl
-# warns there about a login locale that is not installed, for instance).
-# PIPE_BUF is 4096 on Linux; elsewhere (macOS: 512) rely on POSIX's minimum.
+# $1/frame (one write). The framer's stderr goes nowhere: that stream is the
+# command's (perl warns there about a login locale that is not installed).
 rx_tag="$RX_NONCE:"
 rx_pipe_buf=512
 if [ -e /proc/sys/fs/pipe-max-size ]; then rx_pipe_buf=4096; fi
@@ -160,7 +160,11 @@ if [ "$RX_MODE" = run ]; then
   rx_stderr_mark
   rx_ok "$rx_found" "$(pwd -P)" "$$"
   exec 4>&1
-  rx_st=$( { { rx_env; "$@" 4>&- 5>&-; echo "$?" >&5; } | rx_frame "$rx_dir" >&4 5>&- 2>/dev/null; } 5>&1)
+  rx_st=$(
+    {
+      { rx_env; "$@" 4>&- 5>&-; echo "$?" >&5; } | rx_frame "$rx_dir" >&4 5>&- 2>/dev/null
+    } 5>&1
+  )
   exit "${rx_st:-125}"
 fi
 
