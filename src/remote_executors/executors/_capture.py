@@ -9,6 +9,7 @@ which stops reading at the limit; the caller then stops the command.
 from __future__ import annotations
 
 import contextlib
+import io
 from typing import Literal
 
 import anyio
@@ -48,23 +49,24 @@ async def capture(process: Process, input: bytes | None, limit: int) -> tuple[by
     Raises :class:`Overflow` as soon as either stream holds more than ``limit``
     bytes, having read at most one chunk past it: memory stays bounded.
     """
-    kept: dict[Stream, list[bytes]] = {"stdout": [], "stderr": []}
+    # BytesIO: one growing buffer, handed out without a copy at the end (a list
+    # of chunks joined would hold, and fault in, twice the output).
+    kept: dict[Stream, io.BytesIO] = {"stdout": io.BytesIO(), "stderr": io.BytesIO()}
     overflow: list[Stream] = []
     scope = anyio.CancelScope()
 
     async def pump(stream: ByteReceiveStream | None, name: Stream) -> None:
         if stream is None:
             return
-        sink, size = kept[name], 0
+        sink = kept[name]
         try:
             while True:
                 chunk = await stream.receive()
-                size += len(chunk)
-                if size > limit:
+                if sink.tell() + len(chunk) > limit:
                     overflow.append(name)
                     scope.cancel()
                     return
-                sink.append(chunk)
+                sink.write(chunk)
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
@@ -82,7 +84,7 @@ async def capture(process: Process, input: bytes | None, limit: int) -> tuple[by
     if overflow:
         kept.clear()  # nothing is returned: let it go before the caller cleans up
         raise Overflow(overflow[0])
-    return b"".join(kept["stdout"]), b"".join(kept["stderr"])
+    return kept["stdout"].getvalue(), kept["stderr"].getvalue()
 
 
 def too_large(argv0: str, host: str, limit: int, stream: Stream) -> OutputTooLarge:
