@@ -40,7 +40,9 @@ async def measure(runs: int, backends: tuple[str, ...]) -> None:
     rows: list[tuple[str, float, float]] = []
     with bench_bed() as (_model, _server, _account, cfg, _local, _tmp):
         local = rx.LocalExecutor()
-        rows.append(("local", await timed(local, ["true"], runs), await timed(local, _PRINT_BIG, 7)))
+        rows.append(
+            ("local", await timed(local, ["true"], runs), await timed(local, _PRINT_BIG, 7))
+        )
         for backend in backends:
             async with rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path), backend=backend) as ex:
                 await ex.home()  # warm: the connection is up
