@@ -25,7 +25,7 @@ from _shell_backend import SHELLS, SSH_PATH, ShellBackend
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_bootstrap import read_all, read_line, run_job
-from test_bootstrap_extras import BOOTSTRAP_TOOLS, drain, ssh_executor
+from test_bootstrap_extras import BOOTSTRAP_TOOLS, all_command_lines, drain, ssh_executor
 
 from _chatty import CHATTER, rc_line
 from remote_executors.errors import RemoteSetupError
@@ -382,3 +382,27 @@ async def test_frames_keep_to_posix_pipe_buf_off_linux(
     assert out == data
     per_frame = 512 - len(frame_tag(job.nonce)) - 4
     assert _decoder(process).frames >= -(-len(data) // per_frame)  # none larger on the whole
+
+
+@pytest.mark.parametrize("perl", [True, False], ids=["perl", "dd"])
+async def test_the_nonce_is_on_no_command_line(
+    make_backend: Callable[..., ShellBackend], tmp_path: Path, perl: bool
+) -> None:
+    # Every user on the host can read command lines; a frame tag is nobody's business.
+    env = {} if perl else {"PATH": tools_without_perl(tmp_path / "bin")}
+    backend = make_backend(env=env)
+    spawned = await start_job(backend, RemoteJob(argv=["cat"]), pipe_stderr=True)
+    job = RemoteJob(argv=["sh", "-c", "echo ran; sleep 2"], mode="run")
+    ran = await start_job(backend, job, pipe_stderr=True)
+    with anyio.fail_after(20):
+        # Relay, framers and the commands all running.
+        await spawned.stdin.send(b"ping\n")
+        assert await read_line(spawned.stdout, bytearray()) == b"ping"
+        assert await read_line(ran.stdout, bytearray()) == b"ran"
+        seen = await all_command_lines()
+        await spawned.stdin.aclose()
+        assert await spawned.wait() == 0 and await ran.wait() == 0
+    for process in (spawned, ran):
+        assert process._job.nonce.encode() not in seen
+    await drain(spawned)
+    await drain(ran)

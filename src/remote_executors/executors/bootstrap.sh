@@ -49,8 +49,9 @@ rx_perl=
 if command -v perl >/dev/null 2>&1; then rx_perl=1; fi
 rx_frame() {
   if [ -n "$rx_perl" ]; then
+    export RX_FRAME_TAG="$rx_tag"  # not an argument: those are in everyone's ps
     exec perl -e '
-      my ($t, $max) = @ARGV;
+      my ($t, $max) = ($ENV{RX_FRAME_TAG}, @ARGV);
       my ($b, $n, $o, $w);
       while ($n = sysread(STDIN, $b, $max)) {
         $b = $t . sprintf("%04x", $n) . $b;
@@ -59,7 +60,7 @@ rx_frame() {
           exit 1 unless defined $w;
         }
       }
-      exit(defined $n ? 0 : 1);' "$rx_tag" "$rx_fmax"
+      exit(defined $n ? 0 : 1);' "$rx_fmax"
   fi
   while :; do
     dd bs="$rx_fmax" count=1 of="$1/chunk" 2>/dev/null || exit 1
@@ -75,7 +76,8 @@ rx_frame() {
 # walk cannot see. Linux /proc only; elsewhere the tree walk is all we have.
 rx_tagged() {
   [ -d /proc/self ] || return 0
-  grep -la "REMOTE_EXECUTORS_JOB=$RX_NONCE" /proc/[0-9]*/environ 2>/dev/null \
+  printf 'REMOTE_EXECUTORS_JOB=%s\n' "$RX_NONCE" \
+    | grep -laF -f - /proc/[0-9]*/environ 2>/dev/null \
     | sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p' | tr '\n' ' '
 }
 
@@ -249,8 +251,9 @@ rx_end() {
 # a newline arrives as one "<nonce> tail <base64>" line, written back exactly.
 if [ -n "$rx_perl" ]; then
   rx_relay() {
+    export RX_RELAY_NONCE="$RX_NONCE"  # not an argument: those are in everyone's ps
     perl -MMIME::Base64 -e '
-      my ($m, $out, $hb) = @ARGV;
+      my ($m, $out, $hb) = ($ENV{RX_RELAY_NONCE}, @ARGV);
       open(my $o, ">", $out) or exit 1;
       binmode($o); select($o); $| = 1; select(STDOUT);
       my $done = 0;
@@ -263,7 +266,7 @@ if [ -n "$rx_perl" ]; then
           next;
         }
         print {$o} $l unless $done;
-      }' "$RX_NONCE" "$rx_dir/in" "$rx_dir/hb" <&3
+      }' "$rx_dir/in" "$rx_dir/hb" <&3
   }
 else
   rx_awk=awk
@@ -271,8 +274,9 @@ else
   # For the tail: base64 -d appends to the fifo (a second writer), quoted for sh.
   rx_qin="'$(printf '%s' "$rx_dir/in" | sed "s/'/'\\\\''/g")'"
   rx_relay() {
-    $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
-      BEGIN { printf "" > out; fflush(out); tail = m " tail " }
+    export RX_RELAY_NONCE="$RX_NONCE"
+    $rx_awk -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
+      BEGIN { m = ENVIRON["RX_RELAY_NONCE"]; printf "" > out; fflush(out); tail = m " tail " }
       $0 == m " hb" { printf "" > hb; close(hb); next }
       $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
       index($0, tail) == 1 {
