@@ -11,8 +11,9 @@ On the loopback sshd test bed, a session is made on the "remote" account:
 
 For each, with a warm connection, it times the first pull (everything is
 new), a pull with nothing new, and two pulls after 1 KB was appended to the
-transcript (a turn: the subagents' files are an hour old), and records the peak memory above the process's level before the
-pull (Linux: VmHWM, reset through /proc/self/clear_refs before each pull).
+transcript (a turn: the subagents' files are an hour old), and records the
+peak memory above the process's level before the pull (Linux: VmHWM, reset
+through /proc/self/clear_refs before each pull).
 Files over the strategy's ``max_file_bytes`` (1 GiB unless --max-file) are
 refused with SyncTooLarge, and that is timed too. The targets: a no-change
 pull of 100k files under 10 s and of 10k under 2 s, a 1 KB pull within 100 ms

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from _chatty import make_chatty
 from remote_executors.executors.ssh import BACKENDS, SSHExecutor
+from remote_executors.testing._sshd_fixtures import AccountFactory
 from remote_executors.testing.executor_conformance import ExecutorConformance
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
@@ -75,6 +77,24 @@ class TestSSHExecutor(ExecutorConformance):
         executor = SSHExecutor(
             rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), backend=ssh_backend
         )
+        try:
+            yield executor
+        finally:
+            await executor.aclose()
+
+    @pytest.fixture
+    async def chatty_executor(
+        self,
+        rx_sshd: SSHTestBed,
+        rx_account_factory: AccountFactory,
+        ssh_backend: str,
+        tmp_path: Path,
+    ) -> AsyncIterator[SSHExecutor]:
+        """An account whose ~/.bashrc starts a job that prints into the channel."""
+        account = rx_account_factory("bash", label="chatty")
+        make_chatty(account)
+        cfg = rx_sshd.client_config(account, tmp_path / "ssh-chatty")
+        executor = SSHExecutor(cfg.alias, ssh_config=str(cfg.path), backend=ssh_backend)
         try:
             yield executor
         finally:

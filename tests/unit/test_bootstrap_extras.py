@@ -465,7 +465,7 @@ async def test_perl_relays_a_huge_line_in_linear_time(
 
 BOOTSTRAP_TOOLS = (
     *("sh", "base64", "head", "tr", "sed", "tail", "mktemp", "mkfifo", "rm", "ps"),
-    *("sleep", "cat", "kill", "env", "printf"),
+    *("sleep", "cat", "kill", "env", "printf", "dd", "wc"),
 )
 
 

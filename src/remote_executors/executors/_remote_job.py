@@ -109,7 +109,7 @@ class JobStatus:
     """The bootstrap's status line, decoded."""
 
     ok: bool
-    reason: str = ""  # "cwd", "claude", "tmp" when not ok
+    reason: str = ""  # "cwd", "claude", "tmp", "attach", "tools" when not ok
     values: tuple[str, ...] = ()
 
 

@@ -21,6 +21,7 @@ from ..errors import (
     RemoteSetupError,
 )
 from ._backend import Backend, Channel
+from ._frames import FrameDecoder
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
 from ._ssh_errors import SSH_FAILED, classify_lost
 
@@ -30,18 +31,37 @@ _NOISE_LIMIT = 1 << 20  # bytes of login-shell chatter tolerated before the stat
 HEARTBEAT_INTERVAL = 2.0
 
 
-class _PrefixedStdout(ByteReceiveStream):
-    """stdout with whatever arrived after the status line put back in front."""
+class _FramedStdout(ByteReceiveStream):
+    """The command's stdout: the payload of the bootstrap's frames, nothing else.
 
-    def __init__(self, inner: ByteReceiveStream, prefix: bytes) -> None:
+    Whatever else reaches the channel after the status line (a background job
+    of a login script printing late) is dropped by the decoder (see
+    :mod:`._frames`). ``first`` is what arrived with the status line.
+    """
+
+    def __init__(self, inner: ByteReceiveStream, nonce: str, first: bytes) -> None:
         self._inner = inner
-        self._prefix = prefix
+        self.decoder = FrameDecoder(nonce)
+        self._ready = self.decoder.feed(first)
+        self._at = 0
+        self._ended = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        if self._prefix:
-            chunk, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
-            return chunk
-        return await self._inner.receive(max_bytes)
+        while self._at >= len(self._ready):
+            if self._ended:
+                raise anyio.EndOfStream
+            try:
+                chunk = await self._inner.receive()
+            except anyio.EndOfStream:
+                self._ended = True
+                self.decoder.close()
+                if self.decoder.noise:
+                    log.debug("%d bytes on stdout were not the command's", self.decoder.noise)
+                continue
+            self._ready, self._at = self.decoder.feed(chunk), 0
+        chunk = self._ready[self._at : self._at + max_bytes]
+        self._at += len(chunk)
+        return chunk
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -170,7 +190,7 @@ class SSHProcess(Process):
         self._job = job
         self.status = status
         self._stdin = _RelayStdin(channel, job)
-        self._stdout = _PrefixedStdout(channel.stdout, stdout_rest)
+        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest)
         self._stderr = (
             _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None
         )
@@ -296,6 +316,14 @@ def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:
             f"Could not write the session's private files in {what or 'the temp directory'} "
             f"on {host}. Check free space and permissions there, or set TMPDIR for the "
             "remote login.",
+            host=host,
+        )
+    if status.reason == "tools":
+        tool = status.values[0] if status.values else "dd"
+        return RemoteSetupError(
+            f"{host} has neither perl nor {tool} on the PATH of a non-login ssh command; "
+            "one of them is needed to pass the command's output on. Install perl (or "
+            f"{tool}) on {host}.",
             host=host,
         )
     where = status.values[0] if status.values else "the temp directory"

@@ -130,12 +130,21 @@ class Executor(Protocol):
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
         timeout: float = 30.0,
+        max_output: int = 64 * 1024 * 1024,
     ) -> CommandResult:
         """Run a short command to completion and capture its output.
 
+        ``stdout`` holds only what the command itself wrote: on a remote
+        machine, output that a login script's background job prints into the
+        same channel is dropped.
+
         A non-zero exit is returned, not raised; failure to run at all raises
         an ``ExecutorError``; overrunning ``timeout`` raises ``CommandTimeout``
-        after killing the command.
+        after killing the command. More than ``max_output`` bytes on stdout or
+        on stderr raises ``OutputTooLarge`` (naming the stream) after killing
+        the command, having kept no more than about that much in memory; the
+        default (64 MiB) is far above what a short command prints, and a
+        command expected to print more should stream through ``spawn``.
         """
         ...
 

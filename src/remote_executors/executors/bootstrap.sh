@@ -5,9 +5,12 @@
 # arguments and secret env values never show in `ps` on either machine.
 # Everything this script prints to stdout before the "<nonce> OK" status line
 # is noise (e.g. from a chatty .bashrc) that the local side throws away.
+# After it, the command's stdout goes into a pipe and comes out in frames
+# (rx_frame, see _frames.py): a background job a login script started may
+# still write into the channel, and the local side keeps frames only.
 #
 # Modes:
-#   run    exec the command with stdin passed through (short commands).
+#   run    run the command with stdin passed through (short commands).
 #   spawn  supervise a long-lived process: stdin is relayed line by line
 #          (perl, else awk) so "<nonce> eof" can end the process's input without
 #          closing the channel, "<nonce> hb" heartbeats prove the link is
@@ -31,12 +34,50 @@ rx_ok() { rx_say OK "$(printf '%s\0' "$@" | base64 | tr -d '\n')"; }
 # stdout: the caller's stderr stream starts after it.
 rx_stderr_mark() { printf '\n%s stderr\n' "$RX_NONCE" >&2; }
 
+# Frames: "<nonce>:<4 hex digits: length><payload>", each one write() of at
+# most PIPE_BUF bytes, which a pipe never interleaves with another writer's
+# bytes (PIPE_BUF is 4096 on Linux; elsewhere, macOS's 512 say, we keep to
+# POSIX's minimum). perl when the host has it; else dd reads a chunk (one
+# read, so output is passed on as it comes) and dd writes the frame built in
+# $1/frame (one write). The framer's stderr goes nowhere: that stream is the
+# command's (perl warns there about a login locale that is not installed).
+rx_tag="$RX_NONCE:"
+rx_pipe_buf=512
+if [ -e /proc/sys/fs/pipe-max-size ]; then rx_pipe_buf=4096; fi
+rx_fmax=$((rx_pipe_buf - ${#rx_tag} - 4))
+rx_perl=
+if command -v perl >/dev/null 2>&1; then rx_perl=1; fi
+rx_frame() {
+  if [ -n "$rx_perl" ]; then
+    export RX_FRAME_TAG="$rx_tag"  # not an argument: those are in everyone's ps
+    exec perl -e '
+      my ($t, $max) = ($ENV{RX_FRAME_TAG}, @ARGV);
+      my ($b, $n, $o, $w);
+      while ($n = sysread(STDIN, $b, $max)) {
+        $b = $t . sprintf("%04x", $n) . $b;
+        for ($o = 0; $o < length $b; $o += $w) {
+          $w = syswrite(STDOUT, $b, length($b) - $o, $o);
+          exit 1 unless defined $w;
+        }
+      }
+      exit(defined $n ? 0 : 1);' "$rx_fmax"
+  fi
+  while :; do
+    dd bs="$rx_fmax" count=1 of="$1/chunk" 2>/dev/null || exit 1
+    rx_n=$(($(wc -c <"$1/chunk")))
+    [ "$rx_n" -gt 0 ] || exit 0
+    { printf '%s%04x' "$rx_tag" "$rx_n" && cat "$1/chunk"; } >"$1/frame" || exit 1
+    dd if="$1/frame" bs="$rx_pipe_buf" 2>/dev/null || exit 1
+  done
+}
+
 # Pids of processes that inherited this job's tag (see rx_env below): they
 # stay findable after they are orphaned and re-parented to init, which a tree
 # walk cannot see. Linux /proc only; elsewhere the tree walk is all we have.
 rx_tagged() {
   [ -d /proc/self ] || return 0
-  grep -la "REMOTE_EXECUTORS_JOB=$RX_NONCE" /proc/[0-9]*/environ 2>/dev/null \
+  printf 'REMOTE_EXECUTORS_JOB=%s\n' "$RX_NONCE" \
+    | grep -laF -f - /proc/[0-9]*/environ 2>/dev/null \
     | sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p' | tr '\n' ' '
 }
 
@@ -96,21 +137,38 @@ if [ "$1" = claude ] && [ -n "$RX_FIND_CLAUDE" ]; then
   set -- "$rx_found" "$@"
 fi
 
-if [ "$RX_MODE" = run ]; then
-  # $$ is the process group the command runs in (we are the session leader):
-  # the local side stops that group if it gives up waiting. Not exec'd: a
-  # command killed by a signal then exits 128+N, as under spawn, instead of
-  # taking the session leader down (which ssh reports as its own 255).
-  rx_stderr_mark
-  rx_ok "$rx_found" "$(pwd -P)" "$$"
-  rx_env
-  "$@"
-  exit
+# A private directory: the FIFOs of a spawned process, the frames of the dd
+# framer. A run job with perl needs none (nor the three processes it costs).
+rx_dir=
+if [ -z "$rx_perl" ]; then
+  for rx_t in dd wc cat; do
+    command -v "$rx_t" >/dev/null 2>&1 || { rx_say ERR tools "$(rx_b64 "$rx_t")"; exit 125; }
+  done
+fi
+if [ "$RX_MODE" != run ] || [ -z "$rx_perl" ]; then
+  rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") \
+    && { [ "$RX_MODE" = run ] || mkfifo "$rx_dir/in" "$rx_dir/out"; } \
+    || { rx_say ERR tmp "$(rx_b64 "${TMPDIR:-/tmp}")"; exit 125; }
+  trap 'rm -rf "$rx_dir"' EXIT
 fi
 
-rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") && mkfifo "$rx_dir/in" \
-  || { rx_say ERR tmp "$(rx_b64 "${TMPDIR:-/tmp}")"; exit 125; }
-trap 'rm -rf "$rx_dir"' EXIT
+if [ "$RX_MODE" = run ]; then
+  # $$ is the process group the command runs in (we are the session leader):
+  # the local side stops that group if it gives up waiting. A command killed
+  # by a signal exits 128+N, as under spawn, instead of taking the session
+  # leader down (which ssh reports as its own 255).
+  # The command writes into the pipe to rx_frame, which writes to the channel
+  # (fd 4); its exit status comes back on fd 5, the command substitution's.
+  rx_stderr_mark
+  rx_ok "$rx_found" "$(pwd -P)" "$$"
+  exec 4>&1
+  rx_st=$(
+    {
+      { rx_env; "$@" 4>&- 5>&-; echo "$?" >&5; } | rx_frame "$rx_dir" >&4 5>&- 2>/dev/null
+    } 5>&1
+  )
+  exit "${rx_st:-125}"
+fi
 
 # Attachments: content the process needs as a path (JSON with credentials
 # that must not be on a command line, a file or directory named by an
@@ -151,8 +209,15 @@ exec 3<&0
   rx_env
   export REMOTE_EXECUTORS_JOB="$RX_NONCE"
   exec "$@"
-) <"$rx_dir/in" &
+) <"$rx_dir/in" >"$rx_dir/out" &
 rx_pid=$!
+# The framer ignores TERM: when the process exits, the sweep below must leave
+# it to pass on the last output, up to the end of its input.
+(
+  trap '' TERM
+  rx_frame "$rx_dir"
+) <"$rx_dir/out" 2>/dev/null 3<&- &
+rx_fpid=$!
 
 # The local side is gone: stop the process gently, then every descendant and
 # the whole process group (sshd made this shell a session and group leader;
@@ -184,10 +249,11 @@ rx_end() {
 # time; mawk (Debian's awk) must be made interactive to pass lines on as they
 # come, and is then quadratic in the line length. Input that does not end in
 # a newline arrives as one "<nonce> tail <base64>" line, written back exactly.
-if command -v perl >/dev/null 2>&1; then
+if [ -n "$rx_perl" ]; then
   rx_relay() {
+    export RX_RELAY_NONCE="$RX_NONCE"  # not an argument: those are in everyone's ps
     perl -MMIME::Base64 -e '
-      my ($m, $out, $hb) = @ARGV;
+      my ($m, $out, $hb) = ($ENV{RX_RELAY_NONCE}, @ARGV);
       open(my $o, ">", $out) or exit 1;
       binmode($o); select($o); $| = 1; select(STDOUT);
       my $done = 0;
@@ -200,7 +266,7 @@ if command -v perl >/dev/null 2>&1; then
           next;
         }
         print {$o} $l unless $done;
-      }' "$RX_NONCE" "$rx_dir/in" "$rx_dir/hb" <&3
+      }' "$rx_dir/in" "$rx_dir/hb" <&3
   }
 else
   rx_awk=awk
@@ -208,8 +274,9 @@ else
   # For the tail: base64 -d appends to the fifo (a second writer), quoted for sh.
   rx_qin="'$(printf '%s' "$rx_dir/in" | sed "s/'/'\\\\''/g")'"
   rx_relay() {
-    $rx_awk -v m="$RX_NONCE" -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
-      BEGIN { printf "" > out; fflush(out); tail = m " tail " }
+    export RX_RELAY_NONCE="$RX_NONCE"
+    $rx_awk -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
+      BEGIN { m = ENVIRON["RX_RELAY_NONCE"]; printf "" > out; fflush(out); tail = m " tail " }
       $0 == m " hb" { printf "" > hb; close(hb); next }
       $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
       index($0, tail) == 1 {
@@ -251,5 +318,7 @@ rx_st=$?
 trap '' TERM
 for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
 kill -TERM 0 2>/dev/null
+# The framer's input ends once nothing holds the FIFO open any more.
+wait "$rx_fpid"
 rm -rf "$rx_dir"
 exit "$rx_st"

@@ -13,6 +13,7 @@ from anyio.abc import Process
 
 from .._sdk_compat import find_local_claude
 from ..errors import ClaudeNotFound, CommandTimeout, InvalidInput, RemotePathNotFound
+from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._scratch import ScratchProcess, materialize, remove_scratch
 from ._validate import absolute_local, check_env, check_path, spawn_attachments
 from .base import CommandResult, SpawnOptions
@@ -116,24 +117,43 @@ class LocalExecutor:
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
         timeout: float = 30.0,
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> CommandResult:
         if not argv:
             raise InvalidInput("No command given to run on local.", host="local")
         _check_argv(argv)
+        limit = check_limit(max_output, "local")
         full_env = {**os.environ, **check_env(env or {}, host="local")}
         work_dir = _checked_cwd(cwd)
         try:
             with anyio.fail_after(timeout):
-                result = await anyio.run_process(
-                    list(argv), input=input, cwd=work_dir, env=full_env, check=False
+                process = await anyio.open_process(
+                    list(argv),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=work_dir,
+                    env=full_env,
                 )
+                try:
+                    out, err = await capture(process, input, limit)
+                    code = await process.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if process.returncode is None:
+                            # Timed out, cancelled or too much output.
+                            with contextlib.suppress(ProcessLookupError):
+                                process.kill()
+                        await process.aclose()
         except (FileNotFoundError, PermissionError) as exc:
             raise _not_started(argv[0], exc) from exc
         except TimeoutError:
             raise CommandTimeout(
                 f"{argv[0]} did not finish within {timeout:g} s on local.", host="local"
             ) from None
-        return CommandResult(result.returncode, result.stdout, result.stderr)
+        except Overflow as exc:
+            raise too_large(argv[0], "local", limit, exc.stream) from None
+        return CommandResult(code, out, err)
 
     async def home(self) -> str:
         return os.path.expanduser("~")

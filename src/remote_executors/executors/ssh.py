@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import posixpath
@@ -12,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import Process
 
-from ..errors import CommandTimeout, ExecutorError, InvalidInput
+from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
 from ._backend import Backend, LinkOptions
+from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
@@ -197,7 +197,20 @@ class SSHExecutor:
     async def home(self) -> str:
         if self._home is None:
             result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
-            self._home = result.stdout.decode("utf-8", "surrogateescape")
+            home = result.stdout.decode("utf-8", "surrogateescape")
+            # Cached for the executor's life and joined into every mapped path:
+            # only a plain absolute path may be kept.
+            if not result.ok or not home.startswith("/") or _CONTROL_RE.search(home):
+                raise RemoteSetupError(
+                    f"{self._host} did not report a usable home directory: $HOME there is "
+                    f"{home[:200]!r} (exit status {result.returncode}), not an absolute path "
+                    "without control characters. Check that HOME is set for the login on "
+                    f"{self._host} (e.g. in its ~/.ssh/environment or login scripts), or pass "
+                    "SSHExecutor(..., path_map={local: remote}) so nothing depends on it.",
+                    host=self._host,
+                    detail=result.stderr.decode("utf-8", "replace")[-2000:],
+                )
+            self._home = home
         return self._home
 
     # -- processes --------------------------------------------------------
@@ -251,9 +264,11 @@ class SSHExecutor:
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
         timeout: float = 30.0,
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> CommandResult:
         if not argv:
             raise InvalidInput(f"No command given to run on {self._host}.", host=self._host)
+        limit = check_limit(max_output, self._host)
         options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
         job = self._job(options, "run")
         try:
@@ -262,13 +277,13 @@ class SSHExecutor:
                     self._backend, job, pipe_stderr=True, startup_timeout=timeout
                 )
                 try:
-                    return await _collect(process, input)
+                    return await _collect(process, input, limit)
                 finally:
                     with anyio.CancelScope(shield=True):
                         if process.returncode is None:
-                            # Timed out or cancelled. Without a pty, ending the
-                            # local ssh leaves the remote command running: stop
-                            # its process group there too.
+                            # Timed out, cancelled or too much output. Without a
+                            # pty, ending the local ssh leaves the remote command
+                            # running: stop its process group there too.
                             process.kill()
                             await process.wait()
                             await self._kill_remote_group(process.remote_pgid)
@@ -279,6 +294,8 @@ class SSHExecutor:
                 "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
                 host=self._host,
             ) from None
+        except Overflow as exc:
+            raise too_large(argv[0], self._host, limit, exc.stream) from None
 
     async def _kill_remote_group(self, pgid: int | None) -> None:
         """Best effort, bounded: SIGKILL a ``run`` job's process group on the host."""
@@ -292,7 +309,7 @@ class SSHExecutor:
             try:
                 process = await start_job(self._backend, job, pipe_stderr=True, startup_timeout=5)
                 await _collect(process, None)
-            except ExecutorError as exc:
+            except (ExecutorError, Overflow) as exc:
                 log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
     async def _rsync_rsh(self) -> list[str] | None:
@@ -350,24 +367,10 @@ def _connection_name(connection: object) -> str:
     return str(connection.original_host or connection.host)
 
 
-async def _collect(process: SSHProcess, input: bytes | None) -> CommandResult:
-    out: list[bytes] = []
-    err: list[bytes] = []
-
-    async def pump(stream: ByteReceiveStream | None, sink: list[bytes]) -> None:
-        assert stream is not None  # run jobs always pipe stderr
-        try:
-            while True:
-                sink.append(await stream.receive())
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump, process.stdout, out)
-        tg.start_soon(pump, process.stderr, err)
-        if input:
-            with contextlib.suppress(anyio.BrokenResourceError):
-                await process.stdin.send(input)
-        await process.stdin.aclose()
+async def _collect(
+    process: SSHProcess, input: bytes | None, limit: int = DEFAULT_MAX_OUTPUT
+) -> CommandResult:
+    """The run job's output and status; :class:`Overflow` past ``limit`` (still running)."""
+    out, err = await capture(process, input, limit)
     code = await process.wait()
-    return CommandResult(code, b"".join(out), b"".join(err))
+    return CommandResult(code, out, err)

@@ -46,8 +46,12 @@ For example::
 See ``tests/unit/test_executor_conformance_local.py`` (this machine) and
 ``tests/e2e/test_executor_conformance_ssh.py`` (the real sshd test bed) for
 complete examples. The tests are ``async`` (anyio) and run on whatever
-``anyio_backend`` the project selects. The suite adds one fixture of its own,
-``machine_workdir`` (``workdir`` mapped, checked to exist on the machine).
+``anyio_backend`` the project selects. The suite adds fixtures of its own:
+``machine_workdir`` (``workdir`` mapped, checked to exist on the machine) and
+``chatty_executor``, which a backend whose machines have login scripts should
+override: an executor for the same kind of machine whose login starts a
+background job that prints into stdout while commands run (the default is
+``executor`` itself).
 
 What is checked: stdin/stdout round trips (binary-exact, an 8 MiB line each
 way, 20,000 small lines, lines delivered as sent), arguments and environment
@@ -55,7 +59,11 @@ values that need quoting, stderr as a separate stream or none, exit statuses
 and signal deaths, ``env``/``unset_env`` and the caller's environment, the
 mapped working directory (missing, awkward names), ``terminate``/``kill``/closing
 the executor/``run`` timeouts/cancelling ``run`` (``wait()`` returns promptly and
-the processes are gone from the machine), ``run``'s capture and input, 15
+the processes are gone from the machine), ``run``'s capture and input, its
+``max_output`` cap (on stdout and on stderr: ``OutputTooLarge``, memory near the
+cap, the command gone from the machine; output up to the cap returned whole;
+the 64 MiB default), that only a command's own output comes back even while
+a login script's background job prints (``home``, ``run``, ``spawn``), 15
 processes alive at once, ``home``/``map_cwd``, ``private_args``, ``attachments``
 (a file and a directory tree arrive as private paths, gone once the process
 ends), ``"claude"``,
@@ -84,6 +92,7 @@ import posixpath
 import secrets
 import signal
 import tarfile
+import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -97,6 +106,7 @@ from remote_executors.errors import (
     CommandTimeout,
     ExecutorError,
     InvalidInput,
+    OutputTooLarge,
     RemotePathNotFound,
 )
 from remote_executors.executors.base import Attachment, CommandResult, Executor, SpawnOptions
@@ -284,6 +294,11 @@ class ExecutorConformance:
     wait_seconds: ClassVar[float] = 5.0
     """How long ``wait()`` may take to return after ``terminate()``/``kill()``/closing."""
 
+    output_buffer_bytes: ClassVar[int] = 16 * _MIB
+    """How much a ``run`` may hold in Python memory beyond ``max_output`` while it
+    notices the overflow and stops the command (its read chunks, and buffers below
+    them such as an SSH channel's receive window, 8 MiB for the fabric backend)."""
+
     known_failures: ClassVar[Mapping[str, str]] = {}
     """Test name -> why this executor fails it (a bug, not a choice): the test is a
     strict expected failure while listed."""
@@ -295,6 +310,15 @@ class ExecutorConformance:
         reason = self.known_failures.get(getattr(request.node, "originalname", ""))
         if reason is not None:
             request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+    @pytest.fixture
+    def chatty_executor(self, executor: Executor) -> Executor:
+        """An executor for a machine whose login (e.g. ``~/.bashrc``) starts a
+        background job that prints into stdout while commands run, within a
+        second of each login. A machine without login scripts has no such
+        thing: the default is ``executor``. Override it where logins can chat
+        (see ``tests/e2e/test_executor_conformance_ssh.py``)."""
+        return executor
 
     @pytest.fixture
     async def machine_workdir(self, executor: Executor, workdir: Path) -> str:
@@ -754,6 +778,97 @@ class ExecutorConformance:
         assert anyio.current_time() - cancelled_at < self.wait_seconds
         assert outcome == [], "run() finished instead of being cancelled"
         await self.wait_gone(remote_processes, sleeper)
+
+    # -- run(): the output cap ----------------------------------------------------------
+
+    @pytest.mark.parametrize("stream", ["stdout", "stderr"])
+    async def test_run_output_past_max_output_raises_and_stops_the_command(
+        self,
+        executor: Executor,
+        remote_processes: Callable[[], Sequence[str]],
+        stream: Literal["stdout", "stderr"],
+    ) -> None:
+        # Far more than the cap, at full speed (a unique count marks the process);
+        # an executor that kept it all would hold it all in memory.
+        count = str(256 * _MIB + secrets.randbelow(10**6))
+        script = 'exec head -c "$1" /dev/zero' + (" >&2" if stream == "stderr" else "")
+        mark = Sleeper(("/bin/sh", "-c", script, "sh", count), (f"head -c {count}",))
+        await executor.home()  # connected: what follows is the command's alone
+        tracemalloc.start()
+        try:
+            with anyio.fail_after(30), pytest.raises(OutputTooLarge) as caught:
+                await executor.run(mark.argv, max_output=4 * _MIB, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.check_error(caught.value, executor)
+        assert (caught.value.limit, caught.value.stream) == (4 * _MIB, stream)
+        assert "max_output" in str(caught.value)
+        # Memory stayed near the cap (Python allocations; what a backend buffers
+        # below the cap, e.g. an SSH channel window, counts too).
+        assert peak < 4 * _MIB + self.output_buffer_bytes, f"peak {peak / _MIB:.1f} MiB"
+        await self.wait_gone(remote_processes, mark)
+
+    async def test_run_output_up_to_max_output_is_returned(self, executor: Executor) -> None:
+        script = 'head -c "$1" /dev/zero; head -c "$1" /dev/zero >&2'
+        with anyio.fail_after(60):
+            exact = await executor.run(["/bin/sh", "-c", script, "sh", str(_MIB)], max_output=_MIB)
+            assert exact == CommandResult(0, b"\0" * _MIB, b"\0" * _MIB)
+            with pytest.raises(OutputTooLarge):
+                await executor.run(["/bin/sh", "-c", script, "sh", str(_MIB + 1)], max_output=_MIB)
+            assert await executor.run(["true"], max_output=0) == CommandResult(0, b"", b"")
+            # The default: 64 MiB per stream.
+            past = str(64 * _MIB + 1)
+            with pytest.raises(OutputTooLarge) as caught:
+                await executor.run(["head", "-c", past, "/dev/zero"])
+            assert caught.value.limit == 64 * _MIB
+            with pytest.raises(InvalidInput) as refused:
+                await executor.run(["true"], max_output=-1)
+        self.check_error(refused.value, executor)
+
+    # -- only the command's own output -------------------------------------------------
+
+    async def test_only_the_commands_own_output_comes_back(self, chatty_executor: Executor) -> None:
+        # On a machine whose login starts a job that prints into the session's
+        # stdout while commands run (see the chatty_executor fixture), what a
+        # command prints is still all that comes back, byte for byte.
+        executor = chatty_executor
+        with anyio.fail_after(60):
+            home = await executor.home()
+            assert home.startswith("/") and "\n" not in home, repr(home)
+            printed = await executor.run(["/bin/sh", "-c", 'printf %s "$HOME"; sleep 1'])
+            assert printed == CommandResult(0, home.encode(), b"")
+            slow = "printf 'first\\n'; sleep 1; printf 'second \\377\\000\\n'"
+            assert await executor.run(["/bin/sh", "-c", slow]) == CommandResult(
+                0, b"first\nsecond \xff\x00\n", b""
+            )
+            # Output of the command's own background child is the command's.
+            late = "(sleep 0.5; echo late) & echo early"
+            ran = await executor.run(["/bin/sh", "-c", late])
+            assert ran == CommandResult(0, b"early\nlate\n", b"")
+            # Output that looks like protocol (with the machine's own job tag,
+            # where there is one) is output like any other.
+            mimic = (
+                'tag="${REMOTE_EXECUTORS_JOB-none}"; printf "%s\\0" "$tag"; '
+                'printf "%s:0005HELLO\\n%s OK x\\n" "$tag" "$tag"'
+            )
+            process = await executor.spawn(SpawnOptions("/bin/sh", ["-c", mimic]))
+            out, _, code = await communicate(process)
+            tag, _, rest = out.partition(b"\0")
+            assert code == 0 and rest == tag + b":0005HELLO\n" + tag + b" OK x\n", out
+            # A spawned process's stdout, line by line, while the chatter comes.
+            process = await executor.spawn(SpawnOptions("cat"))
+            stdin = process.stdin
+            assert stdin is not None
+            lines = _Lines(process.stdout)
+            for i in range(8):
+                line = b'{"type":"user","n":%d}\n' % i
+                await stdin.send(line)
+                assert await lines.line() == line
+                await anyio.sleep(0.15)
+            await stdin.aclose()
+            assert await read_all(process.stdout) == b""
+            assert await process.wait() == 0
 
     # -- concurrency -------------------------------------------------------------------
 

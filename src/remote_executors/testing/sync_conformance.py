@@ -442,9 +442,12 @@ class _Wrapped:
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
         timeout: float = 30.0,
+        max_output: int = 64 * 1024 * 1024,
     ) -> CommandResult:
         argv, input = self.before(argv, input)
-        result = await self.inner.run(argv, cwd=cwd, env=env, input=input, timeout=timeout)
+        result = await self.inner.run(
+            argv, cwd=cwd, env=env, input=input, timeout=timeout, max_output=max_output
+        )
         return self.after(result)
 
     def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:
