@@ -398,7 +398,12 @@ async def pull_files(
         paths,
         host,
         SyncState(
-            settled, frozenset(unsettled), moved, started, state.partial_pulls + 1 if minutes else 0
+            settled,
+            frozenset(unsettled),
+            moved,
+            started,
+            state.partial_pulls + 1 if minutes else 0,
+            frozenset(sweeper.kept),
         ),
     )
     if errors:

@@ -115,22 +115,22 @@ awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" \
     seen[rel] = 1
     if (!(rel in rsize)) { print rel > unread; next }
     size = rsize[rel]
-    if (size > maxfile) { print "RX-TOOBIG file " size " " rel; next }
-    if (total + size > maxsession) { print "RX-TOOBIG session " size " " rel; next }
+    # Sizes go out with %.0f: awk prints large numbers in exponent form.
+    if (size > maxfile) { printf "RX-TOOBIG file %.0f %s\n", size, rel; next }
+    if (total + size > maxsession) { printf "RX-TOOBIG session %.0f %s\n", size, rel; next }
     total += size
     known = (rel in lsize)
     if (mode == "all" && known && lskip[rel] == 1 && lsize[rel] == size) {
-      print "RX-SAME " size " " rel; next
+      printf "RX-SAME %.0f %s\n", size, rel; next
     }
     off = 0
     if (mode == "all" && known) { off = lsize[rel] - 4096; if (off < 0) off = 0 }
     if (off > size) off = 0
     head = off; if (head > 4096) head = 4096
     need = head + size - off
-    if (used + need > budget) { print "RX-BIG " size " " off " " head " " rel; next }
+    if (used + need > budget) { printf "RX-BIG %.0f %.0f %.0f %s\n", size, off, head, rel; next }
     used += need
-    print size " " off " " head > plan
-    print rel > plan
+    printf "%.0f %.0f %.0f\n%s\n", size, off, head, rel > plan
   }' "$rx_tmp/names" || exit 3
 
 while IFS= read -r rx_f; do
