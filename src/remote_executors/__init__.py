@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .errors import (
         AuthenticationFailed,
         ClaudeNotFound,
+        ClaudeNotResponding,
         CommandTimeout,
         ConnectionFailed,
         ExecutorError,
@@ -67,6 +68,7 @@ _WHERE: dict[str, str] = {
         [
             "AuthenticationFailed",
             "ClaudeNotFound",
+            "ClaudeNotResponding",
             "CommandTimeout",
             "ConnectionFailed",
             "ExecutorError",
@@ -139,6 +141,7 @@ __all__ = [
     "query",
     "spawn_claude_code_process",
     "ClaudeNotFound",
+    "ClaudeNotResponding",
     "CommandResult",
     "CommandTimeout",
     "ConnectionFailed",

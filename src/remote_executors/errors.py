@@ -14,6 +14,7 @@ can catch as broadly or as narrowly as they need::
     │   └── HostKeyError             host key unknown or changed
     ├── RemoteSetupError             reached the host, but it can't run the session
     │   ├── ClaudeNotFound           no Claude Code CLI where we looked
+    │   ├── ClaudeNotResponding      the CLI started but never answered
     │   └── RemotePathNotFound       the working directory does not exist there
     ├── CommandTimeout               a short command did not finish in time
     ├── OutputTooLarge               a short command printed more than its limit
@@ -38,6 +39,7 @@ from claude_agent_sdk import CLIConnectionError, CLINotFoundError, ProcessError
 __all__ = [
     "AuthenticationFailed",
     "ClaudeNotFound",
+    "ClaudeNotResponding",
     "CommandTimeout",
     "ConnectionFailed",
     "ExecutorError",
@@ -125,6 +127,16 @@ class ClaudeNotFound(RemoteSetupError, CLINotFoundError):
     ) -> None:
         super().__init__(message, host=host, detail=detail)
         self.searched = searched
+
+
+class ClaudeNotResponding(RemoteSetupError):
+    """The CLI was started but sent nothing within the start timeout (it is not
+    the Claude Code CLI, or it hangs there). It was stopped. ``path`` is the
+    CLI's path on the machine, as far as known."""
+
+    def __init__(self, message: str, *, host: str, path: str, detail: str = "") -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.path = path
 
 
 class RemotePathNotFound(RemoteSetupError):

@@ -56,8 +56,9 @@ from ._sdk_compat import (
     mirror_projects_dir,
 )
 from ._session_sync import SessionSyncer
-from .errors import ExecutorError, InvalidInput
+from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
 from .executors._ssh_process import SSHProcess
+from .executors._validate import check_path
 from .executors.base import Executor, SpawnOptions
 from .executors.local import LocalExecutor
 from .paths import project_dir_from_cwd
@@ -76,6 +77,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("remote_executors.sdk")
+
+#: Seconds a CLI may take to send its first message (the SDK's own bound is 60).
+START_TIMEOUT = 55.0
 
 #: Takes what to start (``SpawnOptions``) and returns the running process.
 SpawnFunction = Callable[[SpawnOptions], Awaitable[Process]]
@@ -174,6 +178,7 @@ class ExecutorTransport(SubprocessCLITransport):
         executor: Executor,
         *,
         sync: SyncOption = True,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
@@ -200,6 +205,8 @@ class ExecutorTransport(SubprocessCLITransport):
             # Resolved on the remote machine; the local bundled CLI means nothing there.
             self._cli_path = "claude"
         self._session_cwd = os.fspath(options.cwd) if options.cwd is not None else os.getcwd()
+        # A NUL or newline in cwd is refused here, as a bad cwd is everywhere else.
+        check_path(self._session_cwd, host=executor.name, what="cwd")
         self.syncer = SessionSyncer(
             executor, _strategy(sync, executor), local_cwd=self._session_cwd, env=options.env
         )
@@ -208,6 +215,7 @@ class ExecutorTransport(SubprocessCLITransport):
         self._materialized: MaterializedResume | None = None
         self._cli_projects_dir: str | None = None  # a local CLI's, when not the batcher's
         self._cli_cwd: str | None = None  # as the CLI's init message reports it
+        self._start_timeout = start_timeout
 
     @property
     def _project_key(self) -> str:
@@ -347,7 +355,7 @@ class ExecutorTransport(SubprocessCLITransport):
         try:
             for status in syncer.take_pending():
                 yield status
-            async for message in super().read_messages():
+            async for message in self._bounded_start(super().read_messages()):
                 kind = message.get("type")
                 if kind == "transcript_mirror":
                     if not self._mirror_to_local(message):
@@ -373,6 +381,40 @@ class ExecutorTransport(SubprocessCLITransport):
         # The CLI writes a few closing lines as it exits.
         for status in await syncer.after_exit():
             yield status
+
+    async def _bounded_start(
+        self, messages: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``messages``, with a bound on the wait for the first one.
+
+        A CLI that never answers (not the Claude Code CLI, or one that hangs)
+        would otherwise hold the caller until the SDK's own generic timeout;
+        the typed error names the machine and the CLI instead.
+        """
+        iterator = aiter(messages)
+        try:
+            with anyio.fail_after(self._start_timeout):
+                first = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            process = self.executor_process
+            path = process.remote_path if isinstance(process, SSHProcess) else None
+            path = path or self._cli_path or "claude"
+            if process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            raise ClaudeNotResponding(
+                f"The Claude CLI at {path} on {self._executor.name} started but sent "
+                f"nothing for {self._start_timeout:g} s, so it was stopped. Check that "
+                f"{path} is the Claude Code CLI and that it runs there ({path} --version), "
+                "or allow a slow machine more time with start_timeout=.",
+                host=self._executor.name,
+                path=path,
+            ) from None
+        yield first
+        async for message in iterator:
+            yield message
 
     def _mirror_to_local(self, frame: dict[str, Any]) -> bool:
         """Point a ``transcript_mirror`` frame's ``filePath`` where the SDK's batcher
@@ -434,12 +476,13 @@ def _transport(
     options: ClaudeAgentOptions,
     executor: Executor | None,
     sync: SyncOption,
+    start_timeout: float = START_TIMEOUT,
 ) -> ExecutorTransport | None:
     if executor is None:
         return None
     if not isinstance(executor, Executor):
         raise TypeError(f"executor must implement remote_executors.Executor, got {executor!r}")
-    return ExecutorTransport(prompt, options, executor, sync=sync)
+    return ExecutorTransport(prompt, options, executor, sync=sync, start_timeout=start_timeout)
 
 
 def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
@@ -464,20 +507,22 @@ async def query(
     options: ClaudeAgentOptions | None = None,
     executor: Executor | None = None,
     sync: SyncOption = True,
+    start_timeout: float = START_TIMEOUT,
 ) -> AsyncIterator[Message]:
     """``claude_agent_sdk.query`` that runs the CLI on ``executor``.
 
     With no ``executor``: a resume (``options.resume``) runs where the
     session last ran (as recorded); anything else runs exactly as the SDK
     runs it. ``sync`` picks the transcript sync strategy (see
-    :class:`ExecutorTransport`).
+    :class:`ExecutorTransport`). ``start_timeout``: seconds the CLI may take
+    to send its first message before :class:`~remote_executors.ClaudeNotResponding`.
     """
     options = options or ClaudeAgentOptions()
     owned = None
     if executor is None:
         executor = owned = _recorded_executor(options)
     try:
-        transport = _transport(prompt, options, executor, sync)
+        transport = _transport(prompt, options, executor, sync, start_timeout)
         # Closing this generator early (``break`` + ``aclose()``, cancellation) must
         # close the SDK's generator now: its cleanup is what stops the process.
         # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
@@ -511,6 +556,7 @@ class ClaudeSDKClient(_SDKClient):
         executor: Executor | None = None,
         *,
         sync: SyncOption = True,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         options = options or ClaudeAgentOptions()
         self._owned_executor = None
@@ -519,7 +565,7 @@ class ClaudeSDKClient(_SDKClient):
         self.executor = executor
         # The SDK's client feeds prompts through transport.write(), so the
         # transport's own prompt is only a marker for streaming mode.
-        transport = _transport(_never(), options, executor, sync)
+        transport = _transport(_never(), options, executor, sync, start_timeout)
         super().__init__(options=options, transport=transport)
 
     async def disconnect(self) -> None:

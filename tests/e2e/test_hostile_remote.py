@@ -346,3 +346,44 @@ async def test_temp_files_a_killed_pull_leaves_are_swept_by_the_next(
         await TailSessionSync().pull(rx_executor, paths)
         assert not left.exists()
     assert (target_dir / "big.bin").stat().st_size == 200 * MIB
+
+
+# ------------------------------------------------------------- a CLI that never answers
+
+
+@pytest.mark.parametrize("entry", ["query", "client"])
+async def test_a_cli_that_never_answers_is_a_typed_error_in_bounded_time(
+    entry, rx_sshd, rx_account, rx_ssh_config, rx_project, rx_model
+):
+    silent = rx_sshd.remote_home(rx_account) / "bin" / "silent-claude"
+    rx_sshd.run_as(
+        rx_account,
+        ["/bin/sh", "-c", 'mkdir -p "${1%/*}" && printf "#!/bin/sh\\nexec cat >/dev/null\\n" > "$1"'
+         ' && chmod 755 "$1"', "sh", str(silent)],
+        check=True,
+    )  # fmt: skip
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    options = ClaudeAgentOptions(cwd=str(rx_project.local))
+    async with rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), claude_path=str(silent)
+    ) as executor:
+        started = time.monotonic()
+        with pytest.raises(rx.ClaudeNotResponding) as caught, anyio.fail_after(30):
+            if entry == "query":
+                async for _ in rx.query(
+                    prompt="hi", options=options, executor=executor, start_timeout=2
+                ):
+                    pass
+            else:
+                async with rx.ClaudeSDKClient(options, executor, start_timeout=2):
+                    pass
+        took = time.monotonic() - started
+    error = caught.value
+    assert 2 <= took < 15
+    assert error.host == executor.name and error.path == str(silent)
+    assert str(silent) in str(error) and executor.name in str(error)
+    assert rx_model.requests == []
+    with anyio.fail_after(15):  # and it is gone from the host
+        while [p for p in rx_sshd.processes(rx_account) if str(silent) in p.args]:
+            await anyio.sleep(0.1)

@@ -552,6 +552,18 @@ async def test_spawn_options_for_the_local_executor(monkeypatch: pytest.MonkeyPa
     assert local_only not in env and "PATH" not in env
 
 
+@pytest.mark.parametrize("cwd", ["/tmp/a\x00b", "/tmp/a\nb", "-rf"], ids=["nul", "newline", "dash"])
+async def test_a_cwd_no_command_line_can_carry_is_invalid_input(cwd: str) -> None:
+    executor = FakeExecutor()
+    with pytest.raises(InvalidInput, match="cwd") as caught:
+        async for _ in rx.query(
+            prompt="hi", options=ClaudeAgentOptions(cwd=cwd), executor=executor
+        ):
+            pass
+    assert caught.value.host == "fakebox" and "fakebox" in str(caught.value)
+    assert executor.spawned == []
+
+
 async def test_user_option_is_refused_not_ignored() -> None:
     options = ClaudeAgentOptions(user="alice")
     with pytest.raises(InvalidInput, match="user") as info:
