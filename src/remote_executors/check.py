@@ -489,7 +489,12 @@ class _Check:
 
     async def rsync_local(self, budget: float) -> _Found:
         try:
-            from .sync._rsync import _tool_missing, _version_problem, parse_rsync_version
+            from .sync._rsync import (
+                CVE_WARNING,
+                _tool_missing,
+                _version_problem,
+                parse_rsync_version,
+            )
         except ImportError as exc:  # another strategy's module; its API may move
             return _Found("skip", f"not checked: rsync checks unavailable ({exc})")
 
@@ -516,7 +521,14 @@ class _Check:
             return _rsync_warn(
                 problem, _tool_missing("local", "local", problem, detail=text, remote=False)
             )
-        return _Found("ok", f"{path} {_rsync_number(version.version)}".strip())
+        found = f"{path} {_rsync_number(version.version)}".strip()
+        if version.before_cve_fixes:
+            return _Found(
+                "warn",
+                f"{found}: older than 3.4.0 (CVE-2024-12086/12087/12088)",
+                CVE_WARNING.format(where="here", path=path, version=version.first_line),
+            )
+        return _Found("ok", found)
 
     async def sftp(self, budget: float) -> _Found:
         from .executors.ssh import SSHExecutor

@@ -609,9 +609,17 @@ GNU_OLD = "rsync  version 3.2.3  protocol version 31"
 OPENRSYNC = "openrsync: protocol version 29\nrsync version 2.6.9 compatible"
 
 
+GNU_SAFE = "rsync  version 3.4.1  protocol version 32"
+
+
 @pytest.mark.parametrize(
     ("version", "status", "says"),
-    [(GNU_OK, "ok", "3.2.7"), (GNU_OLD, "warn", "too old"), (OPENRSYNC, "warn", "openrsync")],
+    [
+        (GNU_SAFE, "ok", "3.4.1"),
+        (GNU_OK, "ok", "3.2.7"),
+        (GNU_OLD, "warn", "too old"),
+        (OPENRSYNC, "warn", "openrsync"),
+    ],
 )
 async def test_rsync_versions_on_both_sides(
     version: str, status: str, says: str, box: ShellBox, tmp_path: Path, monkeypatch: Any
@@ -623,6 +631,12 @@ async def test_rsync_versions_on_both_sides(
     report = await check(box, timeout=10)
     for name, where in (("rsync_local", local_bin), ("rsync_remote", box.bin)):
         found = step(report, name)
+        if version == GNU_OK and name == "rsync_local":
+            # Usable, but a hostile remote could use its CVEs against this machine.
+            assert found.status == "warn", found
+            assert "CVE-2024-12086" in found.detail and "3.4.0" in found.hint
+            assert "TailSessionSync" in found.hint
+            continue
         assert found.status == status, found
         assert says in found.detail
         assert str(where / "rsync") in found.detail

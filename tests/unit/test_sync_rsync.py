@@ -181,6 +181,29 @@ def test_parse_version(text: str, flavor: str, version: Any, supported: bool) ->
     assert parsed.first_line == (text.splitlines()[0] if text else "")
 
 
+GNU_FIXED = "rsync  version 3.4.0  protocol version 32"
+
+
+@pytest.mark.parametrize(
+    ("text", "before_fixes"),
+    [(GNU_NEW, True), (GNU_MIN, True), (VPREFIX, False), (GNU_FIXED, False), (OPENRSYNC, False)],
+)
+def test_versions_before_the_2025_cve_fixes(text: str, before_fixes: bool) -> None:
+    assert parse_rsync_version(text).before_cve_fixes is before_fixes
+
+
+async def test_an_rsync_before_the_cve_fixes_is_used_with_a_warning(
+    sides: Sides, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rsync = fake_rsync(tmp_path / "rsync", GNU_NEW)
+    sides.write("remote", sides.transcript, lines(3))
+    with caplog.at_level("WARNING", logger="remote_executors.sync"):
+        await RsyncSessionSync(rsync=rsync).pull(LocalExecutor(), sides.paths)
+    assert sides.files("local") == {sides.transcript: lines(3)}
+    [warning] = [r.getMessage() for r in caplog.records if "CVE-2024-12086" in r.getMessage()]
+    assert rsync in warning and "3.4.0" in warning and "TailSessionSync" in warning
+
+
 def test_the_installed_rsync_is_supported() -> None:
     out = subprocess.run([REAL_RSYNC or "rsync", "--version"], capture_output=True, text=True)
     assert parse_rsync_version(out.stdout).supported, out.stdout.splitlines()[0]

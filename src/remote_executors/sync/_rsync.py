@@ -46,6 +46,7 @@ absolute path is passed as ``--rsync-path``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import re
@@ -103,7 +104,9 @@ from remote_executors.sync.base import (
 )
 
 __all__ = [
+    "CVE_WARNING",
     "MIN_VERSION",
+    "SAFE_VERSION",
     "RsyncSessionSync",
     "RsyncVersion",
     "parse_rsync_version",
@@ -116,6 +119,20 @@ __all__ = [
 #: The oldest GNU rsync accepted: 3.2.4 changed how arguments are protected
 #: from the remote shell (and older ones have known protocol CVEs).
 MIN_VERSION = (3, 2, 4)
+#: The first release without CVE-2024-12086/12087/12088, through which the
+#: other side of a transfer (for a pull: the remote) can read and write files
+#: on this machine. Older releases are used with a warning: distributions
+#: have patched their builds without changing the version rsync reports.
+SAFE_VERSION = (3, 4, 0)
+CVE_WARNING = (
+    "rsync {where} ({path}) is {version}, older than 3.4.0: unless your distribution "
+    "patched it (check its security advisories, e.g. `dpkg -l rsync` on Debian: "
+    "3.2.7-1+deb12u2 or later), a malicious rsync on the remote can read and write "
+    "files on this machine through it (CVE-2024-12086, -12087, -12088). Upgrade rsync "
+    "to 3.4.0 or newer, or use the default TailSessionSync, which needs no rsync."
+)
+
+log = logging.getLogger("remote_executors.sync")
 
 _INSTALL = resources.files(__package__).joinpath("rsync_install.sh").read_text("utf-8")
 
@@ -172,6 +189,11 @@ class RsyncVersion:
     version: tuple[int, int, int] | None = None
     suffix: str = ""
     """What follows the number (``pre1``, ``dev``), empty for a release."""
+
+    @property
+    def before_cve_fixes(self) -> bool:
+        """GNU rsync older than :data:`SAFE_VERSION` (may lack the 2025 CVE fixes)."""
+        return self.flavor == "gnu" and self.version is not None and self.version < SAFE_VERSION
 
     @property
     def supported(self) -> bool:
@@ -652,9 +674,12 @@ class RsyncSessionSync:
                 detail=text,
                 remote=False,
             )
-        problem = _version_problem(parse_rsync_version(text), path, "here")
+        version = parse_rsync_version(text)
+        problem = _version_problem(version, path, "here")
         if problem is not None:
             raise _tool_missing("local", "local", problem, detail=text, remote=False)
+        if version.before_cve_fixes:
+            log.warning(CVE_WARNING.format(where="here", path=path, version=version.first_line))
         self._local_ok = True
 
     async def _probe(self, executor: Executor) -> _Remote:
