@@ -40,7 +40,6 @@ import attrs
 import fabric
 import paramiko
 from anyio.abc import ByteReceiveStream
-from paramiko.pipe import make_pipe
 
 from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
 from ._backend import LinkOptions
@@ -135,6 +134,51 @@ class _NoSftp(Exception):
 
 class _ChannelRefused(Exception):
     """The server would not open one more session channel on this connection."""
+
+
+class _SafePipe:
+    """paramiko's pipe-backed event (``set``/``clear``/``fileno``/``close``), safe
+    to close while paramiko's transport thread may still ``set`` it.
+
+    paramiko's own pipe checks "closed" before writing but marks itself closed
+    only after closing its descriptors: a ``set`` from the transport thread in
+    between writes to a closed descriptor (EBADF, seen on CI), or to whatever
+    file reused its number. Here one lock orders the two.
+    """
+
+    def __init__(self) -> None:
+        self._rfd, self._wfd = os.pipe()
+        self._lock = threading.Lock()
+        self._set = False
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._rfd
+
+    def set(self) -> None:
+        with self._lock:
+            if self._set or self._closed:
+                return
+            self._set = True
+            os.write(self._wfd, b"*")
+
+    def set_forever(self) -> None:  # paramiko's interface; never used for our pipes
+        self.set()
+
+    def clear(self) -> None:
+        with self._lock:
+            if not self._set or self._closed:
+                return
+            os.read(self._rfd, 1)
+            self._set = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._rfd)
+            os.close(self._wfd)
 
 
 class _Notify(threading.Event):
@@ -595,7 +639,7 @@ class FabricBackend:
 
         def work() -> tuple[paramiko.Channel, tuple[Any, Any, Any]]:
             chan = transport.open_session(window_size=_WINDOW, timeout=self._link.connect_timeout)
-            pipes = (make_pipe(), make_pipe(), make_pipe())
+            pipes = (_SafePipe(), _SafePipe(), _SafePipe())
             try:
                 chan.in_buffer.set_event(pipes[0])
                 chan.in_stderr_buffer.set_event(pipes[1])
