@@ -60,8 +60,9 @@ async def test_local_disk_full_on_pull(
         exc = caught.value
         assert exc.side == "local" and exc.host == rx_executor.name
         assert "No space left on local" in str(exc)
-        # Still a prefix of the remote: nothing torn, nothing lost.
+        # Still a prefix of the remote, and of whole lines: nothing torn, nothing lost.
         assert (first + big).startswith(local.read_bytes())
+        assert local.read_bytes().endswith(b"\n")
         assert not [p for p in paths.local_dir.iterdir() if p.name.startswith(".")]
     # Space again (the tmpfs is gone; the dir underneath is empty): the next pull completes.
     report = await TailSessionSync().pull(rx_executor, paths)
@@ -89,3 +90,23 @@ async def test_remote_disk_full_on_push(
         assert f"No space left on {rx_executor.name}" in str(exc)
         assert remote.snapshot() == before  # untouched, no temp file left
         assert (paths.local_dir / f"{SID}.jsonl").read_bytes() == ahead
+
+
+async def test_local_disk_full_while_streaming_a_large_file(
+    rx_executor: SSHExecutor, remote: AccountRemoteSide, paths: SessionPaths
+) -> None:
+    """Past the in-memory budget the new bytes are streamed to a temp file first:
+    the disk fills there, the transcript keeps whole lines, the temp file goes."""
+    first = transcript(10)
+    remote.write(f"{SID}.jsonl", first)
+    sync = TailSessionSync()
+    with tmpfs(paths.local_dir, "4m"):
+        await sync.pull(rx_executor, paths)
+        local = paths.local_dir / f"{SID}.jsonl"
+        big = transcript(120_000, tag="big")  # ~10 MB: streamed, more than the disk
+        remote.append(f"{SID}.jsonl", big)
+        with pytest.raises(SyncDiskFull) as caught:
+            await sync.pull(rx_executor, paths)
+        assert caught.value.side == "local"
+        assert local.read_bytes() == first  # untouched: never a torn line
+        assert not [p for p in paths.local_dir.rglob(".*") if p.is_file()]
