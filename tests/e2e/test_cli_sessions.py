@@ -165,3 +165,27 @@ def test_a_diverged_session_is_one_warning_and_exit_5_and_a_sync_clears_the_mark
     rx_model.script(text("forked"))
     out = ok(cli("run", "--cwd", str(rx_project.local), "--resume", sid, "--fork", "third"))
     assert "forked" in out and session_of(out) != sid and f" on {host} " in last_line(out)
+
+
+def test_a_file_over_the_size_limit_is_refused_and_the_flag_raises_it(
+    cli: CLI, host: str, rx_model: ScriptedModel, rx_project: Project, rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+) -> None:  # fmt: skip
+    rx_model.script(text("made"))
+    sid = session_of(ok(cli("run", "--on", host, "--cwd", str(rx_project.local), "make one")))
+    # The remote's session gains a tool result of 2 MiB.
+    physical = ["sh", "-c", 'cd "$1" && pwd -P', "sh", str(rx_project.remote)]
+    name = project_dir_from_cwd(rx_sshd.run_as(rx_account, physical, check=True).stdout.strip())
+    big = rx_sshd.remote_home(rx_account) / ".claude" / "projects" / name / sid / "tool-results"
+    fill = 'mkdir -p "$1" && head -c 2097152 /dev/zero > "$1/big.bin"'
+    rx_sshd.run_as(rx_account, ["sh", "-c", fill, "sh", str(big)], check=True)
+    refused = cli("sync", host, "--cwd", str(rx_project.local), "--max-file-size", "1M")
+    assert refused.returncode == 5, refused
+    assert "big.bin" in refused.stderr and "--max-file-size" in refused.stderr
+    assert "TailSessionSync" not in refused.stderr  # the command's own terms
+    local = transcript(cli, rx_project, sid).parent / sid / "tool-results" / "big.bin"
+    assert not local.exists()
+    ok(cli("sync", host, "--cwd", str(rx_project.local), "--max-file-size", "4M"))
+    assert local.stat().st_size == 2 << 20
+    bad = cli("sync", host, "--cwd", str(rx_project.local), "--max-file-size", "lots")
+    assert bad.returncode == 2 and "not a size" in bad.stderr

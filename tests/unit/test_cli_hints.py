@@ -21,7 +21,8 @@ from remote_executors.executors._ssh_errors import connect_error
 SRC = Path(remote_executors.__file__).parent
 #: What a hint to a Python caller looks like in the source (a call with an argument).
 PYTHON_HINT = re.compile(
-    r"(SSHExecutor|ClaudeAgentOptions)\([^)]*=|\brun\(\.\.\.|\buse (update|add) to\b"
+    r"(SSHExecutor|ClaudeAgentOptions|SessionSync)\([^)]*=|\brun\(\.\.\.|\buse (update|add) to\b"
+    r"|\bstart_timeout="
 )
 
 

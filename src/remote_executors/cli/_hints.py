@@ -70,6 +70,13 @@ def _fork(_: re.Match[str], __: str, session: str) -> str:
     return f'`{PROG} run --resume {session or "SESSION_ID"} --fork "PROMPT"`'
 
 
+def _sync_limit(flag: str) -> _Rewrite:
+    def rewrite(_: re.Match[str], host: str, __: str) -> str:
+        return f"sync it with `{PROG} sync {_q(host or 'HOST')} {flag} SIZE`"
+
+    return rewrite
+
+
 #: (Python fragment, its command-line form). Order matters: specific first.
 _REWRITES: list[tuple[re.Pattern[str], _Rewrite | str]] = [
     (
@@ -89,6 +96,29 @@ _REWRITES: list[tuple[re.Pattern[str], _Rewrite | str]] = [
     (re.compile(r", or pass it with ClaudeAgentOptions\(env=\{[^}]*\}\)"), ""),
     (re.compile(r",? or set ClaudeAgentOptions\(cli_path=\.\.\.\)"), ", or put claude on PATH"),
     (re.compile(r" If it needs longer, pass a larger run\(\.\.\., timeout=\.\.\.\)\."), ""),
+    (
+        re.compile(
+            r" If that much output is expected, pass a larger run\(\.\.\., max_output=\.\.\.\) "
+            r"\(bytes per stream\), or have the command write to a file instead\."
+        ),
+        " Nothing the command line runs there prints that much: check the host's login "
+        "scripts and the tools first on its PATH.",
+    ),
+    (
+        re.compile(
+            r"raise the sync strategy's max_file_bytes, e\.g\. TailSessionSync\("
+            r"max_file_bytes=\.\.\.\)"
+        ),
+        _sync_limit("--max-file-size"),
+    ),
+    (
+        re.compile(
+            r"raise the sync strategy's max_session_bytes, e\.g\. TailSessionSync\("
+            r"max_session_bytes=\.\.\.\)"
+        ),
+        _sync_limit("--max-session-size"),
+    ),
+    (re.compile(r"allow a slow machine more time with start_timeout=\."), "try again"),
     (re.compile(r"\buse update to change its options\b"), "change its options with {update}"),
     (re.compile(r"\buse add to configure it\b"), "add it with {add}"),
 ]

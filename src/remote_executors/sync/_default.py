@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from remote_executors.executors.base import Executor
-from remote_executors.sync.base import SessionSync
+from remote_executors.sync.base import MAX_FILE_BYTES, MAX_SESSION_BYTES, SessionSync
 
 
-def default_sync(executor: Executor) -> SessionSync:
+def default_sync(
+    executor: Executor,
+    *,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_session_bytes: int = MAX_SESSION_BYTES,
+) -> SessionSync:
     """SFTP on the fabric backend's own connection; the tail scripts everywhere else.
 
     Both move only new bytes. The fabric backend has an SFTP session on the
     connection it already holds, which needs nothing on the remote but its
     sftp-server; every other executor runs the tail strategy's two POSIX
-    scripts through ``Executor.run``.
+    scripts through ``Executor.run``. The limits are the strategy's (see
+    :class:`~remote_executors.sync.Limits`).
     """
+    limits = {"max_file_bytes": max_file_bytes, "max_session_bytes": max_session_bytes}
     from remote_executors.executors.ssh import SSHExecutor
 
     if isinstance(executor, SSHExecutor) and executor.backend == "fabric":
         from remote_executors.sync._sftp import SftpSessionSync
 
-        return SftpSessionSync()
+        return SftpSessionSync(**limits)
     from remote_executors.sync._tail import TailSessionSync
 
-    return TailSessionSync()
+    return TailSessionSync(**limits)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import itertools
 import os
 import re
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import attrs
 
+from remote_executors._store_file import _fsync, make_dirs
+from remote_executors._store_file import fsync_dir as _fsync_dir
 from remote_executors.sync._blob import Blob
 from remote_executors.sync._decide import Decision, Kind, decide
 
@@ -42,7 +43,6 @@ __all__ = [
 # The CLI creates transcripts 0600 and they hold whole conversations: a new
 # file or directory made here is private too.
 _FILE_MODE = 0o600
-_DIR_MODE = 0o700
 _SIDE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 # errno values meaning "this file system cannot fsync a directory / hard-link".
 _UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
@@ -261,48 +261,6 @@ def _claim(tmp: str, copy: Path) -> bool:
         _unlink_quietly(copy)
         raise
     return True
-
-
-def make_dirs(directory: Path) -> None:
-    """Create ``directory`` and missing parents, each made durable in its parent."""
-    missing: list[Path] = []
-    while not directory.is_dir() and directory.parent != directory:
-        missing.append(directory)
-        directory = directory.parent
-    for new in reversed(missing):
-        try:
-            os.mkdir(new, _DIR_MODE)
-        except FileExistsError:
-            continue  # made concurrently; a non-directory fails on the next step
-        _fsync_dir(new.parent)
-
-
-_make_dirs = make_dirs  # the records and settings stores import it by this name
-
-
-def _fsync(fd: int) -> None:
-    # On macOS fsync() stops at the drive's cache; F_FULLFSYNC goes to the medium.
-    full = getattr(fcntl, "F_FULLFSYNC", None)
-    if full is not None:
-        try:
-            fcntl.fcntl(fd, full)
-            return
-        except OSError:
-            pass  # not supported by this file system: fsync() is the best there is
-    os.fsync(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        _fsync(fd)
-    except OSError as exc:
-        # Some file systems cannot fsync a directory; the rename is as durable
-        # as they make it, and failing now would hide that it happened.
-        if exc.errno not in _UNSUPPORTED:
-            raise
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(path: str | Path) -> None:

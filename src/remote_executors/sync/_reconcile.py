@@ -38,6 +38,7 @@ __all__ = [
     "MAX_CONFLICT_COPIES",
     "RemoteCopy",
     "Request",
+    "changed_meanwhile",
     "file_size",
     "is_session_file",
     "local_error",
@@ -371,12 +372,7 @@ async def pull_files(
             for rel in again:
                 outcome = _reconcile_one(paths, rel, whole.get(rel), host, side)
                 if outcome is None:
-                    raise SyncError(
-                        f"{paths.local_dir / rel} changed while it was being synced from "
-                        f"{host}; nothing was lost. Sync again.",
-                        host=host,
-                        side="local",
-                    )
+                    raise changed_meanwhile(paths.local_dir / rel, host)
                 results[rel] = outcome
     refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
     for rel in sizes_here:
@@ -437,6 +433,15 @@ def _sizes(local_dir: Path, rels: Iterable[str]) -> dict[str, int]:
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             sizes[rel] = os.stat(os.path.join(base, rel)).st_size
     return sizes
+
+
+def changed_meanwhile(path: Path, host: str) -> SyncError:
+    """The error for a local file that kept changing while it was being synced."""
+    return SyncError(
+        f"{path} changed while it was being synced from {host}; nothing was lost. Sync again.",
+        host=host,
+        side="local",
+    )
 
 
 def _close_spools(request: Request) -> None:

@@ -81,6 +81,7 @@ from remote_executors.sync._reconcile import (
     WINDOW,
     RemoteCopy,
     Request,
+    changed_meanwhile,
     file_size,
     in_step,
     is_session_file,
@@ -984,12 +985,7 @@ class RsyncSessionSync:
         except OSError as exc:
             raise local_error(exc, host=host, what=f"session file {rel}") from exc
         if outcome is None:
-            raise SyncError(
-                f"{paths.local_dir / rel} changed while it was being synced from "
-                f"{host}; nothing was lost. Sync again.",
-                host=host,
-                side="local",
-            )
+            raise changed_meanwhile(paths.local_dir / rel, host)
         return outcome, size
 
     # -- push ---------------------------------------------------------------
