@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from remote_executors._store_file import make_dirs
+
 __all__ = ["CHUNK", "Blob", "Spool"]
 
 #: How much is read or compared at a time.
@@ -147,8 +149,6 @@ class Spool:
     """
 
     def __init__(self, target: Path) -> None:
-        from remote_executors.sync._install import make_dirs
-
         make_dirs(target.parent)
         fd, name = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name[:200]}.", suffix=".tmp"
