@@ -161,8 +161,12 @@ async def run(args: argparse.Namespace) -> None:
                     for step in ("first pull", "nothing new", "1 KB new", "1 KB new again"):
                         if step.startswith("1 KB new"):
                             session.append_transcript()
+                        # After a turn a session pulls what changed, where it can.
+                        pull = getattr(sync, "pull_recent", sync.pull)
+                        if step == "first pull":
+                            pull = sync.pull
                         seconds, peak, outcome = await measured(
-                            functools.partial(sync.pull, executor, session.paths)
+                            functools.partial(pull, executor, session.paths)
                         )
                         rows.append((name, label, step, seconds, peak, outcome))
                         print(f"{name:6} {label:16} {step:12} {seconds:8.3f} s "

@@ -217,7 +217,13 @@ class SessionSyncer:
                 if self._same_place:
                     return []
             assert self._paths is not None
-            await self._strategy.pull(self._executor, self._paths)
+            # A strategy that can pull just what changed since its last pull does
+            # so after each turn (the session's other files are as last synced).
+            recent = getattr(self._strategy, "pull_recent", None)
+            if callable(recent):
+                await recent(self._executor, self._paths)
+            else:
+                await self._strategy.pull(self._executor, self._paths)
         except (ExecutorError, OSError, TimeoutError) as exc:
             return [self._failure(exc)]
         if self._failed is None:

@@ -92,9 +92,21 @@ class TailSessionSync:
         return f"TailSessionSync(timeout={self.timeout})"
 
     async def pull(self, executor: Executor, paths: SessionPaths) -> SyncReport:
+        return await self._pull_report(executor, paths, partial=False)
+
+    async def pull_recent(self, executor: Executor, paths: SessionPaths) -> SyncReport:
+        """A pull of what changed since the last pull of this session (when that was
+        recent): the transcript, the files that were not in step, and files modified
+        since. What a session does after each turn; the report lists just those files.
+        Falls back to a full :meth:`pull` when there is no recent pull on record."""
+        return await self._pull_report(executor, paths, partial=True)
+
+    async def _pull_report(
+        self, executor: Executor, paths: SessionPaths, *, partial: bool
+    ) -> SyncReport:
         started = time.monotonic()
         async with session_lock(lock_path(paths), timeout=self.lock_timeout):
-            files, _ = await self._pull(executor, paths, partial=True)
+            files, _ = await self._pull(executor, paths, partial=partial)
         report = SyncReport("pull", executor.name, paths, files, time.monotonic() - started)
         raise_conflicts(report)
         return report
