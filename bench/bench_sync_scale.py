@@ -89,15 +89,16 @@ class Session:
         self.remote_dir.mkdir(parents=True, exist_ok=True)
         self.local_dir.mkdir(parents=True)
         self.write(f"{self.sid}.jsonl", b'{"type":"user","n":0}\n' * 2400)
+        self.own()
 
     def write(self, rel: str, data: bytes = b"", size: int | None = None) -> None:
+        """Write a file there (call :meth:`own` once done)."""
         path = self.remote_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
             if size is not None:
                 f.truncate(size)  # sparse
-        self.own()
 
     def own(self) -> None:
         for root, dirs, files in os.walk(self.remote_dir.parent):
@@ -157,6 +158,7 @@ async def run(args: argparse.Namespace) -> None:
                 for label, make in cases:
                     session = Session(account, Path(tmp) / name / label.replace(" ", "-"))
                     make(session)
+                    session.own()
                     os.sync()
                     for step in ("first pull", "nothing new", "1 KB new", "1 KB new again"):
                         if step.startswith("1 KB new"):

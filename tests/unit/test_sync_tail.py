@@ -36,8 +36,8 @@ REQUEST = Request("all", {}, Limits())
 
 
 def parse(out: bytes, paths: SessionPaths = PATHS) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-    copies, errors, big = _parse_fetch(out, HOST, paths, REQUEST)
-    assert not big
+    copies, errors, big, changed = _parse_fetch(out, HOST, paths, REQUEST)
+    assert not big and not changed
     return copies, errors
 
 

@@ -89,13 +89,14 @@ class Request:
     ``mode="all"``: every remote file of the session; a file listed in
     ``local_sizes`` from :meth:`offset` with its first bytes, one that is not
     from 0; a file that :meth:`skippable` allows may come back unread
-    (``data=None``; see :mod:`~remote_executors.sync._state`). ``mode="only"``: just the
+    (``data=None``; see :mod:`~remote_executors.sync._state`). ``mode="some"``:
+    just the files in ``local_sizes``, as ``"all"`` reads them. ``mode="only"``: just the
     files in ``local_sizes``, whole. Files over the ``limits`` come back as
     :class:`~remote_executors.SyncTooLarge` errors, never read. Data past
     ``limits.inline_bytes`` goes to :meth:`spool` files, not memory.
     """
 
-    mode: Literal["all", "only"]
+    mode: Literal["all", "only", "some"]
     local_sizes: Mapping[str, int]
     limits: Limits = attrs.field(factory=lambda: Limits())
     main: frozenset[str] = frozenset()
@@ -116,7 +117,7 @@ class Request:
         """Whether ``rel`` may be left unread: not a main transcript, and both copies
         still have the size at which the last sync saw them equal."""
         return (
-            self.mode == "all"
+            self.mode in ("all", "some")
             and rel not in self.main
             and self.local_sizes.get(rel) == size
             and self.settled.get(rel) == size
@@ -329,7 +330,7 @@ async def pull_files(
     """
     limits = limits or Limits()
     started = time.time()
-    state = load_state(paths, host)
+    state = load_state(paths, host, everything=False)
     sweeper = Sweeper(started)
     for temp in state.temps:  # seen before, too fresh then
         sweeper.see(temp)
@@ -345,6 +346,7 @@ async def pull_files(
         minutes = int((started - state.pulled_at) // 60) + 2  # a margin for clock drift
         sizes_here = _sizes(paths.local_dir, {main} | state.unsettled | state.recent)
     else:
+        state = load_state(paths, host)  # the whole record: every file is looked at
         found = local_files(paths.local_dir, paths.session_id, sweep=sweeper)
         sizes_here = _sizes(paths.local_dir, found)
     mains = frozenset(rel for rel in sizes_here if "/" not in rel) | {main}
@@ -393,7 +395,8 @@ async def pull_files(
     save_state(
         paths,
         host,
-        SyncState(
+        everything=not minutes,
+        state=SyncState(
             settled,
             frozenset(unsettled),
             moved,

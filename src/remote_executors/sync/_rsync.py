@@ -885,7 +885,9 @@ class RsyncSessionSync:
                 results[rel] = FileSync(rel, Kind.PUSH)
         settled = in_step(paths.local_dir, results, sizes)
         unsettled = set(results) | {e.path for e in errors if isinstance(e, SyncTooLarge)}
-        save_state(paths, host, SyncState(settled, frozenset(unsettled - set(settled))))
+        save_state(
+            paths, host, SyncState(settled, frozenset(unsettled - set(settled))), everything=True
+        )
         if errors:
             raise errors[0]
         files = tuple(results[rel] for rel in sorted(results))

@@ -97,7 +97,7 @@ import stat
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -148,6 +148,7 @@ _MAX_CHUNK = 255 * 1024  # OpenSSH's own limit; larger requests cost less Python
 _IN_FLIGHT = 128  # requests outstanding at most
 _IN_FLIGHT_BYTES = 4 << 20  # data outstanding at most: half the channel's window
 _SPOOL_STEP = 4 << 20  # one request's worth of a file read into a spool
+_OPEN_AT_ONCE = 256  # files open at a time (servers cap handles: OpenSSH at 512)
 _TEMP = re.compile(r"\.(.+)\.rx-sftp-[0-9a-f]{12}\.tmp")
 _SLACK = 64 * 1024  # free space below need + this: the failed write was the disk filling up
 _DF = 'cd && df -P -k -- "$1" | tail -n 1'
@@ -524,19 +525,45 @@ def _fetch_files(wire: _Wire, base: str, session_id: str | None, request: Reques
             copies[rel] = RemoteCopy(size, size, None)  # same size: nothing new to read
         else:
             wanted.append(rel)
-    handles = wire.open([_b(posixpath.join(base, rel)) for rel in wanted], _FLAG_READ)
-    opened: dict[str, bytes] = {}
     short: list[str] = []
+    streamed: dict[str, tuple[int, int]] = {}
+    budget = request.limits.inline_bytes
+    # In batches: a server allows only so many open handles (OpenSSH's: 512),
+    # and a session may hold 100k files.
+    for start in range(0, len(wanted), _OPEN_AT_ONCE):
+        batch = wanted[start : start + _OPEN_AT_ONCE]
+        budget = _read_batch(
+            wire, base, batch, sizes, request, budget, copies, unreadable, short, streamed
+        )
+    return _Fetched(
+        copies, unreadable, short, too_big=[(e.path, e.size) for e in too_big], streamed=streamed
+    )
+
+
+def _read_batch(
+    wire: _Wire,
+    base: str,
+    batch: list[str],
+    sizes: Mapping[str, int],
+    request: Request,
+    budget: int,
+    copies: dict[str, RemoteCopy],
+    unreadable: list[str],
+    short: list[str],
+    streamed: dict[str, tuple[int, int]],
+) -> int:
+    """Read one batch of files (their tails, or whole) into ``copies``; files past
+    the in-memory ``budget`` go to ``streamed``. Returns the budget left."""
+    handles = wire.open([_b(posixpath.join(base, rel)) for rel in batch], _FLAG_READ)
+    opened: dict[str, bytes] = {}
     try:
-        for rel, handle in zip(wanted, handles, strict=True):
+        for rel, handle in zip(batch, handles, strict=True):
             if not isinstance(handle, _Status):
                 opened[rel] = handle
             else:  # gone since the listing: missing
                 _skip_missing(handle, rel, unreadable)
         regions: list[tuple[bytes, int, int]] = []
         plan: dict[str, tuple[int, int]] = {}
-        streamed: dict[str, tuple[int, int]] = {}
-        budget = request.limits.inline_bytes
         for rel, handle in opened.items():
             size = sizes[rel]
             offset = request.offset(rel)
@@ -558,9 +585,7 @@ def _fetch_files(wire: _Wire, base: str, session_id: str | None, request: Reques
                 copies[rel] = RemoteCopy(size, offset, tail, first)
     finally:
         wire.close(opened.values())
-    return _Fetched(
-        copies, unreadable, short, too_big=[(e.path, e.size) for e in too_big], streamed=streamed
-    )
+    return budget
 
 
 def _read_range(sftp: Any, *, path: str, offset: int, length: int) -> bytes | None:

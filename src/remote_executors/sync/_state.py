@@ -16,8 +16,11 @@ moving): a turn's pull then costs what changed, not what exists. Every so
 often, and for every push, a pull looks at everything again.
 
 The record lives in the library's data dir, beside the session's lock, and is
-only read and written under that lock. A missing or damaged record just means
-every file is read once more.
+only read and written under that lock, as two files: a small one every pull
+reads and writes, and the list of every file in step (100k entries for a big
+session), which only a full pull reads and writes; a partial pull keeps what it
+learns in the small one. A missing or damaged record just means every file is
+read once more.
 """
 
 from __future__ import annotations
@@ -62,8 +65,31 @@ def state_path(paths: SessionPaths, host: str) -> Path:
     return data_dir() / "sync-state" / f"{digest[:24]}.{paths.session_id or 'project'}.json"
 
 
-def load_state(paths: SessionPaths, host: str) -> SyncState:
-    """The record (an empty one when missing or unreadable)."""
+def _settled_path(paths: SessionPaths, host: str) -> Path:
+    head = state_path(paths, host)
+    return head.with_name(head.name[: -len(".json")] + ".settled.json")
+
+
+def load_state(paths: SessionPaths, host: str, *, everything: bool = True) -> SyncState:
+    """The record (an empty one when missing or unreadable). ``everything=False``:
+    only what a partial pull needs (``settled`` then holds just the files the
+    partial pulls since the last full one saw in step)."""
+    state = _load_head(paths, host)
+    if not everything:
+        return state
+    try:
+        raw = json.loads(_settled_path(paths, host).read_bytes())
+    except (OSError, ValueError):
+        raw = None
+    full = raw.get("settled") if isinstance(raw, dict) and raw.get("version") == 2 else None
+    settled = {}
+    if isinstance(full, dict):
+        settled = {k: v for k, v in full.items() if isinstance(k, str) and type(v) is int}
+    settled.update(state.settled)
+    return attrs.evolve(state, settled=settled)
+
+
+def _load_head(paths: SessionPaths, host: str) -> SyncState:
     try:
         raw = json.loads(state_path(paths, host).read_bytes())
     except (OSError, ValueError):
@@ -86,11 +112,15 @@ def load_state(paths: SessionPaths, host: str) -> SyncState:
     )
 
 
-def save_state(paths: SessionPaths, host: str, state: SyncState) -> None:
-    """Best effort: a record that cannot be written only costs a full look next time."""
+def save_state(paths: SessionPaths, host: str, state: SyncState, *, everything: bool) -> None:
+    """Best effort: a record that cannot be written only costs a full look next time.
+
+    ``everything``: ``state.settled`` is the whole list (a full pull) and replaces
+    the stored one; else it is what the partial pulls since saw in step.
+    """
     record = {
         "version": 2,
-        "settled": dict(state.settled),
+        "settled": {} if everything else dict(state.settled),
         "unsettled": sorted(state.unsettled),
         "recent": sorted(state.recent),
         "pulled_at": state.pulled_at,
@@ -98,6 +128,9 @@ def save_state(paths: SessionPaths, host: str, state: SyncState) -> None:
         "temps": sorted(state.temps),
     }
     with contextlib.suppress(OSError):
+        if everything:
+            whole = {"version": 2, "settled": dict(state.settled)}
+            install_atomically(_settled_path(paths, host), json.dumps(whole).encode())
         install_atomically(state_path(paths, host), json.dumps(record).encode())
 
 

@@ -26,10 +26,12 @@ import contextlib
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 import anyio
+import attrs
 
 from remote_executors.errors import (
     SessionConflict,
@@ -45,6 +47,7 @@ from remote_executors.sync._reconcile import (
     WINDOW,
     RemoteCopy,
     Request,
+    file_size,
     is_session_file,
     local_error,
     pull_files,
@@ -63,6 +66,7 @@ __all__ = ["TailSessionSync", "lock_path", "raise_conflicts"]
 
 _HEADER = re.compile(rb"RX-(FILE|BIG) ([0-9]{1,20}) ([0-9]{1,20}) ([0-9]{1,20}) (.+)", re.DOTALL)
 _SAME = re.compile(rb"RX-SAME ([0-9]{1,20}) (.+)", re.DOTALL)
+_CHANGED = re.compile(rb"RX-CHANGED ([0-9]{1,20}) (.+)", re.DOTALL)
 _TOOBIG = re.compile(rb"RX-TOOBIG (file|session) ([0-9]{1,20}) (.+)", re.DOTALL)
 _EOF = b"RX-EOF\n"
 _FETCH = resources.files(__package__).joinpath("fetch.sh").read_text("utf-8")
@@ -142,14 +146,40 @@ class TailSessionSync:
     async def _fetch(
         self, executor: Executor, paths: SessionPaths, request: Request
     ) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
+        copies, errors, changed = await self._fetch_once(executor, paths, request)
+        if changed:
+            # Modified lately but not listed by us: now ask for their tails.
+            sizes = {rel: size for rel in changed
+                     if (size := file_size(paths.local_dir / rel)) is not None}  # fmt: skip
+            tails = attrs.evolve(
+                request, mode="some", local_sizes={rel: sizes.get(rel, 0) for rel in changed}
+            )
+            more, more_errors, _ = await self._fetch_once(executor, paths, tails, known=sizes)
+            copies.update(more)
+            errors += more_errors
+        return copies, errors
+
+    async def _fetch_once(
+        self,
+        executor: Executor,
+        paths: SessionPaths,
+        request: Request,
+        known: Mapping[str, int] | None = None,
+    ) -> tuple[dict[str, RemoteCopy], list[SyncError], dict[str, int]]:
+        """One run of fetch.sh (and the streams of what it announced as big)."""
         limits = request.limits
         args = [paths.remote_project, paths.session_id or "", request.mode,
                 str(limits.inline_bytes), str(limits.max_file_bytes),
                 str(limits.max_session_bytes), str(request.minutes)]  # fmt: skip
+        present = request.local_sizes if known is None else known
         # SKIP 1: the remote may leave the file out if it still has this size.
         listing = b"".join(
             b"%d %d %s\n"
-            % (size, request.skippable(rel, size), rel.encode("utf-8", "surrogateescape"))
+            % (
+                size,
+                rel in present and request.skippable(rel, size),
+                rel.encode("utf-8", "surrogateescape"),
+            )
             for rel, size in request.local_sizes.items()
             if "\n" not in rel
         )
@@ -160,10 +190,10 @@ class TailSessionSync:
             timeout=self.timeout,
         )
         _check(result, executor.name, paths, "read")
-        copies, errors, big = _parse_fetch(result.stdout, executor.name, paths, request)
+        copies, errors, big, changed = _parse_fetch(result.stdout, executor.name, paths, request)
         for rel, (size, offset, head_size) in big.items():
             copies[rel] = await self._stream(executor, paths, request, rel, size, offset, head_size)
-        return copies, errors
+        return copies, errors, changed
 
     async def _stream(
         self,
@@ -334,12 +364,14 @@ def _check(result: CommandResult, host: str, paths: SessionPaths, verb: str) -> 
 
 def _parse_fetch(
     out: bytes, host: str, paths: SessionPaths, request: Request
-) -> tuple[dict[str, RemoteCopy], list[SyncError], dict[str, tuple[int, int, int]]]:
-    """fetch.sh's answer: the copies it carried, per-file errors, and the files
-    announced as too big to carry (``rel -> (size, offset, head)``) to stream."""
+) -> tuple[dict[str, RemoteCopy], list[SyncError], dict[str, tuple[int, int, int]], dict[str, int]]:
+    """fetch.sh's answer: the copies it carried, per-file errors, the files announced
+    as too big to carry (``rel -> (size, offset, head)``) to stream, and the files
+    announced as modified lately (``rel -> size``) to ask for."""
     copies: dict[str, RemoteCopy] = {}
     errors: list[SyncError] = []
     big: dict[str, tuple[int, int, int]] = {}
+    changed: dict[str, int] = {}
     pos = 0
     while True:
         end = out.find(b"\n", pos)
@@ -350,7 +382,7 @@ def _parse_fetch(
         if line == b"RX-END":
             if pos != len(out):
                 raise _garbled(host, paths, "unexpected bytes after the end")
-            return copies, errors, big
+            return copies, errors, big, changed
         if line == b"RX-NODIR":
             continue
         if line.startswith(b"RX-ERR perm "):
@@ -371,6 +403,12 @@ def _parse_fetch(
                 copies[rel] = RemoteCopy(size, size, None)
             elif is_session_file(rel, paths.session_id):
                 raise _garbled(host, paths, f"{rel} was left out though it may have changed")
+            continue
+        moved = _CHANGED.fullmatch(line)
+        if moved is not None:
+            rel = moved[2].decode("utf-8", "surrogateescape")
+            if request.minutes > 0 and is_session_file(rel, paths.session_id):
+                changed[rel] = int(moved[1])
             continue
         toobig = _TOOBIG.fullmatch(line)
         if toobig is not None:

@@ -4,15 +4,17 @@
 # Arguments: PROJECT SID MODE [INLINE MAXFILE MAXSESSION [MINUTES]]
 #   PROJECT  project dir name under ${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects
 #   SID      session id, or "" for every session of the project
-#   MODE     "all": every file of the session; "only": just the files on stdin
-#            "stream": see below
+#   MODE     "all": every file of the session; "only": just the files on stdin,
+#            whole; "some": just the files on stdin, as tails; "stream": see below
 #   INLINE   how many bytes of file content this answer may carry; files past
 #            it are announced (RX-BIG) and fetched with "stream"
 #   MAXFILE, MAXSESSION  the size limits: a file over MAXFILE, or one that takes
 #            the session's files together over MAXSESSION, is refused (RX-TOOBIG)
 #   MINUTES  ("all" with a session) only look at the transcript, the files on
 #            stdin, and files modified in the last MINUTES minutes: the local
-#            side knows every other file is as it was at its last pull
+#            side knows every other file is as it was at its last pull. Such a
+#            modified file it did not list is only announced (RX-CHANGED): the
+#            local side asks for its tail ("some") or lets it be
 # stdin ("all", "only"): one line "SIZE SKIP REL" per local file (SKIP 1: a file
 #   of the same size here is not sent). Names travel on stdin, never as
 #   arguments: a session may have 100k files.
@@ -22,6 +24,7 @@
 #   "RX-SAME <size> <rel>\n" (same size here: not sent);
 #   "RX-BIG <size> <offset> <head> <rel>\n" (fetch it with "stream");
 #   "RX-TOOBIG file|session <size> <rel>\n";
+#   "RX-CHANGED <size> <rel>\n" (modified lately, not on stdin: ask with "some");
 #   "RX-ERR perm <rel>\n" (unreadable);
 # and "RX-END\n" at the very end. The framing lets a truncated or garbled
 # stream be detected, never misread.
@@ -64,7 +67,7 @@ cat >"$rx_tmp/local" || exit 3
 rx_nl='
 '
 rx_names() {
-  if [ "$rx_mode" = only ]; then
+  if [ "$rx_mode" = only ] || [ "$rx_mode" = some ]; then
     sed 's/^[0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
       [ -f "$rx_f" ] && printf '%s\n' "$rx_f"
     done
@@ -93,7 +96,7 @@ tr '\n' '\0' <"$rx_tmp/names" | xargs -0 wc -c -- 2>/dev/null >"$rx_tmp/sizes"
 # Files that need no data are answered by awk itself; the rest go to the plan
 # for the shell loop below (whose `read` costs a syscall per byte: it only
 # sees the files that changed). Names wc could not read go to "unread".
-awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" \
+awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" -v minutes="$rx_minutes" \
   -v maxsession="$rx_maxsession" -v lf="$rx_tmp/local" -v sf="$rx_tmp/sizes" \
   -v plan="$rx_tmp/plan" -v unread="$rx_tmp/unread" '
   BEGIN {
@@ -120,11 +123,13 @@ awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" \
     if (total + size > maxsession) { printf "RX-TOOBIG session %.0f %s\n", size, rel; next }
     total += size
     known = (rel in lsize)
-    if (mode == "all" && known && lskip[rel] == 1 && lsize[rel] == size) {
+    tails = (mode == "all" || mode == "some")
+    if (mode == "all" && minutes > 0 && !known) { printf "RX-CHANGED %.0f %s\n", size, rel; next }
+    if (tails && known && lskip[rel] == 1 && lsize[rel] == size) {
       printf "RX-SAME %.0f %s\n", size, rel; next
     }
     off = 0
-    if (mode == "all" && known) { off = lsize[rel] - 4096; if (off < 0) off = 0 }
+    if (tails && known) { off = lsize[rel] - 4096; if (off < 0) off = 0 }
     if (off > size) off = 0
     head = off; if (head > 4096) head = 4096
     need = head + size - off
