@@ -10,7 +10,8 @@ On the loopback sshd test bed, a session is made on the "remote" account:
   is used for it there; what a pull copies is real data here).
 
 For each, with a warm connection, it times the first pull (everything is
-new), a pull with nothing new, and two pulls after 1 KB was appended to the
+new), a full pull with nothing new, a per-turn pull (``pull_recent`` where the
+strategy has it) with nothing new, and two after 1 KB was appended to the
 transcript (a turn: the subagents' files are an hour old), and records the
 peak memory above the process's level before the pull (Linux: VmHWM, reset
 through /proc/self/clear_refs before each pull).
@@ -160,12 +161,14 @@ async def run(args: argparse.Namespace) -> None:
                     make(session)
                     session.own()
                     os.sync()
-                    for step in ("first pull", "nothing new", "1 KB new", "1 KB new again"):
+                    steps = ("first pull", "full, no change", "nothing new", "1 KB new",
+                             "1 KB new again")  # fmt: skip
+                    for step in steps:
                         if step.startswith("1 KB new"):
                             session.append_transcript()
                         # After a turn a session pulls what changed, where it can.
                         pull = getattr(sync, "pull_recent", sync.pull)
-                        if step == "first pull":
+                        if step in ("first pull", "full, no change"):
                             pull = sync.pull
                         seconds, peak, outcome = await measured(
                             functools.partial(pull, executor, session.paths)
