@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from remote_executors import _store_file
 from remote_executors.sync import _install
 from remote_executors.sync._decide import Kind, decide
 from remote_executors.sync._install import (
@@ -127,6 +128,7 @@ def test_install_fsyncs_the_file_before_the_rename_and_the_directory_after(
         real_replace(src, dst)
 
     monkeypatch.setattr(_install, "_fsync", fsync)
+    monkeypatch.setattr(_store_file, "_fsync", fsync)  # directory fsyncs go through it
     monkeypatch.setattr(os, "replace", replace)
     (tmp_path / "d").mkdir()
     install_atomically(tmp_path / "d" / "x.jsonl", b"a\n")
@@ -152,6 +154,7 @@ def test_conflict_copy_is_durable_before_it_is_reported(
         real_link(src, dst)
 
     monkeypatch.setattr(_install, "_fsync", fsync)
+    monkeypatch.setattr(_store_file, "_fsync", fsync)  # directory fsyncs go through it
     monkeypatch.setattr(os, "link", link)
     save_conflict_copy(tmp_path / "x.jsonl", b"theirs\n", side="remote")
     assert events == ["fsync file", "link", "fsync dir"]
