@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ExecutorError,
         HostKeyError,
         HostUnreachable,
+        InstallFailed,
         InvalidInput,
         OptionPathError,
         OutputTooLarge,
@@ -33,10 +34,12 @@ if TYPE_CHECKING:
         SyncPermissionDenied,
         SyncTooLarge,
         SyncToolMissing,
+        UnsupportedPlatform,
     )
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
     from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
+    from .install import InstallResult, install_cli, remote_platform
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
     from .sdk import (
@@ -74,6 +77,7 @@ _WHERE: dict[str, str] = {
             "ExecutorError",
             "HostKeyError",
             "HostUnreachable",
+            "InstallFailed",
             "InvalidInput",
             "OptionPathError",
             "OutputTooLarge",
@@ -86,12 +90,14 @@ _WHERE: dict[str, str] = {
             "SyncPermissionDenied",
             "SyncTooLarge",
             "SyncToolMissing",
+            "UnsupportedPlatform",
         ],
         ".errors",
     ),
     **dict.fromkeys(["Attachment", "CommandResult", "Executor", "SpawnOptions"], ".executors.base"),
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
+    **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -149,6 +155,8 @@ __all__ = [
     "ExecutorError",
     "HostKeyError",
     "HostUnreachable",
+    "InstallFailed",
+    "InstallResult",
     "InvalidInput",
     "OptionPathError",
     "OutputTooLarge",
@@ -182,10 +190,13 @@ __all__ = [
     "SyncTooLarge",
     "SyncToolMissing",
     "TailSessionSync",
+    "UnsupportedPlatform",
     "get_session_record",
+    "install_cli",
     "list_session_records",
     "pull_session",
     "push_session",
+    "remote_platform",
 ]
 
 

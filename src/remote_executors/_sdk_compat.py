@@ -48,6 +48,7 @@ __all__ = [
     "SubprocessCLITransport",
     "agent_metadata_sidecar_name",
     "apply_materialized_options",
+    "bundled_cli",
     "configure_can_use_tool",
     "expected_cli_version",
     "find_local_claude",
@@ -77,6 +78,12 @@ def find_local_claude() -> str:
             "CLI), install Claude Code, or set ClaudeAgentOptions(cli_path=...).",
             host="local",
         ) from exc
+
+
+def bundled_cli() -> str | None:
+    """The CLI binary the installed SDK wheel ships (None: this wheel has none)."""
+    transport = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())
+    return transport._find_bundled_cli()
 
 
 def expected_cli_version() -> str | None:

@@ -390,7 +390,13 @@ class _Check:
         except ClaudeNotFound as exc:
             searched = f" (looked in {len(exc.searched)} places)" if exc.searched else ""
             self.claude_version = None
-            return _Found("fail", f"not found{searched}", exc.message)
+            hint = exc.message
+            if not self.local:
+                hint = (
+                    f"{install_command(self.host)} installs the CLI this SDK bundles "
+                    f"(no network needed on {self.host}). {exc.message}"
+                )
+            return _Found("fail", f"CLI missing: not found{searched}", hint)
         out = result.stdout.decode("utf-8", "replace").strip()
         where = path or "claude"
         if not result.ok:
@@ -721,6 +727,12 @@ def credentials_found(
 
 # -- versions -----------------------------------------------------------------
 
+
+def install_command(host: str) -> str:
+    """The fix for a missing or old CLI on ``host``."""
+    return f"Run `remote-executors install {host}` here: it"
+
+
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -746,8 +758,10 @@ def compare_cli_versions(remote: str, expected: str | None, host: str) -> _Found
     want = _version_tuple(expected)
     have = _version_tuple(remote)
     upgrade = (
-        f"Upgrade it on {host}: run `claude update` there, or reinstall "
-        f"(curl -fsSL https://claude.ai/install.sh | bash); this SDK expects {expected}."
+        f"{install_command(host)} installs {expected}, the CLI this SDK bundles; or "
+        f"run `claude update` on {host}."
+        if host != "local"
+        else f"Upgrade it: run `claude update`; this SDK expects {expected}."
     )
     if have is None:
         shown = remote.strip().splitlines()[0][:80] if remote.strip() else "nothing"
@@ -757,7 +771,9 @@ def compare_cli_versions(remote: str, expected: str | None, host: str) -> _Found
     if have == want:
         return _Found("ok", f"{text}, as the SDK expects")
     if have < want:
-        return _Found("warn", f"{text} is older than {expected}, which the SDK expects", upgrade)
+        return _Found(
+            "warn", f"CLI older than the SDK expects: {text}, the SDK expects {expected}", upgrade
+        )
     if have[0] != want[0]:
         return _Found(
             "warn",

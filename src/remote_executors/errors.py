@@ -15,7 +15,9 @@ can catch as broadly or as narrowly as they need::
     ├── RemoteSetupError             reached the host, but it can't run the session
     │   ├── ClaudeNotFound           no Claude Code CLI where we looked
     │   ├── ClaudeNotResponding      the CLI started but never answered
-    │   └── RemotePathNotFound       the working directory does not exist there
+    │   ├── RemotePathNotFound       the working directory does not exist there
+    │   └── InstallFailed            installing the CLI there did not complete (old state kept)
+    │       └── UnsupportedPlatform  the bundled CLI cannot run on that OS/arch/libc
     ├── CommandTimeout               a short command did not finish in time
     ├── OutputTooLarge               a short command printed more than its limit
     ├── ProcessLost                  the running session's link or process died
@@ -45,6 +47,7 @@ __all__ = [
     "ExecutorError",
     "HostKeyError",
     "HostUnreachable",
+    "InstallFailed",
     "InvalidInput",
     "OptionPathError",
     "OutputTooLarge",
@@ -57,6 +60,7 @@ __all__ = [
     "SyncPermissionDenied",
     "SyncToolMissing",
     "SyncTooLarge",
+    "UnsupportedPlatform",
 ]
 
 
@@ -145,6 +149,25 @@ class RemotePathNotFound(RemoteSetupError):
     def __init__(self, message: str, *, host: str, path: str, detail: str = "") -> None:
         super().__init__(message, host=host, detail=detail)
         self.path = path
+
+
+class InstallFailed(RemoteSetupError):
+    """Installing the Claude Code CLI on the machine did not complete. What was
+    installed before (the ``~/.local/bin/claude`` link and the versions it points
+    to) is unchanged; running the install again is safe."""
+
+
+class UnsupportedPlatform(InstallFailed):
+    """The CLI this machine has cannot run on the host (another OS, CPU
+    architecture or C library). Nothing was uploaded. ``remote`` and ``local``
+    describe both sides, e.g. ``"Linux aarch64 glibc"``."""
+
+    def __init__(
+        self, message: str, *, host: str, remote: str, local: str, detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.remote = remote
+        self.local = local
 
 
 class CommandTimeout(ExecutorError, TimeoutError):

@@ -240,7 +240,8 @@ async def test_no_claude(
     got = statuses(report)
     claude = step(report, "claude")
     assert claude.status == "fail"
-    assert claude.detail.startswith("not found (looked in ")
+    assert claude.detail.startswith("CLI missing: not found (looked in ")
+    assert f"remote-executors install {rx_ssh_config.alias}" in claude.hint
     for place in (
         f"PATH of login shell {rx_account.shell}",
         f"{rx_account.home}/.local/bin/claude",

@@ -386,6 +386,7 @@ def test_cli_version_comparison(remote: str, status: str, says: str) -> None:
         assert found.hint
     if "older" in says or "cannot read" in says:
         assert "claude update" in found.hint and "box" in found.hint
+        assert "`remote-executors install box`" in found.hint
 
 
 def test_cli_version_unknown_expectation_is_skipped() -> None:
@@ -405,7 +406,7 @@ async def test_older_remote_cli_warns(box: ShellBox) -> None:
     assert step(report, "claude").status == "ok"
     version = step(report, "claude_version")
     assert version.status == "warn"
-    assert "2.0.1 is older than" in version.detail
+    assert version.detail.startswith("CLI older than the SDK expects: 2.0.1")
     assert report.ok  # a warning is not a failure
 
 

@@ -127,6 +127,18 @@ def test_pin_transport_private_attributes() -> None:
     assert _sdk_compat.find_local_claude() == found
 
 
+def test_pin_bundled_cli_and_its_version() -> None:
+    """install_cli() uploads the wheel's own binary and names it by the SDK's CLI version."""
+    assert callable(getattr(SubprocessCLITransport, "_find_bundled_cli", None)), _broke(
+        "_find_bundled_cli"
+    )
+    bundled = _sdk_compat.bundled_cli()
+    assert bundled is not None and os.path.basename(bundled) == "claude", _broke("_bundled/claude")
+    version_file = Path(bundled).with_name("claude.version")
+    if version_file.exists():
+        assert version_file.read_text().split()[0] == _sdk_compat.expected_cli_version()
+
+
 def _every_option_sets(tmp: Path) -> list[ClaudeAgentOptions]:
     """Options that together make the SDK send every flag it knows (one variant of
     each union per set)."""

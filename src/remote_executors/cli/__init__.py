@@ -26,6 +26,7 @@ __all__ = ["EXIT_CODES", "cli", "main"]
 _COMMANDS = {
     "executors": ".executors:executors",
     "check": ".check:check_command",
+    "install": ".install:install",
     "run": ".run:run",
     "sessions": ".sessions:sessions",
     "sync": ".sync:sync",
