@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .browse import DirEntry, Listing, complete_path, list_dir
     from .check import CheckReport, CheckStep, check
     from .errors import (
         AuthenticationFailed,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 
 #: Where each public name lives (the module is imported when the name is first used).
 _WHERE: dict[str, str] = {
+    **dict.fromkeys(["DirEntry", "Listing", "complete_path", "list_dir"], ".browse"),
     **dict.fromkeys(["CheckReport", "CheckStep", "check"], ".check"),
     **dict.fromkeys(
         [
@@ -167,6 +169,10 @@ __all__ = [
     "SYNC_SUBTYPE",
     "CheckReport",
     "CheckStep",
+    "DirEntry",
+    "Listing",
+    "complete_path",
+    "list_dir",
     "HostSettings",
     "RsyncSessionSync",
     "Settings",

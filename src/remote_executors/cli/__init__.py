@@ -27,6 +27,7 @@ _COMMANDS = {
     "executors": ".executors:executors",
     "check": ".check:check_command",
     "install": ".install:install",
+    "ls": ".ls:ls",
     "run": ".run:run",
     "sessions": ".sessions:sessions",
     "sync": ".sync:sync",
