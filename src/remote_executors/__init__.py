@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
     from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
+    from .host_sessions import HostSession, import_session, list_host_sessions
     from .install import InstallResult, install_cli, remote_platform
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
@@ -78,6 +79,9 @@ _WHERE: dict[str, str] = {
             "ConnectionFailed",
             "ExecutorError",
             "HostKeyError",
+            "HostSession",
+            "import_session",
+            "list_host_sessions",
             "HostUnreachable",
             "InstallFailed",
             "InvalidInput",
@@ -100,6 +104,7 @@ _WHERE: dict[str, str] = {
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
+    **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -156,6 +161,9 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "HostKeyError",
+    "HostSession",
+    "import_session",
+    "list_host_sessions",
     "HostUnreachable",
     "InstallFailed",
     "InstallResult",

@@ -45,6 +45,17 @@ def _executor(target: Target | None, resume: str | None) -> Executor:
     return LocalExecutor()
 
 
+def _recorded_cwd(resume: str | None) -> str | None:
+    """The local directory a resumed session was recorded in (an imported one too)."""
+    if resume is None:
+        return None
+    from ..metadata import get_session_record
+    from ..paths import validate_session_id
+
+    record = get_session_record(validate_session_id(resume))
+    return record.local_cwd if record is not None else None
+
+
 def _where(executor: Executor) -> str:
     from ..executors.local import LocalExecutor
 
@@ -174,7 +185,11 @@ def _resume_command(sid: str, cwd: str) -> str:
     help='ssh alias to run on, or "local" for this machine (the default; with --resume: '
     "where the session last ran).",
 )
-@click.option("--cwd", default=".", show_default=True, help="The local project directory.")
+@click.option(
+    "--cwd",
+    help="The local project directory (default: the current one; with --resume: the "
+    "session's own).",
+)
 @click.option("--resume", "resume", metavar="SESSION_ID", help="Continue a session.")
 @click.option(
     "--fork",
@@ -194,7 +209,7 @@ def _resume_command(sid: str, cwd: str) -> str:
 def run(
     prompt: str,
     target: Target | None,
-    cwd: str,
+    cwd: str | None,
     resume: str | None,
     fork: bool,
     allowed: tuple[str, ...],
@@ -215,6 +230,7 @@ def run(
         raise click.UsageError("--fork continues a session: give --resume SESSION_ID too.")
     prompt = _read_prompt(prompt)
     out = Output(json_mode=json_mode)
+    cwd = cwd or _recorded_cwd(resume) or "."
     directory = os.path.abspath(os.path.expanduser(cwd))
     executor = _executor(target, resume)
     render = Renderer(out, _where(executor))
