@@ -61,6 +61,8 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
+from .credentials import CREDENTIAL_VARS, FORWARDABLE, found_credentials, has_own
+from .credentials import PROBE as _CREDENTIALS
 from .errors import (
     AuthenticationFailed,
     ClaudeNotFound,
@@ -105,11 +107,6 @@ TITLES: Mapping[str, str] = {
 _PROBE_SECONDS = 5.0
 #: The whole check may take this many times ``timeout``.
 _OVERALL_FACTOR = 3
-
-#: Environment variables the CLI logs in with (values are never read back).
-CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-#: Variables that switch the CLI to a cloud provider's own credentials.
-_CLOUD_VARS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 
 
 @attrs.frozen
@@ -491,7 +488,27 @@ class _Check:
         result = await self.run(["/bin/sh", "-c", _CREDENTIALS], budget)
         if not result.ok:
             return _unexpected(result, "looking for credentials")
-        return credentials_found(_credential_lines(result.stdout), self.host, local=self.local)
+        lines = _credential_lines(result.stdout)
+        forward = getattr(self.executor, "forward_credentials", None)
+        if forward in FORWARDABLE and not self.local:
+            if not has_own(lines) and os.environ.get(forward):
+                return _Found(
+                    "ok",
+                    f"uses {forward} forwarded from this machine (over stdin, per session): "
+                    f"{self.host} has no credentials of its own",
+                )
+            found = credentials_found(lines, self.host, local=self.local)
+            if has_own(lines):
+                return attrs.evolve(
+                    found,
+                    detail=f"{found.detail}; {forward} from here is not forwarded: "
+                    "the host's own setup wins",
+                )
+            return attrs.evolve(
+                found,
+                hint=f"{found.hint} Or set {forward} here: this host is set to forward it.",
+            )
+        return credentials_found(lines, self.host, local=self.local)
 
     async def rsync_local(self, budget: float) -> _Found:
         try:
@@ -590,57 +607,6 @@ else
 fi
 """
 
-_SETTINGS_KEYS = "|".join((*CREDENTIAL_VARS, *_CLOUD_VARS, "apiKeyHelper"))
-
-# Each line names what was found. A secret never reaches stdout: the shell
-# tests variables with -n, and JSON files are matched on the remote side,
-# where everything but the key's name is cut away before it is printed.
-_CREDENTIALS = (
-    r"""
-rx_c=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
-printf 'CONFIG %s\n' "$rx_c"
-rx_found=
-"""
-    + "".join(
-        f'[ -n "${{{name}:-}}" ] && {{ echo "ENV {name}"; rx_found=1; }}\n'
-        for name in (*CREDENTIAL_VARS, *_CLOUD_VARS)
-    )
-    + r"""
-if [ -s "$rx_c/.credentials.json" ]; then echo FILE; rx_found=1; fi
-rx_keys() {
-  tr '\n\r\t' '   ' <"$1" 2>/dev/null \
-    | grep -oE "\"($2)\"[ ]*:[ ]*\"[^\"]" | cut -d'"' -f2 | sort -u
-}
-if [ -f "$rx_c/settings.json" ]; then
-  for rx_k in $(rx_keys "$rx_c/settings.json" '"""
-    + _SETTINGS_KEYS
-    + r"""'); do
-    echo "SETTINGS $rx_k"; rx_found=1
-  done
-fi
-rx_j=$HOME/.claude.json
-if [ -n "${CLAUDE_CONFIG_DIR:-}" ]; then rx_j=$CLAUDE_CONFIG_DIR/.claude.json; fi
-if [ -f "$rx_j" ] && [ -n "$(rx_keys "$rx_j" primaryApiKey)" ]; then
-  printf 'SAVED %s\n' "$rx_j"; rx_found=1
-fi
-if [ "$(uname -s 2>/dev/null)" = Darwin ] && command -v security >/dev/null 2>&1 \
-  && security find-generic-password -s 'Claude Code-credentials' >/dev/null 2>&1; then
-  echo KEYCHAIN
-fi
-if [ -z "$rx_found" ]; then
-  # Set only for login shells (e.g. in ~/.profile)? A command over SSH, and
-  # so the CLI, does not get those. `env` is the one command every shell runs
-  # alike; only the names of non-empty variables are kept.
-  case ${SHELL##*/} in csh | tcsh) rx_l= ;; *) rx_l=-l ;; esac
-  "${SHELL:-/bin/sh}" $rx_l -c env </dev/null 2>/dev/null \
-    | grep -oE '^("""
-    + "|".join(CREDENTIAL_VARS)
-    + r""")=.' | cut -d= -f1 | sort -u | sed 's/^/LOGIN /'
-fi
-exit 0
-"""
-)
-
 
 def _markers(stdout: bytes) -> dict[str, str]:
     """``"<KEY> <value>"`` lines as a dict (first value of each key)."""
@@ -665,30 +631,12 @@ def credentials_found(
 ) -> _Found:
     """The credentials step's result from the probe's ``(marker, name)`` lines."""
     config = next((value for key, value in lines if key == "CONFIG"), "~/.claude")
-    sources: list[str] = []
-    login_only: list[str] = []
-    keychain = False
-    for key, value in lines:
-        if key == "ENV" and value in CREDENTIAL_VARS:
-            sources.append(f"{value} in the environment")
-        elif key == "ENV" and value in _CLOUD_VARS:
-            sources.append(f"{value} in the environment (cloud credentials not checked)")
-        elif key == "FILE":
-            sources.append(f"{config}/.credentials.json")
-        elif key == "SETTINGS" and value == "apiKeyHelper":
-            sources.append(f"apiKeyHelper in {config}/settings.json")
-        elif key == "SETTINGS" and value in _CLOUD_VARS:
-            sources.append(f"{value} in {config}/settings.json (cloud credentials not checked)")
-        elif key == "SETTINGS" and value in CREDENTIAL_VARS:
-            sources.append(f"{value} in {config}/settings.json")
-        elif key == "SAVED":
-            sources.append(f"API key saved by /login in {value}")
-        elif key == "LOGIN" and value in CREDENTIAL_VARS:
-            login_only.append(value)
-        elif key == "KEYCHAIN":
-            keychain = True
+    sources = [str(c) for c in found_credentials(lines)]
+    login_only = [v for k, v in lines if k == "LOGIN" and v in CREDENTIAL_VARS]
+    keychain = any(key == "KEYCHAIN" for key, _ in lines)
     if sources:
-        return _Found("ok", "; ".join(dict.fromkeys(sources)))
+        also = f"; also there: {', '.join(sources[1:])}" if len(sources) > 1 else ""
+        return _Found("ok", f"uses {sources[0]}{also}")
     if keychain:
         return _Found(
             "warn",

@@ -56,6 +56,7 @@ from ._sdk_compat import (
     mirror_projects_dir,
 )
 from ._session_sync import SessionSyncer
+from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
 from .executors._ssh_process import SSHProcess
 from .executors._validate import check_path
@@ -321,11 +322,15 @@ class ExecutorTransport(SubprocessCLITransport):
         if self._remote and args != ["-v"]:  # SDKs before 0.2.190 check the version first
             prepared = await prepare(args, executor=self._executor, local_cwd=self._session_cwd)
             args, attachments = prepared.args, dict(prepared.attachments)
+        machine_env = self._env_for_machine(sdk_env)
+        if self._remote and args != ["-v"]:
+            # The host's credential policy: its own, unless it forwards ours (opt-in).
+            machine_env.update(await forwarded_env(self._executor, explicit=self._options.env))
         options = SpawnOptions(
             command=cmd[0],
             args=args,
             cwd=cwd,
-            env=self._env_for_machine(sdk_env),
+            env=machine_env,
             stderr=stderr == subprocess.PIPE,
             # The SDK drops some inherited variables (e.g. CLAUDECODE) on purpose.
             unset_env=() if self._remote else [k for k in os.environ if k not in sdk_env],

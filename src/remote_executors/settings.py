@@ -17,7 +17,7 @@ One small JSON file under the user's config dir
 
 ``remote_executors`` is the ordered list of ssh aliases; ``hosts`` holds the
 options of those that have any (ssh_config, claude_path, path_map,
-accept_new_host_keys, connect_timeout). A host without an entry uses
+accept_new_host_keys, connect_timeout, forward_credentials). A host without an entry uses
 :class:`~remote_executors.SSHExecutor`'s defaults.
 
 Guarantees:
@@ -84,7 +84,14 @@ FORMAT_VERSION = 1
 _APP_NAME = "remote-executors"
 _FILE_NAME = "settings.json"
 _LOCAL = "local"
-_OPTIONS = ("ssh_config", "claude_path", "path_map", "accept_new_host_keys", "connect_timeout")
+_OPTIONS = (
+    "ssh_config",
+    "claude_path",
+    "path_map",
+    "accept_new_host_keys",
+    "connect_timeout",
+    "forward_credentials",
+)
 _TOP_KEYS = ("version", "remote_executors", "hosts")
 
 
@@ -154,6 +161,17 @@ def _check_ssh_config(record: HostSettings, _: attrs.Attribute[Any], value: obje
 def _check_claude_path(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _check_absolute(value, host=record.host, what="claude_path", where="remote")
+
+
+def _check_forward(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
+    from remote_executors.credentials import FORWARDABLE
+
+    if value is not None and value not in FORWARDABLE:
+        raise InvalidInput(
+            f"Invalid forward_credentials {value!r} for {record.host}: expected one of "
+            f"{', '.join(FORWARDABLE)} (or None: the host uses its own credentials).",
+            host=record.host,
+        )
 
 
 def _freeze_path_map(value: object) -> object:
@@ -244,6 +262,9 @@ class HostSettings:
     connect_timeout: float | None = attrs.field(
         default=None, converter=_to_timeout, validator=_check_timeout
     )
+    forward_credentials: str | None = attrs.field(default=None, validator=_check_forward)
+    """Opt-in: this machine's ``ANTHROPIC_API_KEY`` or ``CLAUDE_CODE_OAUTH_TOKEN`` is
+    forwarded to sessions on the host when it has no credentials of its own."""
 
     def options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as keyword arguments."""
@@ -258,6 +279,8 @@ class HostSettings:
             out["accept_new_host_keys"] = True
         if self.connect_timeout is not None:
             out["connect_timeout"] = self.connect_timeout
+        if self.forward_credentials is not None:
+            out["forward_credentials"] = self.forward_credentials
         return out
 
     def executor(self) -> SSHExecutor:

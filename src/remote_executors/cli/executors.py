@@ -18,6 +18,7 @@ _RESETTABLE = {
     "path-map": "path_map",
     "ssh-config": "ssh_config",
     "connect-timeout": "connect_timeout",
+    "forward-credentials": "forward_credentials",
 }
 
 
@@ -29,6 +30,7 @@ def _host_dict(host: HostSettings) -> dict[str, Any]:
         "path_map": dict(host.path_map),
         "accept_new_host_keys": host.accept_new_host_keys,
         "connect_timeout": host.connect_timeout,
+        "forward_credentials": host.forward_credentials,
     }
 
 
@@ -102,8 +104,11 @@ def _options(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
+    forward_credentials: str | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
+    if forward_credentials is not None:
+        options["forward_credentials"] = forward_credentials
     if claude_path is not None:
         options["claude_path"] = claude_path
     if path_map:
@@ -137,6 +142,12 @@ _TIMEOUT = click.option(
     metavar="SECONDS",
     help="Give up connecting after this long.",
 )
+_FORWARD = click.option(
+    "--forward-credentials",
+    type=click.Choice(["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]),
+    help="Hand this machine's value of it to sessions on HOST (over stdin) when HOST has "
+    "no credentials of its own. Default: HOST uses its own.",
+)
 _FORCE = click.option(
     "--force",
     is_flag=True,
@@ -152,6 +163,7 @@ _JSON = click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 @_SSH_CONFIG
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust the host key on first use.")
 @_TIMEOUT
+@_FORWARD
 @_FORCE
 @_JSON
 def add(
@@ -161,6 +173,7 @@ def add(
     ssh_config: str | None,
     accept_new_host_keys: bool,
     connect_timeout: float | None,
+    forward_credentials: str | None,
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -176,6 +189,7 @@ def add(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys or None,
         connect_timeout=connect_timeout,
+        forward_credentials=forward_credentials,
     )
     store = SettingsStore()
     store.load()  # an unreadable file is the first thing to hear about
@@ -207,6 +221,7 @@ def add(
     help="Trust (or stop trusting) host keys seen for the first time.",
 )
 @_TIMEOUT
+@_FORWARD
 @click.option(
     "--reset",
     "reset",
@@ -223,6 +238,7 @@ def update(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
+    forward_credentials: str | None,
     reset: tuple[str, ...],
     force: bool,
     json_mode: bool,
@@ -239,6 +255,7 @@ def update(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys,
         connect_timeout=connect_timeout,
+        forward_credentials=forward_credentials,
     )
     for name in reset:
         key = _RESETTABLE[name]

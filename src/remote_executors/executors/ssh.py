@@ -69,6 +69,10 @@ class SSHExecutor:
       connect_timeout, keepalive_interval, keepalive_count: link timing; a dead
         link is noticed after about interval x count seconds.
       ssh_options: extra ``-o Key=Value`` options for every ssh invocation.
+      forward_credentials: "ANTHROPIC_API_KEY" or "CLAUDE_CODE_OAUTH_TOKEN" to
+        hand this machine's value of it to sessions there, over stdin, when the
+        host has no credentials of its own (see :mod:`remote_executors.credentials`).
+        Off by default: the host's own credentials are used.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class SSHExecutor:
         keepalive_interval: int = 5,
         keepalive_count: int = 3,
         ssh_options: Mapping[str, str] | None = None,
+        forward_credentials: str | None = None,
     ) -> None:
         connection = None
         if not isinstance(host, str):
@@ -106,6 +111,9 @@ class SSHExecutor:
                 host=host,
             )
         self._backend_name = backend
+        from ..credentials import check_forward
+
+        self._forward_credentials = check_forward(forward_credentials, host=host)
         if claude_path is not None:
             check_path(claude_path, host=host, what="claude_path")
         self._claude_path = claude_path
@@ -163,6 +171,11 @@ class SSHExecutor:
     def backend(self) -> str:
         """The SSH implementation in use: "openssh" or "fabric"."""
         return self._backend_name
+
+    @property
+    def forward_credentials(self) -> str | None:
+        """The local credential variable forwarded to sessions (None: the host's own)."""
+        return self._forward_credentials
 
     @property
     def ssh_config(self) -> str | None:
