@@ -405,7 +405,12 @@ class _Check:
                 f"{where} --version exited {result.returncode}"
                 + (f": {first[:200]}" if first else ""),
                 f"The Claude CLI at {where} on {self.host} does not run. Reinstall it "
-                "there (curl -fsSL https://claude.ai/install.sh | bash).",
+                "there (curl -fsSL https://claude.ai/install.sh | bash)"
+                + (
+                    "."
+                    if self.local
+                    else f", or {install_command(self.host)} installs the CLI this SDK bundles."
+                ),
             )
         self.claude_version = out
         version = _version_text(out)

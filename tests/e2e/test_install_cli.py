@@ -17,6 +17,7 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
+from _cli import CLI, ok
 from remote_executors import _sdk_compat
 from remote_executors.check import check
 from remote_executors.errors import InstallFailed, UnsupportedPlatform
@@ -129,9 +130,9 @@ async def test_upload_cut_half_way_leaves_the_old_state(
                 if sent >= half and not proxy.is_cut:
                     proxy.cut()
 
-            with anyio.fail_after(120), pytest.raises((InstallFailed, rx.ExecutorError)) as info:
+            with anyio.fail_after(120), pytest.raises(InstallFailed) as info:
                 await install_cli(box, on_progress=cut_at_half)
-            assert cfg.alias in info.value.message
+            assert cfg.alias in info.value.message and "run the install again" in info.value.message
     # The link still points where it did; no version file, whole or broken.
     assert os.readlink(link) == old_target
     assert not installed(account).exists()
@@ -157,6 +158,7 @@ async def test_upload_cut_half_way_leaves_the_old_state(
 async def test_wrong_architecture_is_refused_before_upload(
     rx_sshd: SSHTestBed,
     rx_account_factory: AccountFactory,
+    rx_model: ScriptedModel,
     tmp_path: Path,
 ) -> None:
     account = rx_account_factory(claude=None, label="armhost")
@@ -185,6 +187,15 @@ async def test_wrong_architecture_is_refused_before_upload(
     assert error.local.startswith("Linux x86_64") or "aarch64" not in error.local
     assert "aarch64" in error.message and "install.sh" in error.message
     assert not (account.home / VERSIONS_DIR).exists() and not (account.home / LINK).exists()
+
+    # The command says the same in one line, exit 4; "local" is refused as usage.
+    cli = CLI(tmp_path / "cli", rx_model)
+    ok(cli("executors", "add", cfg.alias, "--ssh-config", str(cfg.path)))
+    done = cli("install", cfg.alias)
+    assert done.returncode == 4, (done.stdout, done.stderr)
+    assert done.stderr.startswith("error: ") and "aarch64" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert cli("install", "local").returncode == 2
 
 
 async def test_a_claude_file_someone_else_installed_is_kept_without_force(
