@@ -15,11 +15,12 @@ Order of work, each step leaving the host as it was if it fails:
    exists there. A binary that cannot run there is refused
    (:class:`~remote_executors.errors.UnsupportedPlatform`) before any byte
    is sent.
-2. Upload into a ``.<version>.<pid>.partial`` file beside the versions, then
-   check its size and SHA-256 there, then ``rename`` it into place. A cut
-   link leaves only the partial file (swept by the next install once nobody
-   has written to it for a minute); the versions and the link are untouched.
-   A version already there with the right checksum is not sent again.
+2. Upload into a ``.<version>.<pid>.partial`` file beside the versions,
+   hashing the bytes on both sides as they pass (SHA-256); only when its size
+   and the two digests agree is it ``rename``d into place. A cut link leaves
+   only the partial file (swept by the next install once nobody has written
+   to it for a minute); the versions and the link are untouched. A version
+   already there with the right checksum is not sent again.
 3. Point ``~/.local/bin/claude`` at it by renaming a new symlink over the old
    one (atomic), then run ``claude --version`` there.
 
@@ -29,8 +30,10 @@ this (or ``remote-executors install HOST``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -51,6 +54,8 @@ VERSIONS_DIR = ".local/share/claude/versions"
 LINK = ".local/bin/claude"
 #: Bytes per write to the upload's stdin.
 _CHUNK = 1 << 20
+#: The staged file's name, as the upload script makes it.
+_STAGED = re.compile(r"\.[A-Za-z0-9.+_-]+\.[0-9]+\.partial")
 #: A partial upload nobody wrote to for this many minutes is an abandoned one.
 _STALE_MINUTES = 1
 
@@ -137,12 +142,18 @@ async def install_cli(
                 "and run the install again.",
                 host=host,
             )
-        digest = await anyio.to_thread.run_sync(_sha256, local_path)
         uploaded = 0
-        if probe.existing_sha != digest:
-            await _upload(executor, local_path, version, digest, size, on_progress)
+        staged = ""
+        if not probe.existing_sha or probe.existing_sha != await anyio.to_thread.run_sync(
+            _sha256, local_path
+        ):
+            # Both sides hash the bytes as they pass; the copy is moved into place
+            # only if the two digests agree.
+            staged, digest = await _upload(executor, local_path, version, size, on_progress)
             uploaded = size
-        await _link(executor, version, timeout)
+        else:
+            digest = probe.existing_sha
+        await _link(executor, version, staged, digest, timeout)
     return InstallResult(
         host=host,
         version=version,
@@ -258,7 +269,10 @@ exit 0
 """
 )
 
-# stdin: the binary. $1 version, $2 sha256, $3 size.
+# stdin: the binary. $1 version, $2 size. Writes it to a partial file while
+# hashing it (tee into a FIFO the hash reads), then prints "T <partial file's
+# name>" and "S <sha256>"; moving it into place is the next step's, once the
+# digests agree.
 _UPLOAD = (
     _SUM
     + r"""
@@ -266,26 +280,41 @@ rx_d="$HOME/"""
     + VERSIONS_DIR
     + r""""
 mkdir -p "$rx_d" || { echo 'E mkdir'; exit 3; }
-find "$rx_d" -maxdepth 1 -name '.*.partial' -mmin +"""
+find "$rx_d" -maxdepth 1 -name '.*.partial*' -mmin +"""
     + str(_STALE_MINUTES)
     + r""" -exec rm -f {} + 2>/dev/null
-rx_t="$rx_d/.$1.$$.partial"
-if ! cat >"$rx_t"; then rm -f "$rx_t"; echo 'E write'; exit 3; fi
-rx_n=$(wc -c <"$rx_t" | tr -d ' ')
-if [ "$rx_n" != "$3" ]; then rm -f "$rx_t"; printf 'E size %s\n' "$rx_n"; exit 3; fi
-rx_s=$(rx_sum "$rx_t")
-if [ "$rx_s" != "$2" ]; then rm -f "$rx_t"; printf 'E sum %s\n' "$rx_s"; exit 3; fi
-chmod 700 "$rx_t" && mv -f "$rx_t" "$rx_d/$1" || { rm -f "$rx_t"; echo 'E rename'; exit 3; }
-echo 'OK'
+rx_n=".$1.$$.partial"
+rx_t="$rx_d/$rx_n"
+mkfifo "$rx_t.fifo" || { echo 'E write'; exit 3; }
+rx_sum "$rx_t.fifo" >"$rx_t.sum" &
+rx_h=$!
+if ! tee "$rx_t.fifo" >"$rx_t"; then
+  kill "$rx_h" 2>/dev/null; rm -f "$rx_t" "$rx_t.fifo" "$rx_t.sum"; echo 'E write'; exit 3
+fi
+wait "$rx_h"
+rm -f "$rx_t.fifo"
+rx_z=$(wc -c <"$rx_t" | tr -d ' ')
+if [ "$rx_z" != "$2" ]; then rm -f "$rx_t" "$rx_t.sum"; printf 'E size %s\n' "$rx_z"; exit 3; fi
+printf 'T %s\nS %s\n' "$rx_n" "$(cat "$rx_t.sum")"
 """
 )
 
-# $1 version. Swaps the link by renaming a new one over it, then runs it.
+# $1 version, $2 staged partial file's name ('' if the version is there), $3
+# its sha256. Moves it into place if its recorded digest is that one, swaps the
+# link by renaming a new one over it, then runs it.
 _LINK = (
     r"""
-rx_v="$HOME/"""
+rx_d="$HOME/"""
     + VERSIONS_DIR
-    + r"""/$1"
+    + r""""
+rx_v="$rx_d/$1"
+if [ -n "$2" ]; then
+  rx_t="$rx_d/$2"
+  rx_gone() { rm -f "$rx_t" "$rx_t.sum"; echo "E $1"; exit 3; }
+  [ "$(cat "$rx_t.sum" 2>/dev/null)" = "$3" ] || rx_gone sum
+  chmod 700 "$rx_t" && mv -f "$rx_t" "$rx_v" || rx_gone rename
+  rm -f "$rx_t.sum"
+fi
 rx_l="$HOME/"""
     + LINK
     + r""""
@@ -353,18 +382,17 @@ async def _upload(
     executor: Executor,
     path: str,
     version: str,
-    digest: str,
     size: int,
     on_progress: Callable[[int, int], None] | None,
-) -> None:
+) -> tuple[str, str]:
+    """Send ``path``; return (the staged partial file's name there, the digest both agree on)."""
     host = executor.name
     process = await executor.spawn(
-        SpawnOptions(
-            "/bin/sh", ["-c", _UPLOAD, "rx-install", version, digest, str(size)], stderr=True
-        )
+        SpawnOptions("/bin/sh", ["-c", _UPLOAD, "rx-install", version, str(size)], stderr=True)
     )
     out = bytearray()
     err = bytearray()
+    digest = hashlib.sha256()
 
     async def drain(stream: anyio.abc.ByteReceiveStream | None, sink: bytearray) -> None:
         if stream is None:
@@ -386,6 +414,7 @@ async def _upload(
             try:
                 async with await anyio.open_file(path, "rb") as f:
                     while chunk := await f.read(_CHUNK):
+                        digest.update(chunk)
                         await stdin.send(chunk)
                         sent += len(chunk)
                         if on_progress is not None:
@@ -404,15 +433,34 @@ async def _upload(
             host=host,
             detail=lost.detail,
         ) from lost
-    text = out.decode("utf-8", "replace")
-    if code != 0 or "OK" not in text.split():
-        what = _upload_problem(_markers(bytes(out)), size)
+    values = _markers(bytes(out))
+    staged, there = values.get("T", ""), values.get("S", "")
+    problem = ""
+    if code != 0 or sent != size or not _STAGED.fullmatch(staged):
+        problem = _upload_problem(values, size)
+    elif there != digest.hexdigest():
+        problem = "the uploaded copy's SHA-256 does not match this one (corrupted in transit)."
+    if problem:
+        if _STAGED.fullmatch(staged):
+            with contextlib.suppress(ExecutorError):  # else the next install sweeps it
+                await executor.run(
+                    [
+                        "/bin/sh",
+                        "-c",
+                        'cd "$HOME/$1" && rm -f -- "$2" "$2.sum"',
+                        "rx-install",
+                        VERSIONS_DIR,
+                        staged,
+                    ],
+                    timeout=30,
+                )
         raise InstallFailed(
-            f"Installing Claude Code on {host} failed: {what} Nothing changed there: "
+            f"Installing Claude Code on {host} failed: {problem} Nothing changed there: "
             "run the install again.",
             host=host,
             detail=err.decode("utf-8", "replace")[-2000:],
         )
+    return staged, there
 
 
 def _upload_problem(values: dict[str, str], size: int) -> str:
@@ -422,7 +470,7 @@ def _upload_problem(values: dict[str, str], size: int) -> str:
     if problem.startswith("size"):
         return f"{problem[5:] or 0} of {size} bytes arrived (the link broke off?)."
     if problem.startswith("sum"):
-        return "the uploaded copy's SHA-256 does not match this one (corrupted in transit)."
+        return "the uploaded copy's SHA-256 is not the one it was sent with (changed there?)."
     if problem == "mkdir":
         return f"~/{VERSIONS_DIR} could not be created there."
     if problem == "rename":
@@ -436,11 +484,18 @@ async def _close(process: object) -> None:
         await aclose()
 
 
-async def _link(executor: Executor, version: str, timeout: float) -> None:
-    result = await _run(executor, _LINK, [version], min(timeout, 120))
+async def _link(executor: Executor, version: str, staged: str, digest: str, timeout: float) -> None:
+    result = await _run(executor, _LINK, [version, staged, digest], min(timeout, 120))
     values = _markers(result.stdout)
     if not result.ok or "E" in values:
         problem = values.get("E", f"exit {result.returncode}")
+        if problem in ("sum", "rename"):
+            raise InstallFailed(
+                f"Installing Claude Code on {executor.name} failed: "
+                f"{_upload_problem(values, 0)} Nothing changed there: run the install again.",
+                host=executor.name,
+                detail=result.stderr.decode("utf-8", "replace")[-2000:],
+            )
         raise InstallFailed(
             f"Claude Code {version} is on {executor.name}, but ~/{LINK} could not be pointed "
             f"at it ({problem}). Check that ~/.local/bin is writable there and run the "

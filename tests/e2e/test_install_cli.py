@@ -46,7 +46,7 @@ def installed(account: RemoteAccount) -> Path:
 
 def partials(account: RemoteAccount) -> list[Path]:
     versions = account.home / VERSIONS_DIR
-    return sorted(versions.glob(".*.partial")) if versions.is_dir() else []
+    return sorted(versions.glob(".*.partial*")) if versions.is_dir() else []
 
 
 async def test_account_without_cli_gets_it_and_runs_a_session(
@@ -142,7 +142,7 @@ async def test_upload_cut_half_way_leaves_the_old_state(
         await anyio.sleep(0.1)
     assert not rx_sshd.processes(account)
     left = partials(account)
-    assert all(p.stat().st_size < os.path.getsize(BUNDLED) for p in left)
+    assert all(p.is_fifo() or p.stat().st_size < os.path.getsize(BUNDLED) for p in left)
 
     # The next install (direct this time) completes, and sweeps an abandoned partial.
     for p in left:
@@ -226,3 +226,32 @@ async def test_a_claude_file_someone_else_installed_is_kept_without_force(
         version = report.step("claude_version")
         assert version is not None and version.status == "warn"
         assert f"remote-executors install {cfg.alias}" in version.hint
+
+
+async def test_a_copy_whose_checksum_differs_is_not_installed(
+    rx_sshd: SSHTestBed,
+    rx_account_factory: AccountFactory,
+    tmp_path: Path,
+) -> None:
+    """The host's sha256sum disagrees (as for bytes changed in transit): nothing is installed."""
+    account = rx_account_factory(claude=None, label="badsum")
+    fake = account.home / "fakebin"
+    rx_sshd.run_as(account, ["mkdir", "-p", str(fake)], check=True)
+    script = "#!/bin/sh\ncat >/dev/null\necho 0000000000000000000000000000000000000000  -\n"
+    rx_sshd.run_as(
+        account,
+        ["/bin/sh", "-c", f"cat > {fake}/sha256sum && chmod 755 {fake}/sha256sum"],
+        input=script,
+    )
+    rx_sshd.run_as(
+        account,
+        ["/bin/sh", "-c", f"echo 'export PATH={fake}:$PATH' >> {account.home}/.bashrc"],
+        check=True,
+    )
+    cfg = rx_sshd.client_config(account, tmp_path / "ssh")
+    async with rx.SSHExecutor(cfg.alias, ssh_config=cfg.path) as box:
+        with pytest.raises(InstallFailed, match="SHA-256 does not match") as info:
+            await install_cli(box)
+    assert info.value.host == cfg.alias and "run the install again" in info.value.message
+    assert not installed(account).exists() and not (account.home / LINK).exists()
+    assert not partials(account)
