@@ -61,7 +61,13 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
-from .credentials import CREDENTIAL_VARS, FORWARDABLE, found_credentials, has_own
+from .credentials import (
+    CREDENTIAL_VARS,
+    FORWARDABLE,
+    found_credentials,
+    has_own,
+    probe_lines,
+)
 from .credentials import PROBE as _CREDENTIALS
 from .errors import (
     AuthenticationFailed,
@@ -493,7 +499,7 @@ class _Check:
         result = await self.run(["/bin/sh", "-c", _CREDENTIALS], budget)
         if not result.ok:
             return _unexpected(result, "looking for credentials")
-        lines = _credential_lines(result.stdout)
+        lines = probe_lines(result.stdout)
         forward = getattr(self.executor, "forward_credentials", None)
         if forward in FORWARDABLE and not self.local:
             if not has_own(lines) and os.environ.get(forward):
@@ -620,15 +626,6 @@ def _markers(stdout: bytes) -> dict[str, str]:
         key, _, value = line.partition(" ")
         values.setdefault(key, value.strip())
     return values
-
-
-def _credential_lines(stdout: bytes) -> list[tuple[str, str]]:
-    found = []
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition(" ")
-        if key:
-            found.append((key, value.strip()))
-    return found
 
 
 def credentials_found(

@@ -29,8 +29,8 @@ from .errors import ExecutorError, InvalidInput, SyncError
 from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .metadata import SessionRecord, SessionRecords
-from .paths import project_dir_from_cwd, validate_session_id
-from .sync._locate import local_project_dir, local_projects_dir
+from .paths import validate_session_id
+from .sync._locate import local_project_dir, local_projects_dir, locate
 from .sync.base import SessionPaths, SessionSync
 
 __all__ = ["HostSession", "import_session", "list_host_sessions"]
@@ -200,19 +200,9 @@ async def import_session(
 
 
 async def _remote_project(executor: Executor, local_cwd: str) -> str:
-    mapped = await executor.map_cwd(os.path.abspath(os.path.expanduser(local_cwd)))
-    result = await executor.run(["/bin/sh", "-c", "pwd -P"], cwd=mapped, timeout=30)
-    remote = result.stdout.decode("utf-8", "surrogateescape").rstrip("\n")
-    if not result.ok or not remote.startswith("/"):
-        from .errors import RemotePathNotFound
-
-        raise RemotePathNotFound(
-            f"{mapped} (where {local_cwd} maps to) does not exist on {executor.name}, so it "
-            "has no sessions for it. List them all without --cwd.",
-            host=executor.name,
-            path=mapped,
-        )
-    return project_dir_from_cwd(remote)
+    """The project dir name, there, of the directory ``local_cwd`` maps to."""
+    paths = await locate(executor, local_cwd=local_cwd, session_id=None)
+    return paths.remote_project
 
 
 async def _local_counterpart(executor: Executor, remote_cwd: str) -> str:

@@ -44,6 +44,21 @@ def installed(account: RemoteAccount) -> Path:
     return account.home / VERSIONS_DIR / str(VERSION)
 
 
+def fake_tool(bed: SSHTestBed, account: RemoteAccount, name: str, body: str) -> None:
+    """A script called ``name`` first on the PATH of the account's ssh commands."""
+    fake = account.home / "fakebin"
+    bed.run_as(account, ["mkdir", "-p", str(fake)], check=True)
+    tool = fake / name
+    bed.run_as(
+        account, ["/bin/sh", "-c", f"cat > {tool}; chmod 755 {tool}"], input=f"#!/bin/sh\n{body}"
+    )
+    bed.run_as(
+        account,
+        ["/bin/sh", "-c", f"echo 'export PATH={fake}:$PATH' >> {account.home}/.bashrc"],
+        check=True,
+    )
+
+
 def partials(account: RemoteAccount) -> list[Path]:
     versions = account.home / VERSIONS_DIR
     return sorted(versions.glob(".*.partial*")) if versions.is_dir() else []
@@ -162,20 +177,12 @@ async def test_wrong_architecture_is_refused_before_upload(
     tmp_path: Path,
 ) -> None:
     account = rx_account_factory(claude=None, label="armhost")
-    fake = account.home / "fakebin"
-    rx_sshd.run_as(account, ["mkdir", "-p", str(fake)], check=True)
     # A uname that reports an arm64 machine, first on the PATH of ssh commands.
-    script = (
-        "#!/bin/sh\n"
-        'case "$1" in -m) echo aarch64 ;; -s) echo Linux ;; *) exec /bin/uname "$@" ;; esac\n'
-    )
-    rx_sshd.run_as(
-        account, ["/bin/sh", "-c", f"cat > {fake}/uname && chmod 755 {fake}/uname"], input=script
-    )
-    rx_sshd.run_as(
+    fake_tool(
+        rx_sshd,
         account,
-        ["/bin/sh", "-c", f"echo 'export PATH={fake}:$PATH' >> {account.home}/.bashrc"],
-        check=True,
+        "uname",
+        'case "$1" in -m) echo aarch64 ;; -s) echo Linux ;; *) exec /bin/uname "$@" ;; esac\n',
     )
     cfg = rx_sshd.client_config(account, tmp_path / "ssh")
     async with rx.SSHExecutor(cfg.alias, ssh_config=cfg.path) as box:
@@ -235,19 +242,7 @@ async def test_a_copy_whose_checksum_differs_is_not_installed(
 ) -> None:
     """The host's sha256sum disagrees (as for bytes changed in transit): nothing is installed."""
     account = rx_account_factory(claude=None, label="badsum")
-    fake = account.home / "fakebin"
-    rx_sshd.run_as(account, ["mkdir", "-p", str(fake)], check=True)
-    script = "#!/bin/sh\ncat >/dev/null\necho 0000000000000000000000000000000000000000  -\n"
-    rx_sshd.run_as(
-        account,
-        ["/bin/sh", "-c", f"cat > {fake}/sha256sum && chmod 755 {fake}/sha256sum"],
-        input=script,
-    )
-    rx_sshd.run_as(
-        account,
-        ["/bin/sh", "-c", f"echo 'export PATH={fake}:$PATH' >> {account.home}/.bashrc"],
-        check=True,
-    )
+    fake_tool(rx_sshd, account, "sha256sum", "cat >/dev/null\necho 0000000000000000  -\n")
     cfg = rx_sshd.client_config(account, tmp_path / "ssh")
     async with rx.SSHExecutor(cfg.alias, ssh_config=cfg.path) as box:
         with pytest.raises(InstallFailed, match="SHA-256 does not match") as info:
