@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -185,3 +186,35 @@ async def test_listing_a_hundred_sessions(
     assert all(s.first_prompt.startswith("task ") and not s.here for s in found)
     limited = await list_host_sessions(rx_executor, limit=7)
     assert len(limited) == 7
+
+
+def test_a_hostile_hosts_odd_names_and_values_are_skipped_or_quoted(
+    tmp_path: Path,
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: SSHClientConfig,
+    rx_model: ScriptedModel,
+) -> None:
+    projects = rx_account.claude_config_dir / "projects"
+    good = projects / "-srv-x"
+    odd = projects / "has space"
+    for d in (good, odd):
+        d.mkdir(parents=True, exist_ok=True)
+    sid = str(uuid.uuid4())
+    escape = "/srv/\x1b]0;owned\x07x"
+    (good / f"{sid}.jsonl").write_text(
+        json.dumps({"type": "user", "cwd": escape, "message": {"content": "\x1b[2Jhi"}}) + "\n"
+    )
+    (good / "notes.jsonl").write_text("{}\n")  # not a session id
+    (odd / f"{uuid.uuid4()}.jsonl").write_text("{}\n")  # not a name the CLI makes
+    (good / f"{uuid.uuid4()}.jsonl").write_text("x" * 3_000_000)  # one endless line
+    subprocess.run(["chown", "-R", f"{rx_account.uid}:{rx_account.gid}", str(projects)], check=True)
+    cli = CLI(tmp_path, rx_model)
+    host = rx_ssh_config.alias
+    ok(cli("executors", "add", host, "--ssh-config", str(rx_ssh_config.path)))
+    listed = json.loads(ok(cli("sessions", "--on", host, "--json")))
+    assert {s["project_dir"] for s in listed} == {"-srv-x"}
+    mine = [s for s in listed if s["session_id"] == sid]
+    assert mine and mine[0]["cwd"] == escape and mine[0]["first_prompt"] == "\x1b[2Jhi"
+    shown = ok(cli("sessions", "--on", host))
+    assert "\x1b" not in shown and "\\x1b" in shown
