@@ -128,7 +128,7 @@ async def test_ready_account_is_all_ok(
     assert step(report, "claude_version").detail == f"{EXPECTED_CLI}, as the SDK expects"
     assert step(report, "project").detail == str(rx_project.remote)
     settings = rx_account.claude_config_dir / "settings.json"
-    assert step(report, "credentials").detail == f"ANTHROPIC_API_KEY in {settings}"
+    assert step(report, "credentials").detail == f"uses ANTHROPIC_API_KEY in {settings}"
     rsync = shutil.which("rsync")
     assert rsync is not None and step(report, "rsync_remote").detail.startswith("/")
 
@@ -324,7 +324,7 @@ async def test_no_credentials(
     report = await check(executor, timeout=15)
     assert (step(report, "credentials").status, step(report, "credentials").detail) == (
         "ok",
-        str(creds),
+        f"uses {creds}",
     )
     await nothing_left(rx_sshd, rx_account, rx_ssh_config, executor)
 
