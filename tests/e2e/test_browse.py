@@ -12,6 +12,7 @@ import remote_executors as rx
 from _cli import CLI, ok
 from remote_executors.browse import complete_path, list_dir
 from remote_executors.errors import OutputTooLarge, RemotePathNotFound
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
@@ -41,6 +42,7 @@ def tree(rx_sshd: SSHTestBed, rx_account: RemoteAccount) -> Path:
     return home / "code"
 
 
+@pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 async def test_lists_home_relative_paths_and_marks_sessions(
     tree: Path, rx_executor: rx.SSHExecutor, record
 ) -> None:
@@ -65,6 +67,7 @@ async def test_lists_home_relative_paths_and_marks_sessions(
     record("ls warm (s per call)", (time.monotonic() - started) / 5)
 
 
+@pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 async def test_completion_of_partial_paths(tree: Path, rx_executor: rx.SSHExecutor) -> None:
     completed = await complete_path(rx_executor, "~/code/s")
     assert sorted(completed) == ["~/code/shop-link/", "~/code/shop/"]

@@ -23,6 +23,7 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage, list_sessions
 
 import remote_executors as rx
 from _cli import CLI, ok, session_of
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.host_sessions import import_session, list_host_sessions
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text
@@ -61,6 +62,7 @@ async def run_here(executor: rx.SSHExecutor, local: Path, prompt: str) -> str:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 async def test_listed_across_projects_marked_imported_and_listed_locally(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,

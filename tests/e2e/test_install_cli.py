@@ -21,6 +21,7 @@ from _cli import CLI, ok
 from remote_executors import _sdk_compat
 from remote_executors.check import check
 from remote_executors.errors import InstallFailed, UnsupportedPlatform
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.install import LINK, VERSIONS_DIR, install_cli
 from remote_executors.testing.link import LinkProxy
 from remote_executors.testing.model import ScriptedModel, text
@@ -64,16 +65,18 @@ def partials(account: RemoteAccount) -> list[Path]:
     return sorted(versions.glob(".*.partial*")) if versions.is_dir() else []
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_account_without_cli_gets_it_and_runs_a_session(
+    backend: str,
     rx_sshd: SSHTestBed,
     rx_account_factory: AccountFactory,
     rx_model: ScriptedModel,
     tmp_path: Path,
     record,
 ) -> None:
-    account = rx_account_factory(claude=None, label="noclaude")
+    account = rx_account_factory(claude=None, label=f"noclaude_{backend}")
     cfg = rx_sshd.client_config(account, tmp_path / "ssh")
-    async with rx.SSHExecutor(cfg.alias, ssh_config=cfg.path) as box:
+    async with rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend=backend) as box:
         before = await check(box, timeout=15)
         claude = before.step("claude")
         assert claude is not None and claude.status == "fail"
@@ -83,7 +86,7 @@ async def test_account_without_cli_gets_it_and_runs_a_session(
         progress: list[int] = []
         started = time.monotonic()
         result = await install_cli(box, on_progress=lambda sent, total: progress.append(sent))
-        record("install over loopback (first time, s)", time.monotonic() - started)
+        record(f"install over loopback, {backend} (first time, s)", time.monotonic() - started)
         assert BUNDLED is not None
         size = os.path.getsize(BUNDLED)
         assert result.uploaded == size and progress[-1] == size
@@ -106,7 +109,9 @@ async def test_account_without_cli_gets_it_and_runs_a_session(
         local = tmp_path / "here"
         local.mkdir()
         options = ClaudeAgentOptions(cwd=str(local), env={"CLAUDE_CODE_MAX_RETRIES": "0"})
-        box_mapped = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, path_map={str(local): "proj"})
+        box_mapped = rx.SSHExecutor(
+            cfg.alias, ssh_config=cfg.path, path_map={str(local): "proj"}, backend=backend
+        )
         async with box_mapped:
             with anyio.fail_after(90):
                 messages = [
@@ -122,7 +127,7 @@ async def test_account_without_cli_gets_it_and_runs_a_session(
         # Again: the version is there and verified, nothing is sent.
         started = time.monotonic()
         again = await install_cli(box)
-        record("install again, already there (s)", time.monotonic() - started)
+        record(f"install again, {backend}, already there (s)", time.monotonic() - started)
         assert again.uploaded == 0 and os.readlink(account.home / LINK) == str(binary)
 
 
