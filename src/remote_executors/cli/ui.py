@@ -1,0 +1,70 @@
+"""``remote-executors ui``: the local web UI, with a fresh token per run."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import click
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port (default: a free one)."
+)
+@click.option("--no-open", is_flag=True, help="Do not open a browser.")
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A directory whose projects the UI may open (repeatable; default: your home).",
+)
+def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
+    """Serve the web UI on this machine and print its URL (with a fresh token).
+
+    Loopback only unless --host says otherwise: anyone who can reach the port
+    and learns the token can run sessions as you.
+    """
+    try:
+        import uvicorn
+
+        from ..web import WebContext, create_app, new_token
+    except ImportError as exc:
+        raise click.ClickException(
+            f"The web UI needs the 'web' extra ({exc.name} is missing): "
+            "pip install 'remote-executors[web]'"
+        ) from None
+    from pathlib import Path
+
+    if host.strip("[]") not in _LOOPBACK:
+        click.secho(
+            f"warning: listening on {host}: other machines can reach this UI; the token is all "
+            "that protects your sessions. Prefer an ssh tunnel to 127.0.0.1.",
+            fg="yellow",
+            err=True,
+        )
+    port = port or _free_port(host.strip("[]"))
+    token = new_token()
+    context = WebContext(roots=[Path(os.path.abspath(r)) for r in roots] or [Path.home()])
+    names = {*_LOOPBACK, host.strip("[]")}
+    app = create_app(token=token, context=context, hosts=names)
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"http://{shown}:{port}/?token={token}"
+    click.echo(f"remote-executors UI: {url}", err=False)
+    click.echo("(Ctrl-C to stop)", err=True)
+    if not no_open:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False)

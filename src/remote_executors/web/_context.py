@@ -1,0 +1,54 @@
+"""What the web app works with: settings, records, running sessions, allowed projects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from ..metadata import SessionRecords
+from ..settings import SettingsStore
+from ._run_on import RunOnMemory
+from ._runs import Runs
+
+__all__ = ["OutsideRoots", "WebContext"]
+
+
+class OutsideRoots(ValueError):
+    """A project directory the server may not open; the message says which and why."""
+
+
+@attrs.define
+class WebContext:
+    """One app's state. ``roots``: the directories (and everything below them) whose
+    projects the UI may list and run sessions in; default: the user's home."""
+
+    settings: SettingsStore = attrs.field(factory=SettingsStore)
+    records: SessionRecords = attrs.field(factory=SessionRecords)
+    roots: Sequence[Path] = attrs.field(factory=lambda: [Path.home()])
+    default_cwd: str = attrs.field(factory=os.getcwd)
+    run_on: RunOnMemory = attrs.field(factory=RunOnMemory)
+    runs: Runs = attrs.field(factory=Runs)
+
+    def project(self, cwd: object) -> str:
+        """``cwd`` as a real path inside a root, or :class:`OutsideRoots`."""
+        if not isinstance(cwd, str) or not cwd:
+            raise OutsideRoots("cwd must be a non-empty string (an absolute local path).")
+        if "\x00" in cwd or not os.path.isabs(os.path.expanduser(cwd)):
+            raise OutsideRoots(f"cwd {cwd!r} must be an absolute local path.")
+        real = os.path.realpath(os.path.expanduser(cwd))
+        for root in self.roots:
+            root_real = os.path.realpath(root)
+            if real == root_real or real.startswith(root_real.rstrip("/") + "/"):
+                break
+        else:
+            allowed = ", ".join(str(r) for r in self.roots)
+            raise OutsideRoots(
+                f"cwd {cwd!r} is outside the directories this UI may open ({allowed}); "
+                "start remote-executors ui with --root to allow another."
+            )
+        if not os.path.isdir(real):
+            raise OutsideRoots(f"cwd {cwd!r} is not an existing directory on this machine.")
+        return real

@@ -1,0 +1,109 @@
+"""New transcript entries as they land in the local copy: a small file follower.
+
+One function, :func:`follow_entries`, so a live iterator from the sync layer
+can replace it later without touching the API. It polls the file (``interval``
+seconds), yields only whole lines, and bounds memory: a line longer than
+``max_line`` bytes is skipped (reported as an ``oversize`` marker) instead of
+being buffered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+__all__ = ["MAX_LINE", "follow_entries", "read_entries"]
+
+#: Longest transcript line read into memory (tool results can be big; not unbounded).
+MAX_LINE = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+class _LineReader:
+    """Whole lines from ``offset`` on; a partial last line waits for its newline."""
+
+    def __init__(self, path: Path, offset: int, max_line: int) -> None:
+        self.path = path
+        self.offset = offset
+        self.max_line = max_line
+        self._skipping = False  # inside an oversize line: drop bytes up to its newline
+
+    def read(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return out
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < self.offset:  # replaced by a shorter file: start again
+                self.offset = 0
+            handle.seek(self.offset)
+            pending = b""
+            while True:
+                chunk = handle.read(_CHUNK)
+                if not chunk:
+                    break
+                pending += chunk
+                while True:
+                    newline = pending.find(b"\n")
+                    if newline < 0:
+                        break
+                    line, pending = pending[:newline], pending[newline + 1 :]
+                    self.offset += newline + 1
+                    if self._skipping:
+                        self._skipping = False
+                        continue
+                    if len(line) > self.max_line:
+                        out.append({"type": "oversize", "bytes": len(line)})
+                        continue
+                    entry = _parse(line)
+                    if entry is not None:
+                        out.append(entry)
+                if len(pending) > self.max_line:
+                    # Drop it; remember to skip the rest of this line.
+                    self.offset += len(pending)
+                    out.append({"type": "oversize", "bytes": len(pending)})
+                    pending = b""
+                    self._skipping = True
+        return out
+
+
+def read_entries(path: Path, *, max_line: int = MAX_LINE) -> tuple[list[dict[str, Any]], int]:
+    """Every whole entry in ``path`` now, and the offset to follow it from."""
+    reader = _LineReader(path, 0, max_line)
+    return reader.read(), reader.offset
+
+
+async def follow_entries(
+    path: Path, offset: int = 0, *, interval: float = 0.025, max_line: int = MAX_LINE
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Yield batches of entries appended to ``path`` after ``offset``, forever.
+
+    A missing file is waited for. Each poll is one ``stat``; reads run in a
+    worker thread so a slow disk never stalls the event loop.
+    """
+    reader = _LineReader(path, offset, max_line)
+    while True:
+        try:
+            size = os.stat(path).st_size  # cheap: read only when the file changed
+        except FileNotFoundError:
+            size = reader.offset
+        if size != reader.offset:
+            batch = await anyio.to_thread.run_sync(reader.read)
+            if batch:
+                yield batch
+        await anyio.sleep(interval)
