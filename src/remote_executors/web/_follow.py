@@ -74,9 +74,10 @@ class _LineReader:
                     if entry is not None:
                         out.append(entry)
                 if len(pending) > self.max_line:
-                    # Drop it; remember to skip the rest of this line.
+                    # Drop it; remember to skip the rest of this line (one marker per line).
                     self.offset += len(pending)
-                    out.append({"type": "oversize", "bytes": len(pending)})
+                    if not self._skipping:
+                        out.append({"type": "oversize", "bytes": len(pending)})
                     pending = b""
                     self._skipping = True
         return out
