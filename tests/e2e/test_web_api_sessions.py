@@ -8,7 +8,6 @@ a next turn, a resume after the server restarted, an interrupt.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -184,8 +183,9 @@ async def test_permission_denied_then_next_turn_then_resume_after_restart(
         await wait_for(lambda: any(k == "state" and d["state"] == "idle" for k, d in seen))
         # The transcript landed locally and came through the stream as entries.
         await wait_for(
-            lambda: "ok, not touching it"
-            in texts([e for k, d in seen if k == "entries" for e in d])
+            lambda: (
+                "ok, not touching it" in texts([e for k, d in seen if k == "entries" for e in d])
+            )
         )
         tg.cancel_scope.cancel()
     assert not (project / "denied-file").exists()

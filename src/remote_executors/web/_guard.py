@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["COOKIE", "LOOPBACK_NAMES", "TokenGuard"]
 
@@ -133,7 +133,7 @@ def _cookie(value: str) -> str | None:
 
 
 def _with_headers(send: Send) -> Send:
-    async def wrapped(message: dict) -> None:  # type: ignore[type-arg]
+    async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
         await send(message)

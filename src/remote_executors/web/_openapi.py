@@ -119,7 +119,7 @@ SCHEMA: dict[str, Any] = {
         },
         "/api/executors/{name}/check": {
             "post": {
-                "summary": "Test connection: one JSON line per step as it finishes, then {done, ok}",
+                "summary": "Test connection: a JSON line per step as it ends, then {done, ok}",
                 "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],

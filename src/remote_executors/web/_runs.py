@@ -88,7 +88,8 @@ def _block(block: Any) -> dict[str, Any]:
         "ToolUseBlock": "tool_use",
         "ToolResultBlock": "tool_result",
     }.get(type(block).__name__, "other")
-    fields = dataclasses.asdict(block) if dataclasses.is_dataclass(block) else {}
+    is_instance = dataclasses.is_dataclass(block) and not isinstance(block, type)
+    fields = dataclasses.asdict(block) if is_instance else {}
     return {"type": kind, **_bounded(fields)}
 
 
@@ -303,7 +304,11 @@ class Runs:
         run = Run(executor_name=executor_name, cwd=cwd)
         options = options_for(run)
         self._tg.start_soon(run.main, prompt, options, executor)
-        sid = await run.wait_started()
+        try:
+            sid = await run.wait_started()
+        except StartFailed:
+            run.stop()  # e.g. still connecting after the wait: do not leave it running
+            raise
         old = self._by_id.get(sid)
         if old is not None and old is not run:
             old.stop()

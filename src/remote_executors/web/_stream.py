@@ -8,6 +8,7 @@ task that stops everything when the client goes away.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -51,12 +52,8 @@ class Streamed:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(until_gone)
-            try:
+            with contextlib.suppress(OSError):  # the client went away mid-write
                 await self.produce(emit)
-            except OSError:  # the client went away mid-write
-                pass
             tg.cancel_scope.cancel()
-        try:
+        with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass

@@ -8,7 +8,6 @@ served at ``/api/openapi.json`` (see :mod:`._openapi`).
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import anyio

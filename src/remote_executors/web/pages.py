@@ -127,16 +127,21 @@ async def sessions_page(request: Request) -> Response:
     return _layout(request, "Sessions", body, page="sessions")
 
 
+def _executor_item(name: str) -> str:
+    """One configured executor (``name`` already escaped); hidden text labels the buttons."""
+    hidden = '<span class="sr-only">'
+    return (
+        f'<li class="executor" data-name="{name}"><span class="name">{name}</span>'
+        f'<button type="button" class="check">Test connection{hidden} to {name}</span></button>'
+        f'<button type="button" class="remove">Remove{hidden} {name}</span></button>'
+        f'<ol class="steps" aria-live="polite" aria-label="Test results for {name}"></ol></li>'
+    )
+
+
 async def settings_page(request: Request) -> Response:
     context: WebContext = request.app.state.rx
     hosts = context.settings.load().hosts
-    items = "".join(
-        f'<li class="executor" data-name="{escape(h)}"><span class="name">{escape(h)}</span>'
-        f'<button type="button" class="check">Test connection<span class="sr-only"> to {escape(h)}</span></button>'
-        f'<button type="button" class="remove">Remove<span class="sr-only"> {escape(h)}</span></button>'
-        f'<ol class="steps" aria-live="polite" aria-label="Test results for {escape(h)}"></ol></li>'
-        for h in hosts
-    )
+    items = "".join(_executor_item(escape(h)) for h in hosts)
     body = f"""
 <h1>Remote executors</h1>
 <p>Each is an ssh alias (a Host in ~/.ssh/config). Sessions can run on any of them.</p>
