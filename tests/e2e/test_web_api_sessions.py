@@ -254,3 +254,37 @@ async def test_interrupt_stops_a_slow_turn(
         while await state() != "idle":
             await anyio.sleep(0.1)
     assert time.monotonic() - began < 30  # not the model's 60 s
+
+
+async def test_unreachable_executor_is_a_clear_502_and_its_check_says_why(
+    server: Server,
+    client: httpx.AsyncClient,
+    project: Path,
+    tmp_path: Path,
+    rx_ssh_config: Any,
+) -> None:
+    from remote_executors.testing.sshd import SSHFault
+
+    alias = rx_ssh_config.alias_for(SSHFault.CONNECTION_REFUSED)
+    store = SettingsStore(tmp_path / "config" / "settings.json")
+    store.add(alias, ssh_config=str(rx_ssh_config.path))
+
+    started = await client.post(
+        f"{server.base}/api/sessions",
+        json={"prompt": "hi", "cwd": str(project), "executor": alias},
+    )
+    assert started.status_code == 502, started.text
+    assert alias in started.json()["error"]
+    listed = (await client.get(f"{server.base}/api/sessions", params={"cwd": str(project)})).json()
+    assert listed == {"cwd": str(project), "run_on": None, "sessions": []}  # nothing recorded
+
+    steps = []
+    async with client.stream("POST", f"{server.base}/api/executors/{alias}/check") as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line:
+                steps.append(json.loads(line))
+    connect = steps[0]
+    assert connect["step"] == "connect" and connect["status"] == "fail"
+    assert connect["hint"]
+    assert steps[-1] == {"done": True, "host": alias, "ok": False}

@@ -74,3 +74,24 @@ def test_run_on_is_remembered_and_bounded(tmp_path: Path) -> None:
     assert len(data) == KEEP and "/p" not in data
     memory.path.write_text("{not json")
     assert memory.get("/q1") is None  # unreadable reads as empty
+
+
+async def test_runs_past_the_cap_disconnect_the_oldest_idle_ones() -> None:
+    from remote_executors.web._runs import MAX_RUNS, PermissionPrompt, Run, Runs
+
+    runs = Runs()
+    made = []
+    for n in range(MAX_RUNS + 3):
+        run = Run(executor_name="local", cwd="/p")
+        run.state = "idle"
+        made.append(run)
+        runs._by_id[f"s{n}"] = run
+    made[0].prompts["x"] = PermissionPrompt("x", "Bash", {})  # waiting on the user: kept
+    made[1].state = "running"  # mid-turn: kept
+    made[2].state = "failed"  # over: dropped first
+    runs._trim()
+    kept = runs.all()
+    assert len(kept) == MAX_RUNS
+    assert made[0] in kept and made[1] in kept and made[2] not in kept
+    assert made[3] not in kept and made[4] not in kept and made[5] in kept
+    assert made[3]._stop.cancel_called and not made[5]._stop.cancel_called

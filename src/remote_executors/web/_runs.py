@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..executors.base import Executor
     from ..sdk import ClaudeSDKClient
 
-__all__ = ["PermissionPrompt", "Run", "Runs", "RunState", "StartFailed"]
+__all__ = ["MAX_RUNS", "PermissionPrompt", "Run", "RunState", "Runs", "StartFailed"]
 
 log = logging.getLogger("remote_executors.web")
 
@@ -41,6 +41,9 @@ _LIVE_KEEP = 200
 _LIVE_TEXT = 64 * 1024
 #: How long a new session may take to say its id.
 START_SECONDS = 90.0
+#: Sessions kept connected at once; past it the oldest idle ones are disconnected
+#: (their next message resumes them). Each holds a CLI process and a connection.
+MAX_RUNS = 16
 
 
 class StartFailed(Exception):
@@ -309,8 +312,20 @@ class Runs:
         except StartFailed:
             run.stop()  # e.g. still connecting after the wait: do not leave it running
             raise
-        old = self._by_id.get(sid)
+        old = self._by_id.pop(sid, None)
         if old is not None and old is not run:
             old.stop()
-        self._by_id[sid] = run
+        self._by_id[sid] = run  # newest last
+        self._trim()
         return run
+
+    def _trim(self) -> None:
+        for sid, run in list(self._by_id.items()):
+            if run.state in ("ended", "failed"):
+                del self._by_id[sid]
+        for sid, run in list(self._by_id.items()):
+            if len(self._by_id) <= MAX_RUNS:
+                break
+            if run.state == "idle" and not run.prompts:
+                run.stop()
+                del self._by_id[sid]

@@ -328,7 +328,6 @@ async def start_session(request: Request) -> Response:
         raise _Problem(400, str(exc)) from None
     name = _configured(context, body["executor"])
     executor = _executor(context, name)
-    context.run_on.remember(cwd, name)
     run = await context.runs.start(
         prompt=body["prompt"],
         options_for=_options_for(cwd, None),
@@ -336,6 +335,7 @@ async def start_session(request: Request) -> Response:
         executor_name=name,
         cwd=cwd,
     )
+    context.run_on.remember(cwd, name)  # only a choice that started a session
     return JSONResponse(
         {"session_id": run.session_id, "executor": name, "cwd": cwd, "run": run.snapshot()},
         status_code=201,

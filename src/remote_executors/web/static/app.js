@@ -199,7 +199,10 @@ function sessionPage() {
     const data = await response.json();
     add(data.entries);
     if (data.run) showState(data.run);
-    else stateLine.textContent = "idle · ran on " + data.executor;
+    else {
+      stateLine.textContent = "idle · ran on " + data.executor;
+      document.getElementById("interrupt").disabled = true;
+    }
     const events = new EventSource("/api/sessions/" + sid + "/events?offset=" + data.offset);
     events.addEventListener("entries", (e) => add(JSON.parse(e.data)));
     events.addEventListener("live", (e) => add(JSON.parse(e.data)));
