@@ -78,6 +78,39 @@ def test_each_run_prints_a_fresh_token_that_the_server_wants(tmp_path: Path) -> 
     assert tokens[0] != tokens[1]
 
 
+def test_the_browser_gets_no_token_on_its_command_line(tmp_path: Path) -> None:
+    log = tmp_path / "browser-argv"
+    browser = tmp_path / "browser"
+    # A stand-in browser ($BROWSER is what webbrowser runs): keeps its argv and the page.
+    browser.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\ncat "${{1#file://}}" > {log}.page\n'
+    )
+    browser.chmod(0o755)
+    env = {**_env(tmp_path), "BROWSER": f"{browser} %s", "DISPLAY": ""}
+    process = subprocess.Popen(
+        [*command(), "ui"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().split(": ", 1)[1]
+        token = url.rsplit("token=", 1)[1]
+        for _ in range(200):
+            if Path(f"{log}.page").exists() and Path(f"{log}.page").stat().st_size:
+                break
+            import time
+
+            time.sleep(0.05)
+        argv = log.read_text()
+        assert token not in argv
+        assert argv.startswith("file://") and argv.strip().endswith("/open.html")
+        page = Path(argv.strip().removeprefix("file://"))
+        assert page.stat().st_mode & 0o777 == 0o600
+        assert url.replace("&", "&amp;") in Path(f"{log}.page").read_text()
+    finally:
+        _stop(process)
+    assert not page.exists()  # removed with the server
+
+
 def test_another_host_warns(tmp_path: Path) -> None:
     process, line = _serve(tmp_path, "--host", "0.0.0.0")
     try:

@@ -269,3 +269,33 @@ async def test_openapi_schema_lists_every_route(client: httpx.AsyncClient) -> No
         "/api/sessions/{session_id}/permissions",
         "/api/sessions/{session_id}/permissions/{prompt_id}",
     } <= set(schema["paths"])
+
+
+async def test_markup_in_a_transcript_is_text_on_the_page(
+    client: httpx.AsyncClient, context: WebContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from remote_executors.paths import project_dir_from_cwd
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    sid = "0b9d3c5e-1111-4a2b-9c3d-2e4f5a6b7c8d"
+    folder = tmp_path / "claude" / "projects" / project_dir_from_cwd(context.default_cwd)
+    folder.mkdir(parents=True)
+    hostile = '<img src=x onerror="alert(1)">'
+    entry = {
+        "type": "user",
+        "uuid": "6a1f0000-0000-4000-8000-000000000001",
+        "parentUuid": None,
+        "sessionId": sid,
+        "cwd": context.default_cwd,
+        "timestamp": "2026-01-01T00:00:00Z",
+        "message": {"role": "user", "content": hostile},
+    }
+    (folder / f"{sid}.jsonl").write_text(json.dumps(entry) + "\n")
+    page = await client.get("/", headers=AUTH)
+    assert sid in page.text
+    assert hostile not in page.text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page.text
+    # The API hands it over as data; the page's script inserts it as text.
+    data = (await client.get(f"/api/sessions/{sid}", headers=AUTH)).json()
+    assert data["entries"][0]["message"]["content"] == hostile
+    assert data["cwd"] == context.default_cwd and data["truncated"] is False

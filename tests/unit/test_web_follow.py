@@ -26,8 +26,8 @@ def line(n: int) -> bytes:
 def test_partial_last_line_waits_for_its_newline(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     path.write_bytes(line(1) + line(2)[:-5])
-    entries, offset = read_entries(path)
-    assert [e["uuid"] for e in entries] == ["u1"]
+    entries, count, offset = read_entries(path)
+    assert [e["uuid"] for e in entries] == ["u1"] and count == 1
     assert offset == len(line(1))
 
 
@@ -35,9 +35,17 @@ def test_oversize_line_is_skipped_not_buffered(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     big = b'{"type":"user","x":"' + b"a" * 300_000 + b'"}\n'
     path.write_bytes(line(1) + big + b"not json\n" + line(2))
-    entries, offset = read_entries(path, max_line=100_000)
+    entries, _, offset = read_entries(path, max_line=100_000)
     assert [e.get("uuid") or e["type"] for e in entries] == ["u1", "oversize", "u2"]
     assert offset == path.stat().st_size
+
+
+def test_keep_holds_only_the_newest_entries(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(line(n) for n in range(5000)))
+    entries, count, offset = read_entries(path, keep=10)
+    assert [e["uuid"] for e in entries] == [f"u{n}" for n in range(4990, 5000)]
+    assert count == 5000 and offset == path.stat().st_size
 
 
 async def test_follow_yields_appended_lines(tmp_path: Path) -> None:

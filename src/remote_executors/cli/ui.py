@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from pathlib import Path
 
 import click
 
@@ -45,8 +47,6 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
             f"The web UI needs the 'web' extra ({exc.name} is missing): "
             "pip install 'remote-executors[web]'"
         ) from None
-    from pathlib import Path
-
     if host.strip("[]") not in _LOOPBACK:
         click.secho(
             f"warning: listening on {host}: other machines can reach this UI; the token is all "
@@ -63,8 +63,24 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
     url = f"http://{shown}:{port}/?token={token}"
     click.echo(f"remote-executors UI: {url}", err=False)
     click.echo("(Ctrl-C to stop)", err=True)
-    if not no_open:
-        import webbrowser
+    with tempfile.TemporaryDirectory(prefix="rx-ui-") as private:
+        if not no_open:
+            _open_browser(url, Path(private))
+        uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False)
 
-        webbrowser.open(url)
-    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False)
+
+def _open_browser(url: str, private: Path) -> None:
+    """Open ``url`` without putting its token on a command line (``ps`` shows those to
+    every user): the browser gets a file of ours that redirects to it."""
+    import html
+    import webbrowser
+
+    page = private / "open.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        target = html.escape(url)
+        handle.write(
+            f'<!doctype html><meta http-equiv="refresh" content="0;url={target}">'
+            f'<a href="{target}">Open the remote-executors UI</a>\n'
+        )
+    webbrowser.open(page.as_uri())

@@ -9,6 +9,7 @@ being buffered.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["MAX_LINE", "follow_entries", "read_entries"]
+__all__ = ["MAX_LINE", "first_value", "follow_entries", "read_entries"]
 
 #: Longest transcript line read into memory (tool results can be big; not unbounded).
 MAX_LINE = 4 * 1024 * 1024
@@ -40,13 +41,16 @@ class _LineReader:
         self.offset = offset
         self.max_line = max_line
         self._skipping = False  # inside an oversize line: drop bytes up to its newline
+        self.seen = 0  # entries read so far
 
-    def read(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def read(self, keep: int | None = None) -> list[dict[str, Any]]:
+        """The new whole entries; with ``keep``, only the last ``keep`` of them
+        (``seen`` counts them all), so a huge file never sits in memory whole."""
+        out: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
         try:
             handle = self.path.open("rb")
         except FileNotFoundError:
-            return out
+            return []
         with handle:
             size = os.fstat(handle.fileno()).st_size
             if size < self.offset:  # replaced by a shorter file: start again
@@ -73,6 +77,8 @@ class _LineReader:
                     entry = _parse(line)
                     if entry is not None:
                         out.append(entry)
+                        if keep is not None:
+                            self.seen += 1
                 if len(pending) > self.max_line:
                     # Drop it; remember to skip the rest of this line (one marker per line).
                     self.offset += len(pending)
@@ -80,13 +86,35 @@ class _LineReader:
                         out.append({"type": "oversize", "bytes": len(pending)})
                     pending = b""
                     self._skipping = True
-        return out
+        self.seen += len(out) if keep is None else 0
+        return list(out)
 
 
-def read_entries(path: Path, *, max_line: int = MAX_LINE) -> tuple[list[dict[str, Any]], int]:
-    """Every whole entry in ``path`` now, and the offset to follow it from."""
+def read_entries(
+    path: Path, *, max_line: int = MAX_LINE, keep: int | None = None
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The whole entries in ``path`` now (the last ``keep`` of them when given),
+    how many there are, and the offset to follow the file from."""
     reader = _LineReader(path, 0, max_line)
-    return reader.read(), reader.offset
+    entries = reader.read(keep)
+    return entries, reader.seen, reader.offset
+
+
+def first_value(path: Path, key: str, *, lines: int = 200) -> str | None:
+    """The first string ``key`` among the first ``lines`` entries (e.g. a session's cwd)."""
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return None
+    with handle:
+        for _ in range(lines):
+            line = handle.readline(MAX_LINE)
+            if not line:
+                break
+            entry = _parse(line)
+            if entry is not None and isinstance(entry.get(key), str):
+                return str(entry[key])
+    return None
 
 
 async def follow_entries(

@@ -7,6 +7,7 @@ served at ``/api/openapi.json`` (see :mod:`._openapi`).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..metadata import LOCAL
 from ..paths import validate_session_id
 from ..settings import SettingsError
 from ._context import OutsideRoots, WebContext
-from ._follow import follow_entries, read_entries
+from ._follow import first_value, follow_entries, read_entries
 from ._replace import problems_in, replace_executors
 from ._runs import Run, StartFailed
 from ._sessions import list_sessions_for, transcript_path
@@ -122,8 +123,7 @@ def _session_file(context: WebContext, sid: str) -> tuple[str | None, Any]:
         raise _Problem(404, f"No session {sid} on this machine.")
     if cwd is None:
         # Only the projects dir names the project; its cwd is in the entries.
-        entries, _ = read_entries(path, max_line=64 * 1024)
-        cwd = next((e["cwd"] for e in entries if isinstance(e.get("cwd"), str)), None)
+        cwd = first_value(path, "cwd")
     if cwd is not None:
         try:
             context.project(cwd)
@@ -241,8 +241,9 @@ async def get_session(request: Request) -> Response:
     context = _context(request)
     sid = _session_id(request)
     cwd, path = _session_file(context, sid)
-    entries, offset = await anyio.to_thread.run_sync(read_entries, path)
-    truncated = len(entries) > MAX_ENTRIES
+    entries, count, offset = await anyio.to_thread.run_sync(
+        functools.partial(read_entries, path, keep=MAX_ENTRIES)
+    )
     record = context.records.get(sid)
     return JSONResponse(
         {
@@ -250,8 +251,8 @@ async def get_session(request: Request) -> Response:
             "cwd": cwd,
             "executor": record.executor if record is not None else LOCAL,
             "run": _run_info(context.runs.get(sid)),
-            "entries": entries[-MAX_ENTRIES:],
-            "truncated": truncated,
+            "entries": entries,
+            "truncated": count > len(entries),
             "offset": offset,
         }
     )
