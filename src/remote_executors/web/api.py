@@ -101,6 +101,13 @@ def _executor(context: WebContext, name: str) -> Any:
     return LocalExecutor() if name == LOCAL else executor_for(name, context.settings)
 
 
+def _project(context: WebContext, cwd: object) -> str:
+    try:
+        return context.project(cwd)
+    except OutsideRoots as exc:
+        raise _Problem(400, str(exc)) from None
+
+
 def _session_id(request: Request) -> str:
     try:
         return validate_session_id(request.path_params["session_id"])
@@ -179,10 +186,7 @@ async def check_executor(request: Request) -> Response:
     if body is not None:
         cwd = _object(body).get("cwd")
         if cwd is not None:
-            try:
-                cwd = context.project(cwd)
-            except OutsideRoots as exc:
-                raise _Problem(400, str(exc)) from None
+            cwd = _project(context, cwd)
     executor = _executor(context, name)
 
     async def produce(emit: Emit) -> None:
@@ -224,11 +228,7 @@ async def check_executor(request: Request) -> Response:
 
 async def list_sessions(request: Request) -> Response:
     context = _context(request)
-    cwd = request.query_params.get("cwd") or context.default_cwd
-    try:
-        project = context.project(cwd)
-    except OutsideRoots as exc:
-        raise _Problem(400, str(exc)) from None
+    project = _project(context, request.query_params.get("cwd") or context.default_cwd)
     rows = await anyio.to_thread.run_sync(list_sessions_for, project, context.records, context.runs)
     return JSONResponse({"cwd": project, "run_on": context.run_on.get(project), "sessions": rows})
 
@@ -311,31 +311,26 @@ async def session_events(request: Request) -> Response:
     return Streamed(produce, media_type="text/event-stream")  # type: ignore[return-value]
 
 
-def _options_for(cwd: str, resume: str | None) -> Any:
+async def _start(
+    context: WebContext, prompt: str, cwd: str, name: str, executor: Any, resume: str | None
+) -> Run:
+    """A session (new, or ``resume``'s next turn) whose tool permissions the page answers."""
     from claude_agent_sdk import ClaudeAgentOptions
 
-    def build(run: Run) -> Any:
+    def options_for(run: Run) -> Any:
         return ClaudeAgentOptions(cwd=cwd, resume=resume, can_use_tool=run.can_use_tool)
 
-    return build
+    return await context.runs.start(
+        prompt=prompt, options_for=options_for, executor=executor, executor_name=name, cwd=cwd
+    )
 
 
 async def start_session(request: Request) -> Response:
     context = _context(request)
     body = _object(await _body(request), "prompt", "cwd", "executor")
-    try:
-        cwd = context.project(body["cwd"])
-    except OutsideRoots as exc:
-        raise _Problem(400, str(exc)) from None
+    cwd = _project(context, body["cwd"])
     name = _configured(context, body["executor"])
-    executor = _executor(context, name)
-    run = await context.runs.start(
-        prompt=body["prompt"],
-        options_for=_options_for(cwd, None),
-        executor=executor,
-        executor_name=name,
-        cwd=cwd,
-    )
+    run = await _start(context, body["prompt"], cwd, name, _executor(context, name), None)
     context.run_on.remember(cwd, name)  # only a choice that started a session
     return JSONResponse(
         {"session_id": run.session_id, "executor": name, "cwd": cwd, "run": run.snapshot()},
@@ -358,13 +353,7 @@ async def send_message(request: Request) -> Response:
     name = record.executor if record is not None else LOCAL
     # Where it last ran: the recorded host with its configured options (None: local).
     executor = None if name != LOCAL else _executor(context, LOCAL)
-    run = await context.runs.start(
-        prompt=body["prompt"],
-        options_for=_options_for(cwd, sid),
-        executor=executor,
-        executor_name=name,
-        cwd=cwd,
-    )
+    run = await _start(context, body["prompt"], cwd, name, executor, sid)
     return JSONResponse({"session_id": sid, "run": run.snapshot()}, status_code=202)
 
 
