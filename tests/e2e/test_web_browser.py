@@ -5,7 +5,8 @@ the loopback sshd account, the real Claude CLI there, the scripted model.
 The test clicks through what a user does: add an executor, test it, start a
 session on it, answer the permission prompt, see the entries arrive during
 the turn, the badge and its tooltip in the list, and the "Run on" choice
-remembered after a reload. Screenshots of each page go to docs/images/.
+remembered after a reload. ``RX_SCREENSHOTS=docs`` writes the screenshots of
+each page into docs/images/ (how the docs' pictures are made).
 """
 
 from __future__ import annotations
@@ -109,9 +110,18 @@ def bash(command: str) -> Any:
     return tool_use("Bash", {"command": command, "description": "run it"})
 
 
-def shot(page: Any, name: str) -> None:
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMAGES / f"web-{name}.png"), full_page=True)
+@pytest.fixture
+def shot(tmp_path: Path) -> Any:
+    """``shot(page, name)``: a screenshot; into docs/images/ with RX_SCREENSHOTS=docs
+    (how the docs' pictures are made), else into the test's temp dir."""
+    folder = DOCS_IMAGES if os.environ.get("RX_SCREENSHOTS") == "docs" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> None:
+        page.screenshot(path=str(folder / f"web-{name}.png"), full_page=True)
+        assert (folder / f"web-{name}.png").stat().st_size > 1000
+
+    return take
 
 
 def test_add_test_run_answer_and_remember(
@@ -121,6 +131,7 @@ def test_add_test_run_answer_and_remember(
     rx_ssh_config: SSHClientConfig,
     rx_project: Project,
     record: Any,
+    shot: Any,
 ) -> None:
     alias = rx_ssh_config.alias
     ui = UI(tmp_path, rx_model, [rx_project.local.parent])

@@ -48,7 +48,7 @@ def list_sessions_for(cwd: str, records: SessionRecords, runs: Runs) -> list[dic
 
     by_id = {r.session_id: r for r in records.list(local_cwd=cwd)}
     rows: list[dict[str, Any]] = []
-    for info in list_sessions(directory=cwd, limit=_LIMIT):
+    for info in list_sessions(directory=cwd)[:_LIMIT]:
         record = by_id.pop(info.session_id, None)
         updated = dt.datetime.fromtimestamp(info.last_modified / 1000, dt.timezone.utc)
         rows.append(
