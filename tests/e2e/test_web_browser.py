@@ -220,7 +220,9 @@ def test_add_test_run_answer_and_remember(
         page.goto(f"{ui.base}/?cwd={rx_project.local}")
         badge = page.locator(f'a[href="/sessions/{sid}"] + .badge')
         assert badge.inner_text() == alias
-        assert badge.get_attribute("title") == f"{alias}: {rx_project.remote}"
+        tooltip = badge.get_attribute("title") or ""
+        assert tooltip.startswith(f"{alias} → {rx_ssh_config.account.user}@127.0.0.1:"), tooltip
+        assert tooltip.endswith(f", in {rx_project.remote}"), tooltip
         page.reload()
         assert page.get_by_label("Run on").input_value() == alias
         timing = page.evaluate(

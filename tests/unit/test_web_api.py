@@ -232,11 +232,13 @@ async def test_bad_session_ids(client: httpx.AsyncClient) -> None:
     assert answer.status_code == 400
 
 
-async def test_listing_shows_records_with_badges_and_marks(
-    client: httpx.AsyncClient, context: WebContext
+async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
+    client: httpx.AsyncClient, context: WebContext, tmp_path: Path
 ) -> None:
     from remote_executors.metadata import SessionRecord
 
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text("Host box\n  HostName box.example.org\n  User alice\n  Port 2222\n")
     sid = "6f1c1c3e-58a3-4f0e-9a59-0d4d0b1a1d11"
     context.records.put(
         SessionRecord(
@@ -244,15 +246,18 @@ async def test_listing_shows_records_with_badges_and_marks(
             executor="box",
             local_cwd=context.default_cwd,
             remote_cwd="/srv/shop",
-            sync_error="Session 6f1c… diverged on box: both copies kept",
+            ssh_config=str(ssh_config),
+            sync_error="Session 6f1c… diverged between local and box: nothing was overwritten",
         )
     )
     listed = (await client.get("/api/sessions", headers=AUTH)).json()
     [row] = listed["sessions"]
-    assert row["executor"] == "box" and row["host_detail"] == "box: /srv/shop"
+    assert row["executor"] == "box" and row["host"] == "alice@box.example.org:2222"
+    assert row["host_detail"] == "box → alice@box.example.org:2222, in /srv/shop"
     assert row["marks"] == ["conflict"] and row["state"] == "idle"
     page = await client.get("/", headers=AUTH)
-    assert 'title="box: /srv/shop"' in page.text and "conflict" in page.text
+    assert 'title="box → alice@box.example.org:2222, in /srv/shop"' in page.text
+    assert "mark-conflict" in page.text
 
 
 async def test_openapi_schema_lists_every_route(client: httpx.AsyncClient) -> None:

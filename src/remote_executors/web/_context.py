@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 import attrs
 
 from ..metadata import SessionRecords
 from ..settings import SettingsStore
+from ._hostnames import HostNames
 from ._run_on import RunOnMemory
 from ._runs import Runs
 
@@ -31,6 +34,23 @@ class WebContext:
     default_cwd: str = attrs.field(factory=os.getcwd)
     run_on: RunOnMemory = attrs.field(factory=RunOnMemory)
     runs: Runs = attrs.field(factory=Runs)
+    host_names: HostNames = attrs.field(factory=HostNames)
+
+    async def sessions(self, cwd: str) -> list[dict[str, Any]]:
+        """The rows of :func:`._sessions.list_sessions_for`, with what each host is."""
+        from ._sessions import list_sessions_for
+
+        rows = await anyio.to_thread.run_sync(list_sessions_for, cwd, self.records, self.runs)
+        configured = {h.host: h.ssh_config for h in self.settings.list()}
+        configs: dict[str, str | None] = {}
+        for row in rows:
+            if row["executor"] != "local":
+                # The configured options win, as when the session is resumed.
+                name = row["executor"]
+                configs[name] = configured.get(name, row.get("ssh_config"))
+            row.pop("ssh_config", None)
+        await self.host_names.fill(rows, configs)
+        return rows
 
     def project(self, cwd: object) -> str:
         """``cwd`` as a real path inside a root, or :class:`OutsideRoots`."""

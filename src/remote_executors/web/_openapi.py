@@ -60,6 +60,7 @@ SCHEMA: dict[str, Any] = {
                     "title": {"type": "string"},
                     "cwd": {"type": "string"},
                     "executor": {"type": "string"},
+                    "host": {"type": "string"},
                     "host_detail": {"type": "string"},
                     "updated": {"type": "string", "format": "date-time"},
                     "state": {"enum": ["running", "idle"]},

@@ -30,12 +30,11 @@ def sync_state(record: SessionRecord | None) -> str | None:
 
 
 def _executor_info(record: SessionRecord | None) -> dict[str, Any]:
-    if record is None:
-        return {"executor": LOCAL, "host_detail": "this machine"}
-    if not record.is_remote:
-        return {"executor": LOCAL, "host_detail": "this machine"}
+    """``executor`` and, for a remote one, ``remote_cwd`` (the tooltip adds the host)."""
+    if record is None or not record.is_remote:
+        return {"executor": LOCAL}
     where = record.remote_cwd or "(remote directory not recorded)"
-    return {"executor": record.executor, "host_detail": f"{record.executor}: {where}"}
+    return {"executor": record.executor, "remote_cwd": where, "ssh_config": record.ssh_config}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -43,7 +42,11 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def list_sessions_for(cwd: str, records: SessionRecords, runs: Runs) -> list[dict[str, Any]]:
-    """Sessions of project ``cwd`` (a real path), newest first, at most 500."""
+    """Sessions of project ``cwd`` (a real path), newest first, at most 500.
+
+    Remote rows carry ``remote_cwd`` and ``ssh_config`` until
+    :meth:`~._hostnames.HostNames.fill` turns them into ``host``/``host_detail``.
+    """
     from claude_agent_sdk import list_sessions
 
     by_id = {r.session_id: r for r in records.list(local_cwd=cwd)}

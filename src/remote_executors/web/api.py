@@ -24,7 +24,7 @@ from ._context import OutsideRoots, WebContext
 from ._follow import first_value, follow_entries, read_entries
 from ._replace import problems_in, replace_executors
 from ._runs import Run, StartFailed
-from ._sessions import list_sessions_for, transcript_path
+from ._sessions import transcript_path
 from ._stream import Emit, Streamed
 
 __all__ = ["MAX_BODY", "MAX_ENTRIES", "api_router"]
@@ -229,7 +229,7 @@ async def check_executor(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     context = _context(request)
     project = _project(context, request.query_params.get("cwd") or context.default_cwd)
-    rows = await anyio.to_thread.run_sync(list_sessions_for, project, context.records, context.runs)
+    rows = await context.sessions(project)
     return JSONResponse({"cwd": project, "run_on": context.run_on.get(project), "sessions": rows})
 
 

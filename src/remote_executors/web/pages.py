@@ -12,7 +12,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,7 +21,6 @@ from ..errors import InvalidInput
 from ..metadata import LOCAL
 from ..paths import validate_session_id
 from ._context import OutsideRoots, WebContext
-from ._sessions import list_sessions_for
 
 __all__ = ["page_routes"]
 
@@ -93,7 +91,7 @@ async def sessions_page(request: Request) -> Response:
         return _layout(
             request, "Sessions", f'<p role="alert">{escape(str(exc))}</p>', page="sessions"
         )
-    rows = await anyio.to_thread.run_sync(list_sessions_for, project, context.records, context.runs)
+    rows = await context.sessions(project)
     executors = context.settings.load().hosts
     chosen = context.run_on.get(project) or LOCAL
     items = "".join(
