@@ -87,12 +87,16 @@ class UI:
         return done.stdout
 
     def stop(self) -> str:
+        """Ctrl-C: the server stops within seconds, open event streams or not."""
         self.process.send_signal(signal.SIGINT)
+        began = time.monotonic()
         try:
             _, err = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             _, err = self.process.communicate()
+        assert time.monotonic() - began < 15, err
+        assert self.process.returncode == 0, err
         return err
 
 
@@ -181,7 +185,9 @@ def test_add_test_run_answer_and_remember(
         page.wait_for_selector("#transcript .tool-use")
         assert "all done via web" not in page.inner_text("#transcript")
         shot(page, "permission")
-        page.get_by_role("button", name="Allow").click()
+        # Keyboard: the new prompt took the focus; Enter allows.
+        assert page.evaluate("document.activeElement.textContent") == "Allow"
+        page.keyboard.press("Enter")
         page.wait_for_selector("#transcript .entry.assistant >> text=all done via web")
         page.wait_for_selector("#transcript .tool-result >> text=allowed-by-web")
         page.wait_for_selector('#run-state:text-matches("^idle")')
@@ -231,6 +237,14 @@ def test_add_test_run_answer_and_remember(
         )
         record("session list page load, navigation timing (ms)", timing)
         shot(page, "sessions")
+
+        # Every control has a name a screen reader can say.
+        unnamed = page.evaluate(
+            "[...document.querySelectorAll('input, select, textarea, button')]"
+            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+            " && !e.textContent.trim()).map(e => e.outerHTML)"
+        )
+        assert unnamed == []
 
         # Usable at 375 px: nothing wider than the screen.
         page.set_viewport_size({"width": 375, "height": 800})

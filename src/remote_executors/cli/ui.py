@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -66,7 +68,29 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
     with tempfile.TemporaryDirectory(prefix="rx-ui-") as private:
         if not no_open:
             _open_browser(url, Path(private))
-        uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host=host.strip("[]"),
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        _serve(config, context)
+
+
+def _serve(config: Any, context: Any) -> None:
+    """Run uvicorn; on Ctrl-C, tell the event streams to end first (uvicorn waits for
+    open responses before the app's own shutdown, and those never end by themselves)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            context.stop()
+            await super().shutdown(sockets)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
+        Server(config).run()
 
 
 def _open_browser(url: str, private: Path) -> None:

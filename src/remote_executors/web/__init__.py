@@ -46,11 +46,13 @@ __all__ = [
 async def lifespan(context: WebContext) -> AsyncIterator[None]:
     """While entered, sessions can start; on exit every running session is stopped
     (its client disconnected, its executor closed)."""
+    context.begin()
     async with anyio.create_task_group() as tg:
         context.runs.attach(tg)
         try:
             yield
         finally:
+            context.stop()
             context.runs.attach(None)
 
 

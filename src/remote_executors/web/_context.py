@@ -35,6 +35,27 @@ class WebContext:
     run_on: RunOnMemory = attrs.field(factory=RunOnMemory)
     runs: Runs = attrs.field(factory=Runs)
     host_names: HostNames = attrs.field(factory=HostNames)
+    stopping: bool = False
+    """Set by :meth:`stop` when the server stops: open event streams end."""
+    _stopped: anyio.Event | None = attrs.field(default=None, init=False, repr=False)
+
+    def begin(self) -> None:
+        """The server (re)starts serving."""
+        self.stopping, self._stopped = False, None
+
+    def stop(self) -> None:
+        """The server stops: :meth:`until_stopping` returns everywhere."""
+        self.stopping = True
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def until_stopping(self) -> None:
+        """Return once :meth:`stop` was called (event streams race this)."""
+        if self.stopping:
+            return
+        if self._stopped is None:
+            self._stopped = anyio.Event()
+        await self._stopped.wait()
 
     async def sessions(self, cwd: str) -> list[dict[str, Any]]:
         """The rows of :func:`._sessions.list_sessions_for`, with what each host is."""

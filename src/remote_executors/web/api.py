@@ -307,6 +307,8 @@ async def session_events(request: Request) -> Response:
             tg.start_soon(entries)
             tg.start_soon(state)
             tg.start_soon(keepalive)
+            await context.until_stopping()  # the server stops: end the stream
+            tg.cancel_scope.cancel()
 
     return Streamed(produce, media_type="text/event-stream")  # type: ignore[return-value]
 
