@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -114,9 +115,18 @@ def test_the_browser_gets_no_token_on_its_command_line(tmp_path: Path) -> None:
 def test_another_host_warns(tmp_path: Path) -> None:
     process, line = _serve(tmp_path, "--host", "0.0.0.0")
     try:
-        assert line.startswith("remote-executors UI: http://0.0.0.0:"), line
-        port = line.split(":")[3].split("/")[0]
+        # Listening on every address: the URL names this machine, which the Host check allows.
+        fqdn = socket.getfqdn()
+        assert line.startswith(f"remote-executors UI: http://{fqdn}:"), line
+        port = line.rsplit(":", 1)[1].split("/")[0]
         assert _get(f"http://127.0.0.1:{port}/") == 401  # serving (the token still applies)
+        token = line.rsplit("token=", 1)[1]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert _get(f"http://127.0.0.1:{port}/api/executors", bearer) == 200
+        elsewhere = {**bearer, "Host": f"{fqdn}:{port}"}
+        assert _get(f"http://127.0.0.1:{port}/api/executors", elsewhere) == 200
+        rebound = {**bearer, "Host": f"evil.example:{port}"}
+        assert _get(f"http://127.0.0.1:{port}/api/executors", rebound) == 421
     finally:
         err = _stop(process)
     assert "warning: listening on 0.0.0.0" in err

@@ -12,6 +12,16 @@ from typing import Any
 import click
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_WILDCARD = ("0.0.0.0", "::")  # noqa: S104 (recognised, not chosen: --host decides)
+
+
+def _own_names() -> set[str]:
+    """This machine's names and addresses (for the Host check when listening on all)."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    for name in list(names):
+        with contextlib.suppress(OSError):
+            names |= {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    return {n.lower() for n in names if n}
 
 
 def _free_port(host: str) -> int:
@@ -60,8 +70,13 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
     token = new_token()
     context = WebContext(roots=[Path(os.path.abspath(r)) for r in roots] or [Path.home()])
     names = {*_LOOPBACK, host.strip("[]")}
+    shown = host.strip("[]")
+    if shown in _WILDCARD:
+        # Every address of this machine: browsers elsewhere name it by one of them.
+        shown = socket.getfqdn()
+        names |= _own_names()
     app = create_app(token=token, context=context, hosts=names)
-    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    shown = f"[{shown}]" if ":" in shown else shown
     url = f"http://{shown}:{port}/?token={token}"
     click.echo(f"remote-executors UI: {url}", err=False)
     click.echo("(Ctrl-C to stop)", err=True)
