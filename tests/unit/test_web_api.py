@@ -304,3 +304,15 @@ async def test_markup_in_a_transcript_is_text_on_the_page(
     data = (await client.get(f"/api/sessions/{sid}", headers=AUTH)).json()
     assert data["entries"][0]["message"]["content"] == hostile
     assert data["cwd"] == context.default_cwd and data["truncated"] is False
+
+
+async def test_executors_list_local_first_then_the_configured_with_options(
+    client: httpx.AsyncClient, context: WebContext
+) -> None:
+    context.settings.add("box", claude_path="/opt/claude", path_map={"/home/me/code": "/srv"})
+    listed = (await client.get("/api/executors", headers=AUTH)).json()
+    assert [e["name"] for e in listed] == ["local", "box"]
+    assert listed[1]["options"] == {
+        "claude_path": "/opt/claude",
+        "path_map": {"/home/me/code": "/srv"},
+    }

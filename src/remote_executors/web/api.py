@@ -163,13 +163,7 @@ async def list_executors(request: Request) -> Response:
     hosts = context.settings.list()
     return JSONResponse(
         [{"name": LOCAL, "label": "Local (this machine)"}]
-        + [{"name": h.host, "label": h.host, "options": _options(h.options())} for h in hosts]
-    )
-
-
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k != "path_map"} | (
-        {"path_map": options["path_map"]} if "path_map" in options else {}
+        + [{"name": h.host, "label": h.host, "options": h.options()} for h in hosts]
     )
 
 
