@@ -31,6 +31,7 @@ _COMMANDS = {
     "run": ".run:run",
     "sessions": ".sessions:sessions",
     "sync": ".sync:sync",
+    "ui": ".ui:ui",
 }
 
 
