@@ -151,3 +151,47 @@ def test_ls_command(tree: Path, rx_ssh_config: SSHClientConfig, tmp_path: Path, 
     assert sorted(completed) == ["~/code/shop-link/", "~/code/shop/"]
     missing = cli("ls", f"{alias}:~/nowhere")
     assert missing.returncode == 4 and "does not exist on" in missing.stderr
+
+
+async def test_web_api_browses_a_configured_host(
+    tree: Path, rx_ssh_config: SSHClientConfig, tmp_path: Path
+) -> None:
+    pytest.importorskip("starlette")
+    import httpx
+
+    from remote_executors.metadata import SessionRecords
+    from remote_executors.settings import SettingsStore
+    from remote_executors.web import WebContext, create_app, lifespan
+    from remote_executors.web._run_on import RunOnMemory
+
+    settings = SettingsStore(tmp_path / "config" / "settings.json")
+    settings.add(rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path))
+    home = tmp_path / "home"
+    home.mkdir()
+    context = WebContext(
+        settings=settings,
+        records=SessionRecords(tmp_path / "data"),
+        roots=[home],
+        default_cwd=str(home),
+        run_on=RunOnMemory(tmp_path / "data" / "web" / "run-on.json"),
+    )
+    token = "t" * 43
+    app = create_app(token=token, context=context)
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"/api/executors/{rx_ssh_config.alias}/directories"
+    async with lifespan(context):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as c:
+            listed = (await c.get(base, params={"path": "~/code"}, headers=auth)).json()
+            assert listed["path"] == str(tree)
+            shop = [e for e in listed["entries"] if e["name"] == "shop"]
+            assert shop == [{"name": "shop", "dir": True, "has_sessions": True}]
+            done = await c.get(base, params={"path": "~/code/b", "complete": "1"}, headers=auth)
+            assert done.json() == {"completions": ["~/code/blog/"]}
+            missing = await c.get(base, params={"path": "~/nowhere"}, headers=auth)
+            assert missing.status_code == 404 and "does not exist on" in missing.json()["error"]
+            local = await c.get("/api/executors/local/directories", headers=auth)
+            assert local.status_code == 400
+            unknown = await c.get("/api/executors/nobox/directories", headers=auth)
+            assert unknown.status_code == 404
+            assert (await c.get(base)).status_code == 401

@@ -137,6 +137,19 @@ SCHEMA: dict[str, Any] = {
                 },
             }
         },
+        "/api/executors/{name}/directories": {
+            "get": {
+                "summary": "A directory on the executor's machine (remote-executors ls), or "
+                "with complete=1 the directories a partial path could be",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "path", "in": "query", "schema": {"type": "string"}},
+                    {"name": "complete", "in": "query", "schema": {"type": "string"}},
+                    {"name": "hidden", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _json({"type": "object"}), **_errors(400, 404, 502)},
+            }
+        },
         "/api/sessions": {
             "get": {
                 "summary": "A project's sessions, newest first",

@@ -217,6 +217,45 @@ async def check_executor(request: Request) -> Response:
     return Streamed(produce, media_type="application/x-ndjson")  # type: ignore[return-value]
 
 
+# -- browsing a host -------------------------------------------------------------
+
+
+async def list_directories(request: Request) -> Response:
+    """``?path=~/code`` lists a directory on the executor's machine (``ls``);
+    ``&complete=1`` completes ``path`` as a partial one; ``&hidden=1`` adds dot names."""
+    from ..browse import complete_path, list_dir
+    from ..errors import RemotePathNotFound
+
+    context = _context(request)
+    name = _configured(context, request.path_params["name"])
+    if name == LOCAL:
+        raise _Problem(400, "This machine's directories are picked in the cwd field itself.")
+    query = request.query_params
+    path = query.get("path") or "~"
+    executor = _executor(context, name)
+    try:
+        if query.get("complete") == "1":
+            return JSONResponse({"completions": await complete_path(executor, path)})
+        listing = await list_dir(executor, path, hidden=query.get("hidden") == "1")
+    except RemotePathNotFound as exc:
+        raise _Problem(404, exc.message) from None
+    finally:
+        with anyio.CancelScope(shield=True):
+            await executor.aclose()
+    return JSONResponse(
+        {
+            "host": listing.host,
+            "path": listing.path,
+            "has_sessions": listing.has_sessions,
+            "truncated": listing.truncated,
+            "entries": [
+                {"name": e.name, "dir": e.is_dir, "has_sessions": e.has_sessions}
+                for e in listing.entries
+            ],
+        }
+    )
+
+
 # -- sessions -----------------------------------------------------------------
 
 
@@ -435,6 +474,7 @@ def routes() -> list[Route]:
         Route("/settings/remote-executors", _wrap(put_settings), methods=["PUT"]),
         Route("/executors", _wrap(list_executors), methods=["GET"]),
         Route("/executors/{name:str}/check", _wrap(check_executor), methods=["POST"]),
+        Route("/executors/{name:str}/directories", _wrap(list_directories), methods=["GET"]),
         Route("/sessions", _wrap(list_sessions), methods=["GET"]),
         Route("/sessions", _wrap(start_session), methods=["POST"]),
         Route("/sessions/{session_id}", _wrap(get_session), methods=["GET"]),
