@@ -249,7 +249,9 @@ rx_end() {
 # time; mawk (Debian's awk) must be made interactive to pass lines on as they
 # come, and is then quadratic in the line length. Input that does not end in
 # a newline arrives as one "<nonce> tail <base64>" line, written back exactly.
-if [ -n "$rx_perl" ]; then
+# A minimal Debian (perl-base only, as in slim container images) has perl
+# without MIME::Base64: awk relays there.
+if [ -n "$rx_perl" ] && perl -MMIME::Base64 -e 1 2>/dev/null; then
   rx_relay() {
     export RX_RELAY_NONCE="$RX_NONCE"  # not an argument: those are in everyone's ps
     perl -MMIME::Base64 -e '
