@@ -6,6 +6,7 @@ import logging
 import os
 import posixpath
 import re
+import signal as _signal
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,8 @@ from .base import CommandResult, SpawnOptions
 __all__ = ["ContainerProcess", "DockerExecutor"]
 
 log = logging.getLogger("remote_executors.docker")
+
+_GENTLE = frozenset({_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP})
 
 #: Seconds without a heartbeat after which the watchdog in the container stops the process.
 WATCHDOG_SECONDS = 8
@@ -84,6 +87,20 @@ class ContainerProcess(SSHProcess):
         return code
 
     _container_state: str | None = None
+
+    def send_signal(self, signal: int) -> None:
+        # The engine CLI catches SIGTERM, SIGINT and SIGHUP and exits 0 leaving
+        # the process running (it proxies no signals for exec). A spawned job
+        # is stopped gently by ending the client's stdin instead: the engine
+        # closes the job's stdin and the watchdog stops its tree (TERM, then
+        # KILL). Anything else, and any signal to a short run job (which has
+        # no watchdog; the executor then kills its group), goes to the client.
+        if signal in _GENTLE and self._job.mode == "spawn":
+            self._signalled = True
+            self._stop_heartbeat()
+            self._channel.close_stdin()
+            return
+        super().send_signal(_signal.SIGKILL if signal in _GENTLE else signal)
 
     def lost_error(self) -> ExecutorError | None:
         code = self.returncode

@@ -16,6 +16,9 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   home-relative mapping applies).
 - ``rx_local_env``: ``ClaudeAgentOptions.env`` for a *local* CLI run against
   ``rx_model``, with a private ``CLAUDE_CONFIG_DIR``.
+- ``rx_container_bed``, ``rx_container``, ``rx_container_factory``,
+  ``rx_docker_executor``, ``rx_container_project``: a real Docker container
+  bed (see :mod:`remote_executors.testing._docker_fixtures`).
 - ``rx_isolated``: the test's own ``CLAUDE_CONFIG_DIR`` and
   ``REMOTE_EXECUTORS_DATA_DIR`` (see :class:`Isolated`). Every fixture above
   that can lead to a session uses it, so sessions a test runs are synced and
@@ -39,6 +42,14 @@ from typing import TYPE_CHECKING
 import attrs
 import pytest
 
+from ._docker_fixtures import (
+    ContainerFactory,
+    rx_container,
+    rx_container_bed,
+    rx_container_factory,
+    rx_container_project,
+    rx_docker_executor,
+)
 from ._sshd_fixtures import (
     AccountFactory,
     Isolated,
@@ -55,10 +66,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountFactory",
+    "ContainerFactory",
     "Isolated",
     "Project",
     "rx_account",
     "rx_account_factory",
+    "rx_container",
+    "rx_container_bed",
+    "rx_container_factory",
+    "rx_container_project",
+    "rx_docker_executor",
     "rx_executor",
     "rx_isolated",
     "rx_local_env",
