@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
     from .executors.local import LocalExecutor
+    from .executors.docker import DockerExecutor
     from .executors.ssh import SSHExecutor
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
@@ -92,6 +93,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["Attachment", "CommandResult", "Executor", "SpawnOptions"], ".executors.base"),
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
+    "DockerExecutor": ".executors.docker",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -136,6 +138,7 @@ __all__ = [
     "ExecutorTransport",
     "LocalExecutor",
     "SSHExecutor",
+    "DockerExecutor",
     "SpawnFunction",
     "project_dir_from_cwd",
     "query",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import attrs
 
+from .model import DEFAULT_API_KEY
 from .sshd import bundled_claude_binary
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
 PACKAGES = ("procps",)
 #: Bump when the recipe changes in a way the hash below does not see.
 _RECIPE = 1
-_DUMMY_API_KEY = "sk-ant-test-not-a-real-key"
 _C_ENV = {**os.environ, "LC_ALL": "C", "LANG": "C"}
 _LABEL = "io.remote-executors.test-bed"
 
@@ -336,7 +336,7 @@ class ContainerBed:
         box = TestContainer(self.engine, name, user, int(ids[0]), int(ids[1]), home, pid)
         if claude:
             env: dict[str, str] = {
-                "ANTHROPIC_API_KEY": _DUMMY_API_KEY,
+                "ANTHROPIC_API_KEY": DEFAULT_API_KEY,  # what ScriptedModel accepts
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
                 "DISABLE_AUTOUPDATER": "1",
             }
