@@ -35,8 +35,8 @@ if TYPE_CHECKING:
         SyncToolMissing,
     )
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
-    from .executors.local import LocalExecutor
     from .executors.docker import DockerExecutor
+    from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd

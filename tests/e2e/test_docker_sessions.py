@@ -145,8 +145,18 @@ def test_cli_runs_on_a_container_spec(
         tool_use("Bash", {"command": "echo cli-in-$(hostname -s) $HOME", "description": "echo"}),
         text("Answered from the container."),
     )
-    out = ok(cli("run", "--on", spec, "--cwd", str(rx_container_project.local), "--allow", "Bash",
-                 "where are you?"))
+    out = ok(
+        cli(
+            "run",
+            "--on",
+            spec,
+            "--cwd",
+            str(rx_container_project.local),
+            "--allow",
+            "Bash",
+            "where are you?",
+        )
+    )
     assert "Answered from the container." in out
     assert f"/home/{rx_container.user}" in out
     assert spec in last_line(out)

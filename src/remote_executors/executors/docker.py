@@ -26,7 +26,7 @@ from ..errors import (
     RemoteSetupError,
 )
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
-from ._container_engine import ENGINES, EngineBackend
+from ._container_engine import ENGINES, EngineBackend, engine_failure
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
 from ._validate import (
@@ -349,6 +349,12 @@ class DockerExecutor:
                 host=self._name,
                 searched=exc.searched,
             ) from None
+        except RemoteSetupError as exc:
+            if type(exc) is not RemoteSetupError or "before starting" not in exc.message:
+                raise
+            # The engine's own refusals (no such user, no /bin/sh) come on the
+            # exec's stdout, which the job's status read passed over: ask again.
+            raise await self._diagnose(exc) from None
         assert isinstance(process, ContainerProcess)
         process.executor = self
         return process
@@ -420,6 +426,27 @@ class DockerExecutor:
                 await process.aclose()
             except (ExecutorError, Overflow) as exc:
                 log.debug("could not stop process group %s in %s: %s", pgid, self._name, exc)
+
+    async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:
+        """Why ``<engine> exec`` exits before the bootstrap runs, from one bare exec."""
+        argv = self._backend.exec_argv(["/bin/sh", "-c", "exit 0"], interactive=False)
+        with anyio.move_on_after(15):
+            done = await anyio.run_process(
+                argv, check=False, stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"}
+            )
+            said = (done.stdout + done.stderr).decode("utf-8", "replace")
+            failure = engine_failure(
+                self._engine, self._container, self._name, said, done.returncode
+            )
+            if failure is not None:
+                return failure
+        return RemoteSetupError(
+            f"Container {self._name} could not start the process: its shell exited before "
+            "running anything. The image needs /bin/sh with base64, awk, mkfifo, mktemp "
+            f"and ps (procps); check `{self._engine} exec -i {self._container} /bin/sh`.",
+            host=self._name,
+            detail=exc.detail,
+        )
 
     async def _state(self) -> str | None:
         """The container's state (``running``, ``exited``, ...; ``missing``), None if unknown."""

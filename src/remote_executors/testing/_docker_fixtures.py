@@ -63,9 +63,7 @@ def rx_container_bed() -> Iterator[ContainerBed]:
 
 
 @pytest.fixture(scope="session")
-def rx_container(
-    rx_container_bed: ContainerBed, rx_model_server: ScriptedModel
-) -> TestContainer:
+def rx_container(rx_container_bed: ContainerBed, rx_model_server: ScriptedModel) -> TestContainer:
     """A running container (user ``agent``, home ``/home/agent``) talking to ``rx_model``."""
     return rx_container_bed.container(model_url=rx_model_server.url)
 

@@ -387,4 +387,3 @@ def container_bed(engine: str = "docker") -> Iterator[ContainerBed]:
     """``with container_bed() as bed:`` a :class:`ContainerBed`, closed afterwards."""
     with ContainerBed(engine) as bed:
         yield bed
-
