@@ -5,6 +5,7 @@
   recipe). Where no engine answers, tests that use it are skipped with the
   reason, except under CI (``CI`` set), where that is a failure: CI must
   install and start the engine (.ci/run does).
+- ``rx_podman_bed``, ``rx_podman_container`` (session): the same with Podman.
 - ``rx_container`` (session): one container whose CLI talks to ``rx_model``;
   tests share it (each works in directories of its own).
 - ``rx_container_factory``: makes fresh containers for tests that stop or
@@ -39,6 +40,8 @@ __all__ = [
     "rx_container_factory",
     "rx_container_project",
     "rx_docker_executor",
+    "rx_podman_bed",
+    "rx_podman_container",
 ]
 
 
@@ -48,18 +51,37 @@ class ContainerFactory(Protocol):
     def __call__(self, **options: Any) -> TestContainer: ...
 
 
+def _bed(engine: str) -> Iterator[ContainerBed]:
+    from .docker import ContainerBed, engine_available
+
+    why = engine_available(engine)
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{engine} is required in CI: {why}")
+        pytest.skip(f"no {engine} here: {why}")
+    with ContainerBed(engine) as bed:
+        yield bed
+
+
 @pytest.fixture(scope="session")
 def rx_container_bed() -> Iterator[ContainerBed]:
     """The session's Docker bed; skipped (failed under CI) where Docker does not answer."""
-    from .docker import ContainerBed, engine_available
+    yield from _bed("docker")
 
-    why = engine_available("docker")
-    if why is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker is required in CI: {why}")
-        pytest.skip(f"no Docker here: {why}")
-    with ContainerBed("docker") as bed:
-        yield bed
+
+@pytest.fixture(scope="session")
+def rx_podman_bed() -> Iterator[ContainerBed]:
+    """The session's Podman bed (its image loaded from Docker's when there is one);
+    skipped (failed under CI) where podman does not answer."""
+    yield from _bed("podman")
+
+
+@pytest.fixture(scope="session")
+def rx_podman_container(
+    rx_podman_bed: ContainerBed, rx_model_server: ScriptedModel
+) -> TestContainer:
+    """Like ``rx_container``, in Podman."""
+    return rx_podman_bed.container(model_url=rx_model_server.url)
 
 
 @pytest.fixture(scope="session")

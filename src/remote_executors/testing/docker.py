@@ -62,7 +62,7 @@ def engine_available(engine: str = "docker") -> str | None:
         return f"{engine} is not installed (apt-get install docker.io)"
     try:
         done = subprocess.run(
-            [binary, "info", "--format", "{{.ServerVersion}}"],
+            [binary, "version"],  # asks the engine (docker's daemon, podman's service) too
             capture_output=True,
             text=True,
             timeout=30,
@@ -203,6 +203,29 @@ class ContainerBed:
         self._cache = cache_dir or Path(tempfile.gettempdir()) / "remote-executors-test-images"
         self._containers: list[str] = []
         self.image = self._ensure_image()
+        self._remove_orphans()
+
+    def _remove_orphans(self) -> None:
+        """Containers of beds whose process is gone (a killed test run) go now."""
+        listed = subprocess.run(
+            [
+                self.engine,
+                "ps",
+                "-a",
+                "--filter",
+                f"label={_LABEL}",
+                "--format",
+                f'{{{{.Names}}}} {{{{.Label "{_LABEL}"}}}}',
+            ],
+            capture_output=True,
+            text=True,
+            env=_C_ENV,
+            check=False,
+        )
+        for line in listed.stdout.splitlines():
+            name, _, owner = line.partition(" ")
+            if owner.isdigit() and not _alive(int(owner)):
+                self.remove(name)
 
     # -- the image ---------------------------------------------------------------
 
@@ -227,9 +250,27 @@ class ContainerBed:
         self._cache.mkdir(parents=True, exist_ok=True)
         with open(self._cache / f"{self.engine}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it
-            if not self._has_image(tag):
+            if not self._has_image(tag) and not self._copy_from_docker(tag):
                 self._build(tag)
         return tag
+
+    def _copy_from_docker(self, tag: str) -> bool:
+        """For podman: load the same image from Docker when it has it (seconds,
+        instead of another debootstrap)."""
+        if self.engine == "docker" or engine_available("docker") is not None:
+            return False
+        # One debootstrap per machine: Docker builds it (or has it) under its own lock.
+        if ContainerBed("docker", cache_dir=self._cache).image != tag:
+            return False
+        saved = subprocess.Popen(
+            ["docker", "save", tag], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_C_ENV
+        )
+        assert saved.stdout is not None
+        loaded = subprocess.run(
+            [self.engine, "load"], stdin=saved.stdout, capture_output=True, env=_C_ENV, check=False
+        )
+        saved.stdout.close()
+        return saved.wait() == 0 and loaded.returncode == 0 and self._has_image(tag)
 
     def _build(self, tag: str) -> None:
         debootstrap = shutil.which("debootstrap")
@@ -300,7 +341,8 @@ class ContainerBed:
         ``claude``, the bundled CLI in ``~/.local/bin`` and settings for ``model_url``."""
         name = f"rx-test-{secrets.token_hex(5)}"
         home = f"/home/{user}"
-        argv = [self.engine, "run", "-d", "--init", "--name", name, "--label", _LABEL]
+        argv = [self.engine, "run", "-d", "--init", "--name", name]
+        argv += ["--label", f"{_LABEL}={os.getpid()}"]
         if network_host:
             argv += ["--network", "host"]
         if claude:
@@ -380,6 +422,16 @@ class ContainerBed:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   ``rx_model``, with a private ``CLAUDE_CONFIG_DIR``.
 - ``rx_container_bed``, ``rx_container``, ``rx_container_factory``,
   ``rx_docker_executor``, ``rx_container_project``: a real Docker container
-  bed (see :mod:`remote_executors.testing._docker_fixtures`).
+  bed; ``rx_podman_bed``, ``rx_podman_container``: the same in Podman (see
+  :mod:`remote_executors.testing._docker_fixtures`).
 - ``rx_isolated``: the test's own ``CLAUDE_CONFIG_DIR`` and
   ``REMOTE_EXECUTORS_DATA_DIR`` (see :class:`Isolated`). Every fixture above
   that can lead to a session uses it, so sessions a test runs are synced and
@@ -49,6 +50,8 @@ from ._docker_fixtures import (
     rx_container_factory,
     rx_container_project,
     rx_docker_executor,
+    rx_podman_bed,
+    rx_podman_container,
 )
 from ._sshd_fixtures import (
     AccountFactory,
@@ -82,6 +85,8 @@ __all__ = [
     "rx_model",
     "rx_model_server",
     "rx_model_url",
+    "rx_podman_bed",
+    "rx_podman_container",
     "rx_project",
     "rx_ssh_backend",
     "rx_ssh_config",
