@@ -43,6 +43,9 @@ __all__ = ["ContainerProcess", "DockerExecutor"]
 
 log = logging.getLogger("remote_executors.docker")
 
+#: The engine CLI's exit status when its connection to the engine broke.
+_CLIENT_FAILED = 255
+
 _GENTLE = frozenset({_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP})
 
 #: Seconds without a heartbeat after which the watchdog in the container stops the process.
@@ -76,6 +79,7 @@ class ContainerProcess(SSHProcess):
     """
 
     executor: DockerExecutor | None = None
+    _engine_name = "docker"
 
     async def wait(self) -> int:
         code = await super().wait()
@@ -111,6 +115,16 @@ class ContainerProcess(SSHProcess):
             return ProcessLost(
                 f"Container {self.host} stopped ({self._container_state}) while the "
                 f"process was running (exit {code}). Start it again and resume the session.",
+                host=self.host,
+                detail=self.stderr_tail()[-2000:],
+                exit_code=code,
+            )
+        if code == _CLIENT_FAILED and not self._signalled:
+            return ProcessLost(
+                f"Lost the link to the {self._engine_name} engine of container {self.host} "
+                f"while the process was running (client exit {code}). The process in the "
+                "container is stopped by its watchdog; the session can be resumed once the "
+                "engine answers again.",
                 host=self.host,
                 detail=self.stderr_tail()[-2000:],
                 exit_code=code,
@@ -357,6 +371,7 @@ class DockerExecutor:
             raise await self._diagnose(exc) from None
         assert isinstance(process, ContainerProcess)
         process.executor = self
+        process._engine_name = self._engine
         return process
 
     async def spawn(self, options: SpawnOptions) -> Process:
