@@ -19,6 +19,7 @@ import pytest
 from claude_agent_sdk import (
     ClaudeAgentOptions,
     Message,
+    ProcessError,
     ResultMessage,
     get_session_messages,
     list_sessions,
@@ -27,8 +28,9 @@ from claude_agent_sdk import (
 import remote_executors as rx
 from _cli import CLI, last_line, ok, session_of
 from remote_executors.paths import project_dir_from_cwd
-from remote_executors.testing.docker import TestContainer
-from remote_executors.testing.model import ScriptedModel, text, tool_use
+from remote_executors.testing._docker_fixtures import ContainerFactory
+from remote_executors.testing.docker import ContainerBed, TestContainer
+from remote_executors.testing.model import ScriptedModel, slow, text, tool_use
 from remote_executors.testing.plugin import Project
 
 pytestmark = [pytest.mark.e2e]
@@ -168,3 +170,73 @@ def test_cli_runs_on_a_container_spec(
     out = ok(cli("run", "--resume", sid, "--cwd", str(rx_container_project.local), "more"))
     assert "Resumed in the container." in out
     assert spec in last_line(out)
+
+
+def _cli_running(box: TestContainer) -> bool:
+    return any(".local/bin/claude" in args for args in box.processes())
+
+
+@pytest.mark.anyio
+async def test_container_stopping_mid_turn_is_process_lost(
+    rx_container_factory: ContainerFactory,
+    rx_container_bed: ContainerBed,
+    rx_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    box = rx_container_factory()
+    local = Path.home() / f"rx-test-{tmp_path.name}"
+    local.mkdir()
+    box.exec(["mkdir", "-p", f"{box.home}/{local.name}"])
+    rx_model.script(slow("too late", delay=60))
+    errors: list[BaseException] = []
+    try:
+        async with rx.DockerExecutor(box.name, user=box.user) as executor:
+
+            async def consume() -> None:
+                try:
+                    async for _ in rx.query(
+                        prompt="wait", options=ClaudeAgentOptions(cwd=str(local)), executor=executor
+                    ):
+                        pass
+                except Exception as exc:  # the error under test
+                    errors.append(exc)
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(consume)
+                    while not rx_model.main_requests:  # the CLI is mid-turn
+                        await anyio.sleep(0.1)
+                    await anyio.to_thread.run_sync(rx_container_bed.stop, box.name)
+    finally:
+        local.rmdir()
+    [error] = errors
+    assert isinstance(error, rx.ProcessLost), repr(error)
+    assert isinstance(error, ProcessError)  # what SDK apps already catch
+    assert error.host == f"docker://{box.name}?user=agent" and box.name in str(error)
+    assert "stopped" in error.message and "resume" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_session_leaves_nothing_in_the_container(
+    rx_container: TestContainer, rx_container_project: Project, rx_model: ScriptedModel
+) -> None:
+    rx_model.script(slow("too late", delay=60))
+    async with rx.DockerExecutor(rx_container.name, user=rx_container.user) as executor:
+        with anyio.move_on_after(60) as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def consume() -> None:
+                    async for _ in rx.query(
+                        prompt="wait", options=options_for(rx_container_project), executor=executor
+                    ):
+                        pass
+
+                tg.start_soon(consume)
+                while not rx_model.main_requests:
+                    await anyio.sleep(0.1)
+                assert _cli_running(rx_container)
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught  # cancelled by us, not by the minute's limit
+    with anyio.fail_after(15):
+        while _cli_running(rx_container):
+            await anyio.sleep(0.1)

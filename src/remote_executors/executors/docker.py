@@ -43,6 +43,8 @@ __all__ = ["ContainerProcess", "DockerExecutor"]
 
 log = logging.getLogger("remote_executors.docker")
 
+#: A job SIGKILLed in the container (128 + 9), as a stopping container does.
+_KILLED = 137
 #: The engine CLI's exit status when its connection to the engine broke.
 _CLIENT_FAILED = 255
 
@@ -88,6 +90,13 @@ class ContainerProcess(SSHProcess):
             self.executor = None  # asked once
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 self._container_state = await executor._state()
+                # A stopping container SIGKILLs its execs before its state says
+                # so: give a killed job's container a moment to finish stopping.
+                for _ in range(4):
+                    if code != _KILLED or self._container_state != "running":
+                        break
+                    await anyio.sleep(0.5)
+                    self._container_state = await executor._state()
         return code
 
     _container_state: str | None = None
