@@ -165,6 +165,13 @@ def test_cli_runs_on_a_container_spec(
     sid = session_of(out)
     sessions = json.loads(ok(cli("sessions", "--cwd", str(rx_container_project.local), "--json")))
     assert [(s["session_id"], s["executor"]) for s in sessions] == [(sid, spec)]
+    # sync and check take the spec too.
+    synced = json.loads(ok(cli("sync", spec, "--cwd", str(rx_container_project.local), "--json")))
+    assert synced["host"] == spec
+    assert synced["remote_dir"].startswith(f"/home/{rx_container.user}/.claude/projects/")
+    assert f"{sid}.jsonl" in [f["path"] for f in synced["files"]]
+    checked = json.loads(ok(cli("check", spec, "--json")))
+    assert checked["ok"] and checked["host"] == spec
     # --resume with no --on runs where the session last ran: in the container.
     rx_model.script(text("Resumed in the container."))
     out = ok(cli("run", "--resume", sid, "--cwd", str(rx_container_project.local), "more"))

@@ -10,7 +10,7 @@ import signal as _signal
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import anyio
@@ -38,6 +38,9 @@ from ._validate import (
     spawn_attachments,
 )
 from .base import CommandResult, SpawnOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["ContainerProcess", "DockerExecutor"]
 
@@ -80,8 +83,9 @@ class ContainerProcess(SSHProcess):
     failure.
     """
 
-    executor: DockerExecutor | None = None
+    executor: DockerExecutor | None = None  # asked for the container's state after a failure
     _engine_name = "docker"
+    _container_state: str | None = None  # None: not asked, or the engine did not say
 
     async def wait(self) -> int:
         code = await super().wait()
@@ -98,8 +102,6 @@ class ContainerProcess(SSHProcess):
                     await anyio.sleep(0.5)
                     self._container_state = await executor._state()
         return code
-
-    _container_state: str | None = None
 
     def send_signal(self, signal: int) -> None:
         # The engine CLI catches SIGTERM, SIGINT and SIGHUP and exits 0 leaving
@@ -119,7 +121,6 @@ class ContainerProcess(SSHProcess):
         code = self.returncode
         if code is None or code == 0:
             return None
-        where = f"container {self.host}"
         if self._container_state not in (None, "running"):
             return ProcessLost(
                 f"Container {self.host} stopped ({self._container_state}) while the "
@@ -140,9 +141,9 @@ class ContainerProcess(SSHProcess):
             )
         if code < 0 and not self._signalled:
             return ProcessLost(
-                f"The {where} client (pid {self.pid}) was killed by signal {-code} while the "
-                "process was running; the process in the container is stopped by its "
-                "watchdog. The session can be resumed.",
+                f"The {self._engine_name} exec client for {self.host} (pid {self.pid}) was "
+                f"killed by signal {-code} while the process was running; the process in the "
+                "container is stopped by its watchdog. The session can be resumed.",
                 host=self.host,
                 detail=self.stderr_tail()[-2000:],
                 exit_code=code,
@@ -231,7 +232,7 @@ class DockerExecutor:
         return self._name
 
     @classmethod
-    def from_spec(cls, spec: str) -> DockerExecutor:
+    def from_spec(cls, spec: str) -> Self:
         """The executor ``spec`` names (``docker://c``, ``podman://c?user=u``)."""
         parts = urlsplit(spec) if isinstance(spec, str) else None
         if parts is None or parts.scheme not in ENGINES or not parts.netloc or parts.path:
@@ -509,7 +510,7 @@ class DockerExecutor:
                     process.terminate()
             await self._backend.aclose()
 
-    async def __aenter__(self) -> DockerExecutor:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
