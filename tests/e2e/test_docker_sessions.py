@@ -168,7 +168,8 @@ def test_cli_runs_on_a_container_spec(
     # sync and check take the spec too.
     synced = json.loads(ok(cli("sync", spec, "--cwd", str(rx_container_project.local), "--json")))
     assert synced["host"] == spec
-    assert synced["remote_dir"].startswith(f"/home/{rx_container.user}/.claude/projects/")
+    remote_project = project_dir_from_cwd(str(rx_container_project.remote))
+    assert synced["remote_dir"] == f"~/.claude/projects/{remote_project}"
     assert f"{sid}.jsonl" in [f["path"] for f in synced["files"]]
     checked = json.loads(ok(cli("check", spec, "--json")))
     assert checked["ok"] and checked["host"] == spec
