@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import remote_executors as rx
+from remote_executors.check import check
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.executors.docker import DockerExecutor
 from remote_executors.testing._docker_fixtures import ContainerFactory
@@ -203,7 +204,7 @@ async def test_check_names_each_problem(
     rx_container_project: Project,
 ) -> None:
     good = DockerExecutor(rx_container.name, user=rx_container.user)
-    report = await rx.check(good, rx_container_project.local)
+    report = await check(good, rx_container_project.local)
     assert report.ok, report.to_dict()
     steps = {s.name: s for s in report.steps}
     assert steps["claude"].status == "ok"
@@ -211,20 +212,20 @@ async def test_check_names_each_problem(
     assert steps["project"].detail == str(rx_container_project.remote)
 
     missing = DockerExecutor(f"rx-missing-{secrets.token_hex(4)}")
-    report = await rx.check(missing)
+    report = await check(missing)
     assert not report.ok
     first = report.steps[0]
     assert first.status == "fail" and "docker ps -a" in first.hint
     assert all(s.status == "skip" for s in report.steps[1:] if s.name != "rsync_local")
 
     bare = rx_container_factory(claude=False)
-    report = await rx.check(DockerExecutor(bare.name, user=bare.user))
+    report = await check(DockerExecutor(bare.name, user=bare.user))
     claude = report.step("claude")
     assert claude is not None and claude.status == "fail"
     assert "claude_path=" in claude.hint
 
     rx_container_bed.stop(bare.name)
-    report = await rx.check(DockerExecutor(bare.name, user=bare.user))
+    report = await check(DockerExecutor(bare.name, user=bare.user))
     assert report.steps[0].status == "fail" and f"docker start {bare.name}" in report.steps[0].hint
 
 
