@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         UnsupportedPlatform,
     )
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
+    from .executors.docker import DockerExecutor
     from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
     from .host_sessions import HostSession, import_session, list_host_sessions
@@ -105,6 +106,7 @@ _WHERE: dict[str, str] = {
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
     **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
+    "DockerExecutor": ".executors.docker",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -149,6 +151,7 @@ __all__ = [
     "ExecutorTransport",
     "LocalExecutor",
     "SSHExecutor",
+    "DockerExecutor",
     "SpawnFunction",
     "project_dir_from_cwd",
     "query",

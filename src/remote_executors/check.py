@@ -10,6 +10,10 @@ Steps, by ``name`` (stable ids), in order:
     One connection attempt (it also runs ``uname``). ssh checks the host key
     before it authenticates, so a refused host key leaves ``auth`` skipped.
     For a :class:`LocalExecutor` these are ``ok`` with detail ``"local"``.
+    For a :class:`DockerExecutor` they read "Container reachable" (failing
+    with the engine's own problem and its fix: engine CLI not installed,
+    daemon not answering, no such container, container stopped, no such
+    user) and "Container user"; ``host_key`` is ``skip`` (there is none).
 ``platform``
     ``uname -sm`` there (``"Linux x86_64"``).
 ``claude``, ``claude_version``
@@ -84,6 +88,7 @@ from .errors import (
 from .executors._ssh_errors import SSH_FAILED, classify_connect_failure, classify_lost
 from .executors._ssh_process import SSHProcess
 from .executors.base import CommandResult, Executor, SpawnOptions
+from .executors.docker import DockerExecutor
 from .executors.local import LocalExecutor
 from .executors.ssh import SSHExecutor
 from .sdk import expected_cli_version, find_local_claude
@@ -107,6 +112,14 @@ TITLES: Mapping[str, str] = {
     "rsync_local": "rsync here",
     "rsync_remote": "rsync there",
     "sftp": "SFTP there",
+}
+
+#: Titles that differ for a container (DockerExecutor): no ssh, no host key, no login.
+CONTAINER_TITLES: Mapping[str, str] = {
+    "connect": "Container reachable",
+    "auth": "Container user",
+    "platform": "Container OS/arch",
+    "rsync_remote": "rsync in the container",
 }
 
 #: Seconds for the "is the host still there?" probe after a timeout.
@@ -210,6 +223,7 @@ class _Check:
         self.timeout = timeout
         self.on_step = on_step
         self.local = isinstance(executor, LocalExecutor)
+        self.container = isinstance(executor, DockerExecutor)
         self.steps: list[CheckStep] = []
         self.deadline = time.monotonic() + _OVERALL_FACTOR * timeout
         #: Why the remaining remote steps cannot run (None: they can).
@@ -220,7 +234,10 @@ class _Check:
 
     def add(self, name: str, found: _Found, seconds: float = 0.0) -> None:
         hint = found.hint if found.status != "ok" else ""
-        step = CheckStep(name, TITLES[name], found.status, found.detail, hint, seconds)
+        title = (CONTAINER_TITLES if self.container else TITLES).get(name, TITLES[name])
+        if self.container and name == "host_key" and found.status == "ok":
+            found = _Found("skip", "none: a container is reached through its engine")
+        step = CheckStep(name, title, found.status, found.detail, hint, seconds)
         log.debug("check %s %s: %s %s", self.host, name, step.status, step.detail)
         self.steps.append(step)
         if self.on_step is not None:
@@ -425,7 +442,7 @@ class _Check:
     async def _claude_version(self, budget: float) -> tuple[str, CommandResult]:
         """(where the CLI is, what ``--version`` said), found as a session finds it."""
         executor = self.executor
-        if isinstance(executor, SSHExecutor):
+        if isinstance(executor, (SSHExecutor, DockerExecutor)):
             # spawn() has no timeout of its own.
             with anyio.fail_after(budget):
                 process = await executor.spawn(SpawnOptions("claude", ["--version"], stderr=True))

@@ -105,9 +105,16 @@ def _check_executor(_: object, __: attrs.Attribute[str], value: str) -> None:
     """Record the alias as given, but nothing that could act as an option or a path."""
     if not isinstance(value, str) or not value:
         raise InvalidInput(
-            f"Invalid executor name {value!r}: expected {LOCAL!r} or an SSH host alias.",
+            f"Invalid executor name {value!r}: expected {LOCAL!r}, an SSH host alias or "
+            "a container spec (docker://NAME).",
             host=repr(value),
         )
+    if value.startswith(("docker://", "podman://")):
+        # A container executor's spec (its name); it must reopen that executor.
+        from .executors.docker import DockerExecutor
+
+        DockerExecutor.from_spec(value)
+        return
     if value.startswith("-") or "/" in value or _has_control(value):
         raise InvalidInput(
             f"Refusing executor name {value!r}: a host alias must not start with '-' or "

@@ -62,6 +62,7 @@ from remote_executors.executors._validate import check_host, check_path, remote_
 
 if TYPE_CHECKING:
     # Imported when an executor is built: reading settings stays quick (the CLI).
+    from remote_executors.executors.docker import DockerExecutor
     from remote_executors.executors.ssh import SSHExecutor
 
 __all__ = [
@@ -599,8 +600,12 @@ def _check_option_names(host: str, options: Mapping[str, Any]) -> None:
 
 def executor_for(
     host: str, store: SettingsStore | None = None, *, ssh_config: str | None = None
-) -> SSHExecutor:
+) -> SSHExecutor | DockerExecutor:
     """An :class:`~remote_executors.SSHExecutor` for ``host``.
+
+    A container spec (``docker://CONTAINER``, ``podman://CONTAINER``: the
+    name a :class:`~remote_executors.DockerExecutor` goes by in records) opens
+    that container's executor instead.
 
     Built with the options configured for ``host`` in ``store`` (default: the
     user's settings file) when it is configured there, else with
@@ -609,6 +614,10 @@ def executor_for(
     settings file cannot be trusted, rather than silently ignoring the options
     it may hold.
     """
+    if isinstance(host, str) and host.startswith(("docker://", "podman://")):
+        from remote_executors.executors.docker import DockerExecutor
+
+        return DockerExecutor.from_spec(host)
     check_host(host)
     entry = (store if store is not None else SettingsStore()).load().get(host)
     if entry is not None:
