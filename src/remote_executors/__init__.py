@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         CommandTimeout,
         ConnectionFailed,
         ExecutorError,
+        ExecutorUnavailable,
         HostKeyError,
         HostUnreachable,
         InvalidInput,
@@ -34,7 +35,20 @@ if TYPE_CHECKING:
         SyncTooLarge,
         SyncToolMissing,
     )
-    from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
+    from .executors.base import (
+        Attachment,
+        CommandResult,
+        Executor,
+        FindsClaude,
+        ReportsClosed,
+        ReportsLoss,
+        ReportsPlacement,
+        RsyncShell,
+        SftpChannel,
+        SharesLocalFilesystem,
+        SpawnOptions,
+    )
+    from .executors.registry import executor_from_spec, register_executor
     from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
@@ -72,6 +86,7 @@ _WHERE: dict[str, str] = {
             "CommandTimeout",
             "ConnectionFailed",
             "ExecutorError",
+            "ExecutorUnavailable",
             "HostKeyError",
             "HostUnreachable",
             "InvalidInput",
@@ -89,7 +104,23 @@ _WHERE: dict[str, str] = {
         ],
         ".errors",
     ),
-    **dict.fromkeys(["Attachment", "CommandResult", "Executor", "SpawnOptions"], ".executors.base"),
+    **dict.fromkeys(
+        [
+            "Attachment",
+            "CommandResult",
+            "Executor",
+            "FindsClaude",
+            "ReportsClosed",
+            "ReportsLoss",
+            "ReportsPlacement",
+            "RsyncShell",
+            "SftpChannel",
+            "SharesLocalFilesystem",
+            "SpawnOptions",
+        ],
+        ".executors.base",
+    ),
+    **dict.fromkeys(["executor_from_spec", "register_executor"], ".executors.registry"),
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(
@@ -147,6 +178,16 @@ __all__ = [
     "ConnectionFailed",
     "Executor",
     "ExecutorError",
+    "ExecutorUnavailable",
+    "FindsClaude",
+    "ReportsClosed",
+    "ReportsLoss",
+    "ReportsPlacement",
+    "RsyncShell",
+    "SftpChannel",
+    "SharesLocalFilesystem",
+    "executor_from_spec",
+    "register_executor",
     "HostKeyError",
     "HostUnreachable",
     "InvalidInput",

@@ -57,10 +57,14 @@ from ._sdk_compat import (
 )
 from ._session_sync import SessionSyncer
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
-from .executors._ssh_process import SSHProcess
 from .executors._validate import check_path
-from .executors.base import Executor, SpawnOptions
-from .executors.local import LocalExecutor
+from .executors.base import (
+    Executor,
+    SpawnOptions,
+    lost_error_of,
+    placement_of,
+    shares_local_filesystem,
+)
 from .paths import project_dir_from_cwd
 from .sync._default import default_sync
 from .sync._from_store import StoreSession, load_from_store
@@ -183,7 +187,7 @@ class ExecutorTransport(SubprocessCLITransport):
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
         options = configure_can_use_tool(options)
-        remote = not isinstance(executor, LocalExecutor)
+        remote = not shares_local_filesystem(executor)
         if remote and options.user is not None:
             raise InvalidInput(
                 f"ClaudeAgentOptions.user is not supported on {executor.name}: the session "
@@ -372,7 +376,7 @@ class ExecutorTransport(SubprocessCLITransport):
                 yield message
         except ProcessError as exc:
             process = self.executor_process
-            lost = process.lost_error() if isinstance(process, SSHProcess) else None
+            lost = lost_error_of(process)
             if lost is not None:
                 await syncer.after_loss()
                 raise lost from exc
@@ -399,8 +403,7 @@ class ExecutorTransport(SubprocessCLITransport):
             return
         except TimeoutError:
             process = self.executor_process
-            path = process.remote_path if isinstance(process, SSHProcess) else None
-            path = path or self._cli_path or "claude"
+            path = placement_of(process)[0] or self._cli_path or "claude"
             if process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
@@ -464,9 +467,10 @@ class ExecutorTransport(SubprocessCLITransport):
 
     def _remote_cwd(self) -> str | None:
         process = self.executor_process
-        if isinstance(process, SSHProcess):
-            return process.remote_cwd or None
-        if isinstance(self._executor, LocalExecutor):
+        reported = placement_of(process)[1]
+        if reported:
+            return reported
+        if shares_local_filesystem(self._executor):
             return os.path.realpath(self._session_cwd)
         return None
 
@@ -498,7 +502,7 @@ def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
     from .settings import executor_for
 
     # The host's configured options (settings) if any, else as it was reached.
-    return executor_for(record.executor, ssh_config=record.ssh_config)
+    return executor_for(record.executor)
 
 
 async def query(
