@@ -121,6 +121,13 @@ def _to_spec(value: object) -> str:
     return normalize_spec(value)
 
 
+def _check_spec(_: object, __: attrs.Attribute[str], value: str) -> None:
+    """Also run by ``attrs.validate`` (converters are not): a record changed behind
+    attrs' back is refused before it is written."""
+    if _to_spec(value) != value:
+        raise InvalidInput(f"Executor {value!r} is not a canonical spec.", host=str(value))
+
+
 def _check_path(record: SessionRecord, attribute: attrs.Attribute[Any], value: object) -> None:
     """Paths are absolute: a relative one would mean something else from every cwd."""
     if value is None and attribute.name != "local_cwd":
@@ -164,7 +171,7 @@ class SessionRecord:
     """
 
     session_id: str = attrs.field(validator=_check_session_id)
-    executor: str = attrs.field(converter=_to_spec)
+    executor: str = attrs.field(converter=_to_spec, validator=_check_spec)
     """The executor's spec (``local``, ``ssh://box``, ``docker://c``...); a bare
     SSH alias is stored as ``ssh://ALIAS``."""
     local_cwd: str = attrs.field(validator=_check_path)

@@ -408,6 +408,10 @@ class FakeExecutor:
     def name(self) -> str:
         return self._name
 
+    @property
+    def spec(self) -> str:
+        return f"fake://{self._name}"
+
     async def spawn(self, options: rx.SpawnOptions) -> Process:
         if _version_check(options):
             return FakeProcess(VERSION_OUTPUT, stderr=True)

@@ -175,7 +175,7 @@ def test_file_shape_is_the_documented_one(store: SettingsStore) -> None:
     text = store.path.read_text()
     assert text.endswith("\n")
     assert json.loads(text) == {
-        "version": FORMAT_VERSION,
+        "version": 1,  # only aliases: still readable by versions before specs
         "remote_executors": ["box", "gpu"],
         "hosts": {"box": {"claude_path": "/opt/claude", "path_map": {"/l": "/r"}}},
     }
@@ -493,7 +493,7 @@ CORRUPT: list[tuple[str, object, str]] = [
     ("a list", ["box"], "JSON array, not an object"),
     ("no version", {"remote_executors": ["box"]}, "version"),
     ("string version", {"version": "1", "remote_executors": []}, "version"),
-    ("newer version", {"version": 2, "remote_executors": []}, "upgrade remote-executors"),
+    ("newer version", {"version": FORMAT_VERSION + 1, "remote_executors": []}, "upgrade remote-executors"),
     ("aliases not a list", {"version": 1, "remote_executors": "box"}, "not a list"),
     ("alias not a string", {"version": 1, "remote_executors": [3]}, r"remote_executors\[0\]"),
     ("bad alias", {"version": 1, "remote_executors": ["ok", "-oProxyCommand=x"]}, "starts"),

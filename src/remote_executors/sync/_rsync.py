@@ -635,9 +635,9 @@ class RsyncSessionSync:
         rsh = await rsh_of() if rsh_of is not None else None
         if rsh is None:
             raise SyncToolMissing(
-                f"RsyncSessionSync needs an executor rsync can reach (rsync_rsh(), e.g. "
-                f"SSHExecutor on the OpenSSH backend) or one that shares this machine's "
-                f"files; {executor!r} is neither, so rsync cannot reach {host}. "
+                f"RsyncSessionSync needs an SSHExecutor (OpenSSH backend), a LocalExecutor "
+                f"or another executor with rsync_rsh(); {executor!r} is none of these, so "
+                f"rsync cannot reach {host}. "
                 "Use the default TailSessionSync, which works with any executor.",
                 host=host,
             )

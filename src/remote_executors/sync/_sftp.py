@@ -1200,10 +1200,10 @@ class SftpSessionSync:
 def _sftp_executor(executor: Executor) -> _SftpExecutor:
     if sftp_channel_of(executor) is None:
         raise SyncError(
-            f"SftpSessionSync needs an executor with an SFTP channel, such as "
-            f"SSHExecutor(host, backend='fabric'); {executor!r} offers none. Create the "
-            "executor with backend='fabric', or use the default TailSessionSync, which "
-            "works with any executor.",
+            f"SftpSessionSync needs SSHExecutor(host, backend='fabric'), whose connection "
+            f"carries SFTP (or another executor with an SFTP channel); {executor!r} is not "
+            "one. Create the executor with backend='fabric', or use the default "
+            "TailSessionSync, which works with any executor.",
             host=executor.name,
         )
     return cast(_SftpExecutor, executor)
