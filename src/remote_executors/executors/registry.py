@@ -25,7 +25,7 @@ import logging
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote
 
 import attrs
 
@@ -147,10 +147,13 @@ def parse_spec(spec: str) -> ParsedSpec:
         return ParsedSpec(LOCAL_SPEC, "")
     scheme, _, rest = spec.partition("://")
     target, _, query = rest.partition("?")
-    try:
-        options = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise _bad(spec, f"its options do not parse ({exc})") from None
+    options = []
+    for pair in query.split("&") if query else ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _bad(spec, f"option {pair!r} is not KEY=VALUE")
+        # unquote, not unquote_plus: '+' is itself (paths hold it), spaces are %20.
+        options.append((unquote(key), unquote(value)))
     return ParsedSpec(scheme, target, tuple(options))
 
 
