@@ -48,8 +48,8 @@ if TYPE_CHECKING:
         SharesLocalFilesystem,
         SpawnOptions,
     )
-    from .executors.registry import executor_from_spec, register_executor
     from .executors.local import LocalExecutor
+    from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd

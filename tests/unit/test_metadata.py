@@ -498,7 +498,9 @@ def test_version_1_records_read_as_specs_with_nothing_lost(tmp_path: Path) -> No
     on_disk = json.loads(record_file(tmp_path, SID).read_text())
     assert on_disk["version"] == 2 and on_disk["executor"] == first.executor
     assert "ssh_config" not in on_disk
-    assert store.get(SID) == attrs.evolve(first, sync_error=None, updated_at=store.get(SID).updated_at)  # type: ignore[union-attr]
+    assert store.get(SID) == attrs.evolve(
+        first, sync_error=None, updated_at=store.get(SID).updated_at
+    )  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

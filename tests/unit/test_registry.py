@@ -78,9 +78,7 @@ paths = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=30).m
 
 
 @given(ssh_config=st.none() | paths, path_map=st.dictionaries(paths, paths, max_size=3))
-def test_any_paths_survive_the_round_trip(
-    ssh_config: str | None, path_map: dict[str, str]
-) -> None:
+def test_any_paths_survive_the_round_trip(ssh_config: str | None, path_map: dict[str, str]) -> None:
     spec = rx.SSHExecutor("box", ssh_config=ssh_config, path_map=path_map).spec
     check_spec(spec)
     host, options = options_from_spec(spec)

@@ -493,7 +493,11 @@ CORRUPT: list[tuple[str, object, str]] = [
     ("a list", ["box"], "JSON array, not an object"),
     ("no version", {"remote_executors": ["box"]}, "version"),
     ("string version", {"version": "1", "remote_executors": []}, "version"),
-    ("newer version", {"version": FORMAT_VERSION + 1, "remote_executors": []}, "upgrade remote-executors"),
+    (
+        "newer version",
+        {"version": FORMAT_VERSION + 1, "remote_executors": []},
+        "upgrade remote-executors",
+    ),
     ("aliases not a list", {"version": 1, "remote_executors": "box"}, "not a list"),
     ("alias not a string", {"version": 1, "remote_executors": [3]}, r"remote_executors\[0\]"),
     ("bad alias", {"version": 1, "remote_executors": ["ok", "-oProxyCommand=x"]}, "starts"),
