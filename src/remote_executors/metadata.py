@@ -47,9 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import platformdirs
 
-from remote_executors._store_file import fsync_dir, install_atomically, locked
+from remote_executors._store_file import fsync_dir, install_atomically, locked, user_dir
 from remote_executors.errors import InvalidInput
 from remote_executors.executors._ssh_spec import spec_from_options
 from remote_executors.executors.registry import check_spec, normalize_spec
@@ -96,10 +95,7 @@ def data_dir() -> Path:
     made absolute now so a later ``chdir`` cannot move the store), else
     ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
     """
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(os.path.abspath(os.path.expanduser(override)))
-    return Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+    return user_dir(DATA_DIR_ENV, "data")
 
 
 def _now() -> dt.datetime:

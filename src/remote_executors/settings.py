@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import platformdirs
 
-from remote_executors._store_file import install_atomically, locked
+from remote_executors._store_file import install_atomically, locked, user_dir
 from remote_executors.errors import ExecutorError, InvalidInput
 from remote_executors.executors._validate import check_host, check_path, remote_prefix
 from remote_executors.executors.registry import check_spec, normalize_spec
@@ -102,10 +101,7 @@ def config_dir() -> Path:
     made absolute now so a later ``chdir`` cannot move the store), else
     ``platformdirs.user_config_dir("remote-executors", appauthor=False)``.
     """
-    override = os.environ.get(CONFIG_DIR_ENV)
-    if override:
-        return Path(os.path.abspath(os.path.expanduser(override)))
-    return Path(platformdirs.user_config_dir(_APP_NAME, appauthor=False))
+    return user_dir(CONFIG_DIR_ENV, "config")
 
 
 class SettingsError(ExecutorError):
