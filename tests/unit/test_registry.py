@@ -8,7 +8,6 @@ with ``entry_points.txt`` next to its module on ``sys.path``, found through
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
+import _acme_plugin
 import remote_executors as rx
 from remote_executors.executors import registry
 from remote_executors.executors._ssh_spec import options_from_spec
@@ -193,39 +193,13 @@ def test_register_executor_adds_a_scheme_and_refuses_to_take_one_silently(
 
 # -- a third-party package adds a scheme through an entry point ----------------------
 
-PLUGIN = '''
-"""acme://NAME: a FakeExecutor under another package's own scheme."""
-
-from remote_executors.executors.registry import parse_spec
-from remote_executors.testing import FakeExecutor
-
-
-class AcmeExecutor(FakeExecutor):
-    opened = []
-
-    @classmethod
-    def from_spec(cls, spec):
-        parsed = parse_spec(spec)
-        executor = cls(name="acme-" + parsed.target)
-        cls.opened.append(spec)
-        return executor
-
-    @property
-    def spec(self):
-        return "acme://" + self.name[len("acme-"):]
-'''
-
 
 @pytest.fixture
 def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[type]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "rx_acme_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "rx_acme_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rx-acme-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\nacme = rx_acme_plugin:AcmeExecutor\nssh = rx_acme_plugin:Nope\n"
+    site = _acme_plugin.install(
+        tmp_path / "site",
+        entry_points=f"[{ENTRY_POINT_GROUP}]\nacme = rx_acme_plugin:AcmeExecutor\n"
+        "ssh = rx_acme_plugin:Nope\n",  # a built-in scheme: ignored
     )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "data"))
