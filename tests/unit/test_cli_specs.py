@@ -70,6 +70,8 @@ def test_run_on_a_plugin_spec_and_resume_there_without_on(env: dict[str, str]) -
 
     listed = cli(env, "sessions")
     assert "[acme://box]" in listed.stdout
+    rows = json.loads(cli(env, "sessions", "--json").stdout)
+    assert [(r["executor"], r["spec"]) for r in rows] == [("acme://box", "acme://box")]
 
 
 def test_specs_in_the_settings_from_the_command_line(env: dict[str, str]) -> None:

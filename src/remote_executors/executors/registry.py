@@ -46,6 +46,7 @@ __all__ = [
     "parse_spec",
     "register_executor",
     "registered_schemes",
+    "short_name",
 ]
 
 ENTRY_POINT_GROUP = "remote_executors.executors"
@@ -166,6 +167,17 @@ def format_spec(scheme: str, target: str, options: list[tuple[str, str]] | None 
             f"{quote(key, safe=_SAFE)}={quote(value, safe=_SAFE)}" for key, value in options
         )
     return spec
+
+
+def short_name(spec: str) -> str:
+    """How people name the executor: ``local``, an ssh alias (``ssh://box?...`` is
+    ``box``), else the spec without its options (``k8s://ns/pod``)."""
+    parsed = parse_spec(spec)
+    if parsed.scheme == LOCAL_SPEC:
+        return LOCAL_SPEC
+    if parsed.scheme == "ssh":
+        return unquote(parsed.target)
+    return f"{parsed.scheme}://{parsed.target}"
 
 
 def scheme_of(spec: str) -> str:
