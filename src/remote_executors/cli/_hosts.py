@@ -55,9 +55,10 @@ class HostType(click.ParamType):  # type: ignore[type-arg, unused-ignore]  # gen
                 ctx,
             )
         if text.startswith(SSH_SCHEME) and "?" not in text:
-            text = text[len(SSH_SCHEME) :]
-            if not text:
+            if text == SSH_SCHEME:
                 self.fail(f"{SSH_SCHEME} needs an alias after it (e.g. {SSH_SCHEME}box).")
+            if text != SSH_SCHEME + LOCAL:  # stays a spec: a bare "local" is this machine
+                text = text[len(SSH_SCHEME) :]
         elif "://" in text:
             from ..errors import InvalidInput
             from ..executors.registry import normalize_spec
