@@ -8,7 +8,7 @@ same :func:`~remote_executors.sync._reconcile.pull_files`; only the transport
 differs.
 
 Pull
-    One ``_sftp_call`` (one worker-thread hop): the session's files are found
+    One ``sftp_call`` (one worker-thread hop): the session's files are found
     (``<sid>.jsonl`` and every regular file under ``<sid>/``, or every
     session's for a whole project; listed level by level), opened all at
     once, and read as TailSessionSync's fetch script sends them: for a file
