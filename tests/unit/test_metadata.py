@@ -213,7 +213,10 @@ aliases = st.text(
 ).filter(lambda s: not s.startswith("-"))
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No deadline: each example writes and fsyncs a file, slow on a loaded 2-core runner.
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     executor=aliases,
     local_cwd=abs_paths | st.sampled_from(['/home/me/"quoted" \\ dir', "/tmp/🚀/ünï/\u200d"]),
