@@ -268,3 +268,17 @@ def test_a_record_of_an_uninstalled_scheme_is_kept_and_says_what_to_install(
     assert got is not None and got.executor == "zeta://pod"
     with pytest.raises(rx.ExecutorUnavailable, match="'zeta' is not known"):
         executor_for(got.executor)
+
+
+def test_classes_are_imported_only_when_a_spec_needs_them() -> None:
+    import subprocess
+
+    code = (
+        "import sys, remote_executors as rx\n"
+        "rx.executor_from_spec('local')\n"
+        "print('remote_executors.executors.ssh' in sys.modules, end=' ')\n"
+        "rx.executor_from_spec('ssh://box')\n"
+        "print('remote_executors.executors.ssh' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "False True\n"
