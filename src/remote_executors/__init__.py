@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         CommandTimeout,
         ConnectionFailed,
         ExecutorError,
+        ExecutorUnavailable,
         HostKeyError,
         HostUnreachable,
         InstallFailed,
@@ -37,9 +38,22 @@ if TYPE_CHECKING:
         SyncToolMissing,
         UnsupportedPlatform,
     )
-    from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
+    from .executors.base import (
+        Attachment,
+        CommandResult,
+        Executor,
+        FindsClaude,
+        ReportsClosed,
+        ReportsLoss,
+        ReportsPlacement,
+        RsyncShell,
+        SftpChannel,
+        SharesLocalFilesystem,
+        SpawnOptions,
+    )
     from .executors.docker import DockerExecutor
     from .executors.local import LocalExecutor
+    from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
     from .host_sessions import HostSession, import_session, list_host_sessions
     from .install import InstallResult, install_cli, remote_platform
@@ -79,10 +93,8 @@ _WHERE: dict[str, str] = {
             "CommandTimeout",
             "ConnectionFailed",
             "ExecutorError",
+            "ExecutorUnavailable",
             "HostKeyError",
-            "HostSession",
-            "import_session",
-            "list_host_sessions",
             "HostUnreachable",
             "InstallFailed",
             "InvalidInput",
@@ -101,7 +113,23 @@ _WHERE: dict[str, str] = {
         ],
         ".errors",
     ),
-    **dict.fromkeys(["Attachment", "CommandResult", "Executor", "SpawnOptions"], ".executors.base"),
+    **dict.fromkeys(
+        [
+            "Attachment",
+            "CommandResult",
+            "Executor",
+            "FindsClaude",
+            "ReportsClosed",
+            "ReportsLoss",
+            "ReportsPlacement",
+            "RsyncShell",
+            "SftpChannel",
+            "SharesLocalFilesystem",
+            "SpawnOptions",
+        ],
+        ".executors.base",
+    ),
+    **dict.fromkeys(["executor_from_spec", "register_executor"], ".executors.registry"),
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
@@ -163,6 +191,16 @@ __all__ = [
     "ConnectionFailed",
     "Executor",
     "ExecutorError",
+    "ExecutorUnavailable",
+    "FindsClaude",
+    "ReportsClosed",
+    "ReportsLoss",
+    "ReportsPlacement",
+    "RsyncShell",
+    "SftpChannel",
+    "SharesLocalFilesystem",
+    "executor_from_spec",
+    "register_executor",
     "HostKeyError",
     "HostSession",
     "import_session",

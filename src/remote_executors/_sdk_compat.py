@@ -56,11 +56,43 @@ __all__ = [
     "materialize_resume_session",
     "mirror_projects_dir",
     "resolve_store_continue",
+    "set_transport_cli_path",
+    "set_transport_options",
     "split_agent_metadata",
     "store_implements",
     "subprocess_cli",
+    "transport_cli_path",
+    "transport_connected",
+    "transport_options",
     "validate_session_store_options",
 ]
+
+# -- SubprocessCLITransport's private state, which ExecutorTransport extends ------
+
+
+def transport_options(transport: SubprocessCLITransport) -> ClaudeAgentOptions:
+    """The options the transport builds the CLI's command line from."""
+    return transport._options
+
+
+def set_transport_options(transport: SubprocessCLITransport, options: ClaudeAgentOptions) -> None:
+    transport._options = options
+
+
+def transport_cli_path(transport: SubprocessCLITransport) -> str | None:
+    """The CLI the transport runs (None: not found here)."""
+    path = transport._cli_path
+    return None if path is None else str(path)
+
+
+def set_transport_cli_path(transport: SubprocessCLITransport, path: str) -> None:
+    transport._cli_path = path
+
+
+def transport_connected(transport: SubprocessCLITransport) -> bool:
+    """True once the transport started its process."""
+    return transport._process is not None
+
 
 #: Routes ``can_use_tool`` over stdio, as the SDK does before it builds its own
 #: transport (a transport handed to the SDK skips that step).

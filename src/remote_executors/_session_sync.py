@@ -21,8 +21,7 @@ import anyio
 import attrs
 
 from .errors import ExecutorError, SessionConflict
-from .executors.base import Executor
-from .executors.local import LocalExecutor
+from .executors.base import Executor, is_closed, shares_local_filesystem
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
 from .sync._from_store import StoreSession, merge_into_local
@@ -56,6 +55,9 @@ class SessionSyncer:
         self._local_cwd = os.path.realpath(os.path.expanduser(local_cwd))
         self._env = dict(env)
         self._records = SessionRecords()
+        # What records keep: the spec that reopens the executor ("local" for one
+        # that shares this machine's files, whatever its class).
+        self._spec = LOCAL if shares_local_filesystem(executor) else executor.spec
         self.session_id: str | None = None
         self._paths: SessionPaths | None = None
         self._same_place = False
@@ -113,7 +115,7 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
-        if self._exited_synced or self._link_lost or getattr(self._executor, "closed", False):
+        if self._exited_synced or self._link_lost or is_closed(self._executor):
             # Done, or the link is known to be down: the next resume pulls.
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -141,17 +143,17 @@ class SessionSyncer:
             raise ValueError("before_resume needs a sync strategy")
         self.session_id = session_id
         record = self._records.get(session_id)
-        if record is not None and record.is_remote and record.executor != self._executor.name:
+        if record is not None and record.is_remote and record.executor != self._spec:
             await self._pull_from_previous(record, strategy)
         remote_cwd = None
         if (
             record is not None
-            and record.executor == self._executor.name
+            and record.executor == self._spec
             and record.remote_cwd is not None
             and _same_dir(record.local_cwd, self._local_cwd)
         ):
             remote_cwd = record.remote_cwd
-        if isinstance(self._executor, LocalExecutor):
+        if shares_local_filesystem(self._executor):
             remote_cwd = os.path.realpath(self._local_cwd)
         paths = await locate(
             self._executor,
@@ -174,7 +176,7 @@ class SessionSyncer:
         if (
             record is not None
             and record.sync_error is not None
-            and (record.executor == self._executor.name or self._pulled_previous)
+            and (record.executor == self._spec or self._pulled_previous)
         ):
             self._update(sync_error=None)
         # The CLI's init message records where it now runs.
@@ -198,12 +200,12 @@ class SessionSyncer:
     async def _pull(self) -> list[dict[str, Any]]:
         if self._strategy is None or self.session_id is None or self._same_place:
             return []
-        if isinstance(self._executor, LocalExecutor):
+        if shares_local_filesystem(self._executor):
             # Already on the local disk, where this session's own config says
             # (copying it to another config dir would surprise a local user).
             return []
         sid = self.session_id
-        if getattr(self._executor, "closed", False):
+        if is_closed(self._executor):
             # Closed by the app (e.g. mid-turn): reconnecting now would leave a
             # connection behind that nobody closes. The next resume pulls.
             return [self._failure(RuntimeError(f"{self._executor.name}: executor closed"))]
@@ -262,7 +264,7 @@ class SessionSyncer:
 
         previous = None
         try:
-            previous = executor_for(record.executor, ssh_config=record.ssh_config)
+            previous = executor_for(record.executor)
             with anyio.fail_after(FINAL_SYNC_SECONDS):
                 paths = await locate(
                     previous,
@@ -300,13 +302,12 @@ class SessionSyncer:
     def _record(self, remote_cwd: str | None) -> None:
         if self.session_id is None:
             return
-        executor = LOCAL if isinstance(self._executor, LocalExecutor) else self._executor.name
+        executor = self._spec
         fields: dict[str, Any] = {
             "executor": executor,
             "local_cwd": self._local_cwd,
             "remote_cwd": remote_cwd if executor != LOCAL else None,
             "remote_project_dir": self._remote_project_dir() if executor != LOCAL else None,
-            "ssh_config": getattr(self._executor, "ssh_config", None),
         }
         try:
             if self._records.update(self.session_id, **fields) is None:

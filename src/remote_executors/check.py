@@ -86,11 +86,16 @@ from .errors import (
     SyncToolMissing,
 )
 from .executors._ssh_errors import SSH_FAILED, classify_connect_failure, classify_lost
-from .executors._ssh_process import SSHProcess
-from .executors.base import CommandResult, Executor, SpawnOptions
-from .executors.docker import DockerExecutor
-from .executors.local import LocalExecutor
-from .executors.ssh import SSHExecutor
+from .executors.base import (
+    CommandResult,
+    Executor,
+    SpawnOptions,
+    finds_claude,
+    lost_error_of,
+    placement_of,
+    sftp_channel_of,
+    shares_local_filesystem,
+)
 from .sdk import expected_cli_version, find_local_claude
 
 __all__ = ["CheckReport", "CheckStep", "Status", "check"]
@@ -222,8 +227,12 @@ class _Check:
         self.cwd = cwd
         self.timeout = timeout
         self.on_step = on_step
-        self.local = isinstance(executor, LocalExecutor)
-        self.container = isinstance(executor, DockerExecutor)
+        self.local = shares_local_filesystem(executor)
+        # A container's steps read in its own terms (no ssh, no host key, no login).
+        self.container = str(getattr(executor, "spec", "")).partition("://")[0] in (
+            "docker",
+            "podman",
+        )
         self.steps: list[CheckStep] = []
         self.deadline = time.monotonic() + _OVERALL_FACTOR * timeout
         #: Why the remaining remote steps cannot run (None: they can).
@@ -442,23 +451,21 @@ class _Check:
     async def _claude_version(self, budget: float) -> tuple[str, CommandResult]:
         """(where the CLI is, what ``--version`` said), found as a session finds it."""
         executor = self.executor
-        if isinstance(executor, (SSHExecutor, DockerExecutor)):
+        if self.local:
+            local_cli = await anyio.to_thread.run_sync(find_local_claude)
+            return local_cli, await self.run([local_cli, "--version"], budget)
+        if finds_claude(executor):
             # spawn() has no timeout of its own.
             with anyio.fail_after(budget):
                 process = await executor.spawn(SpawnOptions("claude", ["--version"], stderr=True))
                 try:
                     result = await _collect(process)
-                    if isinstance(process, SSHProcess):
-                        lost = process.lost_error()
-                        if lost is not None:
-                            raise lost
+                    lost = lost_error_of(process)
+                    if lost is not None:
+                        raise lost
                 finally:
                     await process.aclose()
-            path = process.remote_path if isinstance(process, SSHProcess) else ""
-            return path, result
-        if isinstance(executor, LocalExecutor):
-            local_cli = await anyio.to_thread.run_sync(find_local_claude)
-            return local_cli, await self.run([local_cli, "--version"], budget)
+            return placement_of(process)[0], result
         # Any other executor: ask it to run "claude" (found however it finds it).
         result = await self.run(["claude", "--version"], budget)
         if result.returncode in (126, 127):
@@ -582,13 +589,12 @@ class _Check:
         return _Found("ok", found)
 
     async def sftp(self, budget: float) -> _Found:
-        from .executors.ssh import SSHExecutor
-
-        if not isinstance(self.executor, SSHExecutor) or self.executor.backend != "fabric":
+        channel = sftp_channel_of(self.executor)
+        if channel is None:
             return _Found("skip", "only the fabric backend syncs over SFTP")
         try:
             # Where SFTP's relative paths start: the login's home directory.
-            home = await self.executor._sftp_call(lambda sftp: sftp.normalize("."), timeout=budget)
+            home = await channel.sftp_call(lambda sftp: sftp.normalize("."), timeout=budget)
         except ExecutorError as exc:
             return _Found(
                 "warn",

@@ -6,7 +6,8 @@ failed and what to do about it. The tree is layered like httpx's so callers
 can catch as broadly or as narrowly as they need::
 
     ExecutorError
-    ├── InvalidInput                 bad host, path, cwd or session id; nothing ran
+    ├── InvalidInput                 bad host, path, cwd, spec or session id; nothing ran
+├── ExecutorUnavailable          a spec's scheme is unknown or its module is not installed
     │   └── OptionPathError          an option names a local path that cannot go to the host
     ├── ConnectionFailed             could not reach the host at all
     │   ├── HostUnreachable          DNS, refused, timed out, no route
@@ -45,6 +46,7 @@ __all__ = [
     "CommandTimeout",
     "ConnectionFailed",
     "ExecutorError",
+    "ExecutorUnavailable",
     "HostKeyError",
     "HostUnreachable",
     "InstallFailed",
@@ -101,6 +103,16 @@ class OptionPathError(InvalidInput):
         super().__init__(message, host=host, detail=detail)
         self.option = option
         self.path = path
+
+
+class ExecutorUnavailable(ExecutorError):
+    """No executor class can be loaded for a spec: its scheme is not registered, or
+    the module (or an optional dependency) behind it is not installed. The
+    message says what to install. ``host`` is the spec, ``scheme`` its scheme."""
+
+    def __init__(self, message: str, *, host: str, scheme: str, detail: str = "") -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.scheme = scheme
 
 
 class ConnectionFailed(ExecutorError, CLIConnectionError):

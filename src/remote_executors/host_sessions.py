@@ -26,8 +26,7 @@ import re
 import attrs
 
 from .errors import ExecutorError, InvalidInput, SyncError
-from .executors.base import Executor
-from .executors.local import LocalExecutor
+from .executors.base import Executor, shares_local_filesystem
 from .metadata import SessionRecord, SessionRecords
 from .paths import validate_session_id
 from .sync._locate import local_project_dir, local_projects_dir, locate
@@ -149,7 +148,7 @@ async def import_session(
     """
     host = executor.name
     validate_session_id(session_id)
-    if isinstance(executor, LocalExecutor):
+    if shares_local_filesystem(executor):
         raise InvalidInput(
             f"Session {session_id} is on this machine already; nothing to import.", host=host
         )
@@ -247,7 +246,7 @@ async def _list(
         timeout=timeout,
         max_output=limit * 5000 + 65536,
     )
-    if result.returncode == 255 and not isinstance(executor, LocalExecutor):
+    if result.returncode == 255 and not shares_local_filesystem(executor):
         from .executors._ssh_errors import classify_lost
 
         raise classify_lost(host, result.stderr.decode("utf-8", "replace"), 255)

@@ -44,8 +44,7 @@ import attrs
 from ._platform import Platform, binary_platform, mismatch
 from ._sdk_compat import bundled_cli, expected_cli_version
 from .errors import ExecutorError, InstallFailed, InvalidInput, UnsupportedPlatform
-from .executors.base import CommandResult, Executor, SpawnOptions
-from .executors.local import LocalExecutor
+from .executors.base import CommandResult, Executor, SpawnOptions, shares_local_filesystem
 
 __all__ = ["InstallResult", "install_cli", "remote_platform"]
 
@@ -97,7 +96,7 @@ async def install_cli(
     usual connection errors.
     """
     host = executor.name
-    if isinstance(executor, LocalExecutor):
+    if shares_local_filesystem(executor):
         raise InvalidInput(
             "install_cli() installs on another machine; on this one the SDK runs the CLI "
             "it bundles.",
@@ -349,7 +348,7 @@ def _markers(stdout: bytes) -> dict[str, str]:
 
 async def _run(executor: Executor, script: str, args: list[str], timeout: float) -> CommandResult:
     result = await executor.run(["/bin/sh", "-c", script, "rx-install", *args], timeout=timeout)
-    if result.returncode == 255 and not isinstance(executor, LocalExecutor):
+    if result.returncode == 255 and not shares_local_filesystem(executor):
         from .executors._ssh_errors import classify_lost
 
         raise classify_lost(executor.name, result.stderr.decode("utf-8", "replace"), 255)

@@ -58,10 +58,14 @@ from ._sdk_compat import (
 from ._session_sync import SessionSyncer
 from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
-from .executors._ssh_process import SSHProcess
 from .executors._validate import check_path
-from .executors.base import Executor, SpawnOptions
-from .executors.local import LocalExecutor
+from .executors.base import (
+    Executor,
+    SpawnOptions,
+    lost_error_of,
+    placement_of,
+    shares_local_filesystem,
+)
 from .paths import project_dir_from_cwd
 from .sync._default import default_sync
 from .sync._from_store import StoreSession, load_from_store
@@ -184,7 +188,7 @@ class ExecutorTransport(SubprocessCLITransport):
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
         options = configure_can_use_tool(options)
-        remote = not isinstance(executor, LocalExecutor)
+        remote = not shares_local_filesystem(executor)
         if remote and options.user is not None:
             raise InvalidInput(
                 f"ClaudeAgentOptions.user is not supported on {executor.name}: the session "
@@ -202,9 +206,9 @@ class ExecutorTransport(SubprocessCLITransport):
         self._executor = executor
         self._remote = remote
         self.executor_process: Process | None = None
-        if remote and self._cli_path is None:
+        if remote and _sdk_compat.transport_cli_path(self) is None:
             # Resolved on the remote machine; the local bundled CLI means nothing there.
-            self._cli_path = "claude"
+            _sdk_compat.set_transport_cli_path(self, "claude")
         self._session_cwd = os.fspath(options.cwd) if options.cwd is not None else os.getcwd()
         # A NUL or newline in cwd is refused here, as a bad cwd is everywhere else.
         check_path(self._session_cwd, host=executor.name, what="cwd")
@@ -219,16 +223,25 @@ class ExecutorTransport(SubprocessCLITransport):
         self._start_timeout = start_timeout
 
     @property
+    def _sdk_options(self) -> ClaudeAgentOptions:
+        """The options the SDK's transport builds the command line from."""
+        return _sdk_compat.transport_options(self)
+
+    @_sdk_options.setter
+    def _sdk_options(self, options: ClaudeAgentOptions) -> None:
+        _sdk_compat.set_transport_options(self, options)
+
+    @property
     def _project_key(self) -> str:
         """The store's project key for this session: the local cwd's, as the SDK's."""
         return str(project_key_for_directory(os.path.expanduser(self._session_cwd)))
 
     async def connect(self) -> None:
-        if self._process is not None:
+        if _sdk_compat.transport_connected(self):
             return
         from_store = await self._from_store()
         await self._continue_latest_local()
-        resume = self._options.resume
+        resume = self._sdk_options.resume
         if resume is not None and self._materialized is None:
             if from_store is not None:
                 await self.syncer.before_resume(
@@ -254,7 +267,7 @@ class ExecutorTransport(SubprocessCLITransport):
         config dir the CLI resumes from). Elsewhere the caller gets the store's
         session to merge into the local copy and push to the executor.
         """
-        options = self._options
+        options = self._sdk_options
         store = options.session_store
         if store is None or (options.resume is None and not options.continue_conversation):
             return None
@@ -263,7 +276,9 @@ class ExecutorTransport(SubprocessCLITransport):
             local = dataclasses.replace(options, cwd=os.path.expanduser(self._session_cwd))
             self._materialized = await _sdk_compat.materialize_resume_session(local)
             if self._materialized is not None:
-                self._options = _sdk_compat.apply_materialized_options(options, self._materialized)
+                self._sdk_options = _sdk_compat.apply_materialized_options(
+                    options, self._materialized
+                )
                 self._cli_projects_dir = os.path.join(self._materialized.config_dir, "projects")
             return None
         session = await load_from_store(
@@ -273,7 +288,7 @@ class ExecutorTransport(SubprocessCLITransport):
             timeout=options.load_timeout_ms / 1000,
         )
         if session is not None:
-            self._options = dataclasses.replace(
+            self._sdk_options = dataclasses.replace(
                 options, resume=session.session_id, continue_conversation=False
             )
         return session
@@ -287,7 +302,7 @@ class ExecutorTransport(SubprocessCLITransport):
         which also brings the executor's copy up to date first. With no local
         session (or sync off, when local copies are not kept) the CLI picks.
         """
-        options = self._options
+        options = self._sdk_options
         if not (
             self._remote
             and options.continue_conversation
@@ -300,7 +315,7 @@ class ExecutorTransport(SubprocessCLITransport):
             lambda: list_sessions(directory=cwd, limit=1, include_worktrees=False)
         )
         if latest:
-            self._options = dataclasses.replace(
+            self._sdk_options = dataclasses.replace(
                 options, resume=latest[0].session_id, continue_conversation=False
             )
 
@@ -345,7 +360,7 @@ class ExecutorTransport(SubprocessCLITransport):
         if not self._remote:
             # Exactly what the SDK would pass locally, minus what is inherited anyway.
             return {k: v for k, v in env.items() if os.environ.get(k) != v}
-        wanted = set(self._options.env)
+        wanted = set(self._sdk_options.env)
         return {
             k: v
             for k, v in env.items()
@@ -377,7 +392,7 @@ class ExecutorTransport(SubprocessCLITransport):
                 yield message
         except ProcessError as exc:
             process = self.executor_process
-            lost = process.lost_error() if isinstance(process, SSHProcess) else None
+            lost = lost_error_of(process)
             if lost is not None:
                 await syncer.after_loss()
                 raise lost from exc
@@ -404,8 +419,7 @@ class ExecutorTransport(SubprocessCLITransport):
             return
         except TimeoutError:
             process = self.executor_process
-            path = process.remote_path if isinstance(process, SSHProcess) else None
-            path = path or self._cli_path or "claude"
+            path = placement_of(process)[0] or _sdk_compat.transport_cli_path(self) or "claude"
             if process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
@@ -469,9 +483,10 @@ class ExecutorTransport(SubprocessCLITransport):
 
     def _remote_cwd(self) -> str | None:
         process = self.executor_process
-        if isinstance(process, SSHProcess):
-            return process.remote_cwd or None
-        if isinstance(self._executor, LocalExecutor):
+        reported = placement_of(process)[1]
+        if reported:
+            return reported
+        if shares_local_filesystem(self._executor):
             return os.path.realpath(self._session_cwd)
         return None
 
@@ -503,7 +518,7 @@ def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
     from .settings import executor_for
 
     # The host's configured options (settings) if any, else as it was reached.
-    return executor_for(record.executor, ssh_config=record.ssh_config)
+    return executor_for(record.executor)
 
 
 async def query(

@@ -235,6 +235,7 @@ async def test_bad_session_ids(client: httpx.AsyncClient) -> None:
 async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
     client: httpx.AsyncClient, context: WebContext, tmp_path: Path
 ) -> None:
+    from remote_executors.executors._ssh_spec import spec_from_options
     from remote_executors.metadata import SessionRecord
 
     ssh_config = tmp_path / "ssh_config"
@@ -243,10 +244,9 @@ async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
     context.records.put(
         SessionRecord(
             session_id=sid,
-            executor="box",
+            executor=spec_from_options("box", {"ssh_config": str(ssh_config)}),
             local_cwd=context.default_cwd,
             remote_cwd="/srv/shop",
-            ssh_config=str(ssh_config),
             sync_error="Session 6f1c… diverged between local and box: nothing was overwritten",
         )
     )

@@ -25,6 +25,7 @@ _RESETTABLE = {
 def _host_dict(host: HostSettings) -> dict[str, Any]:
     return {
         "host": host.host,
+        "spec": host.spec,
         "ssh_config": host.ssh_config,
         "claude_path": host.claude_path,
         "path_map": dict(host.path_map),
@@ -36,7 +37,7 @@ def _host_dict(host: HostSettings) -> dict[str, Any]:
 
 @click.group()
 def executors() -> None:
-    """List, add, update and remove the configured remote executors (ssh aliases)."""
+    """List, add, update and remove the configured remote executors (ssh aliases, specs)."""
 
 
 @executors.command("list")
@@ -87,6 +88,8 @@ def _check_alias(host: str, ssh_config: str | None, force: bool) -> None:
     from ..executors._validate import check_host
     from ._aliases import is_known, resolves, unknown_alias_text
 
+    if "://" in host:
+        return  # a spec of another kind (docker://c): its executor checks it when used
     check_host(host)
     if force or is_known(host, ssh_config) or resolves(host):
         return
@@ -177,7 +180,7 @@ def add(
     force: bool,
     json_mode: bool,
 ) -> None:
-    """Add HOST (an ssh alias) to the configured executors.
+    """Add HOST (an ssh alias, or a spec such as docker://c) to the configured executors.
 
     Exits 1 if HOST is already configured (change it with `executors update`).
     """

@@ -41,7 +41,7 @@ def _executor(target: Target | None, resume: str | None) -> Executor:
 
         record = get_session_record(validate_session_id(resume))
         if record is not None and record.is_remote:
-            return executor_for(record.executor, ssh_config=record.ssh_config)
+            return executor_for(record.executor)
     return LocalExecutor()
 
 
@@ -57,9 +57,9 @@ def _recorded_cwd(resume: str | None) -> str | None:
 
 
 def _where(executor: Executor) -> str:
-    from ..executors.local import LocalExecutor
+    from ..executors.base import shares_local_filesystem
 
-    return "local" if isinstance(executor, LocalExecutor) else executor.name
+    return "local" if shares_local_filesystem(executor) else executor.name
 
 
 class _Session:
@@ -137,14 +137,14 @@ class _Session:
         """After Ctrl-C: pull what the host has of the session (and record it) now,
         rather than leave it invisible until someone syncs by hand."""
         from ..errors import ExecutorError
-        from ..executors.local import LocalExecutor
+        from ..executors.base import shares_local_filesystem
         from ..sync import local_project_dir, pull_session
 
         sid = self.render.session_id
         if sid is None:
             return
         out = self.render.out
-        if not isinstance(self.executor, LocalExecutor):
+        if not shares_local_filesystem(self.executor):
             out.progress(f"saving session {sid} from {self.render.host}…")
             with anyio.move_on_after(_SAVE_SECONDS):
                 try:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from claude_agent_sdk import list_sessions
 
+from ..executors.registry import short_name
 from ..metadata import LOCAL, SessionRecords
 from ._hosts import HostType
 from ._output import Output
@@ -57,7 +58,8 @@ def sessions(cwd: str | None, host: str | None, import_id: str | None, json_mode
         rows.append(
             {
                 "session_id": info.session_id,
-                "executor": record.executor if record else LOCAL,
+                "executor": short_name(record.executor) if record else LOCAL,
+                "spec": record.executor if record else LOCAL,
                 "updated": dt.datetime.fromtimestamp(info.last_modified / 1000, dt.timezone.utc),
                 "summary": info.summary,
                 "synced": record is None or record.sync_error is None,
@@ -69,7 +71,8 @@ def sessions(cwd: str | None, host: str | None, import_id: str | None, json_mode
         rows.append(
             {
                 "session_id": record.session_id,
-                "executor": record.executor,
+                "executor": short_name(record.executor),
+                "spec": record.executor,
                 "updated": record.updated_at,
                 "summary": "",
                 "synced": False,

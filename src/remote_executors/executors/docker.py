@@ -497,6 +497,12 @@ class DockerExecutor:
         return None
 
     @property
+    def finds_claude(self) -> bool:
+        """spawn("claude") searches the user's usual places in the container, as over SSH
+        (capability :class:`~remote_executors.executors.base.FindsClaude`)."""
+        return True
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`aclose` ran."""
         return self._closed

@@ -19,6 +19,7 @@ from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_la
 from ._openssh import OpenSSHBackend
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
+from ._ssh_spec import options_from_spec, spec_from_options
 from ._validate import (
     _CONTROL_RE,
     absolute_local,
@@ -91,6 +92,7 @@ class SSHExecutor:
         forward_credentials: str | None = None,
     ) -> None:
         connection = None
+        backend_asked = backend
         if not isinstance(host, str):
             connection = host
             host = _connection_name(connection)
@@ -147,6 +149,18 @@ class SSHExecutor:
         self._home: str | None = None
         self._closed = False
         self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+        given = {
+            "backend": "auto" if connection is not None else backend_asked,
+            "ssh_config": config,
+            "claude_path": claude_path,
+            "path_map": path_map,
+            "accept_new_host_keys": accept_new_host_keys,
+            "connect_timeout": None if connect_timeout == 15.0 else connect_timeout,
+            "keepalive_interval": None if keepalive_interval == 5 else keepalive_interval,
+            "keepalive_count": None if keepalive_count == 3 else keepalive_count,
+            "ssh_options": ssh_options,
+        }
+        self._spec = spec_from_options(self._host, given)
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         pairs = []
@@ -158,6 +172,18 @@ class SSHExecutor:
 
     def __repr__(self) -> str:
         return f"SSHExecutor({self._host!r})"
+
+    @classmethod
+    def from_spec(cls, spec: str) -> SSHExecutor:
+        """``SSHExecutor`` for ``ssh://HOST?options`` (see :attr:`spec`) or a bare alias."""
+        host, options = options_from_spec(spec)
+        return cls(host, **options)
+
+    @property
+    def spec(self) -> str:
+        """``ssh://HOST`` and the options given that differ from the defaults; an
+        executor built on a ``fabric.Connection`` reopens as a new connection."""
+        return self._spec
 
     @property
     def name(self) -> str:
@@ -325,13 +351,27 @@ class SSHExecutor:
             except (ExecutorError, Overflow) as exc:
                 log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
-    async def _rsync_rsh(self) -> list[str] | None:
-        """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible)."""
+    async def rsync_rsh(self) -> list[str] | None:
+        """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible).
+
+        Capability :class:`~remote_executors.executors.base.RsyncShell`."""
         if not isinstance(self._backend, OpenSSHBackend):
             return None
         return await self._backend.shared_ssh_argv()
 
-    async def _sftp_call(
+    @property
+    def finds_claude(self) -> bool:
+        """spawn("claude") searches the login's usual places (capability
+        :class:`~remote_executors.executors.base.FindsClaude`)."""
+        return True
+
+    @property
+    def offers_sftp(self) -> bool:
+        """True on the fabric backend (capability
+        :class:`~remote_executors.executors.base.SftpChannel`)."""
+        return self._backend_name == "fabric"
+
+    async def sftp_call(
         self, fn: Callable[[paramiko.SFTPClient], T], *, timeout: float = 30.0
     ) -> T:
         """Run ``fn(sftp)`` on the pooled connection's SFTP session (fabric backend only).

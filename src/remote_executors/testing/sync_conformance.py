@@ -463,6 +463,10 @@ class _Wrapped:
     def name(self) -> str:
         return self.inner.name
 
+    @property
+    def spec(self) -> str:
+        return self.inner.spec
+
     async def spawn(self, options: SpawnOptions) -> Process:
         return await self.inner.spawn(options)
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..executors.registry import short_name
 from ..metadata import LOCAL, SessionRecord, SessionRecords
 from ..sync._locate import local_project_dir, local_projects_dir
 from ._runs import Runs
@@ -34,7 +35,22 @@ def _executor_info(record: SessionRecord | None) -> dict[str, Any]:
     if record is None or not record.is_remote:
         return {"executor": LOCAL}
     where = record.remote_cwd or "(remote directory not recorded)"
-    return {"executor": record.executor, "remote_cwd": where, "ssh_config": record.ssh_config}
+    return {
+        "executor": short_name(record.executor),  # as Run on / --on names it
+        "spec": record.executor,
+        "remote_cwd": where,
+        "ssh_config": _ssh_config(record.executor),
+    }
+
+
+def _ssh_config(spec: str) -> str | None:
+    """The ssh_config an ``ssh://`` spec names (None: ssh's default, or not SSH)."""
+    from ..executors._ssh_spec import options_from_spec
+
+    if not spec.startswith("ssh://"):
+        return None
+    config = options_from_spec(spec)[1].get("ssh_config")
+    return config if isinstance(config, str) else None
 
 
 def _iso(moment: dt.datetime) -> str:

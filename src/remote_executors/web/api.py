@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
 from ..errors import ExecutorError, InvalidInput
+from ..executors.registry import short_name
 from ..metadata import LOCAL
 from ..paths import validate_session_id
 from ..settings import SettingsError
@@ -282,7 +283,7 @@ async def get_session(request: Request) -> Response:
         {
             "session_id": sid,
             "cwd": cwd,
-            "executor": record.executor if record is not None else LOCAL,
+            "executor": short_name(record.executor) if record is not None else LOCAL,
             "run": _run_info(context.runs.get(sid)),
             "entries": entries,
             "truncated": count > len(entries),
@@ -385,7 +386,7 @@ async def send_message(request: Request) -> Response:
     if cwd is None:
         raise _Problem(409, f"Session {sid}'s project directory is not known; cannot resume.")
     record = context.records.get(sid)
-    name = record.executor if record is not None else LOCAL
+    name = short_name(record.executor) if record is not None else LOCAL
     # Where it last ran: the recorded host with its configured options (None: local).
     executor = None if name != LOCAL else _executor(context, LOCAL)
     run = await _start(context, body["prompt"], cwd, name, executor, sid)
