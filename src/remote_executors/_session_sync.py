@@ -1,8 +1,10 @@
 """Keeping one running session's transcript in step, turn by turn.
 
 The transport calls in at four points: the ``init`` message (the session id
-is known: record where it runs), each ``result`` message (pull before the
-caller sees the result), the end of the process (pull the lines the CLI
+is known: record where it runs, and start following its files live, see
+:mod:`remote_executors.sync._follower`), each ``result`` message (make sure
+the local copy is complete before the caller sees the result: one
+confirmation from the live follower, or a pull), the end of the process (pull the lines the CLI
 writes on exit) and, before a resume, :meth:`SessionSyncer.before_resume`
 (pull what the remote has, push what only local has). A failed sync never
 fails the session: it is logged, recorded, and handed to the caller as a
@@ -12,6 +14,7 @@ turn, the end of the session and the next resume retry it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -25,6 +28,7 @@ from .executors.base import Executor
 from .executors.local import LocalExecutor
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .sync._follower import LiveFollower
 from .sync._from_store import StoreSession, merge_into_local
 from .sync._locate import locate, same_place, session_paths
 from .sync.base import SessionPaths, SessionSync
@@ -50,8 +54,11 @@ class SessionSyncer:
         *,
         local_cwd: str,
         env: Mapping[str, str],
+        live: bool = True,
     ) -> None:
         self._executor = executor
+        self._live = live
+        self._follower: LiveFollower | None = None
         self._strategy = strategy
         self._local_cwd = os.path.realpath(os.path.expanduser(local_cwd))
         self._env = dict(env)
@@ -64,6 +71,7 @@ class SessionSyncer:
         self._link_lost = False  # the after-loss pull failed: don't wait on it again
         self._pulled_previous = False
         self._pending: list[dict[str, Any]] = []
+        self._retired: list[LiveFollower] = []
 
     @property
     def enabled(self) -> bool:
@@ -93,13 +101,61 @@ class SessionSyncer:
             # A forked resume (or /clear) continues under a new id.
             self._paths = attrs.evolve(self._paths, session_id=sid)
         self._record(remote_cwd)
+        self._follow()
 
     async def after_turn(self) -> list[dict[str, Any]]:
-        """Pull now (a result arrived); return status messages to emit before it."""
+        """A result arrived: make the local copy complete now; return status messages
+        to emit before the result.
+
+        With the live follower running and every file in step, that is one
+        confirmation over its open channel; otherwise a pull.
+        """
+        follower = self._follower
+        if follower is not None and self._failed is None and await follower.confirm():
+            return self.take_pending()
         return [*self.take_pending(), *await self._pull()]
+
+    @property
+    def follower(self) -> LiveFollower | None:
+        """The live follower of the session, while there is one."""
+        return self._follower
+
+    def _follow(self) -> None:
+        """Start following the session's files live (remote sessions only)."""
+        follower, paths = self._follower, self._paths
+        if follower is not None and paths is not None and follower.paths == paths:
+            return
+        if (
+            not self._live
+            or self._strategy is None
+            or paths is None
+            or paths.session_id is None
+            or self._same_place
+            or isinstance(self._executor, LocalExecutor)
+        ):
+            return
+        if follower is not None:
+            # A new session id (a fork, /clear): the old follower is stopped by
+            # the next pull (a running one only ever appends in step).
+            self._retired.append(follower)
+        limits = getattr(self._strategy, "limits", None)
+        max_file = getattr(limits, "max_file_bytes", None)
+        self._follower = LiveFollower(
+            self._executor, paths, **({} if max_file is None else {"max_file_bytes": max_file})
+        )
+        self._follower.begin()
+
+    async def _stop_following(self) -> None:
+        followers, self._retired = self._retired, []
+        if self._follower is not None:
+            followers.append(self._follower)
+            self._follower = None
+        for follower in followers:
+            await follower.stop()
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
+        await self._stop_following()
         if self._exited_synced:
             return []
         with anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -113,6 +169,7 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
+        await self._stop_following()
         if self._exited_synced or self._link_lost or getattr(self._executor, "closed", False):
             # Done, or the link is known to be down: the next resume pulls.
             return
@@ -185,6 +242,8 @@ class SessionSyncer:
         Usually the link is down and this fails fast; the record then says the
         session is behind, and the next resume pulls first.
         """
+        with anyio.CancelScope(shield=True):
+            await self._stop_following()
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
         self._link_lost = self._failed is not None
@@ -217,13 +276,7 @@ class SessionSyncer:
                 if self._same_place:
                     return []
             assert self._paths is not None
-            # A strategy that can pull just what changed since its last pull does
-            # so after each turn (the session's other files are as last synced).
-            recent = getattr(self._strategy, "pull_recent", None)
-            if callable(recent):
-                await recent(self._executor, self._paths)
-            else:
-                await self._strategy.pull(self._executor, self._paths)
+            await self._pull_beside_follower(self._strategy, self._paths)
         except (ExecutorError, OSError, TimeoutError) as exc:
             return [self._failure(exc)]
         if self._failed is None:
@@ -239,6 +292,26 @@ class SessionSyncer:
                 message="Session sync recovered: the local transcript is up to date",
             ).to_raw()
         ]
+
+    async def _pull_beside_follower(self, strategy: SessionSync, paths: SessionPaths) -> None:
+        """Pull, with the live follower (if any) held off meanwhile, then looking afresh."""
+        for retired in self._retired:
+            await retired.stop()
+        self._retired = []
+        follower = self._follower
+        lock = follower.lock if follower is not None else None
+        async with lock if lock is not None else contextlib.nullcontext():
+            try:
+                # A strategy that can pull just what changed since its last pull does
+                # so after each turn (the session's other files are as last synced).
+                recent = getattr(strategy, "pull_recent", None)
+                if callable(recent):
+                    await recent(self._executor, paths)
+                else:
+                    await strategy.pull(self._executor, paths)
+            finally:
+                if follower is not None:
+                    follower.files.reset()
 
     def _failure(self, exc: BaseException) -> dict[str, Any]:
         self._failed = exc
