@@ -29,7 +29,7 @@ def test_a_new_file_then_appends_in_place_complete_lines_only(files: LiveFiles) 
     inode = os.stat(path).st_ino
     assert files.data(Data(MAIN, 12, b":2}\n{")) == 8
     assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
-    assert files.data(Data(MAIN, 16, b'"c":3}\n')) == 8
+    assert files.data(Data(MAIN, 17, b'"c":3}\n')) == 8
     assert path.read_bytes() == b'{"a":1}\n{"b":2}\n{"c":3}\n'
     assert os.stat(path).st_ino == inode
     assert files.in_step and files.landed == 24
