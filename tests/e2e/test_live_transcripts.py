@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
-from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage
+from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage, SystemMessage
 
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
@@ -27,11 +27,8 @@ from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.anyio,
-    pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
 
 FIGURES_TITLE = "live transcripts (loopback, under test load)"
 SESSION_TIMEOUT = 120
@@ -100,6 +97,7 @@ async def run_watched(
     return watch, sid, result_at, seen
 
 
+@both_backends
 async def test_lines_land_locally_while_the_turn_runs(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -139,6 +137,7 @@ async def test_lines_land_locally_while_the_turn_runs(
     assert not left
 
 
+@both_backends
 async def test_without_live_lines_wait_for_the_result(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
@@ -155,3 +154,43 @@ async def test_without_live_lines_wait_for_the_result(
     assert watch.lines_at(f"{sid}.jsonl", result_at - 0.5) == 0
     assert seen == []
     assert not watch.violations, watch.violations
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+async def test_follow_transcript_yields_entries_before_the_result(
+    rx_executor: rx.SSHExecutor,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+    where: str,
+) -> None:
+    """The public iterator, on the local file, for a local and a remote session alike."""
+    long_turn(rx_model)
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    executor: rx.Executor = rx_executor
+    if where == "local":
+        executor = rx.LocalExecutor()
+        options.env.update(rx_model.cli_env())
+    arrived: list[tuple[float, dict[str, Any]]] = []
+    result_at = 0.0
+
+    async def follow(sid: str) -> None:
+        async for entry in rx.follow_transcript(sid, directory=rx_project.local):
+            arrived.append((time.time(), entry))
+
+    with anyio.fail_after(SESSION_TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            async for m in rx.query(prompt="go", options=options, executor=executor):
+                if isinstance(m, SystemMessage) and m.subtype == "init":
+                    tg.start_soon(follow, m.data["session_id"])
+                if isinstance(m, ResultMessage):
+                    assert not m.is_error, m
+                    result_at = time.time()
+            await anyio.sleep(0.3)  # the last lines, written as the CLI exits
+            tg.cancel_scope.cancel()
+    early = [e for t, e in arrived if t < result_at - 0.5]
+    commands = repr([e.get("message") for e in early])
+    # The first steps' tool calls were readable locally well before the result.
+    assert "live-0" in commands and "live-1" in commands, commands
+    uuids = [e["uuid"] for _, e in arrived if "uuid" in e]
+    assert len(uuids) == len(set(uuids))  # each entry once
