@@ -27,6 +27,7 @@ class _Side:
     data: bytearray = attrs.field(factory=bytearray)
     times: list[float] = attrs.field(factory=list)  # when line i appeared
     inode: int | None = None
+    before: int = 0  # lines there when the watch started
 
 
 class MirrorWatch:
@@ -43,6 +44,10 @@ class MirrorWatch:
         self._thread = threading.Thread(target=self._loop, name="rx-mirror-watch", daemon=True)
 
     def __enter__(self) -> MirrorWatch:
+        self._look()  # what is there already is not timed
+        for sides in (self.remote, self.local):
+            for side in sides.values():
+                side.before = len(side.times)
         self._thread.start()
         return self
 
@@ -61,13 +66,17 @@ class MirrorWatch:
         side = self.local.get(rel)
         return 0 if side is None else sum(1 for t in side.times if t <= when)
 
-    def lags(self) -> list[float]:
-        """Per line seen on both sides: seconds from the remote write to the local one."""
+    def lags(self, rel: str | None = None) -> list[float]:
+        """Per line written remotely while watched and seen on both sides (of ``rel``,
+        or of every file): seconds from the remote write to the local one."""
         found: list[float] = []
-        for rel, remote in self.remote.items():
-            local = self.local.get(rel)
-            if local is not None:
-                found += [lt - rt for rt, lt in zip(remote.times, local.times, strict=False)]
+        for name, remote in self.remote.items():
+            local = self.local.get(name)
+            if local is None or rel not in (None, name):
+                continue
+            first = max(remote.before, local.before)
+            pairs = zip(remote.times[first:], local.times[first:], strict=False)
+            found += [lt - rt for rt, lt in pairs]
         return found
 
     def _loop(self) -> None:
