@@ -184,7 +184,9 @@ class LiveFollower:
                 b"%d %s\n" % (size, rel.encode("utf-8", "surrogateescape"))
                 for rel, size in known.items()
             )
-            await process.stdin.send(listing + b".\n")
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                # It may have exited already (no perl there): its answer says so.
+                await process.stdin.send(listing + b".\n")
             hello: Hello | None = None
             with anyio.fail_after(START_SECONDS):
                 while hello is None:
