@@ -194,3 +194,40 @@ async def test_follow_transcript_yields_entries_before_the_result(
     assert "live-0" in commands and "live-1" in commands, commands
     uuids = [e["uuid"] for _, e in arrived if "uuid" in e]
     assert len(uuids) == len(set(uuids))  # each entry once
+
+
+@pytest.mark.parametrize("rx_ssh_backend", ["openssh"], indirect=True)
+async def test_a_local_copy_changed_mid_turn_is_kept_as_a_conflict(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_project: Project,
+    rx_executor: rx.SSHExecutor,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    """Someone writes into the local copy mid-turn: the follower stops appending to
+    it, and the turn end keeps both copies, as the turn-end sync always has."""
+    long_turn(rx_model)
+    remote_dir, local_dir = dirs(rx_sshd, rx_account, rx_project, local_claude)
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    sid, statuses, mine = "", [], b""
+    with anyio.fail_after(SESSION_TIMEOUT):
+        async for m in rx.query(prompt="go", options=options, executor=rx_executor):
+            if isinstance(m, SystemMessage) and m.subtype == "init":
+                sid = m.data["session_id"]
+            status = rx.SessionSyncStatus.from_message(m)
+            if status is not None:
+                statuses.append(status)
+            if isinstance(m, ResultMessage):
+                assert mine, "the local copy never had three lines before the result"
+            local = local_dir / f"{sid}.jsonl"
+            if sid and not mine and local.exists() and local.read_bytes().count(b"\n") >= 3:
+                with open(local, "ab") as f:
+                    f.write(b'{"type":"written-here"}\n')
+                mine = local.read_bytes()
+    local_bytes = (local_dir / f"{sid}.jsonl").read_bytes()
+    assert local_bytes == mine  # nothing appended after the local write
+    remote_bytes = (remote_dir / f"{sid}.jsonl").read_bytes()
+    assert any(not s.ok and s.conflict_copies for s in statuses), statuses
+    copies = sorted(local_dir.glob(f"{sid}.jsonl.conflict-*"))
+    assert copies and copies[-1].read_bytes() == remote_bytes
