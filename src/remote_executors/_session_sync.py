@@ -31,7 +31,7 @@ from .paths import validate_session_id
 from .sync._follower import LiveFollower
 from .sync._from_store import StoreSession, merge_into_local
 from .sync._locate import locate, same_place, session_paths
-from .sync.base import SessionPaths, SessionSync
+from .sync.base import Limits, SessionPaths, SessionSync
 from .sync.status import SessionSyncStatus
 
 __all__ = ["SessionSyncer"]
@@ -138,10 +138,15 @@ class SessionSyncer:
             # A new session id (a fork, /clear): the old follower is stopped by
             # the next pull (a running one only ever appends in step).
             self._retired.append(follower)
+        # The strategy's size limits, when it has them, bound the follower too.
         limits = getattr(self._strategy, "limits", None)
-        max_file = getattr(limits, "max_file_bytes", None)
+        if not isinstance(limits, Limits):
+            limits = Limits()
         self._follower = LiveFollower(
-            self._executor, paths, **({} if max_file is None else {"max_file_bytes": max_file})
+            self._executor,
+            paths,
+            max_file_bytes=limits.max_file_bytes,
+            max_session_bytes=limits.max_session_bytes,
         )
         self._follower.begin()
 

@@ -127,3 +127,12 @@ def test_an_endless_line_is_held_only_up_to_a_bound(
     assert "too long" in files.stale[MAIN]
     assert not (files.local_dir / MAIN).exists()
     assert not files._files  # nothing held any more
+
+
+def test_a_session_past_its_size_limit_is_not_followed(tmp_path: Path) -> None:
+    files = LiveFiles(tmp_path, max_file_bytes=100, max_session_bytes=10, host="box")
+    assert files.data(Data(MAIN, 0, b"01234\n")) == 6
+    other = f"{SID}/subagents/a.jsonl"
+    assert files.data(Data(other, 0, b"56789\n")) == 0
+    assert "session is too large" in files.stale[other]
+    assert not (tmp_path / other).exists()

@@ -43,7 +43,7 @@ from remote_executors.sync._live_frames import (
     Synced,
 )
 from remote_executors.sync._reconcile import local_files
-from remote_executors.sync.base import MAX_FILE_BYTES, SessionPaths
+from remote_executors.sync.base import MAX_FILE_BYTES, MAX_SESSION_BYTES, SessionPaths
 
 __all__ = ["TICK", "LiveFollower"]
 
@@ -76,6 +76,7 @@ class LiveFollower:
         paths: SessionPaths,
         *,
         max_file_bytes: int = MAX_FILE_BYTES,
+        max_session_bytes: int = MAX_SESSION_BYTES,
         tick: float = TICK,
         landed: Callable[[str, int, float], None] | None = None,
     ) -> None:
@@ -83,7 +84,12 @@ class LiveFollower:
             raise ValueError("a live follower follows one session")
         self.executor = executor
         self.paths = paths
-        self.files = LiveFiles(paths.local_dir, max_file_bytes=max_file_bytes, host=executor.name)
+        self.files = LiveFiles(
+            paths.local_dir,
+            max_file_bytes=max_file_bytes,
+            max_session_bytes=max_session_bytes,
+            host=executor.name,
+        )
         self._tick = tick
         self._landed = landed
         self._max_file = max_file_bytes
@@ -180,6 +186,7 @@ class LiveFollower:
             )
             assert process.stdin is not None and process.stdout is not None
             known = local_sizes(paths.local_dir, local_files(paths.local_dir, sid))
+            self.files.total = sum(known.values())
             listing = b"".join(
                 b"%d %s\n" % (size, rel.encode("utf-8", "surrogateescape"))
                 for rel, size in known.items()

@@ -47,9 +47,19 @@ class _File:
 class LiveFiles:
     """The local side of one session's live follow. ``local_dir`` is its project dir."""
 
-    def __init__(self, local_dir: Path, *, max_file_bytes: int, host: str) -> None:
+    def __init__(
+        self,
+        local_dir: Path,
+        *,
+        max_file_bytes: int,
+        host: str,
+        max_session_bytes: int | None = None,
+    ) -> None:
         self.local_dir = local_dir
         self._max_file = max_file_bytes
+        self._max_session = max_session_bytes
+        self.total = 0
+        """The session's bytes here (set at start, grown by every write)."""
         self._host = host
         self._files: dict[str, _File] = {}
         self.stale: dict[str, str] = {}
@@ -86,6 +96,8 @@ class LiveFiles:
             return 0
         if end + len(new) > self._max_file:
             return self._stale(rel, "too large to follow")
+        if self._max_session is not None and self.total + len(new) > self._max_session:
+            return self._stale(rel, "the session is too large to follow")
         state.pending += new
         cut = state.pending.rfind(b"\n") + 1 if rel.endswith(".jsonl") else len(state.pending)
         if len(state.pending) - cut > MAX_PENDING:
@@ -102,6 +114,7 @@ class LiveFiles:
         del state.pending[:cut]
         state.base = (state.base or 0) + cut
         self.landed += cut
+        self.total += cut
         return cut
 
     def reset(self) -> None:
