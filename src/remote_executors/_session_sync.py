@@ -160,6 +160,16 @@ class SessionSyncer:
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
+        follower = self._follower
+        if (
+            follower is not None
+            and self._failed is None
+            and not self._exited_synced
+            and await follower.confirm()
+        ):
+            # The follower outlives the CLI by a moment: its last look saw the
+            # closing lines too, so no pull is needed.
+            self._exited_synced = True
         await self._stop_following()
         if self._exited_synced:
             return []

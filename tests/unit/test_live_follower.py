@@ -5,6 +5,7 @@ remote that lies (a process printing a hostile stream)."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -34,10 +35,16 @@ def sides(tmp_path: Path) -> tuple[Path, SessionPaths]:
     return remote, paths
 
 
-@pytest.fixture
-async def follower(sides: tuple[Path, SessionPaths]) -> AsyncIterator[LiveFollower]:
+INOTIFY = shutil.which("inotifywait") is not None
+
+
+@pytest.fixture(params=["auto", "poll"])
+async def follower(
+    sides: tuple[Path, SessionPaths], request: pytest.FixtureRequest
+) -> AsyncIterator[LiveFollower]:
+    """A follower that waits on inotifywait (when installed here) or polls."""
     _, paths = sides
-    follower = LiveFollower(rx.LocalExecutor(), paths, tick=0.01)
+    follower = LiveFollower(rx.LocalExecutor(), paths, tick=0.01, wait=request.param)
     try:
         yield follower
     finally:
@@ -85,7 +92,7 @@ async def test_appends_land_in_place_and_the_confirmation_covers_everything(
     assert read(paths.local_dir / SID / "subagents" / "agent-a.jsonl") == b'{"a":1}\n'
     assert read(paths.local_dir / SID / "tool-results" / "t.txt") == b"output"
     assert os.stat(local).st_ino == inode
-    assert follower.mode == "poll"
+    assert follower.mode == ("inotify" if follower._wait == "auto" and INOTIFY else "poll")
 
 
 async def test_a_diverged_local_copy_is_never_appended_to(
@@ -169,3 +176,32 @@ async def test_without_perl_there_is_no_follower(sides: tuple[Path, SessionPaths
     finally:
         await follower.stop()
     assert follower.mode == "noperl" and follower.error is not None
+
+
+@pytest.mark.skipif(not INOTIFY, reason="needs inotifywait")
+async def test_watching_wakes_on_a_write_and_sleeps_otherwise(
+    sides: tuple[Path, SessionPaths],
+) -> None:
+    """With inotifywait, a write lands at once although the poll tick is 5 s."""
+    remote, paths = sides
+    follower = LiveFollower(rx.LocalExecutor(), paths, tick=5.0)
+    follower.begin()
+    try:
+        assert await follower.confirm()
+        assert follower.mode == "inotify"
+        await anyio.sleep(0.5)  # the watches are set up
+        (remote / MAIN).write_bytes(b'{"n":0}\n')
+        sub = remote / SID / "subagents"
+        sub.mkdir(parents=True)
+        await anyio.sleep(0.5)  # the new directory is watched
+        # Without the watch, each would wait for a look at most once a second.
+        for n in range(4):
+            started = anyio.current_time()
+            agent = sub / f"agent-{n}.jsonl"
+            agent.write_bytes(b'{"a":1}\n')
+            here = paths.local_dir / SID / "subagents" / agent.name
+            await until(lambda here=here: read(here) != b"", "the subagent file")  # type: ignore[misc]
+            assert anyio.current_time() - started < 0.5
+        assert read(paths.local_dir / MAIN) == b'{"n":0}\n'
+    finally:
+        await follower.stop()

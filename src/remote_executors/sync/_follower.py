@@ -3,10 +3,11 @@
 One small Perl process per session (``follow.pl``, core modules only) runs
 on the executor's machine, started with ``Executor.spawn``, so it rides the
 executor's own connection (the SSH master, or the Fabric transport): no new
-login, no process per file. It polls the session's files (every
-:data:`TICK` seconds while they change, four times that once quiet: a few
-``stat`` calls, no process started per look) and sends every appended byte
-as a frame; :mod:`._live_frames` reads the frames, :mod:`._live_files`
+login, no process per file. Where ``inotifywait`` is installed there, it
+sleeps until a file of the session changes (``wait="auto"``); otherwise it
+polls them (every :data:`TICK` seconds while they change, four times that
+once quiet: a few ``stat`` calls, no process started per look). Either way
+it sends every appended byte as a frame; :mod:`._live_frames` reads the frames, :mod:`._live_files`
 applies them under the turn-end sync's rules.
 
 At a turn's result, :meth:`LiveFollower.confirm` asks the follower to look at
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import sniffio
@@ -58,7 +59,7 @@ export LC_ALL
 command -v perl >/dev/null 2>&1 || { printf 'L 1 noperl\\n'; exit 0; }
 rx_pl=$1
 shift
-exec perl -e "$rx_pl" -- "${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/$1" "$2" "$3" "$4"
+exec perl -e "$rx_pl" -- "${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/$1" "$2" "$3" "$4" "$5"
 """
 #: How long the follower may take to say hello, and to answer a confirmation.
 START_SECONDS = 15.0
@@ -78,6 +79,7 @@ class LiveFollower:
         max_file_bytes: int = MAX_FILE_BYTES,
         max_session_bytes: int = MAX_SESSION_BYTES,
         tick: float = TICK,
+        wait: Literal["auto", "poll"] = "auto",
         landed: Callable[[str, int, float], None] | None = None,
     ) -> None:
         if paths.session_id is None:
@@ -91,6 +93,7 @@ class LiveFollower:
             host=executor.name,
         )
         self._tick = tick
+        self._wait = wait
         self._landed = landed
         self._max_file = max_file_bytes
         self.lock = anyio.Lock()
@@ -178,7 +181,7 @@ class LiveFollower:
         if paths.remote_config_dir is not None:
             env["CLAUDE_CONFIG_DIR"] = paths.remote_config_dir
         args = ["-c", _START, "rx-live", _SCRIPT, paths.remote_project, sid,
-                str(self._max_file), str(max(1, round(self._tick * 1000)))]  # fmt: skip
+                str(self._max_file), str(max(1, round(self._tick * 1000))), self._wait]  # fmt: skip
         parser = FrameParser(sid)
         try:
             self._process = process = await self.executor.spawn(

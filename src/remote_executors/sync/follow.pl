@@ -7,11 +7,13 @@
 #   SID      the session id: follows BASE/SID.jsonl and every file under BASE/SID/
 #   MAXFILE  a file larger than this is announced (B), never sent
 #   TICK_MS  the poll interval while files are changing (idle: 4x)
+#   MODE     "auto": wait on inotifywait where it is installed (a look per
+#            event, and one a second anyway), else poll; "poll": always poll
 # stdin: "SIZE REL" per file the local side holds, then "."; afterwards
 #   "F SEQ" asks for everything on disk now, answered by "S SEQ" once sent.
 #   End of stdin stops the follower.
 # stdout, frames only:
-#   "L 1 poll\n"                         hello, once
+#   "L 1 <inotify|poll>\n"               hello, once
 #   "H <len> <rel>\n" + len bytes         the file's first bytes, sent before the
 #                                         first data of a file the local side holds
 #   "D <offset> <len> <rel>\n" + len bytes the file's bytes [offset, offset+len)
@@ -24,7 +26,7 @@ use warnings;
 use Time::HiRes qw(stat lstat time);
 use Fcntl qw(SEEK_SET);
 
-my ($base, $sid, $maxfile, $tick_ms) = @ARGV;
+my ($base, $sid, $maxfile, $tick_ms, $mode) = @ARGV;
 my $CHUNK = 262144;    # bytes per data frame
 my $WINDOW = 4096;     # overlap re-sent before the first new byte of a known file
 my $RESCAN = 0.5;      # seconds between full directory listings
@@ -59,7 +61,47 @@ for my $rel (keys %known) {
     $off{$rel} = $known{$rel} > $WINDOW ? $known{$rel} - $WINDOW : 0;
 }
 
-out("L 1 poll\n");
+# Waiting: inotifywait where it is installed (one on BASE for the transcript,
+# one on BASE/SID and below once it exists), else a short poll.
+my $inw;
+if (($mode // 'auto') eq 'auto') {
+    for my $dir (split /:/, $ENV{PATH} // '') {
+        if (-x "$dir/inotifywait") { $inw = "$dir/inotifywait"; last }
+    }
+}
+my %watch;        # dir -> [pid, handle, unread output]
+my $grace = 0;    # until then, poll too: a new watch may not be set up yet
+my $relist = 0;   # a directory appeared: list again now
+sub watch_dir {
+    my ($dir, $recursive) = @_;
+    return if !$inw || $watch{$dir} || !-d $dir;
+    my @opts = ('-mq', '-e', 'modify,create,moved_to', '--format', '%e %w%f');
+    push @opts, '-r' if $recursive;
+    my $pid = open(my $fh, '-|', $inw, @opts, '--', $dir);
+    unless ($pid) { $inw = undef; return }
+    $watch{$dir} = [$pid, $fh, ''];
+    $grace = time + 0.3;
+}
+sub unwatch { for my $w (values %watch) { kill 'TERM', $w->[0]; close($w->[1]) } %watch = () }
+END { unwatch() }
+sub watched {
+    return 0 unless $inw && $watch{$base};
+    return 0 if !$watch{"$base/$sid"} && -d "$base/$sid";
+    return time >= $grace;
+}
+sub event {
+    my ($line) = @_;
+    my ($what, $path) = split / /, $line, 2;
+    return unless defined $path && index($path, "$base/") == 0;
+    my $rel = substr($path, length("$base/"));
+    return unless $rel eq $main || index($rel, "$sid/") == 0;
+    if ($what =~ /ISDIR/) { $relist = 1; return }
+    return if $rel =~ m{(\A|/)\.} || $rel =~ /[\r]|\.conflict-/;
+    if (!exists $off{$rel}) { return unless lstat($path) && -f _; $off{$rel} = 0 }
+    $hot{$rel} = time;
+}
+
+out("L 1 " . ($inw ? 'inotify' : 'poll') . "\n");
 
 # Listing: the transcript, and every file under SID/ (a directory is read
 # again when its mtime moves, and every RESCAN seconds anyway).
@@ -128,11 +170,11 @@ sub send_file {
 # One look: hot files (and the transcript) every tick, the others a slice at a time.
 my $cold_at = 0;
 sub look {
-    my ($all) = @_;
+    my ($all) = @_;    # 1: send everything; 2: list everything, send what is busy
     list_all($all || time - $listed_at >= $RESCAN);
     my $now = time;
     my $sent = 0;
-    if ($all) {
+    if ($all == 1) {
         for my $rel (sort keys %off) { $sent += send_file($rel) }
         return $sent;
     }
@@ -147,11 +189,30 @@ sub look {
 
 my $idle = 0;
 while (1) {
+    watch_dir($base, 0);
+    watch_dir("$base/$sid", 1);
     my $rin = '';
     vec($rin, fileno(STDIN), 1) = 1;
-    # Busy files are looked at every tick; after ~1 s of quiet, every 4 ticks.
-    my $wait = $tick_ms / 1000 * ($idle > 50 ? 4 : 1);
+    vec($rin, fileno($_->[1]), 1) = 1 for values %watch;
+    # Watched: a look per event, and one a second anyway. Polled: busy files
+    # every tick; after ~1 s of quiet, every 4 ticks.
+    my $wait = watched() ? 1 : $tick_ms / 1000 * ($idle > 50 ? 4 : 1);
     my $ready = select(my $rout = $rin, undef, undef, $wait);
+    if ($ready > 0) {
+        for my $dir (keys %watch) {
+            my $w = $watch{$dir};
+            next unless vec($rout, fileno($w->[1]), 1);
+            my $n = sysread($w->[1], my $got, 65536);
+            unless ($n) {    # it died (e.g. out of watches): poll from now on
+                unwatch();
+                $inw = undef;
+                last;
+            }
+            $w->[2] .= $got;
+            while ($w->[2] =~ s/\A([^\n]*)\n//) { event($1) }
+            $w->[2] = '' if length($w->[2]) > 65536;
+        }
+    }
     my $flush;
     if ($ready > 0 && vec($rout, fileno(STDIN), 1)) {
         read_stdin();
@@ -165,5 +226,6 @@ while (1) {
         out("S $flush\n");
         next;
     }
-    $idle = look(0) ? 0 : $idle + 1;
+    $idle = look($relist ? 2 : 0) ? 0 : $idle + 1;
+    $relist = 0;
 }
