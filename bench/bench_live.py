@@ -1,6 +1,6 @@
 """Live transcripts on the loopback test bed: lag per line, and the cost at the result.
 
-    sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T]
+    sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R]
         [--backend openssh|fabric|both]
 
 Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
@@ -15,11 +15,15 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   the result) and T without it (``live=False``: a pull at the result, as
   before); prints the median time the result was held back for each (target:
   <= 10 ms with the follower).
+- warm ratios: R one-turn sessions each locally and on a warm executor with
+  and without the follower, interleaved; prints remote/local medians of the
+  time to the first message and to the result (target: <= 1.05).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import shutil
@@ -140,7 +144,46 @@ async def holds(b: BenchBed, backend: str, turns: int, live: bool) -> list[float
         return HOLDS[1 : turns + 1]
 
 
-async def measure(steps: int, turns: int, backends: tuple[str, ...]) -> None:
+async def one_session(
+    executor: rx.Executor, options: ClaudeAgentOptions, live: bool
+) -> tuple[float, float]:
+    """Seconds to the first message and to the result of a one-turn session."""
+    start = time.perf_counter()
+    first = None
+    messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
+    async with contextlib.aclosing(messages) as stream:
+        async for message in stream:
+            first = first or time.perf_counter() - start
+            if isinstance(message, ResultMessage):
+                break
+    assert first is not None
+    return first, time.perf_counter() - start
+
+
+async def ratios(b: BenchBed, backend: str, runs: int) -> dict[str, tuple[float, float]]:
+    """Median (first message, result) of one-turn sessions: local, and on a warm
+    executor with and without the follower, interleaved."""
+    local_options = ClaudeAgentOptions(
+        cwd=str(b.local),
+        env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
+    )
+    remote_options = ClaudeAgentOptions(cwd=str(b.local))
+    rows: dict[str, list[tuple[float, float]]] = {"local": [], "live": [], "no live": []}
+    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    async with executor:
+        await one_session(rx.LocalExecutor(), local_options, True)  # warm-up
+        await one_session(executor, remote_options, True)
+        for _ in range(runs):
+            rows["local"].append(await one_session(rx.LocalExecutor(), local_options, True))
+            rows["live"].append(await one_session(executor, remote_options, True))
+            rows["no live"].append(await one_session(executor, remote_options, False))
+    return {
+        kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
+        for kind, got in rows.items()
+    }
+
+
+async def measure(steps: int, turns: int, runs: int, backends: tuple[str, ...]) -> None:
     time_after_turn()
     load = os.getloadavg()
     with bench_bed("local-claude") as b:
@@ -162,6 +205,16 @@ async def measure(steps: int, turns: int, backends: tuple[str, ...]) -> None:
                     f"over the session (the long turn alone took {seconds:.1f} s)"
                 )
             follower_waits("auto")
+            if runs:
+                med = await ratios(b, backend, runs)
+                (lf, lr) = med["local"]
+                for kind in ("live", "no live"):
+                    f, r = med[kind]
+                    print(
+                        f"[{backend}] warm remote ({kind})/local over {runs} one-turn sessions: "
+                        f"first message {f / lf:.2f}x, result {r / lr:.2f}x "
+                        f"({f * 1000:.0f}/{r * 1000:.0f} ms vs {lf * 1000:.0f}/{lr * 1000:.0f} ms)"
+                    )
             with_live = await holds(b, backend, turns, live=True)
             without = await holds(b, backend, turns, live=False)
             a, c = statistics.median(with_live), statistics.median(without)
@@ -180,10 +233,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=7, help="one-turn sessions for the ratios")
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    anyio.run(measure, args.steps, args.turns, backends)
+    anyio.run(measure, args.steps, args.turns, args.runs, backends)
 
 
 if __name__ == "__main__":
