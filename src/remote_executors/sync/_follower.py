@@ -7,8 +7,8 @@ login, no process per file. Where ``inotifywait`` is installed there, it
 sleeps until a file of the session changes (``wait="auto"``); otherwise it
 polls them (every :data:`TICK` seconds while they change, four times that
 once quiet: a few ``stat`` calls, no process started per look). Either way
-it sends every appended byte as a frame; :mod:`._live_frames` reads the frames, :mod:`._live_files`
-applies them under the turn-end sync's rules.
+it sends every appended byte as a frame; :mod:`._live_frames` reads the
+frames, :mod:`._live_files` applies them under the turn-end sync's rules.
 
 At a turn's result, :meth:`LiveFollower.confirm` asks the follower to look at
 everything once more and waits for its answer: one round trip over the open
@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -68,7 +65,7 @@ START_SECONDS = 15.0
 class LiveFollower:
     """Follows one session of ``executor``; see the module doc.
 
-    ``landed(rel, size, when)`` (optional) is told each time bytes land locally.
+    ``wait="poll"`` polls even where ``inotifywait`` is installed.
     """
 
     def __init__(
@@ -80,7 +77,6 @@ class LiveFollower:
         max_session_bytes: int = MAX_SESSION_BYTES,
         tick: float = TICK,
         wait: Literal["auto", "poll"] = "auto",
-        landed: Callable[[str, int, float], None] | None = None,
     ) -> None:
         if paths.session_id is None:
             raise ValueError("a live follower follows one session")
@@ -94,7 +90,6 @@ class LiveFollower:
         )
         self._tick = tick
         self._wait = wait
-        self._landed = landed
         self._max_file = max_file_bytes
         self.lock = anyio.Lock()
         """Held while frames are applied; a pull holds it so the two never interleave."""
@@ -252,9 +247,7 @@ class LiveFollower:
         async with self.lock:
             for frame in frames:
                 if isinstance(frame, Data):
-                    landed = self.files.data(frame)
-                    if landed and self._landed is not None:
-                        self._landed(frame.rel, landed, time.time())
+                    self.files.data(frame)
                 elif isinstance(frame, Head):
                     self.files.head(frame)
                 elif isinstance(frame, Problem):
@@ -286,10 +279,6 @@ class LiveFollower:
                     await process.wait()
             with contextlib.suppress(Exception):
                 await process.aclose()
-
-
-def local_dir_of(paths: SessionPaths) -> Path:
-    return paths.local_dir
 
 
 # -- a task that outlives the call that started it -----------------------------
@@ -341,7 +330,3 @@ def _detached(coro: Coroutine[Any, Any, None]) -> _Detached:
 
 
 _TASKS: set[Any] = set()  # asyncio keeps only weak references to tasks
-
-
-def _unused(_: object) -> None:  # pragma: no cover
-    os.fspath(".")
