@@ -240,3 +240,55 @@ async def test_a_local_copy_changed_mid_turn_is_kept_as_a_conflict(
     assert any(not s.ok and s.conflict_copies for s in statuses), statuses
     copies = sorted(local_dir.glob(f"{sid}.jsonl.conflict-*"))
     assert copies and copies[-1].read_bytes() == remote_bytes
+
+
+class CountingSync:
+    """The default strategy, counting pulls."""
+
+    def __init__(self) -> None:
+        self.inner = rx.TailSessionSync()
+        self.limits = self.inner.limits
+        self.pulls = 0
+
+    async def pull(self, executor: rx.Executor, paths: rx.SessionPaths) -> rx.SyncReport:
+        self.pulls += 1
+        return await self.inner.pull(executor, paths)
+
+    async def pull_recent(self, executor: rx.Executor, paths: rx.SessionPaths) -> rx.SyncReport:
+        self.pulls += 1
+        return await self.inner.pull_recent(executor, paths)
+
+    async def push(self, executor: rx.Executor, paths: rx.SessionPaths) -> rx.SyncReport:
+        return await self.inner.push(executor, paths)
+
+
+@both_backends
+async def test_results_are_confirmed_without_a_pull(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_project: Project,
+    rx_executor: rx.SSHExecutor,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    """Two turns: at each result the local copy is already whole, and nothing pulled."""
+    remote_dir, local_dir = dirs(rx_sshd, rx_account, rx_project, local_claude)
+    rx_model.script(
+        tool_use("Bash", {"command": "echo one", "description": "echo"}),
+        text("first done"),
+        tool_use("Bash", {"command": "echo two", "description": "echo"}),
+        text("second done"),
+    )
+    sync = CountingSync()
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    with anyio.fail_after(SESSION_TIMEOUT):
+        async with rx.ClaudeSDKClient(options, executor=rx_executor, sync=sync) as client:
+            for prompt in ("first", "second"):
+                await client.query(prompt)
+                async for m in client.receive_response():
+                    if isinstance(m, ResultMessage):
+                        name = f"{m.session_id}.jsonl"
+                        here = (local_dir / name).read_bytes()
+                        assert (remote_dir / name).read_bytes().startswith(here)
+                        assert f"{prompt} done".encode() in here
+    assert sync.pulls == 0
