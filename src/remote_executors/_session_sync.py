@@ -150,13 +150,13 @@ class SessionSyncer:
         )
         self._follower.begin()
 
-    async def _stop_following(self) -> None:
+    async def _stop_following(self, grace: float = 3.0) -> None:
         followers, self._retired = self._retired, []
         if self._follower is not None:
             followers.append(self._follower)
             self._follower = None
         for follower in followers:
-            await follower.stop()
+            await follower.stop(grace)
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
@@ -258,7 +258,7 @@ class SessionSyncer:
         session is behind, and the next resume pulls first.
         """
         with anyio.CancelScope(shield=True):
-            await self._stop_following()
+            await self._stop_following(grace=0.5)  # the link is likely gone
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
         self._link_lost = self._failed is not None

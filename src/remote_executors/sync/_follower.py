@@ -137,8 +137,9 @@ class LiveFollower:
             return False
         return self._synced >= seq and self.running and self.files.in_step
 
-    async def stop(self) -> None:
-        """Stop following; nothing is left running on the remote."""
+    async def stop(self, grace: float = 3.0) -> None:
+        """Stop following; nothing is left running on the remote. ``grace``: how long
+        it may take to exit on its own before it is killed."""
         self._stopping = True
         task, self._task = self._task, None
         if task is None:
@@ -148,7 +149,7 @@ class LiveFollower:
             if process is not None and process.stdin is not None:
                 with contextlib.suppress(Exception):
                     await process.stdin.aclose()  # the follower exits at the end of its stdin
-            with anyio.move_on_after(3):
+            with anyio.move_on_after(grace):
                 await task.wait()
             task.cancel()
             with anyio.move_on_after(10):
