@@ -141,6 +141,7 @@ class LiveFollower:
         """Stop following; nothing is left running on the remote. ``grace``: how long
         it may take to exit on its own before it is killed."""
         self._stopping = True
+        self._grace = grace
         task, self._task = self._task, None
         if task is None:
             return
@@ -271,7 +272,7 @@ class LiveFollower:
             if process.stdin is not None:
                 with contextlib.suppress(Exception):
                     await process.stdin.aclose()  # the follower exits at the end of its stdin
-            with anyio.move_on_after(2):
+            with anyio.move_on_after(self._grace):
                 await process.wait()
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
