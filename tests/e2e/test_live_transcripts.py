@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,8 @@ STEPS = 6
 
 
 @pytest.fixture(autouse=True)
-def local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    config = tmp_path / "local-claude"
-    config.mkdir()
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
-    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
-    yield config
+def local_claude(private_local_claude: Path) -> Path:
+    return private_local_claude
 
 
 def dirs(
