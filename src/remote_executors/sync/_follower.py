@@ -164,6 +164,15 @@ class LiveFollower:
             self._ready.set()
             if parser is not None:
                 await self._pump(parser)
+        except Exception as exc:  # best effort: the turn-end sync takes over
+            self.error = exc
+            log.warning(
+                "%s: live follow of session %s stopped (the turn-end sync takes over): %r",
+                self.executor.name,
+                self.paths.session_id,
+                exc,
+            )
+            log.debug("live follower failure", exc_info=True)
         finally:
             self._ready.set()
             self._wake()
