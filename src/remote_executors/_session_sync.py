@@ -150,6 +150,23 @@ class SessionSyncer:
         )
         self._follower.begin()
 
+    async def _last_look(self) -> None:
+        """The CLI exited: one last confirmation from the follower, then stop it.
+
+        The follower outlives the CLI by a moment: when its last look finds
+        every file in step (the closing lines included), no pull is needed.
+        """
+        follower = self._follower
+        if (
+            follower is not None
+            and self._failed is None
+            and not self._exited_synced
+            and not getattr(self._executor, "closed", False)
+            and await follower.confirm()
+        ):
+            self._exited_synced = True
+        await self._stop_following()
+
     async def _stop_following(self, grace: float = 3.0) -> None:
         followers, self._retired = self._retired, []
         if self._follower is not None:
@@ -160,17 +177,7 @@ class SessionSyncer:
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
-        follower = self._follower
-        if (
-            follower is not None
-            and self._failed is None
-            and not self._exited_synced
-            and await follower.confirm()
-        ):
-            # The follower outlives the CLI by a moment: its last look saw the
-            # closing lines too, so no pull is needed.
-            self._exited_synced = True
-        await self._stop_following()
+        await self._last_look()
         if self._exited_synced:
             return []
         with anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -184,7 +191,8 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
-        await self._stop_following()
+        with anyio.CancelScope(shield=True):
+            await self._last_look()
         if self._exited_synced or self._link_lost or getattr(self._executor, "closed", False):
             # Done, or the link is known to be down: the next resume pulls.
             return
