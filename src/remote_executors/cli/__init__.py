@@ -29,6 +29,7 @@ _COMMANDS = {
     "run": ".run:run",
     "sessions": ".sessions:sessions",
     "sync": ".sync:sync",
+    "ui": ".ui:ui",
 }
 
 
