@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         push_session,
     )
     from .sync.status import SYNC_SUBTYPE, SessionSyncStatus
+    from .transcripts import follow_transcript
 
 #: Where each public name lives (the module is imported when the name is first used).
 _WHERE: dict[str, str] = {
@@ -170,6 +171,7 @@ _WHERE: dict[str, str] = {
         ".sync",
     ),
     **dict.fromkeys(["SYNC_SUBTYPE", "SessionSyncStatus"], ".sync.status"),
+    "follow_transcript": ".transcripts",
 }
 
 __all__ = [
@@ -230,6 +232,7 @@ __all__ = [
     "check",
     "executor_for",
     "FileSync",
+    "follow_transcript",
     "Limits",
     "SessionConflict",
     "SessionPaths",

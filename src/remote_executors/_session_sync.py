@@ -1,8 +1,10 @@
 """Keeping one running session's transcript in step, turn by turn.
 
 The transport calls in at four points: the ``init`` message (the session id
-is known: record where it runs), each ``result`` message (pull before the
-caller sees the result), the end of the process (pull the lines the CLI
+is known: record where it runs, and start following its files live, see
+:mod:`remote_executors.sync._follower`), each ``result`` message (make sure
+the local copy is complete before the caller sees the result: one
+confirmation from the live follower, or a pull), the end of the process (pull the lines the CLI
 writes on exit) and, before a resume, :meth:`SessionSyncer.before_resume`
 (pull what the remote has, push what only local has). A failed sync never
 fails the session: it is logged, recorded, and handed to the caller as a
@@ -12,6 +14,7 @@ turn, the end of the session and the next resume retry it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -24,9 +27,10 @@ from .errors import ExecutorError, SessionConflict
 from .executors.base import Executor, is_closed, shares_local_filesystem
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .sync._follower import LiveFollower
 from .sync._from_store import StoreSession, merge_into_local
 from .sync._locate import locate, same_place, session_paths
-from .sync.base import SessionPaths, SessionSync
+from .sync.base import Limits, SessionPaths, SessionSync
 from .sync.status import SessionSyncStatus
 
 __all__ = ["SessionSyncer"]
@@ -49,8 +53,11 @@ class SessionSyncer:
         *,
         local_cwd: str,
         env: Mapping[str, str],
+        live: bool = True,
     ) -> None:
         self._executor = executor
+        self._live = live
+        self._follower: LiveFollower | None = None
         self._strategy = strategy
         self._local_cwd = os.path.realpath(os.path.expanduser(local_cwd))
         self._env = dict(env)
@@ -66,6 +73,7 @@ class SessionSyncer:
         self._link_lost = False  # the after-loss pull failed: don't wait on it again
         self._pulled_previous = False
         self._pending: list[dict[str, Any]] = []
+        self._retired: list[LiveFollower] = []
 
     @property
     def enabled(self) -> bool:
@@ -95,13 +103,83 @@ class SessionSyncer:
             # A forked resume (or /clear) continues under a new id.
             self._paths = attrs.evolve(self._paths, session_id=sid)
         self._record(remote_cwd)
+        self._follow()
 
     async def after_turn(self) -> list[dict[str, Any]]:
-        """Pull now (a result arrived); return status messages to emit before it."""
+        """A result arrived: make the local copy complete now; return status messages
+        to emit before the result.
+
+        With the live follower running and every file in step, that is one
+        confirmation over its open channel; otherwise a pull.
+        """
+        follower = self._follower
+        if follower is not None and self._failed is None and await follower.confirm():
+            return self.take_pending()
         return [*self.take_pending(), *await self._pull()]
+
+    @property
+    def follower(self) -> LiveFollower | None:
+        """The live follower of the session, while there is one."""
+        return self._follower
+
+    def _follow(self) -> None:
+        """Start following the session's files live (remote sessions only)."""
+        follower, paths = self._follower, self._paths
+        if follower is not None and paths is not None and follower.paths == paths:
+            return
+        if (
+            not self._live
+            or self._strategy is None
+            or paths is None
+            or paths.session_id is None
+            or self._same_place
+            or shares_local_filesystem(self._executor)
+        ):
+            return
+        if follower is not None:
+            # A new session id (a fork, /clear): the old follower is stopped by
+            # the next pull (a running one only ever appends in step).
+            self._retired.append(follower)
+        # The strategy's size limits, when it has them, bound the follower too.
+        limits = getattr(self._strategy, "limits", None)
+        if not isinstance(limits, Limits):
+            limits = Limits()
+        self._follower = LiveFollower(
+            self._executor,
+            paths,
+            max_file_bytes=limits.max_file_bytes,
+            max_session_bytes=limits.max_session_bytes,
+        )
+        self._follower.begin()
+
+    async def _last_look(self) -> None:
+        """The CLI exited: one last confirmation from the follower, then stop it.
+
+        The follower outlives the CLI by a moment: when its last look finds
+        every file in step (the closing lines included), no pull is needed.
+        """
+        follower = self._follower
+        if (
+            follower is not None
+            and self._failed is None
+            and not self._exited_synced
+            and not is_closed(self._executor)
+            and await follower.confirm()
+        ):
+            self._exited_synced = True
+        await self._stop_following()
+
+    async def _stop_following(self, grace: float = 3.0) -> None:
+        followers, self._retired = self._retired, []
+        if self._follower is not None:
+            followers.append(self._follower)
+            self._follower = None
+        for follower in followers:
+            await follower.stop(grace)
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
+        await self._last_look()
         if self._exited_synced:
             return []
         with anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -115,6 +193,8 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
+        with anyio.CancelScope(shield=True):
+            await self._last_look()
         if self._exited_synced or self._link_lost or is_closed(self._executor):
             # Done, or the link is known to be down: the next resume pulls.
             return
@@ -187,6 +267,8 @@ class SessionSyncer:
         Usually the link is down and this fails fast; the record then says the
         session is behind, and the next resume pulls first.
         """
+        with anyio.CancelScope(shield=True):
+            await self._stop_following(grace=0.5)  # the link is likely gone
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
         self._link_lost = self._failed is not None
@@ -219,13 +301,7 @@ class SessionSyncer:
                 if self._same_place:
                     return []
             assert self._paths is not None
-            # A strategy that can pull just what changed since its last pull does
-            # so after each turn (the session's other files are as last synced).
-            recent = getattr(self._strategy, "pull_recent", None)
-            if callable(recent):
-                await recent(self._executor, self._paths)
-            else:
-                await self._strategy.pull(self._executor, self._paths)
+            await self._pull_beside_follower(self._strategy, self._paths)
         except (ExecutorError, OSError, TimeoutError) as exc:
             return [self._failure(exc)]
         if self._failed is None:
@@ -241,6 +317,26 @@ class SessionSyncer:
                 message="Session sync recovered: the local transcript is up to date",
             ).to_raw()
         ]
+
+    async def _pull_beside_follower(self, strategy: SessionSync, paths: SessionPaths) -> None:
+        """Pull, with the live follower (if any) held off meanwhile, then looking afresh."""
+        for retired in self._retired:
+            await retired.stop()
+        self._retired = []
+        follower = self._follower
+        lock = follower.lock if follower is not None else None
+        async with lock if lock is not None else contextlib.nullcontext():
+            try:
+                # A strategy that can pull just what changed since its last pull does
+                # so after each turn (the session's other files are as last synced).
+                recent = getattr(strategy, "pull_recent", None)
+                if callable(recent):
+                    await recent(self._executor, paths)
+                else:
+                    await strategy.pull(self._executor, paths)
+            finally:
+                if follower is not None:
+                    follower.files.reset()
 
     def _failure(self, exc: BaseException) -> dict[str, Any]:
         self._failed = exc

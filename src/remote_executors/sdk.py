@@ -160,9 +160,10 @@ def _strategy(sync: SyncOption, executor: Executor) -> SessionSync | None:
 class ExecutorTransport(SubprocessCLITransport):
     """The SDK's subprocess transport, with the process started by an executor.
 
-    With ``sync`` on (the default), the session's transcript is pulled to the
-    local disk after every turn, before the turn's ``ResultMessage`` is
-    passed on, and once more when the CLI exits; a resume first makes the
+    With ``sync`` on (the default), the session's files reach the local disk
+    while the turn runs (``live``, see docs/sessions-and-sync.md), are complete
+    there before the turn's ``ResultMessage`` is passed on, and are pulled
+    once more when the CLI exits; a resume first makes the
     executor's copy match the local one. Sync problems arrive as
     :class:`~remote_executors.SessionSyncStatus` messages, never as errors,
     except before a resume, where starting on a wrong copy would fork the
@@ -184,6 +185,7 @@ class ExecutorTransport(SubprocessCLITransport):
         *,
         sync: SyncOption = True,
         start_timeout: float = START_TIMEOUT,
+        live: bool = True,
     ) -> None:
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
@@ -213,7 +215,11 @@ class ExecutorTransport(SubprocessCLITransport):
         # A NUL or newline in cwd is refused here, as a bad cwd is everywhere else.
         check_path(self._session_cwd, host=executor.name, what="cwd")
         self.syncer = SessionSyncer(
-            executor, _strategy(sync, executor), local_cwd=self._session_cwd, env=options.env
+            executor,
+            _strategy(sync, executor),
+            local_cwd=self._session_cwd,
+            env=options.env,
+            live=live,
         )
         # Where the SDK's mirror batcher (built from the caller's options) looks.
         self._mirror_dir = mirror_projects_dir(options.env)
@@ -497,12 +503,15 @@ def _transport(
     executor: Executor | None,
     sync: SyncOption,
     start_timeout: float = START_TIMEOUT,
+    live: bool = True,
 ) -> ExecutorTransport | None:
     if executor is None:
         return None
     if not isinstance(executor, Executor):
         raise TypeError(f"executor must implement remote_executors.Executor, got {executor!r}")
-    return ExecutorTransport(prompt, options, executor, sync=sync, start_timeout=start_timeout)
+    return ExecutorTransport(
+        prompt, options, executor, sync=sync, start_timeout=start_timeout, live=live
+    )
 
 
 def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
@@ -528,6 +537,7 @@ async def query(
     executor: Executor | None = None,
     sync: SyncOption = True,
     start_timeout: float = START_TIMEOUT,
+    live: bool = True,
 ) -> AsyncIterator[Message]:
     """``claude_agent_sdk.query`` that runs the CLI on ``executor``.
 
@@ -536,13 +546,14 @@ async def query(
     runs it. ``sync`` picks the transcript sync strategy (see
     :class:`ExecutorTransport`). ``start_timeout``: seconds the CLI may take
     to send its first message before :class:`~remote_executors.ClaudeNotResponding`.
+    ``live=False``: the local copy moves at turn ends only (no live follower).
     """
     options = options or ClaudeAgentOptions()
     owned = None
     if executor is None:
         executor = owned = _recorded_executor(options)
     try:
-        transport = _transport(prompt, options, executor, sync, start_timeout)
+        transport = _transport(prompt, options, executor, sync, start_timeout, live)
         # Closing this generator early (``break`` + ``aclose()``, cancellation) must
         # close the SDK's generator now: its cleanup is what stops the process.
         # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
@@ -577,6 +588,7 @@ class ClaudeSDKClient(_SDKClient):
         *,
         sync: SyncOption = True,
         start_timeout: float = START_TIMEOUT,
+        live: bool = True,
     ) -> None:
         options = options or ClaudeAgentOptions()
         self._owned_executor = None
@@ -585,7 +597,7 @@ class ClaudeSDKClient(_SDKClient):
         self.executor = executor
         # The SDK's client feeds prompts through transport.write(), so the
         # transport's own prompt is only a marker for streaming mode.
-        transport = _transport(_never(), options, executor, sync, start_timeout)
+        transport = _transport(_never(), options, executor, sync, start_timeout, live)
         super().__init__(options=options, transport=transport)
 
     async def disconnect(self) -> None:
