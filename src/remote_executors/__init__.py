@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .browse import DirEntry, Listing, complete_path, list_dir
-    from .check import CheckReport, CheckStep, check
+    from ._check import CheckReport, CheckStep, check
     from .errors import (
         AuthenticationFailed,
         ClaudeNotFound,
@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 #: Where each public name lives (the module is imported when the name is first used).
 _WHERE: dict[str, str] = {
     **dict.fromkeys(["DirEntry", "Listing", "complete_path", "list_dir"], ".browse"),
-    **dict.fromkeys(["CheckReport", "CheckStep", "check"], ".check"),
+    **dict.fromkeys(["CheckReport", "CheckStep", "check"], "._check"),
     **dict.fromkeys(
         [
             "AuthenticationFailed",

@@ -22,7 +22,7 @@ import anyio
 import pytest
 
 import remote_executors as rx
-from remote_executors.check import CheckReport, CheckStep, check
+from remote_executors._check import CheckReport, CheckStep, check
 from remote_executors.testing.link import LinkProxy
 from remote_executors.testing.model import DEFAULT_API_KEY
 from remote_executors.testing.plugin import Project

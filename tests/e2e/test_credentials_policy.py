@@ -19,7 +19,7 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
-from remote_executors.check import check
+from remote_executors._check import check
 from remote_executors.credentials import forwarded_env
 from remote_executors.testing.model import ScriptedModel, slow, text
 from remote_executors.testing.plugin import AccountFactory, Isolated

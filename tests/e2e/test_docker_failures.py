@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import remote_executors as rx
-from remote_executors.check import check
+from remote_executors._check import check
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.executors.docker import DockerExecutor
 from remote_executors.testing._docker_fixtures import ContainerFactory

@@ -278,7 +278,7 @@ async def test_a_host_without_sftp_runs_sessions_and_says_why_they_do_not_sync(
 ) -> None:
     from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
-    from remote_executors.check import check
+    from remote_executors._check import check
 
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "local-claude"))
     with SSHTestBed(sftp=False) as bed:

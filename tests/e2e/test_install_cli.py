@@ -19,7 +19,7 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 import remote_executors as rx
 from _cli import CLI, ok
 from remote_executors import _sdk_compat
-from remote_executors.check import check
+from remote_executors._check import check
 from remote_executors.errors import InstallFailed, UnsupportedPlatform
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.install import LINK, VERSIONS_DIR, install_cli

@@ -23,7 +23,7 @@ import pytest
 from anyio.abc import Process
 
 import remote_executors as rx
-from remote_executors.check import CheckReport, CheckStep, check, compare_cli_versions
+from remote_executors._check import CheckReport, CheckStep, check, compare_cli_versions
 from remote_executors.sdk import expected_cli_version
 
 pytestmark = pytest.mark.anyio

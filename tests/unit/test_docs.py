@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from remote_executors.check import TITLES
+from remote_executors._check import TITLES
 from remote_executors.cli import EXIT_CODES, cli
 
 ROOT = Path(__file__).parents[2]

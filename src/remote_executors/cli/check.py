@@ -13,7 +13,7 @@ from ._hosts import HostType, Target
 from ._output import Output
 
 if TYPE_CHECKING:
-    from ..check import CheckReport, CheckStep
+    from .._check import CheckReport, CheckStep
 
 #: A failed step -> the exit code ``run`` would give for the same problem.
 _STEP_CODES = {
@@ -54,7 +54,7 @@ def check_command(target: Target, cwd: str | None, timeout: float, json_mode: bo
     be reached or logged into, 4 when it has no Claude CLI or project
     directory, 1 for any other failed step.
     """
-    from ..check import check
+    from .._check import check
     from ..executors.base import Executor
     from ..executors.local import LocalExecutor
     from ..settings import executor_for

@@ -172,7 +172,7 @@ async def list_executors(request: Request) -> Response:
 
 
 async def check_executor(request: Request) -> Response:
-    from ..check import TITLES, check
+    from .._check import TITLES, check
 
     context = _context(request)
     name = _configured(context, request.path_params["name"])
