@@ -73,6 +73,7 @@ from .errors import (
     SyncError,
     SyncToolMissing,
 )
+from .executors._reattach import ReattachingProcess
 from .executors._ssh_errors import SSH_FAILED, classify_connect_failure, classify_lost
 from .executors._ssh_process import SSHProcess
 from .executors.base import CommandResult, Executor, SpawnOptions
@@ -417,13 +418,15 @@ class _Check:
                 process = await executor.spawn(SpawnOptions("claude", ["--version"], stderr=True))
                 try:
                     result = await _collect(process)
-                    if isinstance(process, SSHProcess):
+                    if isinstance(process, (SSHProcess, ReattachingProcess)):
                         lost = process.lost_error()
                         if lost is not None:
                             raise lost
                 finally:
                     await process.aclose()
-            path = process.remote_path if isinstance(process, SSHProcess) else ""
+            path = (
+                process.remote_path if isinstance(process, (SSHProcess, ReattachingProcess)) else ""
+            )
             return path, result
         if isinstance(executor, LocalExecutor):
             local_cli = await anyio.to_thread.run_sync(find_local_claude)

@@ -57,6 +57,7 @@ from ._sdk_compat import (
 )
 from ._session_sync import SessionSyncer
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
+from .executors._reattach import ReattachingProcess
 from .executors._ssh_process import SSHProcess
 from .executors._validate import check_path
 from .executors.base import Executor, SpawnOptions
@@ -140,6 +141,10 @@ def _install_route() -> None:
 
 #: What ``sync=`` accepts: a strategy, True for the default one, False for none.
 SyncOption = SessionSync | bool
+
+
+#: Processes on another machine (they know their remote path and cwd, and lost links).
+_REMOTE = (SSHProcess, ReattachingProcess)
 
 
 def _strategy(sync: SyncOption, executor: Executor) -> SessionSync | None:
@@ -372,7 +377,7 @@ class ExecutorTransport(SubprocessCLITransport):
                 yield message
         except ProcessError as exc:
             process = self.executor_process
-            lost = process.lost_error() if isinstance(process, SSHProcess) else None
+            lost = process.lost_error() if isinstance(process, _REMOTE) else None
             if lost is not None:
                 await syncer.after_loss()
                 raise lost from exc
@@ -399,7 +404,7 @@ class ExecutorTransport(SubprocessCLITransport):
             return
         except TimeoutError:
             process = self.executor_process
-            path = process.remote_path if isinstance(process, SSHProcess) else None
+            path = process.remote_path if isinstance(process, _REMOTE) else None
             path = path or self._cli_path or "claude"
             if process is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -464,7 +469,7 @@ class ExecutorTransport(SubprocessCLITransport):
 
     def _remote_cwd(self) -> str | None:
         process = self.executor_process
-        if isinstance(process, SSHProcess):
+        if isinstance(process, _REMOTE):
             return process.remote_cwd or None
         if isinstance(self._executor, LocalExecutor):
             return os.path.realpath(self._session_cwd)

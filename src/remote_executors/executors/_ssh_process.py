@@ -17,6 +17,7 @@ from ..errors import (
     ClaudeNotFound,
     ConnectionFailed,
     ExecutorError,
+    ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
 )
@@ -48,7 +49,7 @@ class _FramedStdout(ByteReceiveStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         while self._at >= len(self._ready):
-            if self._ended:
+            if self._ended or self.decoder.ended:
                 raise anyio.EndOfStream
             try:
                 chunk = await self._inner.receive()
@@ -196,7 +197,7 @@ class SSHProcess(Process):
         )
         self._heartbeat: _Heartbeat | None = None
         self._signalled = False
-        if job.mode == "spawn" and job.heartbeat_misses > 0:
+        if job.mode != "run" and job.heartbeat_misses > 0:
             self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
             self._heartbeat.start()
 
@@ -302,6 +303,13 @@ def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:
             "SSHExecutor(..., claude_path='/path/to/claude').",
             host=host,
             searched=searched,
+        )
+    if status.reason == "gone":
+        return ProcessLost(
+            f"The session's process on {host} is gone: it ended or was stopped while the "
+            "link was down for longer than reattach_within allows. The session can be "
+            "resumed.",
+            host=host,
         )
     if status.reason == "attach":
         what = status.values[0] if status.values else ""

@@ -17,6 +17,9 @@
 #          alive, and a watchdog stops the process group when the channel
 #          closes (local ssh killed, link cut) or heartbeats stop (frozen
 #          link). Without it the process would outlive the connection.
+#          With RX_GRACE > 0 the process outlives the channel instead, for
+#          that many seconds, under supervisor.sh (sent in the header).
+#   attach a new channel to such a supervised process (supervisor.sh).
 
 umask 077
 rx_hdr=$(head -n 1) || exit 125
@@ -94,6 +97,9 @@ rx_tree() {
       }
     }'
 }
+
+# A new channel to a supervised job (supervisor.sh, sent in the header).
+if [ "$RX_MODE" = attach ]; then rx_reattach; fi
 
 if [ -n "${RX_CWD_REL+x}" ]; then RX_CWD="$HOME/$RX_CWD_REL"; fi
 if [ -n "$RX_CWD" ]; then
@@ -200,6 +206,10 @@ if [ "${RX_ATTS:-0}" -gt 0 ]; then
   done
   shift "$rx_n"
 fi
+
+# Reattach on: the process outlives the channel (supervisor.sh). It needs
+# perl; without it the job runs as below and ends with its channel.
+if [ "${RX_GRACE:-0}" -gt 0 ] && [ -n "$rx_perl" ]; then rx_supervise "$@"; fi
 
 rx_stderr_mark
 rx_ok "$rx_found" "$(pwd -P)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import posixpath
 import shutil
@@ -17,6 +18,7 @@ from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupErr
 from ._backend import Backend, LinkOptions
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._openssh import OpenSSHBackend
+from ._reattach import ReattachingProcess, grace_seconds, is_supervised
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
 from ._validate import (
@@ -45,6 +47,9 @@ log = logging.getLogger("remote_executors.ssh")
 
 #: Seconds without a heartbeat after which the remote watchdog stops the process.
 WATCHDOG_SECONDS = 8
+#: Seconds a spawned process outlives a dropped link by default (``reattach_within``).
+DEFAULT_REATTACH_WITHIN = 300.0
+MAX_REATTACH_WITHIN = 7 * 24 * 3600.0
 
 
 class SSHExecutor:
@@ -69,6 +74,12 @@ class SSHExecutor:
       connect_timeout, keepalive_interval, keepalive_count: link timing; a dead
         link is noticed after about interval x count seconds.
       ssh_options: extra ``-o Key=Value`` options for every ssh invocation.
+      reattach_within: seconds a spawned process (the Claude Code CLI) keeps
+        running on the host after the link drops. Meanwhile this side
+        reconnects and the stream resumes where it stopped, nothing lost or
+        repeated; past it the host stops the process and the caller gets
+        ``ProcessLost``. 0: the process ends with its link (no supervisor).
+        Needs perl on the host; without it the process ends with its link.
     """
 
     def __init__(
@@ -84,6 +95,7 @@ class SSHExecutor:
         keepalive_interval: int = 5,
         keepalive_count: int = 3,
         ssh_options: Mapping[str, str] | None = None,
+        reattach_within: float = DEFAULT_REATTACH_WITHIN,
     ) -> None:
         connection = None
         if not isinstance(host, str):
@@ -106,6 +118,17 @@ class SSHExecutor:
                 host=host,
             )
         self._backend_name = backend
+        if not (
+            isinstance(reattach_within, (int, float))
+            and math.isfinite(reattach_within)
+            and 0 <= reattach_within <= MAX_REATTACH_WITHIN
+        ):
+            raise InvalidInput(
+                f"reattach_within for {host} must be a number of seconds from 0 (off) to "
+                f"{MAX_REATTACH_WITHIN:g}, not {reattach_within!r}.",
+                host=host,
+            )
+        self._reattach_within = float(reattach_within)
         if claude_path is not None:
             check_path(claude_path, host=host, what="claude_path")
         self._claude_path = claude_path
@@ -138,7 +161,7 @@ class SSHExecutor:
             self._backend = OpenSSHBackend(self._host, link)
         self._home: str | None = None
         self._closed = False
-        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+        self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         pairs = []
@@ -163,6 +186,11 @@ class SSHExecutor:
     def backend(self) -> str:
         """The SSH implementation in use: "openssh" or "fabric"."""
         return self._backend_name
+
+    @property
+    def reattach_within(self) -> float:
+        """Seconds a spawned process outlives a dropped link (0: it does not)."""
+        return self._reattach_within
 
     @property
     def ssh_config(self) -> str | None:
@@ -242,6 +270,7 @@ class SSHExecutor:
             claude_path=self._claude_path or self._found_claude,
             claude_path_strict=self._claude_path is not None,
             heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+            grace=grace_seconds(self._reattach_within) if mode == "spawn" else 0,
         )
 
     async def spawn(self, options: SpawnOptions) -> Process:
@@ -253,6 +282,16 @@ class SSHExecutor:
         process = await start_job(self._backend, job, pipe_stderr=options.stderr)
         if job.find_claude and process.remote_path:
             self._found_claude = process.remote_path
+        if job.grace and is_supervised(process):
+            supervised = ReattachingProcess(
+                self._backend,
+                job,
+                process,
+                grace=self._reattach_within,
+                pipe_stderr=options.stderr,
+            )
+            self._processes.add(supervised)
+            return supervised
         self._processes.add(process)
         return process
 
@@ -343,9 +382,14 @@ class SSHExecutor:
     async def aclose(self) -> None:
         self._closed = True
         with anyio.CancelScope(shield=True):
-            for process in list(self._processes):
+            processes = list(self._processes)
+            for process in processes:
                 if process.returncode is None:
                     process.terminate()
+            for process in processes:
+                if isinstance(process, ReattachingProcess):
+                    # Its "stop" must reach the host before the connection goes.
+                    await process.aclose()
             await self._backend.aclose()
 
     async def __aenter__(self) -> SSHExecutor:
