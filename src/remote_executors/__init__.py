@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         SyncToolMissing,
     )
     from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
+    from .executors.link_status import LINK_SUBTYPE, LinkStatus
     from .executors.local import LocalExecutor
     from .executors.ssh import SSHExecutor
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
@@ -127,6 +128,7 @@ _WHERE: dict[str, str] = {
         ".sync",
     ),
     **dict.fromkeys(["SYNC_SUBTYPE", "SessionSyncStatus"], ".sync.status"),
+    **dict.fromkeys(["LINK_SUBTYPE", "LinkStatus"], ".executors.link_status"),
 }
 
 __all__ = [
@@ -174,6 +176,8 @@ __all__ = [
     "SessionRecords",
     "SessionSync",
     "SessionSyncStatus",
+    "LinkStatus",
+    "LINK_SUBTYPE",
     "SftpSessionSync",
     "SyncDiskFull",
     "SyncError",

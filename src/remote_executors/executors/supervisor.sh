@@ -25,7 +25,7 @@ my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
 $SIG{TERM} = sub { exit 5 };
 open(my $o, "<", "$d/out") or exit 3; open(my $e, "<", "$d/err") or exit 3;
 binmode $o; binmode $e;
-seek($o, $oa, 0) or exit 3; seek($e, $ea, 0) or exit 3;
+seek($o, $oa, 0) or exit 3; ($ea < 0 ? seek($e, 0, 2) : seek($e, $ea, 0)) or exit 3;
 sub put { my ($fh, $b) = @_; my ($w, $at) = (0, 0);
   for (; $at < length $b; $at += $w) { $w = syswrite($fh, $b, length($b) - $at, $at); exit 1 unless defined $w } }
 my $nap = 0.001;
@@ -115,7 +115,8 @@ rx_sv_ours() {
 }
 
 # One attachment: the channel is fds 3 (in), 1 and 2; $1/$2 the stdout and
-# stderr offsets the local side already has.
+# stderr offsets the local side already has (stderr -1: from its end, for a
+# caller that keeps no stderr).
 rx_sv_attach() {
   export RX_RELAY_NONCE="$RX_NONCE" RX_FRAME_TAG="$rx_tag"  # not arguments: those are in ps
   perl -e "$rx_sv_relay" "$rx_dir" <&3 >/dev/null 2>&1 &
