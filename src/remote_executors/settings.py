@@ -17,7 +17,7 @@ One small JSON file under the user's config dir
 
 ``remote_executors`` is the ordered list of ssh aliases; ``hosts`` holds the
 options of those that have any (ssh_config, claude_path, path_map,
-accept_new_host_keys, connect_timeout). A host without an entry uses
+accept_new_host_keys, connect_timeout, reattach_within). A host without an entry uses
 :class:`~remote_executors.SSHExecutor`'s defaults.
 
 Guarantees:
@@ -84,7 +84,14 @@ FORMAT_VERSION = 1
 _APP_NAME = "remote-executors"
 _FILE_NAME = "settings.json"
 _LOCAL = "local"
-_OPTIONS = ("ssh_config", "claude_path", "path_map", "accept_new_host_keys", "connect_timeout")
+_OPTIONS = (
+    "ssh_config",
+    "claude_path",
+    "path_map",
+    "accept_new_host_keys",
+    "connect_timeout",
+    "reattach_within",
+)
 _TOP_KEYS = ("version", "remote_executors", "hosts")
 
 
@@ -216,6 +223,20 @@ def _check_timeout(record: HostSettings, _: attrs.Attribute[Any], value: object)
         )
 
 
+def _check_reattach(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    from remote_executors.executors.ssh import MAX_REATTACH_WITHIN
+
+    if not isinstance(value, float) or not 0 <= value <= MAX_REATTACH_WITHIN:
+        raise InvalidInput(
+            f"Invalid reattach_within {value!r} for {record.host}: expected seconds from 0 "
+            f"(a lost link ends the session) to {MAX_REATTACH_WITHIN:g}, or None for the "
+            "default.",
+            host=record.host,
+        )
+
+
 @attrs.frozen
 class HostSettings:
     """One configured remote executor: an ssh alias and the options to reach it with.
@@ -244,6 +265,9 @@ class HostSettings:
     connect_timeout: float | None = attrs.field(
         default=None, converter=_to_timeout, validator=_check_timeout
     )
+    reattach_within: float | None = attrs.field(
+        default=None, converter=_to_timeout, validator=_check_reattach
+    )
 
     def options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as keyword arguments."""
@@ -258,6 +282,8 @@ class HostSettings:
             out["accept_new_host_keys"] = True
         if self.connect_timeout is not None:
             out["connect_timeout"] = self.connect_timeout
+        if self.reattach_within is not None:
+            out["reattach_within"] = self.reattach_within
         return out
 
     def executor(self) -> SSHExecutor:

@@ -346,6 +346,7 @@ async def link_executor(
         keepalive_count=2,
         connect_timeout=3,
         backend=rx_ssh_backend,
+        reattach_within=0,  # a lost link ends the session (test_reattach.py: it need not)
     )
     try:
         yield executor

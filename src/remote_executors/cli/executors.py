@@ -18,6 +18,7 @@ _RESETTABLE = {
     "path-map": "path_map",
     "ssh-config": "ssh_config",
     "connect-timeout": "connect_timeout",
+    "reattach-within": "reattach_within",
 }
 
 
@@ -29,6 +30,7 @@ def _host_dict(host: HostSettings) -> dict[str, Any]:
         "path_map": dict(host.path_map),
         "accept_new_host_keys": host.accept_new_host_keys,
         "connect_timeout": host.connect_timeout,
+        "reattach_within": host.reattach_within,
     }
 
 
@@ -102,6 +104,7 @@ def _options(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
+    reattach_within: float | None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if claude_path is not None:
@@ -114,6 +117,8 @@ def _options(
         options["accept_new_host_keys"] = accept_new_host_keys
     if connect_timeout is not None:
         options["connect_timeout"] = connect_timeout
+    if reattach_within is not None:
+        options["reattach_within"] = reattach_within
     return options
 
 
@@ -137,6 +142,13 @@ _TIMEOUT = click.option(
     metavar="SECONDS",
     help="Give up connecting after this long.",
 )
+_REATTACH = click.option(
+    "--reattach-within",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Keep a session running on the host this long after the link drops, and "
+    "reconnect to it (default 300; 0: a lost link ends the session).",
+)
 _FORCE = click.option(
     "--force",
     is_flag=True,
@@ -152,6 +164,7 @@ _JSON = click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 @_SSH_CONFIG
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust the host key on first use.")
 @_TIMEOUT
+@_REATTACH
 @_FORCE
 @_JSON
 def add(
@@ -161,6 +174,7 @@ def add(
     ssh_config: str | None,
     accept_new_host_keys: bool,
     connect_timeout: float | None,
+    reattach_within: float | None,
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -176,6 +190,7 @@ def add(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys or None,
         connect_timeout=connect_timeout,
+        reattach_within=reattach_within,
     )
     store = SettingsStore()
     store.load()  # an unreadable file is the first thing to hear about
@@ -207,6 +222,7 @@ def add(
     help="Trust (or stop trusting) host keys seen for the first time.",
 )
 @_TIMEOUT
+@_REATTACH
 @click.option(
     "--reset",
     "reset",
@@ -223,6 +239,7 @@ def update(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
+    reattach_within: float | None,
     reset: tuple[str, ...],
     force: bool,
     json_mode: bool,
@@ -239,6 +256,7 @@ def update(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys,
         connect_timeout=connect_timeout,
+        reattach_within=reattach_within,
     )
     for name in reset:
         key = _RESETTABLE[name]
