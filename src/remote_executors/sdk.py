@@ -460,6 +460,11 @@ class ExecutorTransport(SubprocessCLITransport):
     async def close(self) -> None:
         try:
             await super().close()
+            process = self.executor_process
+            if isinstance(process, ReattachingProcess):
+                # Its channels (and a stop that could not be said while the
+                # link was down) are closed here; the SDK only waits for it.
+                await process.aclose()
             await self.syncer.on_close()
         finally:
             if self._materialized is not None:

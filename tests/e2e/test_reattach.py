@@ -14,6 +14,8 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,7 +32,9 @@ from claude_agent_sdk import (
     TextBlock,
     ToolPermissionContext,
     ToolUseBlock,
+    create_sdk_mcp_server,
     get_session_messages,
+    tool,
 )
 
 import remote_executors as rx
@@ -113,6 +117,15 @@ class Cut:
         self.link.restore()
         self.restored_at = time.monotonic()
 
+    def start_with_timer(self) -> None:
+        """Cut now; restore from a timer thread (for a caller without a task group)."""
+        assert self.cut_at is None
+        self.link.cut()
+        self.cut_at = time.monotonic()
+        timer = threading.Timer(self.seconds, self.link.restore)
+        timer.daemon = True
+        timer.start()
+
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         assert self.cut_at is None
         self.link.cut()
@@ -180,7 +193,8 @@ def assert_one_whole_turn(messages: list[Any], project: Project) -> ResultMessag
 # ---- cuts mid-turn -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seconds", [1.0, 10.0])
+# 60 s mostly waits (one worker idle for a minute): cheap enough to run in CI.
+@pytest.mark.parametrize("seconds", [1.0, 10.0, 60.0])
 @asyncio_only
 async def test_cut_mid_turn_is_resumed_whole(
     seconds: float,
@@ -194,7 +208,7 @@ async def test_cut_mid_turn_is_resumed_whole(
     options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
     cut = Cut(link, seconds)
     async with executor_for(link_config) as executor:
-        with anyio.fail_after(90):
+        with anyio.fail_after(seconds + 60):
             messages = await run_with_cut(prompt, options, executor, cut)
     assert_one_whole_turn(messages, rx_project)
     status = [s for m in messages if (s := rx.LinkStatus.from_message(m)) is not None]
@@ -405,3 +419,157 @@ async def test_local_ssh_master_killed_is_resumed(
     assert [line for line in lines if not line.startswith("{")] == [f"line {i}" for i in range(30)]
     states = [json.loads(line)["state"] for line in lines if line.startswith("{")]
     assert states == ["detached", "reattached"]
+
+
+# ---- more faults -----------------------------------------------------------------------
+
+
+@asyncio_only
+async def test_cut_while_an_sdk_mcp_tool_runs(
+    link: LinkProxy,
+    link_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+) -> None:
+    """The tool's answer is written while the link is down; it reaches the CLI after."""
+    cut = Cut(link, 2.0)
+    calls: list[dict[str, Any]] = []
+
+    @tool("slow_add", "Add two integers, slowly", {"a": int, "b": int})
+    async def slow_add(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        assert cut.cut_at is None
+        cut.start_with_timer()
+        await anyio.sleep(0.5)  # answer in the middle of the cut
+        return {"content": [{"type": "text", "text": f"sum={args['a'] + args['b']}"}]}
+
+    server = create_sdk_mcp_server("calc", version="1.0.0", tools=[slow_add])
+    prompt = f"add slowly {secrets.token_hex(4)}"
+    rx_model.script(
+        tool_use("mcp__calc__slow_add", {"a": 20, "b": 22}), text("finished waiting"), when=prompt
+    )
+    options = ClaudeAgentOptions(
+        cwd=str(rx_project.local),
+        mcp_servers={"calc": server},
+        allowed_tools=["mcp__calc__slow_add"],
+    )
+    async with executor_for(link_config) as executor:
+        with anyio.fail_after(90):
+            messages = [
+                m async for m in rx.query(prompt=prompt, options=options, executor=executor)
+            ]
+    assert calls == [{"a": 20, "b": 22}]
+    assert_one_whole_turn(messages, rx_project)
+    [returned] = rx_model.main_requests[-1].tool_results
+    assert returned.content == "sum=42"
+
+
+@asyncio_only
+async def test_link_frozen_for_10_s_is_resumed(
+    link: LinkProxy,
+    link_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+) -> None:
+    prompt = bash_turn(rx_model, 1)
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    messages: list[Any] = []
+    async with executor_for(link_config) as executor:
+        with anyio.fail_after(90):
+            async with anyio.create_task_group() as tg:
+
+                async def thaw_later() -> None:
+                    await anyio.sleep(10)
+                    link.thaw()
+
+                async for message in rx.query(prompt=prompt, options=options, executor=executor):
+                    messages.append(message)
+                    if started_tool(message):
+                        link.freeze()
+                        tg.start_soon(thaw_later)
+    assert_one_whole_turn(messages, rx_project)
+
+
+@asyncio_only
+async def test_sshd_restarted_mid_turn(
+    link: LinkProxy,
+    link_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    rx_sshd: SSHTestBed,
+) -> None:
+    """The daemon restarts (sessions survive it), then the link is cut: the new
+    connection goes to the restarted daemon."""
+    prompt = bash_turn(rx_model, 2)
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    cut = Cut(link, 1.0)
+    async with executor_for(link_config) as executor:
+        with anyio.fail_after(90):
+            messages: list[Any] = []
+            async with anyio.create_task_group() as tg:
+                async for message in rx.query(prompt=prompt, options=options, executor=executor):
+                    messages.append(message)
+                    if started_tool(message):
+                        rx_sshd.restart()
+                        cut.start(tg)
+    assert_one_whole_turn(messages, rx_project)
+
+
+STOPPED_SCRIPT = """
+import sys, anyio
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+import remote_executors as rx
+
+async def main():
+    alias, config, cwd, prompt = sys.argv[1:5]
+    async with rx.SSHExecutor(alias, ssh_config=config) as executor:
+        async for m in rx.query(prompt=prompt, executor=executor,
+                                options=ClaudeAgentOptions(cwd=cwd, allowed_tools=["Bash"])):
+            print(type(m).__name__, getattr(m, "subtype", ""), flush=True)
+
+anyio.run(main)
+"""
+
+
+@asyncio_only
+async def test_local_process_stopped_then_continued(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP for 12 s (past the 8 s heartbeat watchdog of reattach_within=0), then SIGCONT:
+    the session goes on."""
+    prompt = bash_turn(rx_model, 3)
+    script = tmp_path / "app.py"
+    script.write_text(STOPPED_SCRIPT)
+    process = await anyio.open_process(
+        [
+            sys.executable,
+            str(script),
+            rx_ssh_config.alias,
+            str(rx_ssh_config.path),
+            str(rx_project.local),
+            prompt,
+        ],
+        env=os.environ.copy(),
+    )
+    lines: list[str] = []
+    with anyio.fail_after(90):
+        assert process.stdout is not None
+        buffer = b""
+        stopped = False
+        while True:
+            try:
+                buffer += await process.stdout.receive()
+            except anyio.EndOfStream:
+                break
+            *done, buffer = buffer.split(b"\n")
+            lines += [line.decode() for line in done]
+            if not stopped and any(line.startswith("AssistantMessage") for line in lines):
+                process.send_signal(signal.SIGSTOP)
+                await anyio.sleep(12)
+                process.send_signal(signal.SIGCONT)
+                stopped = True
+        assert await process.wait() == 0, lines
+    assert "ResultMessage success" in lines, lines

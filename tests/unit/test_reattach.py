@@ -252,3 +252,24 @@ async def test_random_cuts_lose_and_repeat_nothing(
         *(f"got {line}" for line in sent),
         "end",
     ]
+
+
+async def test_terminate_while_detached_reaches_the_job_on_aclose(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    process = await executor(make_backend()).spawn(
+        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True)
+    )
+    assert isinstance(process, ReattachingProcess)
+    spool = Path(process.remote_dir)
+    with anyio.fail_after(15):
+        assert await process.stdout.receive() == b"up\n"
+        await cut(process)
+        # The reader notices the drop; the caller stops before any reconnect.
+        assert process._att is not None
+        await process._retire(process._att, wait=False)
+        process.terminate()
+        assert await process.wait() == -15
+        await process.aclose()
+        while spool.exists():
+            await anyio.sleep(0.05)

@@ -91,6 +91,7 @@ class ReattachingProcess(Process):
         self._lost: ExecutorError | None = None
         self._signalled = False
         self._detached_at: float | None = None
+        self._stop_pending = False
         self.reattached = 0  # how many times the stream was resumed
         self._stdin = _Stdin(self)
         self._stdout = _Stdout(self)
@@ -400,11 +401,9 @@ class ReattachingProcess(Process):
                 att._channel.write_stdin(att._job.marker("stop"))
             att._stop_heartbeat()
         else:
-            log.info(
-                "%s: stopped while the link is down; the host ends the process after %g s",
-                self.host,
-                self._grace,
-            )
+            # No channel to say it on: aclose() tries one new attachment, and
+            # failing that the host ends the process after the grace.
+            self._stop_pending = True
         self._finish(-int(signal))
 
     @property
@@ -439,6 +438,33 @@ class ReattachingProcess(Process):
             att = self._att
             if att is not None:
                 await self._retire(att, wait=True)
+            if self._stop_pending:
+                self._stop_pending = False
+                await self._stop_detached()
+
+    async def _stop_detached(self) -> None:
+        """Best effort, bounded: reach the job over a new channel to stop it."""
+        job = RemoteJob(
+            argv=("attach",),
+            mode="attach",
+            attach_dir=self._dir,
+            stdout_at=self._out_at,
+            stderr_at=-1,
+        )
+        with anyio.move_on_after(5):
+            try:
+                att = await start_job(self._backend, job, pipe_stderr=False, startup_timeout=5)
+            except ExecutorError as exc:
+                log.info(
+                    "%s: stopped while the link is down (%s); the host ends the process after %g s",
+                    self.host,
+                    exc,
+                    self._grace,
+                )
+                return
+            with contextlib.suppress(OSError):
+                att._channel.write_stdin(job.marker("stop"))
+            await self._retire(att, wait=True)
 
 
 class _Stdout(ByteReceiveStream):
