@@ -207,7 +207,7 @@ async def test_cut_mid_turn_is_resumed_whole(
     prompt = bash_turn(rx_model, 2)
     options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
     cut = Cut(link, seconds)
-    async with executor_for(link_config) as executor:
+    async with executor_for(link_config, reattach_within=seconds + 60) as executor:
         with anyio.fail_after(seconds + 60):
             messages = await run_with_cut(prompt, options, executor, cut)
     assert_one_whole_turn(messages, rx_project)

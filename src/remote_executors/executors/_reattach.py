@@ -92,6 +92,7 @@ class ReattachingProcess(Process):
         self._signalled = False
         self._detached_at: float | None = None
         self._stop_pending = False
+        self._err_ends: dict[int, anyio.Event] = {}
         self.reattached = 0  # how many times the stream was resumed
         self._stdin = _Stdin(self)
         self._stdout = _Stdout(self)
@@ -196,6 +197,11 @@ class ReattachingProcess(Process):
             if wait:
                 with anyio.move_on_after(5):
                     await att._channel.wait()
+                if att.stderr is not None:
+                    # Its stderr may still hold the job's last bytes: let the
+                    # caller's reader have them before the pipe closes.
+                    with anyio.move_on_after(2):
+                        await self._err_done(att).wait()
             if att.returncode is None:
                 att._channel.send_signal(signal.SIGKILL)
             att._stop_heartbeat()
@@ -346,6 +352,10 @@ class ReattachingProcess(Process):
 
     # -- stderr -------------------------------------------------------------
 
+    def _err_done(self, att: SSHProcess) -> anyio.Event:
+        """Set once the caller read ``att``'s stderr to its end."""
+        return self._err_ends.setdefault(id(att), anyio.Event())
+
     async def _receive_err(self, max_bytes: int) -> bytes:
         while True:
             att = self._att
@@ -358,6 +368,7 @@ class ReattachingProcess(Process):
                 if data:
                     self._err_at += len(data)
                     return data
+                self._err_done(att).set()
                 if self._returncode is not None:
                     raise anyio.EndOfStream
                 if self._att is att:
