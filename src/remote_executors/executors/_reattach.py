@@ -92,6 +92,7 @@ class ReattachingProcess(Process):
         self._signalled = False
         self._detached_at: float | None = None
         self._stop_pending = False
+        self._ending: SSHProcess | None = None  # finished, its channel not closed yet
         self._err_ends: dict[int, anyio.Event] = {}
         self.reattached = 0  # how many times the stream was resumed
         self._stdin = _Stdin(self)
@@ -169,7 +170,11 @@ class ReattachingProcess(Process):
             with contextlib.suppress(OSError):
                 await anyio.to_thread.run_sync(att._channel.write_stdin, att._job.marker("done"))
             self._finish(code)
-            await self._retire(att, wait=True)
+            # The channel ends once the host cleaned up; aclose() waits for it,
+            # the caller's stream need not.
+            self._att = None
+            self._ending = att
+            self._kick()
             return
         await self._retire(att, wait=False)
         if self._returncode is not None:
@@ -358,7 +363,7 @@ class ReattachingProcess(Process):
 
     async def _receive_err(self, max_bytes: int) -> bytes:
         while True:
-            att = self._att
+            att = self._att if self._att is not None else self._ending
             changed = self._changed
             if att is not None and att.stderr is not None:
                 try:
@@ -446,9 +451,10 @@ class ReattachingProcess(Process):
                     await self.wait()
             if self._returncode is None:
                 self.terminate()
-            att = self._att
-            if att is not None:
-                await self._retire(att, wait=True)
+            for att in (self._att, self._ending):
+                if att is not None:
+                    await self._retire(att, wait=True)
+            self._ending = None
             if self._stop_pending:
                 self._stop_pending = False
                 await self._stop_detached()

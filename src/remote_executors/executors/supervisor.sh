@@ -5,8 +5,8 @@
 # job pays nothing for it.
 #
 # The process writes its stdout and stderr into private spool files (0600 in
-# the job's 0700 directory) and reads its stdin from a FIFO that a keeper
-# holds open, so none of them depends on the channel that started it. Each
+# the job's 0700 directory) and reads its stdin from a FIFO that the
+# watchdog holds open, so none of them depends on the channel that started it. Each
 # attachment (the first channel, then one per reconnect) runs a follower that
 # sends the spool on from the offsets the local side asks for, as frames, and
 # a relay that feeds stdin into the FIFO and keeps the count of bytes that
@@ -18,7 +18,7 @@
 
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
 # holding the exit status), stderr spool -> stderr. Polls (no inotify in
-# core perl): 1 ms after output, backing off to 16 ms when idle.
+# core perl): 1 ms after output, backing off to 8 ms when idle.
 rx_sv_follow='
 use strict; use Time::HiRes qw(sleep);
 my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
@@ -40,7 +40,7 @@ while (1) {
     put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
   }
   exit 4 unless -d $d;  # stopped and removed
-  sleep $nap; $nap *= 2 if $nap < 0.016;
+  sleep $nap; $nap *= 2 if $nap < 0.008;
 }'
 
 # Relay: channel lines -> the FIFO, counting what reached it. Control lines
@@ -50,10 +50,10 @@ while (1) {
 # leaves bytes in the FIFO that inpos does not count. TERM (a newer
 # attachment takes over) ends it between writes.
 rx_sv_relay='
-use strict; use MIME::Base64; use Fcntl; use POSIX ();
+use strict; use MIME::Base64; use Fcntl;
 my ($d) = @ARGV; my $m = $ENV{RX_RELAY_NONCE};
 my $stop = 0;
-POSIX::sigaction(POSIX::SIGTERM(), POSIX::SigAction->new(sub { $stop = 1 }));
+$SIG{TERM} = sub { $stop = 1 };  # installed without SA_RESTART: a blocked read returns EINTR
 $SIG{PIPE} = "IGNORE";
 my $pos = 0;
 if (open(my $p, "<", "$d/inpos")) { $pos = (<$p> // 0) + 0; close $p }
@@ -84,7 +84,7 @@ sub put_in { my $b = shift; return unless open_in(); my $at = 0;
   }
 }
 sub ctl_eof { close $in if $in; undef $in; touch("eof");
-  if (open(my $k, "<", "$d/keeper")) { my $pid = <$k>; chomp $pid; kill("TERM", $pid) if $pid } }
+  if (open(my $k, "<", "$d/wd")) { my $pid = <$k>; chomp $pid; kill("USR2", $pid) if $pid } }
 my ($buf, $tail) = ("", "$m tail ");
 while (!$stop) {
   my $n = sysread(STDIN, $buf, 65536, length $buf);
@@ -133,11 +133,6 @@ rx_supervise() {
   # The bootstrap made "out" a FIFO; here it is a plain file.
   { rm -f "$rx_dir/out" && : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
     || { rx_say ERR tmp "$(rx_b64 "$rx_dir")"; exit 125; }
-  # The keeper holds the FIFO's write end: the process's stdin stays open
-  # between attachments, until "eof".
-  perl -e 'open(my $f, ">", $ARGV[0]) or exit 1; sleep 3600 while 1' "$rx_dir/in" \
-    </dev/null >/dev/null 2>&1 &
-  echo $! >"$rx_dir/keeper"
   (
     rx_env
     export REMOTE_EXECUTORS_JOB="$RX_NONCE"
@@ -153,11 +148,15 @@ rx_supervise() {
 
   # Watchdog: the grace runs from the last heartbeat of any attachment. USR1
   # (the relay's "stop") ends the job at once; `wait` returns on a trapped signal.
+  # It also holds the FIFO's write end (fd 7), so the process's stdin stays
+  # open between attachments, until the relay's "eof" (USR2).
   (
     trap 'rx_sv_end' USR1
+    trap 'exec 7>&-' USR2
+    exec 7>"$rx_dir/in"
     rx_miss=0
     while :; do
-      sleep 1 &
+      sleep 1 7>&- &
       wait $!
       if [ -e "$rx_dir/hb" ]; then
         rm -f "$rx_dir/hb"
