@@ -273,3 +273,16 @@ async def test_terminate_while_detached_reaches_the_job_on_aclose(
         await process.aclose()
         while spool.exists():
             await anyio.sleep(0.05)
+
+
+async def test_a_last_line_without_newline_arrives_exactly(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    process = await executor(make_backend()).spawn(SpawnOptions("cat", [], stderr=True))
+    assert isinstance(process, ReattachingProcess)
+    tail = bytes(range(256)) * 3  # every byte, through the relay's own base64 decoder
+    with anyio.fail_after(10):
+        await process.stdin.send(b"a\n" + tail)
+        await process.stdin.aclose()
+        assert await read_all(process) == b"a\n" + tail
+        assert await process.wait() == 0

@@ -18,9 +18,10 @@
 
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
 # holding the exit status), stderr spool -> stderr. Polls (no inotify in
-# core perl): 1 ms after output, backing off to 8 ms when idle.
+# perl): 1 ms after output, backing off to 8 ms when idle. Only modules of
+# perl-base, which every Debian has even without the perl package.
 rx_sv_follow='
-use strict; use Time::HiRes qw(sleep);
+use strict;
 my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
 $SIG{TERM} = sub { exit 5 };
 open(my $o, "<", "$d/out") or exit 3; open(my $e, "<", "$d/err") or exit 3;
@@ -40,7 +41,7 @@ while (1) {
     put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
   }
   exit 4 unless -d $d;  # stopped and removed
-  sleep $nap; $nap *= 2 if $nap < 0.008;
+  select(undef, undef, undef, $nap); $nap *= 2 if $nap < 0.008;
 }'
 
 # Relay: channel lines -> the FIFO, counting what reached it. Control lines
@@ -50,8 +51,12 @@ while (1) {
 # leaves bytes in the FIFO that inpos does not count. TERM (a newer
 # attachment takes over) ends it between writes.
 rx_sv_relay='
-use strict; use MIME::Base64; use Fcntl;
+use strict; use Fcntl;
 my ($d) = @ARGV; my $m = $ENV{RX_RELAY_NONCE};
+# base64 by hand (uudecode): MIME::Base64 is not in a minimal perl (perl-base).
+sub b64d { my $s = shift; $s =~ tr|A-Za-z0-9+/||cd; $s =~ tr|A-Za-z0-9+/| -_|;
+  my $u = ""; while ($s =~ /(.{1,60})/gs) { $u .= chr(32 + int(length($1) * 3 / 4)) . $1 }
+  return unpack("u", $u) }
 my $stop = 0;
 $SIG{TERM} = sub { $stop = 1 };  # installed without SA_RESTART: a blocked read returns EINTR
 $SIG{PIPE} = "IGNORE";
@@ -100,7 +105,7 @@ while (!$stop) {
       if (open(my $w, "<", "$d/wd")) { my $pid = <$w>; chomp $pid; kill("USR1", $pid) if $pid }
       exit 0;
     }
-    if (index($l, $tail) == 0) { put_in(decode_base64(substr($l, length $tail))); next }
+    if (index($l, $tail) == 0) { put_in(b64d(substr($l, length $tail))); next }
     put_in($l);
   }
 }
