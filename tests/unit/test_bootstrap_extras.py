@@ -46,7 +46,9 @@ def anyio_backend() -> str:
 
 
 def ssh_executor(backend: ShellBackend) -> SSHExecutor:
-    executor = SSHExecutor("shellbox")
+    # The unsupervised path (its job directory goes before the channel ends);
+    # test_supervisor.py covers the supervised one.
+    executor = SSHExecutor("shellbox", reattach_within=0)
     executor._backend = backend
     return executor
 

@@ -61,7 +61,9 @@ async def read_all(process: ReattachingProcess) -> bytes:
 def test_end_frame_and_trailer() -> None:
     nonce = "ab" * 16
     tag = frame_tag(nonce)
-    decoder = FrameDecoder(nonce)
+    assert FrameDecoder(nonce).feed(tag + b"0000") == b""  # unsupervised: noise
+    assert not FrameDecoder(nonce).ended
+    decoder = FrameDecoder(nonce, end_frames=True)
     data = encode_frames(nonce, b"hello\n") + tag + b"0000" + tag + b"0001" + b"7"
     assert decoder.feed(data[:9]) + decoder.feed(data[9:]) == b"hello\n"
     assert decoder.ended and decoder.trailer == b"7"

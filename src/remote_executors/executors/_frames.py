@@ -71,7 +71,8 @@ class FrameDecoder:
     bytes dropped.
     """
 
-    def __init__(self, nonce: str) -> None:
+    def __init__(self, nonce: str, *, end_frames: bool = False) -> None:
+        self._end_frames = end_frames  # a supervised job's: "0000" ends the output
         self._tag = frame_tag(nonce)
         self._header = len(self._tag) + _DIGITS
         self._max = max_payload(nonce)
@@ -113,7 +114,7 @@ class FrameDecoder:
                 break
             digits = buf[found + len(self._tag) : found + self._header]
             length = int(digits, 16) if _LENGTH_RE.fullmatch(digits) else -1
-            if length == 0 and not self.ended:
+            if length == 0 and self._end_frames and not self.ended:
                 self.ended = True
                 pos = found + self._header
                 continue

@@ -197,8 +197,10 @@ class ReattachingProcess(Process):
         if self._att is att:
             self._att = None
             self._kick()
+        if any(old is att for old in self._retired):
+            return  # another task (aclose racing the SDK's close) has it
         self._retired = [*self._retired[-1:], att]
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), contextlib.suppress(*_CHANNEL_ENDED):
             if wait:
                 with anyio.move_on_after(5):
                     await att._channel.wait()

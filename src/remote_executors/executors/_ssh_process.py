@@ -40,9 +40,11 @@ class _FramedStdout(ByteReceiveStream):
     :mod:`._frames`). ``first`` is what arrived with the status line.
     """
 
-    def __init__(self, inner: ByteReceiveStream, nonce: str, first: bytes) -> None:
+    def __init__(
+        self, inner: ByteReceiveStream, nonce: str, first: bytes, *, end_frames: bool = False
+    ) -> None:
         self._inner = inner
-        self.decoder = FrameDecoder(nonce)
+        self.decoder = FrameDecoder(nonce, end_frames=end_frames)
         self._ready = self.decoder.feed(first)
         self._at = 0
         self._ended = False
@@ -191,7 +193,8 @@ class SSHProcess(Process):
         self._job = job
         self.status = status
         self._stdin = _RelayStdin(channel, job)
-        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest)
+        supervised = job.mode == "attach" or (job.grace > 0 and len(status.values) > 3)
+        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest, end_frames=supervised)
         self._stderr = (
             _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None
         )
