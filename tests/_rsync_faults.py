@@ -1,7 +1,7 @@
 """Executors whose rsync transport can be watched or damaged, for RsyncSessionSync's tests.
 
 :class:`RelayExecutor` forwards everything to an inner executor, and offers
-``_rsync_rsh`` (the hook ``RsyncSessionSync`` looks for) pointing at
+``rsync_rsh`` (the capability ``RsyncSessionSync`` looks for) pointing at
 ``_rsync_relay.py``: rsync's remote shell becomes the relay, which runs the
 inner executor's own ssh (or, for a ``LocalExecutor``, the command here, as
 sshd would) and can cut or corrupt the stream on its way. So a cut is a real
@@ -48,7 +48,7 @@ class RelayExecutor(_Wrapped):
     ) -> None:
         super().__init__(inner)
         self._name = name
-        self.spec: dict[str, Any] = {
+        self.relay: dict[str, Any] = {
             "cut": cut,
             "dir": direction,
             "budget": budget,
@@ -60,16 +60,16 @@ class RelayExecutor(_Wrapped):
         self.rsh_calls = 0
 
     def __repr__(self) -> str:
-        return f"RelayExecutor({self.inner!r}, cut={self.spec['cut']!r})"
+        return f"RelayExecutor({self.inner!r}, cut={self.relay['cut']!r})"
 
     @property
     def name(self) -> str:
         return self._name or self.inner.name
 
-    async def _rsync_rsh(self) -> list[str] | None:
+    async def rsync_rsh(self) -> list[str] | None:
         self.rsh_calls += 1
-        inner = getattr(self.inner, "_rsync_rsh", None)
-        spec = {**self.spec, "inner": await inner() if inner is not None else None}
+        inner = getattr(self.inner, "rsync_rsh", None)
+        spec = {**self.relay, "inner": await inner() if inner is not None else None}
         return [sys.executable, str(RELAY), json.dumps(spec)]
 
     def before(self, argv: Sequence[str], input: bytes | None) -> _Sent:

@@ -1,7 +1,7 @@
 """Executors whose SFTP requests can be damaged or raced, for SftpSessionSync's tests.
 
 :class:`SftpFaultExecutor` forwards everything to a real
-``SSHExecutor(..., backend="fabric")``; its ``_sftp_call`` hands the
+``SSHExecutor(..., backend="fabric")``; its ``sftp_call`` hands the
 strategy's function a stand-in for paramiko's ``SFTPClient`` that passes
 every request to the real one, on the real connection, and changes only what
 a fault needs: the replies to reads (the file ends before the size that was
@@ -30,7 +30,7 @@ from paramiko.sftp import (
     SFTP_FLAG_EXCL,
 )
 
-from remote_executors.executors.base import Executor
+from remote_executors.executors.base import Executor, sftp_channel_of
 from remote_executors.testing.sync_conformance import _Wrapped
 
 #: How a read can come back (SftpSessionSync's answers to the suite's ``cuts``):
@@ -133,8 +133,12 @@ class SftpFaultExecutor(_Wrapped):
     def backend(self) -> str:
         return str(getattr(self.inner, "backend", ""))
 
-    async def _sftp_call(self, fn: Callable[[Any], Any], *, timeout: float = 30.0) -> Any:
-        call = self.inner._sftp_call
+    @property
+    def offers_sftp(self) -> bool:
+        return sftp_channel_of(self.inner) is not None
+
+    async def sftp_call(self, fn: Callable[[Any], Any], *, timeout: float = 30.0) -> Any:
+        call = self.inner.sftp_call  # type: ignore[attr-defined]
         return await call(lambda sftp: fn(_Client(sftp, self)), timeout=timeout)
 
     def request(

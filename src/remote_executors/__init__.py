@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .browse import DirEntry, Listing, complete_path, list_dir
     from .check import CheckReport, CheckStep, check
     from .errors import (
         AuthenticationFailed,
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
         CommandTimeout,
         ConnectionFailed,
         ExecutorError,
+        ExecutorUnavailable,
         HostKeyError,
         HostUnreachable,
+        InstallFailed,
         InvalidInput,
         OptionPathError,
         OutputTooLarge,
@@ -33,11 +36,28 @@ if TYPE_CHECKING:
         SyncPermissionDenied,
         SyncTooLarge,
         SyncToolMissing,
+        UnsupportedPlatform,
     )
-    from .executors.base import Attachment, CommandResult, Executor, SpawnOptions
+    from .executors.base import (
+        Attachment,
+        CommandResult,
+        Executor,
+        FindsClaude,
+        ReportsClosed,
+        ReportsLoss,
+        ReportsPlacement,
+        RsyncShell,
+        SftpChannel,
+        SharesLocalFilesystem,
+        SpawnOptions,
+    )
+    from .executors.docker import DockerExecutor
     from .executors.link_status import LINK_SUBTYPE, LinkStatus
     from .executors.local import LocalExecutor
+    from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
+    from .host_sessions import HostSession, import_session, list_host_sessions
+    from .install import InstallResult, install_cli, remote_platform
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
     from .sdk import (
@@ -61,9 +81,11 @@ if TYPE_CHECKING:
         push_session,
     )
     from .sync.status import SYNC_SUBTYPE, SessionSyncStatus
+    from .transcripts import follow_transcript
 
 #: Where each public name lives (the module is imported when the name is first used).
 _WHERE: dict[str, str] = {
+    **dict.fromkeys(["DirEntry", "Listing", "complete_path", "list_dir"], ".browse"),
     **dict.fromkeys(["CheckReport", "CheckStep", "check"], ".check"),
     **dict.fromkeys(
         [
@@ -73,8 +95,10 @@ _WHERE: dict[str, str] = {
             "CommandTimeout",
             "ConnectionFailed",
             "ExecutorError",
+            "ExecutorUnavailable",
             "HostKeyError",
             "HostUnreachable",
+            "InstallFailed",
             "InvalidInput",
             "OptionPathError",
             "OutputTooLarge",
@@ -87,12 +111,32 @@ _WHERE: dict[str, str] = {
             "SyncPermissionDenied",
             "SyncTooLarge",
             "SyncToolMissing",
+            "UnsupportedPlatform",
         ],
         ".errors",
     ),
-    **dict.fromkeys(["Attachment", "CommandResult", "Executor", "SpawnOptions"], ".executors.base"),
+    **dict.fromkeys(
+        [
+            "Attachment",
+            "CommandResult",
+            "Executor",
+            "FindsClaude",
+            "ReportsClosed",
+            "ReportsLoss",
+            "ReportsPlacement",
+            "RsyncShell",
+            "SftpChannel",
+            "SharesLocalFilesystem",
+            "SpawnOptions",
+        ],
+        ".executors.base",
+    ),
+    **dict.fromkeys(["executor_from_spec", "register_executor"], ".executors.registry"),
     "LocalExecutor": ".executors.local",
     "SSHExecutor": ".executors.ssh",
+    **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
+    **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
+    "DockerExecutor": ".executors.docker",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -128,6 +172,7 @@ _WHERE: dict[str, str] = {
         ".sync",
     ),
     **dict.fromkeys(["SYNC_SUBTYPE", "SessionSyncStatus"], ".sync.status"),
+    "follow_transcript": ".transcripts",
     **dict.fromkeys(["LINK_SUBTYPE", "LinkStatus"], ".executors.link_status"),
 }
 
@@ -138,6 +183,7 @@ __all__ = [
     "ExecutorTransport",
     "LocalExecutor",
     "SSHExecutor",
+    "DockerExecutor",
     "SpawnFunction",
     "project_dir_from_cwd",
     "query",
@@ -149,8 +195,23 @@ __all__ = [
     "ConnectionFailed",
     "Executor",
     "ExecutorError",
+    "ExecutorUnavailable",
+    "FindsClaude",
+    "ReportsClosed",
+    "ReportsLoss",
+    "ReportsPlacement",
+    "RsyncShell",
+    "SftpChannel",
+    "SharesLocalFilesystem",
+    "executor_from_spec",
+    "register_executor",
     "HostKeyError",
+    "HostSession",
+    "import_session",
+    "list_host_sessions",
     "HostUnreachable",
+    "InstallFailed",
+    "InstallResult",
     "InvalidInput",
     "OptionPathError",
     "OutputTooLarge",
@@ -161,6 +222,10 @@ __all__ = [
     "SYNC_SUBTYPE",
     "CheckReport",
     "CheckStep",
+    "DirEntry",
+    "Listing",
+    "complete_path",
+    "list_dir",
     "HostSettings",
     "RsyncSessionSync",
     "Settings",
@@ -169,6 +234,7 @@ __all__ = [
     "check",
     "executor_for",
     "FileSync",
+    "follow_transcript",
     "Limits",
     "SessionConflict",
     "SessionPaths",
@@ -186,10 +252,13 @@ __all__ = [
     "SyncTooLarge",
     "SyncToolMissing",
     "TailSessionSync",
+    "UnsupportedPlatform",
     "get_session_record",
+    "install_cli",
     "list_session_records",
     "pull_session",
     "push_session",
+    "remote_platform",
 ]
 
 

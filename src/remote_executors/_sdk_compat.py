@@ -48,6 +48,7 @@ __all__ = [
     "SubprocessCLITransport",
     "agent_metadata_sidecar_name",
     "apply_materialized_options",
+    "bundled_cli",
     "configure_can_use_tool",
     "expected_cli_version",
     "find_local_claude",
@@ -55,11 +56,43 @@ __all__ = [
     "materialize_resume_session",
     "mirror_projects_dir",
     "resolve_store_continue",
+    "set_transport_cli_path",
+    "set_transport_options",
     "split_agent_metadata",
     "store_implements",
     "subprocess_cli",
+    "transport_cli_path",
+    "transport_connected",
+    "transport_options",
     "validate_session_store_options",
 ]
+
+# -- SubprocessCLITransport's private state, which ExecutorTransport extends ------
+
+
+def transport_options(transport: SubprocessCLITransport) -> ClaudeAgentOptions:
+    """The options the transport builds the CLI's command line from."""
+    return transport._options
+
+
+def set_transport_options(transport: SubprocessCLITransport, options: ClaudeAgentOptions) -> None:
+    transport._options = options
+
+
+def transport_cli_path(transport: SubprocessCLITransport) -> str | None:
+    """The CLI the transport runs (None: not found here)."""
+    path = transport._cli_path
+    return None if path is None else str(path)
+
+
+def set_transport_cli_path(transport: SubprocessCLITransport, path: str) -> None:
+    transport._cli_path = path
+
+
+def transport_connected(transport: SubprocessCLITransport) -> bool:
+    """True once the transport started its process."""
+    return transport._process is not None
+
 
 #: Routes ``can_use_tool`` over stdio, as the SDK does before it builds its own
 #: transport (a transport handed to the SDK skips that step).
@@ -77,6 +110,12 @@ def find_local_claude() -> str:
             "CLI), install Claude Code, or set ClaudeAgentOptions(cli_path=...).",
             host="local",
         ) from exc
+
+
+def bundled_cli() -> str | None:
+    """The CLI binary the installed SDK wheel ships (None: this wheel has none)."""
+    transport = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions())
+    return transport._find_bundled_cli()
 
 
 def expected_cli_version() -> str | None:

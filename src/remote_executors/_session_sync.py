@@ -1,8 +1,10 @@
 """Keeping one running session's transcript in step, turn by turn.
 
 The transport calls in at four points: the ``init`` message (the session id
-is known: record where it runs), each ``result`` message (pull before the
-caller sees the result), the end of the process (pull the lines the CLI
+is known: record where it runs, and start following its files live, see
+:mod:`remote_executors.sync._follower`), each ``result`` message (make sure
+the local copy is complete before the caller sees the result: one
+confirmation from the live follower, or a pull), the end of the process (pull the lines the CLI
 writes on exit) and, before a resume, :meth:`SessionSyncer.before_resume`
 (pull what the remote has, push what only local has). A failed sync never
 fails the session: it is logged, recorded, and handed to the caller as a
@@ -12,6 +14,7 @@ turn, the end of the session and the next resume retry it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -21,13 +24,13 @@ import anyio
 import attrs
 
 from .errors import ExecutorError, SessionConflict
-from .executors.base import Executor
-from .executors.local import LocalExecutor
+from .executors.base import Executor, is_closed, shares_local_filesystem
 from .metadata import LOCAL, SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .sync._follower import LiveFollower
 from .sync._from_store import StoreSession, merge_into_local
 from .sync._locate import locate, same_place, session_paths
-from .sync.base import SessionPaths, SessionSync
+from .sync.base import Limits, SessionPaths, SessionSync
 from .sync.status import SessionSyncStatus
 
 __all__ = ["SessionSyncer"]
@@ -50,12 +53,18 @@ class SessionSyncer:
         *,
         local_cwd: str,
         env: Mapping[str, str],
+        live: bool = True,
     ) -> None:
         self._executor = executor
+        self._live = live
+        self._follower: LiveFollower | None = None
         self._strategy = strategy
         self._local_cwd = os.path.realpath(os.path.expanduser(local_cwd))
         self._env = dict(env)
         self._records = SessionRecords()
+        # What records keep: the spec that reopens the executor ("local" for one
+        # that shares this machine's files, whatever its class).
+        self._spec = LOCAL if shares_local_filesystem(executor) else executor.spec
         self.session_id: str | None = None
         self._paths: SessionPaths | None = None
         self._same_place = False
@@ -64,6 +73,7 @@ class SessionSyncer:
         self._link_lost = False  # the after-loss pull failed: don't wait on it again
         self._pulled_previous = False
         self._pending: list[dict[str, Any]] = []
+        self._retired: list[LiveFollower] = []
 
     @property
     def enabled(self) -> bool:
@@ -93,13 +103,83 @@ class SessionSyncer:
             # A forked resume (or /clear) continues under a new id.
             self._paths = attrs.evolve(self._paths, session_id=sid)
         self._record(remote_cwd)
+        self._follow()
 
     async def after_turn(self) -> list[dict[str, Any]]:
-        """Pull now (a result arrived); return status messages to emit before it."""
+        """A result arrived: make the local copy complete now; return status messages
+        to emit before the result.
+
+        With the live follower running and every file in step, that is one
+        confirmation over its open channel; otherwise a pull.
+        """
+        follower = self._follower
+        if follower is not None and self._failed is None and await follower.confirm():
+            return self.take_pending()
         return [*self.take_pending(), *await self._pull()]
+
+    @property
+    def follower(self) -> LiveFollower | None:
+        """The live follower of the session, while there is one."""
+        return self._follower
+
+    def _follow(self) -> None:
+        """Start following the session's files live (remote sessions only)."""
+        follower, paths = self._follower, self._paths
+        if follower is not None and paths is not None and follower.paths == paths:
+            return
+        if (
+            not self._live
+            or self._strategy is None
+            or paths is None
+            or paths.session_id is None
+            or self._same_place
+            or shares_local_filesystem(self._executor)
+        ):
+            return
+        if follower is not None:
+            # A new session id (a fork, /clear): the old follower is stopped by
+            # the next pull (a running one only ever appends in step).
+            self._retired.append(follower)
+        # The strategy's size limits, when it has them, bound the follower too.
+        limits = getattr(self._strategy, "limits", None)
+        if not isinstance(limits, Limits):
+            limits = Limits()
+        self._follower = LiveFollower(
+            self._executor,
+            paths,
+            max_file_bytes=limits.max_file_bytes,
+            max_session_bytes=limits.max_session_bytes,
+        )
+        self._follower.begin()
+
+    async def _last_look(self) -> None:
+        """The CLI exited: one last confirmation from the follower, then stop it.
+
+        The follower outlives the CLI by a moment: when its last look finds
+        every file in step (the closing lines included), no pull is needed.
+        """
+        follower = self._follower
+        if (
+            follower is not None
+            and self._failed is None
+            and not self._exited_synced
+            and not is_closed(self._executor)
+            and await follower.confirm()
+        ):
+            self._exited_synced = True
+        await self._stop_following()
+
+    async def _stop_following(self, grace: float = 3.0) -> None:
+        followers, self._retired = self._retired, []
+        if self._follower is not None:
+            followers.append(self._follower)
+            self._follower = None
+        for follower in followers:
+            await follower.stop(grace)
 
     async def after_exit(self) -> list[dict[str, Any]]:
         """The CLI exited: pull the lines it writes on the way out."""
+        await self._last_look()
         if self._exited_synced:
             return []
         with anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -113,7 +193,9 @@ class SessionSyncer:
 
         Runs when the caller stopped reading before the end of the output.
         """
-        if self._exited_synced or self._link_lost or getattr(self._executor, "closed", False):
+        with anyio.CancelScope(shield=True):
+            await self._last_look()
+        if self._exited_synced or self._link_lost or is_closed(self._executor):
             # Done, or the link is known to be down: the next resume pulls.
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SYNC_SECONDS):
@@ -141,17 +223,17 @@ class SessionSyncer:
             raise ValueError("before_resume needs a sync strategy")
         self.session_id = session_id
         record = self._records.get(session_id)
-        if record is not None and record.is_remote and record.executor != self._executor.name:
+        if record is not None and record.is_remote and record.executor != self._spec:
             await self._pull_from_previous(record, strategy)
         remote_cwd = None
         if (
             record is not None
-            and record.executor == self._executor.name
+            and record.executor == self._spec
             and record.remote_cwd is not None
             and _same_dir(record.local_cwd, self._local_cwd)
         ):
             remote_cwd = record.remote_cwd
-        if isinstance(self._executor, LocalExecutor):
+        if shares_local_filesystem(self._executor):
             remote_cwd = os.path.realpath(self._local_cwd)
         paths = await locate(
             self._executor,
@@ -174,7 +256,7 @@ class SessionSyncer:
         if (
             record is not None
             and record.sync_error is not None
-            and (record.executor == self._executor.name or self._pulled_previous)
+            and (record.executor == self._spec or self._pulled_previous)
         ):
             self._update(sync_error=None)
         # The CLI's init message records where it now runs.
@@ -185,6 +267,8 @@ class SessionSyncer:
         Usually the link is down and this fails fast; the record then says the
         session is behind, and the next resume pulls first.
         """
+        with anyio.CancelScope(shield=True):
+            await self._stop_following(grace=0.5)  # the link is likely gone
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             await self._pull()
         self._link_lost = self._failed is not None
@@ -198,12 +282,12 @@ class SessionSyncer:
     async def _pull(self) -> list[dict[str, Any]]:
         if self._strategy is None or self.session_id is None or self._same_place:
             return []
-        if isinstance(self._executor, LocalExecutor):
+        if shares_local_filesystem(self._executor):
             # Already on the local disk, where this session's own config says
             # (copying it to another config dir would surprise a local user).
             return []
         sid = self.session_id
-        if getattr(self._executor, "closed", False):
+        if is_closed(self._executor):
             # Closed by the app (e.g. mid-turn): reconnecting now would leave a
             # connection behind that nobody closes. The next resume pulls.
             return [self._failure(RuntimeError(f"{self._executor.name}: executor closed"))]
@@ -217,13 +301,7 @@ class SessionSyncer:
                 if self._same_place:
                     return []
             assert self._paths is not None
-            # A strategy that can pull just what changed since its last pull does
-            # so after each turn (the session's other files are as last synced).
-            recent = getattr(self._strategy, "pull_recent", None)
-            if callable(recent):
-                await recent(self._executor, self._paths)
-            else:
-                await self._strategy.pull(self._executor, self._paths)
+            await self._pull_beside_follower(self._strategy, self._paths)
         except (ExecutorError, OSError, TimeoutError) as exc:
             return [self._failure(exc)]
         if self._failed is None:
@@ -239,6 +317,26 @@ class SessionSyncer:
                 message="Session sync recovered: the local transcript is up to date",
             ).to_raw()
         ]
+
+    async def _pull_beside_follower(self, strategy: SessionSync, paths: SessionPaths) -> None:
+        """Pull, with the live follower (if any) held off meanwhile, then looking afresh."""
+        for retired in self._retired:
+            await retired.stop()
+        self._retired = []
+        follower = self._follower
+        lock = follower.lock if follower is not None else None
+        async with lock if lock is not None else contextlib.nullcontext():
+            try:
+                # A strategy that can pull just what changed since its last pull does
+                # so after each turn (the session's other files are as last synced).
+                recent = getattr(strategy, "pull_recent", None)
+                if callable(recent):
+                    await recent(self._executor, paths)
+                else:
+                    await strategy.pull(self._executor, paths)
+            finally:
+                if follower is not None:
+                    follower.files.reset()
 
     def _failure(self, exc: BaseException) -> dict[str, Any]:
         self._failed = exc
@@ -262,7 +360,7 @@ class SessionSyncer:
 
         previous = None
         try:
-            previous = executor_for(record.executor, ssh_config=record.ssh_config)
+            previous = executor_for(record.executor)
             with anyio.fail_after(FINAL_SYNC_SECONDS):
                 paths = await locate(
                     previous,
@@ -300,13 +398,12 @@ class SessionSyncer:
     def _record(self, remote_cwd: str | None) -> None:
         if self.session_id is None:
             return
-        executor = LOCAL if isinstance(self._executor, LocalExecutor) else self._executor.name
+        executor = self._spec
         fields: dict[str, Any] = {
             "executor": executor,
             "local_cwd": self._local_cwd,
             "remote_cwd": remote_cwd if executor != LOCAL else None,
             "remote_project_dir": self._remote_project_dir() if executor != LOCAL else None,
-            "ssh_config": getattr(self._executor, "ssh_config", None),
         }
         try:
             if self._records.update(self.session_id, **fields) is None:

@@ -22,13 +22,29 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["fsync_dir", "install_atomically", "locked", "make_dirs"]
+import platformdirs
+
+__all__ = ["fsync_dir", "install_atomically", "locked", "make_dirs", "user_dir"]
+
+_APP_NAME = "remote-executors"
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 # errno values meaning "this file system cannot fsync a directory".
 _UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def user_dir(env_var: str, kind: Literal["data", "config"]) -> Path:
+    """``$env_var`` when set and non-empty (``~`` expanded, made absolute now so a
+    later ``chdir`` cannot move the store), else platformdirs' user data or
+    config directory for remote-executors."""
+    override = os.environ.get(env_var)
+    if override:
+        return Path(os.path.abspath(os.path.expanduser(override)))
+    find = platformdirs.user_data_dir if kind == "data" else platformdirs.user_config_dir
+    return Path(find(_APP_NAME, appauthor=False))
 
 
 def install_atomically(path: str | os.PathLike[str], data: bytes) -> None:

@@ -10,6 +10,10 @@ Steps, by ``name`` (stable ids), in order:
     One connection attempt (it also runs ``uname``). ssh checks the host key
     before it authenticates, so a refused host key leaves ``auth`` skipped.
     For a :class:`LocalExecutor` these are ``ok`` with detail ``"local"``.
+    For a :class:`DockerExecutor` they read "Container reachable" (failing
+    with the engine's own problem and its fix: engine CLI not installed,
+    daemon not answering, no such container, container stopped, no such
+    user) and "Container user"; ``host_key`` is ``skip`` (there is none).
 ``platform``
     ``uname -sm`` there (``"Linux x86_64"``).
 ``claude``, ``claude_version``
@@ -61,6 +65,14 @@ import anyio
 import attrs
 from anyio.abc import ByteReceiveStream, Process
 
+from .credentials import (
+    CREDENTIAL_VARS,
+    FORWARDABLE,
+    found_credentials,
+    has_own,
+    probe_lines,
+)
+from .credentials import PROBE as _CREDENTIALS
 from .errors import (
     AuthenticationFailed,
     ClaudeNotFound,
@@ -73,12 +85,17 @@ from .errors import (
     SyncError,
     SyncToolMissing,
 )
-from .executors._reattach import ReattachingProcess
 from .executors._ssh_errors import SSH_FAILED, classify_connect_failure, classify_lost
-from .executors._ssh_process import SSHProcess
-from .executors.base import CommandResult, Executor, SpawnOptions
-from .executors.local import LocalExecutor
-from .executors.ssh import SSHExecutor
+from .executors.base import (
+    CommandResult,
+    Executor,
+    SpawnOptions,
+    finds_claude,
+    lost_error_of,
+    placement_of,
+    sftp_channel_of,
+    shares_local_filesystem,
+)
 from .sdk import expected_cli_version, find_local_claude
 
 __all__ = ["CheckReport", "CheckStep", "Status", "check"]
@@ -102,15 +119,18 @@ TITLES: Mapping[str, str] = {
     "sftp": "SFTP there",
 }
 
+#: Titles that differ for a container (DockerExecutor): no ssh, no host key, no login.
+CONTAINER_TITLES: Mapping[str, str] = {
+    "connect": "Container reachable",
+    "auth": "Container user",
+    "platform": "Container OS/arch",
+    "rsync_remote": "rsync in the container",
+}
+
 #: Seconds for the "is the host still there?" probe after a timeout.
 _PROBE_SECONDS = 5.0
 #: The whole check may take this many times ``timeout``.
 _OVERALL_FACTOR = 3
-
-#: Environment variables the CLI logs in with (values are never read back).
-CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-#: Variables that switch the CLI to a cloud provider's own credentials.
-_CLOUD_VARS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 
 
 @attrs.frozen
@@ -207,7 +227,12 @@ class _Check:
         self.cwd = cwd
         self.timeout = timeout
         self.on_step = on_step
-        self.local = isinstance(executor, LocalExecutor)
+        self.local = shares_local_filesystem(executor)
+        # A container's steps read in its own terms (no ssh, no host key, no login).
+        self.container = str(getattr(executor, "spec", "")).partition("://")[0] in (
+            "docker",
+            "podman",
+        )
         self.steps: list[CheckStep] = []
         self.deadline = time.monotonic() + _OVERALL_FACTOR * timeout
         #: Why the remaining remote steps cannot run (None: they can).
@@ -218,7 +243,10 @@ class _Check:
 
     def add(self, name: str, found: _Found, seconds: float = 0.0) -> None:
         hint = found.hint if found.status != "ok" else ""
-        step = CheckStep(name, TITLES[name], found.status, found.detail, hint, seconds)
+        title = (CONTAINER_TITLES if self.container else TITLES).get(name, TITLES[name])
+        if self.container and name == "host_key" and found.status == "ok":
+            found = _Found("skip", "none: a container is reached through its engine")
+        step = CheckStep(name, title, found.status, found.detail, hint, seconds)
         log.debug("check %s %s: %s %s", self.host, name, step.status, step.detail)
         self.steps.append(step)
         if self.on_step is not None:
@@ -391,7 +419,13 @@ class _Check:
         except ClaudeNotFound as exc:
             searched = f" (looked in {len(exc.searched)} places)" if exc.searched else ""
             self.claude_version = None
-            return _Found("fail", f"not found{searched}", exc.message)
+            hint = exc.message
+            if not self.local:
+                hint = (
+                    f"{install_command(self.host)} installs the CLI this SDK bundles "
+                    f"(no network needed on {self.host}). {exc.message}"
+                )
+            return _Found("fail", f"CLI missing: not found{searched}", hint)
         out = result.stdout.decode("utf-8", "replace").strip()
         where = path or "claude"
         if not result.ok:
@@ -403,7 +437,12 @@ class _Check:
                 f"{where} --version exited {result.returncode}"
                 + (f": {first[:200]}" if first else ""),
                 f"The Claude CLI at {where} on {self.host} does not run. Reinstall it "
-                "there (curl -fsSL https://claude.ai/install.sh | bash).",
+                "there (curl -fsSL https://claude.ai/install.sh | bash)"
+                + (
+                    "."
+                    if self.local
+                    else f", or {install_command(self.host)} installs the CLI this SDK bundles."
+                ),
             )
         self.claude_version = out
         version = _version_text(out)
@@ -412,25 +451,21 @@ class _Check:
     async def _claude_version(self, budget: float) -> tuple[str, CommandResult]:
         """(where the CLI is, what ``--version`` said), found as a session finds it."""
         executor = self.executor
-        if isinstance(executor, SSHExecutor):
+        if self.local:
+            local_cli = await anyio.to_thread.run_sync(find_local_claude)
+            return local_cli, await self.run([local_cli, "--version"], budget)
+        if finds_claude(executor):
             # spawn() has no timeout of its own.
             with anyio.fail_after(budget):
                 process = await executor.spawn(SpawnOptions("claude", ["--version"], stderr=True))
                 try:
                     result = await _collect(process)
-                    if isinstance(process, (SSHProcess, ReattachingProcess)):
-                        lost = process.lost_error()
-                        if lost is not None:
-                            raise lost
+                    lost = lost_error_of(process)
+                    if lost is not None:
+                        raise lost
                 finally:
                     await process.aclose()
-            path = (
-                process.remote_path if isinstance(process, (SSHProcess, ReattachingProcess)) else ""
-            )
-            return path, result
-        if isinstance(executor, LocalExecutor):
-            local_cli = await anyio.to_thread.run_sync(find_local_claude)
-            return local_cli, await self.run([local_cli, "--version"], budget)
+            return placement_of(process)[0], result
         # Any other executor: ask it to run "claude" (found however it finds it).
         result = await self.run(["claude", "--version"], budget)
         if result.returncode in (126, 127):
@@ -488,7 +523,27 @@ class _Check:
         result = await self.run(["/bin/sh", "-c", _CREDENTIALS], budget)
         if not result.ok:
             return _unexpected(result, "looking for credentials")
-        return credentials_found(_credential_lines(result.stdout), self.host, local=self.local)
+        lines = probe_lines(result.stdout)
+        forward = getattr(self.executor, "forward_credentials", None)
+        if forward in FORWARDABLE and not self.local:
+            if not has_own(lines) and os.environ.get(forward):
+                return _Found(
+                    "ok",
+                    f"uses {forward} forwarded from this machine (over stdin, per session): "
+                    f"{self.host} has no credentials of its own",
+                )
+            found = credentials_found(lines, self.host, local=self.local)
+            if has_own(lines):
+                return attrs.evolve(
+                    found,
+                    detail=f"{found.detail}; {forward} from here is not forwarded: "
+                    "the host's own setup wins",
+                )
+            return attrs.evolve(
+                found,
+                hint=f"{found.hint} Or set {forward} here: this host is set to forward it.",
+            )
+        return credentials_found(lines, self.host, local=self.local)
 
     async def rsync_local(self, budget: float) -> _Found:
         try:
@@ -534,13 +589,12 @@ class _Check:
         return _Found("ok", found)
 
     async def sftp(self, budget: float) -> _Found:
-        from .executors.ssh import SSHExecutor
-
-        if not isinstance(self.executor, SSHExecutor) or self.executor.backend != "fabric":
+        channel = sftp_channel_of(self.executor)
+        if channel is None:
             return _Found("skip", "only the fabric backend syncs over SFTP")
         try:
             # Where SFTP's relative paths start: the login's home directory.
-            home = await self.executor._sftp_call(lambda sftp: sftp.normalize("."), timeout=budget)
+            home = await channel.sftp_call(lambda sftp: sftp.normalize("."), timeout=budget)
         except ExecutorError as exc:
             return _Found(
                 "warn",
@@ -587,57 +641,6 @@ else
 fi
 """
 
-_SETTINGS_KEYS = "|".join((*CREDENTIAL_VARS, *_CLOUD_VARS, "apiKeyHelper"))
-
-# Each line names what was found. A secret never reaches stdout: the shell
-# tests variables with -n, and JSON files are matched on the remote side,
-# where everything but the key's name is cut away before it is printed.
-_CREDENTIALS = (
-    r"""
-rx_c=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
-printf 'CONFIG %s\n' "$rx_c"
-rx_found=
-"""
-    + "".join(
-        f'[ -n "${{{name}:-}}" ] && {{ echo "ENV {name}"; rx_found=1; }}\n'
-        for name in (*CREDENTIAL_VARS, *_CLOUD_VARS)
-    )
-    + r"""
-if [ -s "$rx_c/.credentials.json" ]; then echo FILE; rx_found=1; fi
-rx_keys() {
-  tr '\n\r\t' '   ' <"$1" 2>/dev/null \
-    | grep -oE "\"($2)\"[ ]*:[ ]*\"[^\"]" | cut -d'"' -f2 | sort -u
-}
-if [ -f "$rx_c/settings.json" ]; then
-  for rx_k in $(rx_keys "$rx_c/settings.json" '"""
-    + _SETTINGS_KEYS
-    + r"""'); do
-    echo "SETTINGS $rx_k"; rx_found=1
-  done
-fi
-rx_j=$HOME/.claude.json
-if [ -n "${CLAUDE_CONFIG_DIR:-}" ]; then rx_j=$CLAUDE_CONFIG_DIR/.claude.json; fi
-if [ -f "$rx_j" ] && [ -n "$(rx_keys "$rx_j" primaryApiKey)" ]; then
-  printf 'SAVED %s\n' "$rx_j"; rx_found=1
-fi
-if [ "$(uname -s 2>/dev/null)" = Darwin ] && command -v security >/dev/null 2>&1 \
-  && security find-generic-password -s 'Claude Code-credentials' >/dev/null 2>&1; then
-  echo KEYCHAIN
-fi
-if [ -z "$rx_found" ]; then
-  # Set only for login shells (e.g. in ~/.profile)? A command over SSH, and
-  # so the CLI, does not get those. `env` is the one command every shell runs
-  # alike; only the names of non-empty variables are kept.
-  case ${SHELL##*/} in csh | tcsh) rx_l= ;; *) rx_l=-l ;; esac
-  "${SHELL:-/bin/sh}" $rx_l -c env </dev/null 2>/dev/null \
-    | grep -oE '^("""
-    + "|".join(CREDENTIAL_VARS)
-    + r""")=.' | cut -d= -f1 | sort -u | sed 's/^/LOGIN /'
-fi
-exit 0
-"""
-)
-
 
 def _markers(stdout: bytes) -> dict[str, str]:
     """``"<KEY> <value>"`` lines as a dict (first value of each key)."""
@@ -648,44 +651,17 @@ def _markers(stdout: bytes) -> dict[str, str]:
     return values
 
 
-def _credential_lines(stdout: bytes) -> list[tuple[str, str]]:
-    found = []
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition(" ")
-        if key:
-            found.append((key, value.strip()))
-    return found
-
-
 def credentials_found(
     lines: Sequence[tuple[str, str]], host: str, *, local: bool = False
 ) -> _Found:
     """The credentials step's result from the probe's ``(marker, name)`` lines."""
     config = next((value for key, value in lines if key == "CONFIG"), "~/.claude")
-    sources: list[str] = []
-    login_only: list[str] = []
-    keychain = False
-    for key, value in lines:
-        if key == "ENV" and value in CREDENTIAL_VARS:
-            sources.append(f"{value} in the environment")
-        elif key == "ENV" and value in _CLOUD_VARS:
-            sources.append(f"{value} in the environment (cloud credentials not checked)")
-        elif key == "FILE":
-            sources.append(f"{config}/.credentials.json")
-        elif key == "SETTINGS" and value == "apiKeyHelper":
-            sources.append(f"apiKeyHelper in {config}/settings.json")
-        elif key == "SETTINGS" and value in _CLOUD_VARS:
-            sources.append(f"{value} in {config}/settings.json (cloud credentials not checked)")
-        elif key == "SETTINGS" and value in CREDENTIAL_VARS:
-            sources.append(f"{value} in {config}/settings.json")
-        elif key == "SAVED":
-            sources.append(f"API key saved by /login in {value}")
-        elif key == "LOGIN" and value in CREDENTIAL_VARS:
-            login_only.append(value)
-        elif key == "KEYCHAIN":
-            keychain = True
+    sources = [str(c) for c in found_credentials(lines)]
+    login_only = [v for k, v in lines if k == "LOGIN" and v in CREDENTIAL_VARS]
+    keychain = any(key == "KEYCHAIN" for key, _ in lines)
     if sources:
-        return _Found("ok", "; ".join(dict.fromkeys(sources)))
+        also = f"; also there: {', '.join(sources[1:])}" if len(sources) > 1 else ""
+        return _Found("ok", f"uses {sources[0]}{also}")
     if keychain:
         return _Found(
             "warn",
@@ -724,6 +700,12 @@ def credentials_found(
 
 # -- versions -----------------------------------------------------------------
 
+
+def install_command(host: str) -> str:
+    """The fix for a missing or old CLI on ``host``."""
+    return f"Run `remote-executors install {host}` here: it"
+
+
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -749,8 +731,10 @@ def compare_cli_versions(remote: str, expected: str | None, host: str) -> _Found
     want = _version_tuple(expected)
     have = _version_tuple(remote)
     upgrade = (
-        f"Upgrade it on {host}: run `claude update` there, or reinstall "
-        f"(curl -fsSL https://claude.ai/install.sh | bash); this SDK expects {expected}."
+        f"{install_command(host)} installs {expected}, the CLI this SDK bundles; or "
+        f"run `claude update` on {host}."
+        if host != "local"
+        else f"Upgrade it: run `claude update`; this SDK expects {expected}."
     )
     if have is None:
         shown = remote.strip().splitlines()[0][:80] if remote.strip() else "nothing"
@@ -760,7 +744,9 @@ def compare_cli_versions(remote: str, expected: str | None, host: str) -> _Found
     if have == want:
         return _Found("ok", f"{text}, as the SDK expects")
     if have < want:
-        return _Found("warn", f"{text} is older than {expected}, which the SDK expects", upgrade)
+        return _Found(
+            "warn", f"CLI older than the SDK expects: {text}, the SDK expects {expected}", upgrade
+        )
     if have[0] != want[0]:
         return _Found(
             "warn",

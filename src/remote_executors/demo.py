@@ -35,7 +35,7 @@ from claude_agent_sdk import (
 )
 
 from . import ExecutorError, LocalExecutor, SSHExecutor, query
-from .executors.base import Executor
+from .executors.base import Executor, shares_local_filesystem
 from .metadata import DATA_DIR_ENV
 from .paths import project_dir_from_cwd
 
@@ -71,7 +71,7 @@ def _show(message: object) -> None:
 
 
 async def _session(executor: Executor, options: ClaudeAgentOptions, prompt: str) -> str | None:
-    where = "this machine" if isinstance(executor, LocalExecutor) else executor.name
+    where = "this machine" if shares_local_filesystem(executor) else executor.name
     print(f"Running a session on {where} in {options.cwd}")
     session_id = None
     try:

@@ -6,7 +6,8 @@ failed and what to do about it. The tree is layered like httpx's so callers
 can catch as broadly or as narrowly as they need::
 
     ExecutorError
-    ├── InvalidInput                 bad host, path, cwd or session id; nothing ran
+    ├── InvalidInput                 bad host, path, cwd, spec or session id; nothing ran
+├── ExecutorUnavailable          a spec's scheme is unknown or its module is not installed
     │   └── OptionPathError          an option names a local path that cannot go to the host
     ├── ConnectionFailed             could not reach the host at all
     │   ├── HostUnreachable          DNS, refused, timed out, no route
@@ -15,7 +16,9 @@ can catch as broadly or as narrowly as they need::
     ├── RemoteSetupError             reached the host, but it can't run the session
     │   ├── ClaudeNotFound           no Claude Code CLI where we looked
     │   ├── ClaudeNotResponding      the CLI started but never answered
-    │   └── RemotePathNotFound       the working directory does not exist there
+    │   ├── RemotePathNotFound       the working directory does not exist there
+    │   └── InstallFailed            installing the CLI there did not complete (old state kept)
+    │       └── UnsupportedPlatform  the bundled CLI cannot run on that OS/arch/libc
     ├── CommandTimeout               a short command did not finish in time
     ├── OutputTooLarge               a short command printed more than its limit
     ├── ProcessLost                  the running session's link or process died
@@ -43,8 +46,10 @@ __all__ = [
     "CommandTimeout",
     "ConnectionFailed",
     "ExecutorError",
+    "ExecutorUnavailable",
     "HostKeyError",
     "HostUnreachable",
+    "InstallFailed",
     "InvalidInput",
     "OptionPathError",
     "OutputTooLarge",
@@ -57,6 +62,7 @@ __all__ = [
     "SyncPermissionDenied",
     "SyncToolMissing",
     "SyncTooLarge",
+    "UnsupportedPlatform",
 ]
 
 
@@ -97,6 +103,16 @@ class OptionPathError(InvalidInput):
         super().__init__(message, host=host, detail=detail)
         self.option = option
         self.path = path
+
+
+class ExecutorUnavailable(ExecutorError):
+    """No executor class can be loaded for a spec: its scheme is not registered, or
+    the module (or an optional dependency) behind it is not installed. The
+    message says what to install. ``host`` is the spec, ``scheme`` its scheme."""
+
+    def __init__(self, message: str, *, host: str, scheme: str, detail: str = "") -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.scheme = scheme
 
 
 class ConnectionFailed(ExecutorError, CLIConnectionError):
@@ -145,6 +161,25 @@ class RemotePathNotFound(RemoteSetupError):
     def __init__(self, message: str, *, host: str, path: str, detail: str = "") -> None:
         super().__init__(message, host=host, detail=detail)
         self.path = path
+
+
+class InstallFailed(RemoteSetupError):
+    """Installing the Claude Code CLI on the machine did not complete. What was
+    installed before (the ``~/.local/bin/claude`` link and the versions it points
+    to) is unchanged; running the install again is safe."""
+
+
+class UnsupportedPlatform(InstallFailed):
+    """The CLI this machine has cannot run on the host (another OS, CPU
+    architecture or C library). Nothing was uploaded. ``remote`` and ``local``
+    describe both sides, e.g. ``"Linux aarch64 glibc"``."""
+
+    def __init__(
+        self, message: str, *, host: str, remote: str, local: str, detail: str = ""
+    ) -> None:
+        super().__init__(message, host=host, detail=detail)
+        self.remote = remote
+        self.local = local
 
 
 class CommandTimeout(ExecutorError, TimeoutError):

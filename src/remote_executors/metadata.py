@@ -5,7 +5,7 @@ the directory it ran in there; the transcript itself does not say. This
 module keeps that, one small JSON file per session, under the user's data
 dir (``$REMOTE_EXECUTORS_DATA_DIR``, else platformdirs' ``user_data_dir``)::
 
-    <root>/sessions/<session id>.json   {"version": 1, "session_id": ..., ...}
+    <root>/sessions/<session id>.json   {"version": 2, "session_id": ..., ...}
     <root>/sessions/.lock               flock'ed around every change
 
 Guarantees:
@@ -20,7 +20,11 @@ Guarantees:
   processes never lose an update. Reads take no lock; atomic renames make
   that safe.
 * Session ids are validated (canonical lowercase UUID) before they reach a
-  path, host aliases before they are recorded.
+  path, executor specs before they are recorded.
+* ``executor`` is the executor's spec (``local``, ``ssh://box?ssh_config=...``,
+  ``docker://c``): what reopens it for a resume. Version 1 files (an SSH
+  alias, plus the ``ssh_config`` it was reached with) read as the same spec;
+  they are rewritten as version 2 only when the record changes.
 * A file this version cannot trust (invalid JSON, missing or ill-typed
   fields, a newer format version) is reported with a warning on the
   ``remote_executors.metadata`` logger and treated as absent by reads. It is
@@ -37,17 +41,17 @@ import datetime as dt
 import json
 import logging
 import os
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import attrs
-import platformdirs
 
-from remote_executors._store_file import fsync_dir, install_atomically, locked
+from remote_executors._store_file import fsync_dir, install_atomically, locked, user_dir
 from remote_executors.errors import InvalidInput
+from remote_executors.executors._ssh_spec import spec_from_options
+from remote_executors.executors.registry import check_spec, normalize_spec
 from remote_executors.paths import validate_session_id
 
 __all__ = [
@@ -67,15 +71,19 @@ LOCAL = "local"
 DATA_DIR_ENV = "REMOTE_EXECUTORS_DATA_DIR"
 """Environment variable that overrides :func:`data_dir` (tests, sandboxes, several profiles)."""
 
-FORMAT_VERSION = 1
-"""The version written into each record file; files with a higher one are not read."""
+FORMAT_VERSION = 2
+"""The version written into each record file; files with a higher one are not read.
+
+1: ``executor`` is ``local`` or an SSH alias, with an optional ``ssh_config``.
+2: ``executor`` is a spec (see :mod:`remote_executors.executors.registry`)."""
 
 _APP_NAME = "remote-executors"
 _SESSIONS = "sessions"
 _LOCK_NAME = ".lock"
 _SUFFIX = ".json"
 _REQUIRED = ("session_id", "executor", "local_cwd", "created_at", "updated_at")
-_OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error", "ssh_config")
+_OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
+_OPTIONAL_V1 = (*_OPTIONAL, "ssh_config")
 
 _log = logging.getLogger("remote_executors.metadata")
 
@@ -87,10 +95,7 @@ def data_dir() -> Path:
     made absolute now so a later ``chdir`` cannot move the store), else
     ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
     """
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(os.path.abspath(os.path.expanduser(override)))
-    return Path(platformdirs.user_data_dir(_APP_NAME, appauthor=False))
+    return user_dir(DATA_DIR_ENV, "data")
 
 
 def _now() -> dt.datetime:
@@ -101,19 +106,22 @@ def _check_session_id(_: object, __: attrs.Attribute[str], value: str) -> None:
     validate_session_id(value)
 
 
-def _check_executor(_: object, __: attrs.Attribute[str], value: str) -> None:
-    """Record the alias as given, but nothing that could act as an option or a path."""
+def _to_spec(value: object) -> str:
+    """A well-formed spec, canonical (a bare alias ``box`` is ``ssh://box``); nothing
+    that could act as an option. The scheme's class is not imported."""
     if not isinstance(value, str) or not value:
         raise InvalidInput(
-            f"Invalid executor name {value!r}: expected {LOCAL!r} or an SSH host alias.",
+            f"Invalid executor {value!r}: expected {LOCAL!r} or a spec such as ssh://box.",
             host=repr(value),
         )
-    if value.startswith("-") or "/" in value or _has_control(value):
-        raise InvalidInput(
-            f"Refusing executor name {value!r}: a host alias must not start with '-' or "
-            "contain '/' or control characters. Use the Host alias from your ~/.ssh/config.",
-            host=value,
-        )
+    return normalize_spec(value)
+
+
+def _check_spec(_: object, __: attrs.Attribute[str], value: str) -> None:
+    """Also run by ``attrs.validate`` (converters are not): a record changed behind
+    attrs' back is refused before it is written."""
+    if _to_spec(value) != value:
+        raise InvalidInput(f"Executor {value!r} is not a canonical spec.", host=str(value))
 
 
 def _check_path(record: SessionRecord, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -145,10 +153,6 @@ def _to_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
-
-
 @attrs.frozen
 class SessionRecord:
     """Where one session ran: what a resume needs to find its transcript again.
@@ -163,7 +167,9 @@ class SessionRecord:
     """
 
     session_id: str = attrs.field(validator=_check_session_id)
-    executor: str = attrs.field(validator=_check_executor)
+    executor: str = attrs.field(converter=_to_spec, validator=_check_spec)
+    """The executor's spec (``local``, ``ssh://box``, ``docker://c``...); a bare
+    SSH alias is stored as ``ssh://ALIAS``."""
     local_cwd: str = attrs.field(validator=_check_path)
     remote_cwd: str | None = attrs.field(default=None, validator=_check_path)
     remote_project_dir: str | None = attrs.field(default=None, validator=_check_path)
@@ -173,9 +179,6 @@ class SessionRecord:
         converter=_to_utc,
     )
     sync_error: str | None = attrs.field(default=None, validator=_check_optional_str)
-    ssh_config: str | None = attrs.field(default=None, validator=_check_path)
-    """The ssh_config file the executor was built with (None: ssh's default), so a
-    resume with no executor given reaches the same host the same way."""
 
     @property
     def is_remote(self) -> bool:
@@ -195,7 +198,6 @@ def _to_json(record: SessionRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(timespec="microseconds"),
         "updated_at": record.updated_at.isoformat(timespec="microseconds"),
         "sync_error": record.sync_error,
-        "ssh_config": record.ssh_config,
     }
 
 
@@ -215,21 +217,39 @@ def _from_json(data: object) -> SessionRecord:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}")
-    for key in (*_REQUIRED, *_OPTIONAL):
+    optional = _OPTIONAL_V1 if version == 1 else _OPTIONAL
+    for key in (*_REQUIRED, *optional):
         value = data.get(key)
-        if not (isinstance(value, str) or (value is None and key in _OPTIONAL)):
+        if not (isinstance(value, str) or (value is None and key in optional)):
             raise ValueError(f"field {key} is {type(value).__name__}, not a string")
+    executor = data["executor"]
+    if version == 1:
+        executor = _v1_spec(executor, data.get("ssh_config"))
     return SessionRecord(
         session_id=data["session_id"],
-        executor=data["executor"],
+        executor=executor,
         local_cwd=data["local_cwd"],
         remote_cwd=data.get("remote_cwd"),
         remote_project_dir=data.get("remote_project_dir"),
         created_at=dt.datetime.fromisoformat(data["created_at"]),
         updated_at=dt.datetime.fromisoformat(data["updated_at"]),
         sync_error=data.get("sync_error"),
-        ssh_config=data.get("ssh_config"),
     )
+
+
+def _v1_spec(executor: str, ssh_config: str | None) -> str:
+    """A version 1 record's executor as a spec: ``local``, or the SSH alias with the
+    ssh_config it was reached with."""
+    if executor == LOCAL:
+        return LOCAL
+    # The alias was only checked loosely then ("no '-' first, no '/'"): one the
+    # spec cannot hold is not a record to trust.
+    check_spec(executor)
+    if "://" in executor:
+        raise ValueError(f"executor {executor!r} is not a version 1 SSH alias")
+    if ssh_config is not None and not ssh_config.startswith("/"):
+        raise ValueError(f"ssh_config {ssh_config!r} is not an absolute path")
+    return spec_from_options(executor, {"ssh_config": ssh_config})
 
 
 class _NewerFormat(ValueError):
@@ -317,10 +337,9 @@ class SessionRecords:
         *,
         executor: str,
         local_cwd: str,
-        ssh_config: str | None = None,
         remote_project_dir: str | None = None,
     ) -> builtins.list[str]:
-        """After a sync with ``executor`` that completed for ``session_ids`` (sessions
+        """After a sync with ``executor`` (its spec) that completed for ``session_ids`` (sessions
         that machine holds): keep what the records know; return the ids changed.
 
         A session with no record came from ``executor``: it gets one, so it is
@@ -328,6 +347,7 @@ class SessionRecords:
         recorded on ``executor`` whose last sync failed is in step again: its
         ``sync_error`` is cleared. Records of other machines are left alone.
         """
+        executor = _to_spec(executor)
         changed = []
         for session_id in session_ids:
             path = self._path(session_id)
@@ -341,7 +361,6 @@ class SessionRecords:
                             executor=executor,
                             local_cwd=local_cwd,
                             remote_project_dir=remote_project_dir,
-                            ssh_config=ssh_config,
                         ),
                     )
                 elif current.executor == executor and current.sync_error is not None:

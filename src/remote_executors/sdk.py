@@ -56,12 +56,17 @@ from ._sdk_compat import (
     mirror_projects_dir,
 )
 from ._session_sync import SessionSyncer
+from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
 from .executors._reattach import ReattachingProcess
-from .executors._ssh_process import SSHProcess
 from .executors._validate import check_path
-from .executors.base import Executor, SpawnOptions
-from .executors.local import LocalExecutor
+from .executors.base import (
+    Executor,
+    SpawnOptions,
+    lost_error_of,
+    placement_of,
+    shares_local_filesystem,
+)
 from .paths import project_dir_from_cwd
 from .sync._default import default_sync
 from .sync._from_store import StoreSession, load_from_store
@@ -143,10 +148,6 @@ def _install_route() -> None:
 SyncOption = SessionSync | bool
 
 
-#: Processes on another machine (they know their remote path and cwd, and lost links).
-_REMOTE = (SSHProcess, ReattachingProcess)
-
-
 def _strategy(sync: SyncOption, executor: Executor) -> SessionSync | None:
     if sync is True:
         return default_sync(executor)
@@ -160,9 +161,10 @@ def _strategy(sync: SyncOption, executor: Executor) -> SessionSync | None:
 class ExecutorTransport(SubprocessCLITransport):
     """The SDK's subprocess transport, with the process started by an executor.
 
-    With ``sync`` on (the default), the session's transcript is pulled to the
-    local disk after every turn, before the turn's ``ResultMessage`` is
-    passed on, and once more when the CLI exits; a resume first makes the
+    With ``sync`` on (the default), the session's files reach the local disk
+    while the turn runs (``live``, see docs/sessions-and-sync.md), are complete
+    there before the turn's ``ResultMessage`` is passed on, and are pulled
+    once more when the CLI exits; a resume first makes the
     executor's copy match the local one. Sync problems arrive as
     :class:`~remote_executors.SessionSyncStatus` messages, never as errors,
     except before a resume, where starting on a wrong copy would fork the
@@ -184,11 +186,12 @@ class ExecutorTransport(SubprocessCLITransport):
         *,
         sync: SyncOption = True,
         start_timeout: float = START_TIMEOUT,
+        live: bool = True,
     ) -> None:
         # A transport handed to the SDK skips the SDK's option preparation, so
         # do here what the SDK would: route can_use_tool over stdio.
         options = configure_can_use_tool(options)
-        remote = not isinstance(executor, LocalExecutor)
+        remote = not shares_local_filesystem(executor)
         if remote and options.user is not None:
             raise InvalidInput(
                 f"ClaudeAgentOptions.user is not supported on {executor.name}: the session "
@@ -206,14 +209,18 @@ class ExecutorTransport(SubprocessCLITransport):
         self._executor = executor
         self._remote = remote
         self.executor_process: Process | None = None
-        if remote and self._cli_path is None:
+        if remote and _sdk_compat.transport_cli_path(self) is None:
             # Resolved on the remote machine; the local bundled CLI means nothing there.
-            self._cli_path = "claude"
+            _sdk_compat.set_transport_cli_path(self, "claude")
         self._session_cwd = os.fspath(options.cwd) if options.cwd is not None else os.getcwd()
         # A NUL or newline in cwd is refused here, as a bad cwd is everywhere else.
         check_path(self._session_cwd, host=executor.name, what="cwd")
         self.syncer = SessionSyncer(
-            executor, _strategy(sync, executor), local_cwd=self._session_cwd, env=options.env
+            executor,
+            _strategy(sync, executor),
+            local_cwd=self._session_cwd,
+            env=options.env,
+            live=live,
         )
         # Where the SDK's mirror batcher (built from the caller's options) looks.
         self._mirror_dir = mirror_projects_dir(options.env)
@@ -223,16 +230,25 @@ class ExecutorTransport(SubprocessCLITransport):
         self._start_timeout = start_timeout
 
     @property
+    def _sdk_options(self) -> ClaudeAgentOptions:
+        """The options the SDK's transport builds the command line from."""
+        return _sdk_compat.transport_options(self)
+
+    @_sdk_options.setter
+    def _sdk_options(self, options: ClaudeAgentOptions) -> None:
+        _sdk_compat.set_transport_options(self, options)
+
+    @property
     def _project_key(self) -> str:
         """The store's project key for this session: the local cwd's, as the SDK's."""
         return str(project_key_for_directory(os.path.expanduser(self._session_cwd)))
 
     async def connect(self) -> None:
-        if self._process is not None:
+        if _sdk_compat.transport_connected(self):
             return
         from_store = await self._from_store()
         await self._continue_latest_local()
-        resume = self._options.resume
+        resume = self._sdk_options.resume
         if resume is not None and self._materialized is None:
             if from_store is not None:
                 await self.syncer.before_resume(
@@ -258,7 +274,7 @@ class ExecutorTransport(SubprocessCLITransport):
         config dir the CLI resumes from). Elsewhere the caller gets the store's
         session to merge into the local copy and push to the executor.
         """
-        options = self._options
+        options = self._sdk_options
         store = options.session_store
         if store is None or (options.resume is None and not options.continue_conversation):
             return None
@@ -267,7 +283,9 @@ class ExecutorTransport(SubprocessCLITransport):
             local = dataclasses.replace(options, cwd=os.path.expanduser(self._session_cwd))
             self._materialized = await _sdk_compat.materialize_resume_session(local)
             if self._materialized is not None:
-                self._options = _sdk_compat.apply_materialized_options(options, self._materialized)
+                self._sdk_options = _sdk_compat.apply_materialized_options(
+                    options, self._materialized
+                )
                 self._cli_projects_dir = os.path.join(self._materialized.config_dir, "projects")
             return None
         session = await load_from_store(
@@ -277,7 +295,7 @@ class ExecutorTransport(SubprocessCLITransport):
             timeout=options.load_timeout_ms / 1000,
         )
         if session is not None:
-            self._options = dataclasses.replace(
+            self._sdk_options = dataclasses.replace(
                 options, resume=session.session_id, continue_conversation=False
             )
         return session
@@ -291,7 +309,7 @@ class ExecutorTransport(SubprocessCLITransport):
         which also brings the executor's copy up to date first. With no local
         session (or sync off, when local copies are not kept) the CLI picks.
         """
-        options = self._options
+        options = self._sdk_options
         if not (
             self._remote
             and options.continue_conversation
@@ -304,7 +322,7 @@ class ExecutorTransport(SubprocessCLITransport):
             lambda: list_sessions(directory=cwd, limit=1, include_worktrees=False)
         )
         if latest:
-            self._options = dataclasses.replace(
+            self._sdk_options = dataclasses.replace(
                 options, resume=latest[0].session_id, continue_conversation=False
             )
 
@@ -326,11 +344,15 @@ class ExecutorTransport(SubprocessCLITransport):
         if self._remote and args != ["-v"]:  # SDKs before 0.2.190 check the version first
             prepared = await prepare(args, executor=self._executor, local_cwd=self._session_cwd)
             args, attachments = prepared.args, dict(prepared.attachments)
+        machine_env = self._env_for_machine(sdk_env)
+        if self._remote and args != ["-v"]:
+            # The host's credential policy: its own, unless it forwards ours (opt-in).
+            machine_env.update(await forwarded_env(self._executor, explicit=self._options.env))
         options = SpawnOptions(
             command=cmd[0],
             args=args,
             cwd=cwd,
-            env=self._env_for_machine(sdk_env),
+            env=machine_env,
             stderr=stderr == subprocess.PIPE,
             # The SDK drops some inherited variables (e.g. CLAUDECODE) on purpose.
             unset_env=() if self._remote else [k for k in os.environ if k not in sdk_env],
@@ -345,7 +367,7 @@ class ExecutorTransport(SubprocessCLITransport):
         if not self._remote:
             # Exactly what the SDK would pass locally, minus what is inherited anyway.
             return {k: v for k, v in env.items() if os.environ.get(k) != v}
-        wanted = set(self._options.env)
+        wanted = set(self._sdk_options.env)
         return {
             k: v
             for k, v in env.items()
@@ -377,7 +399,7 @@ class ExecutorTransport(SubprocessCLITransport):
                 yield message
         except ProcessError as exc:
             process = self.executor_process
-            lost = process.lost_error() if isinstance(process, _REMOTE) else None
+            lost = lost_error_of(process)
             if lost is not None:
                 await syncer.after_loss()
                 raise lost from exc
@@ -404,8 +426,7 @@ class ExecutorTransport(SubprocessCLITransport):
             return
         except TimeoutError:
             process = self.executor_process
-            path = process.remote_path if isinstance(process, _REMOTE) else None
-            path = path or self._cli_path or "claude"
+            path = placement_of(process)[0] or _sdk_compat.transport_cli_path(self) or "claude"
             if process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
@@ -474,9 +495,10 @@ class ExecutorTransport(SubprocessCLITransport):
 
     def _remote_cwd(self) -> str | None:
         process = self.executor_process
-        if isinstance(process, _REMOTE):
-            return process.remote_cwd or None
-        if isinstance(self._executor, LocalExecutor):
+        reported = placement_of(process)[1]
+        if reported:
+            return reported
+        if shares_local_filesystem(self._executor):
             return os.path.realpath(self._session_cwd)
         return None
 
@@ -487,12 +509,15 @@ def _transport(
     executor: Executor | None,
     sync: SyncOption,
     start_timeout: float = START_TIMEOUT,
+    live: bool = True,
 ) -> ExecutorTransport | None:
     if executor is None:
         return None
     if not isinstance(executor, Executor):
         raise TypeError(f"executor must implement remote_executors.Executor, got {executor!r}")
-    return ExecutorTransport(prompt, options, executor, sync=sync, start_timeout=start_timeout)
+    return ExecutorTransport(
+        prompt, options, executor, sync=sync, start_timeout=start_timeout, live=live
+    )
 
 
 def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
@@ -508,7 +533,7 @@ def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
     from .settings import executor_for
 
     # The host's configured options (settings) if any, else as it was reached.
-    return executor_for(record.executor, ssh_config=record.ssh_config)
+    return executor_for(record.executor)
 
 
 async def query(
@@ -518,6 +543,7 @@ async def query(
     executor: Executor | None = None,
     sync: SyncOption = True,
     start_timeout: float = START_TIMEOUT,
+    live: bool = True,
 ) -> AsyncIterator[Message]:
     """``claude_agent_sdk.query`` that runs the CLI on ``executor``.
 
@@ -526,13 +552,14 @@ async def query(
     runs it. ``sync`` picks the transcript sync strategy (see
     :class:`ExecutorTransport`). ``start_timeout``: seconds the CLI may take
     to send its first message before :class:`~remote_executors.ClaudeNotResponding`.
+    ``live=False``: the local copy moves at turn ends only (no live follower).
     """
     options = options or ClaudeAgentOptions()
     owned = None
     if executor is None:
         executor = owned = _recorded_executor(options)
     try:
-        transport = _transport(prompt, options, executor, sync, start_timeout)
+        transport = _transport(prompt, options, executor, sync, start_timeout, live)
         # Closing this generator early (``break`` + ``aclose()``, cancellation) must
         # close the SDK's generator now: its cleanup is what stops the process.
         # ``claude_agent_sdk.query`` is only a loop over ``process_query`` that
@@ -567,6 +594,7 @@ class ClaudeSDKClient(_SDKClient):
         *,
         sync: SyncOption = True,
         start_timeout: float = START_TIMEOUT,
+        live: bool = True,
     ) -> None:
         options = options or ClaudeAgentOptions()
         self._owned_executor = None
@@ -575,7 +603,7 @@ class ClaudeSDKClient(_SDKClient):
         self.executor = executor
         # The SDK's client feeds prompts through transport.write(), so the
         # transport's own prompt is only a marker for streaming mode.
-        transport = _transport(_never(), options, executor, sync, start_timeout)
+        transport = _transport(_never(), options, executor, sync, start_timeout, live)
         super().__init__(options=options, transport=transport)
 
     async def disconnect(self) -> None:

@@ -15,6 +15,15 @@ One small JSON file under the user's config dir
       }
     }
 
+``remote_executors`` is the ordered list of executors: ssh aliases, and specs
+of other kinds (``docker://c``, ``k8s://ns/pod``); ``hosts`` holds the options
+of the aliases that have any (ssh_config, claude_path, path_map,
+accept_new_host_keys, connect_timeout, forward_credentials). A host without an entry uses
+:class:`~remote_executors.SSHExecutor`'s defaults. An ``ssh://box?...`` spec
+given to :meth:`SettingsStore.add` is kept as the alias ``box`` with its
+options, so a file that holds only SSH hosts stays readable by versions that
+know nothing of specs (format version 1); one that lists another kind is
+written as version 2.
 ``remote_executors`` is the ordered list of ssh aliases; ``hosts`` holds the
 options of those that have any (ssh_config, claude_path, path_map,
 accept_new_host_keys, connect_timeout, reattach_within). A host without an entry uses
@@ -54,15 +63,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import platformdirs
 
-from remote_executors._store_file import install_atomically, locked
+from remote_executors._store_file import install_atomically, locked, user_dir
 from remote_executors.errors import ExecutorError, InvalidInput
 from remote_executors.executors._validate import check_host, check_path, remote_prefix
+from remote_executors.executors.registry import check_spec, normalize_spec
 
 if TYPE_CHECKING:
     # Imported when an executor is built: reading settings stays quick (the CLI).
-    from remote_executors.executors.ssh import SSHExecutor
+    from remote_executors.executors.base import Executor
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -78,8 +87,9 @@ __all__ = [
 CONFIG_DIR_ENV = "REMOTE_EXECUTORS_CONFIG_DIR"
 """Environment variable that overrides :func:`config_dir` (tests, sandboxes, several profiles)."""
 
-FORMAT_VERSION = 1
-"""The version written into the settings file; a file with a higher one is not read."""
+FORMAT_VERSION = 2
+"""The highest version read; a file with a higher one is not read. Version 1 (ssh
+aliases only) is still written while the file lists nothing else."""
 
 _APP_NAME = "remote-executors"
 _FILE_NAME = "settings.json"
@@ -90,6 +100,7 @@ _OPTIONS = (
     "path_map",
     "accept_new_host_keys",
     "connect_timeout",
+    "forward_credentials",
     "reattach_within",
 )
 _TOP_KEYS = ("version", "remote_executors", "hosts")
@@ -102,10 +113,7 @@ def config_dir() -> Path:
     made absolute now so a later ``chdir`` cannot move the store), else
     ``platformdirs.user_config_dir("remote-executors", appauthor=False)``.
     """
-    override = os.environ.get(CONFIG_DIR_ENV)
-    if override:
-        return Path(os.path.abspath(os.path.expanduser(override)))
-    return Path(platformdirs.user_config_dir(_APP_NAME, appauthor=False))
+    return user_dir(CONFIG_DIR_ENV, "config")
 
 
 class SettingsError(ExecutorError):
@@ -127,7 +135,42 @@ class SettingsError(ExecutorError):
 
 
 def _check_alias(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if isinstance(value, str) and "://" in value:
+        check_spec(value)
+        scheme = value.partition("://")[0]
+        if scheme == "ssh":
+            raise InvalidInput(
+                f"Refusing {value!r} as a host entry: an ssh:// executor is kept as its alias "
+                "with options (SettingsStore.add accepts the spec and does that).",
+                host=value,
+            )
+        return
     check_host(value)
+
+
+def _check_name(name: str) -> None:
+    _check_alias(None, None, name)  # type: ignore[arg-type]  # the validator, called directly
+
+
+def _entry_key(name: str) -> tuple[str, dict[str, Any]]:
+    """(the entry's key, options a spec carries): ``ssh://box?x=y`` is ``box`` with
+    ``x=y``; a bare alias or another kind's spec is itself, with none."""
+    if not isinstance(name, str) or "://" not in name:
+        return name, {}
+    spec = normalize_spec(name)
+    if not spec.startswith("ssh://"):
+        return spec, {}
+    from remote_executors.executors._ssh_spec import options_from_spec
+
+    host, options = options_from_spec(spec)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise InvalidInput(
+            f"{', '.join(unknown)} in {name!r} cannot be kept in the settings (they hold "
+            f"{', '.join(_OPTIONS)}); pass such options to SSHExecutor directly.",
+            host=host,
+        )
+    return host, options
 
 
 def _check_absolute(value: object, *, host: str, what: str, where: str) -> str:
@@ -161,6 +204,17 @@ def _check_ssh_config(record: HostSettings, _: attrs.Attribute[Any], value: obje
 def _check_claude_path(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         _check_absolute(value, host=record.host, what="claude_path", where="remote")
+
+
+def _check_forward(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
+    from remote_executors.credentials import FORWARDABLE
+
+    if value is not None and value not in FORWARDABLE:
+        raise InvalidInput(
+            f"Invalid forward_credentials {value!r} for {record.host}: expected one of "
+            f"{', '.join(FORWARDABLE)} (or None: the host uses its own credentials).",
+            host=record.host,
+        )
 
 
 def _freeze_path_map(value: object) -> object:
@@ -265,6 +319,32 @@ class HostSettings:
     connect_timeout: float | None = attrs.field(
         default=None, converter=_to_timeout, validator=_check_timeout
     )
+    forward_credentials: str | None = attrs.field(default=None, validator=_check_forward)
+    """Opt-in: this machine's ``ANTHROPIC_API_KEY`` or ``CLAUDE_CODE_OAUTH_TOKEN`` is
+    forwarded to sessions on the host when it has no credentials of its own."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.is_spec and self.options():
+            raise InvalidInput(
+                f"{self.host} takes no SSH options ({', '.join(self.options())}): those are "
+                "for ssh aliases.",
+                host=self.host,
+            )
+
+    @property
+    def is_spec(self) -> bool:
+        """True for an executor of another kind, named by its spec (``docker://c``)."""
+        return "://" in self.host
+
+    @property
+    def spec(self) -> str:
+        """The spec that reopens this executor (``ssh://box?claude_path=...``)."""
+        if self.is_spec:
+            return self.host
+        from remote_executors.executors._ssh_spec import spec_from_options
+
+        return spec_from_options(self.host, self.options())
+
     reattach_within: float | None = attrs.field(
         default=None, converter=_to_timeout, validator=_check_reattach
     )
@@ -282,12 +362,19 @@ class HostSettings:
             out["accept_new_host_keys"] = True
         if self.connect_timeout is not None:
             out["connect_timeout"] = self.connect_timeout
+        if self.forward_credentials is not None:
+            out["forward_credentials"] = self.forward_credentials
         if self.reattach_within is not None:
             out["reattach_within"] = self.reattach_within
         return out
 
-    def executor(self) -> SSHExecutor:
-        """An :class:`~remote_executors.SSHExecutor` for ``host`` with these options."""
+    def executor(self) -> Executor:
+        """The executor: an :class:`~remote_executors.SSHExecutor` for an alias with
+        these options, or what the spec names."""
+        if self.is_spec:
+            from remote_executors.executors.registry import executor_from_spec
+
+            return executor_from_spec(self.host)
         from remote_executors.executors.ssh import SSHExecutor
 
         return SSHExecutor(self.host, **self.options())
@@ -321,7 +408,8 @@ class Settings:
     )
 
     def get(self, host: str) -> HostSettings | None:
-        """The settings of alias ``host``, or ``None`` if it is not configured."""
+        """The settings of alias (or spec) ``host``, or ``None`` if it is not configured."""
+        host = _entry_key(host)[0]
         for entry in self.remote_executors:
             if entry.host == host:
                 return entry
@@ -378,6 +466,8 @@ def _parse(data: object) -> _Document:
         where = f"remote_executors[{index}]"
         if not isinstance(alias, str):
             raise _Invalid(f"{where} is a JSON {_json_type(alias)}, not an alias string")
+        if version == 1 and "://" in alias:
+            raise _Invalid(f"{where} is a spec ({alias!r}), which version 1 does not hold")
         options = hosts.get(alias, {})
         if not isinstance(options, dict):
             raise _Invalid(f'hosts["{alias}"] is a JSON {_json_type(options)}, not an object')
@@ -412,8 +502,10 @@ def _json_type(value: object) -> str:
 
 
 def _to_json(document: _Document) -> dict[str, Any]:
+    specs = any(entry.is_spec for entry in document.settings.remote_executors)
     out: dict[str, Any] = {
-        "version": FORMAT_VERSION,
+        # Version 1 while only aliases are listed: older versions keep reading it.
+        "version": FORMAT_VERSION if specs else 1,
         "remote_executors": document.settings.hosts,
     }
     hosts: dict[str, Any] = {}
@@ -473,13 +565,17 @@ class SettingsStore:
     def add(self, host: str, /, **options: Any) -> HostSettings:
         """Configure a new remote executor ``host`` with ``options``; return its settings.
 
-        ``options`` are :class:`HostSettings` fields. Raises
+        ``host`` is an ssh alias or a spec (``ssh://box?claude_path=...`` is kept
+        as ``box`` with its options; ``docker://c`` as it is). ``options`` are
+        :class:`HostSettings` fields (given ones win over a spec's). Raises
         :class:`~remote_executors.errors.InvalidInput` for a bad alias or
         option and :class:`SettingsError` if ``host`` is already configured
         (use :meth:`update`) or the file cannot be trusted; nothing is
         written then.
         """
-        check_host(host)
+        host, carried = _entry_key(host)
+        options = {**carried, **options}
+        _check_name(host)
         _check_option_names(host, options)
         entry = HostSettings(host, **options)
         with self._locked():
@@ -504,7 +600,9 @@ class SettingsStore:
         (use :meth:`add`) or the file cannot be trusted; nothing is written
         then.
         """
-        check_host(host)
+        host, carried = _entry_key(host)
+        options = {**carried, **options}
+        _check_name(host)
         _check_option_names(host, options)
         HostSettings(host, **options)  # refuse bad values before touching the file
         with self._locked():
@@ -530,7 +628,8 @@ class SettingsStore:
 
         Nothing else is touched (sessions recorded on it keep their records).
         """
-        check_host(host)
+        host = _entry_key(host)[0]
+        _check_name(host)
         with self._locked():
             document = self._read()
             if document.settings.get(host) is None:
@@ -602,20 +701,34 @@ def _check_option_names(host: str, options: Mapping[str, Any]) -> None:
 
 def executor_for(
     host: str, store: SettingsStore | None = None, *, ssh_config: str | None = None
-) -> SSHExecutor:
-    """An :class:`~remote_executors.SSHExecutor` for ``host``.
+) -> Executor:
+    """The executor ``host`` names: an ssh alias, ``local`` or a spec (``ssh://box``,
+    ``docker://c``, ...; see :func:`~remote_executors.executor_from_spec`).
 
-    Built with the options configured for ``host`` in ``store`` (default: the
-    user's settings file) when it is configured there, else with
-    :class:`~remote_executors.SSHExecutor`'s defaults (and ``ssh_config``, e.g.
-    the one a session record names). Raises :class:`SettingsError` if the
-    settings file cannot be trusted, rather than silently ignoring the options
-    it may hold.
+    An ssh alias configured in ``store`` (default: the user's settings file) is
+    built with its configured options; options the spec carries fill only
+    what the settings leave unset, so changed settings apply to resumes of
+    sessions recorded earlier. An alias that is not configured gets
+    :class:`~remote_executors.SSHExecutor`'s defaults, the spec's options and
+    ``ssh_config`` (when given and the spec names none). Raises
+    :class:`SettingsError` if the settings file cannot be trusted, rather than
+    silently ignoring the options it may hold.
     """
-    check_host(host)
-    entry = (store if store is not None else SettingsStore()).load().get(host)
-    if entry is not None:
-        return entry.executor()
+    from remote_executors.executors.registry import executor_from_spec
+
+    spec = normalize_spec(host)
+    if not spec.startswith("ssh://"):
+        if spec == _LOCAL:
+            return executor_from_spec(spec)
+        entry = (store if store is not None else SettingsStore()).load().get(spec)
+        return entry.executor() if entry is not None else executor_from_spec(spec)
+    from remote_executors.executors._ssh_spec import options_from_spec
     from remote_executors.executors.ssh import SSHExecutor
 
-    return SSHExecutor(host, ssh_config=ssh_config)
+    alias, options = options_from_spec(spec)
+    entry = (store if store is not None else SettingsStore()).load().get(alias)
+    if entry is not None:
+        options.update(entry.options())
+    elif ssh_config is not None:
+        options.setdefault("ssh_config", ssh_config)
+    return SSHExecutor(alias, **options)

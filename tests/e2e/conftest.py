@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,13 @@ def record(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
         request.node.user_properties.append((FIGURE, (title, what, round(value, 3))))
 
     return add
+
+
+@pytest.fixture
+def private_local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private local config dir (where the SDK's readers look) and data dir."""
+    config = tmp_path / "local-claude"
+    config.mkdir()
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
+    return config

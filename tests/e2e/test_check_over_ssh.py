@@ -128,7 +128,7 @@ async def test_ready_account_is_all_ok(
     assert step(report, "claude_version").detail == f"{EXPECTED_CLI}, as the SDK expects"
     assert step(report, "project").detail == str(rx_project.remote)
     settings = rx_account.claude_config_dir / "settings.json"
-    assert step(report, "credentials").detail == f"ANTHROPIC_API_KEY in {settings}"
+    assert step(report, "credentials").detail == f"uses ANTHROPIC_API_KEY in {settings}"
     rsync = shutil.which("rsync")
     assert rsync is not None and step(report, "rsync_remote").detail.startswith("/")
 
@@ -240,7 +240,8 @@ async def test_no_claude(
     got = statuses(report)
     claude = step(report, "claude")
     assert claude.status == "fail"
-    assert claude.detail.startswith("not found (looked in ")
+    assert claude.detail.startswith("CLI missing: not found (looked in ")
+    assert f"remote-executors install {rx_ssh_config.alias}" in claude.hint
     for place in (
         f"PATH of login shell {rx_account.shell}",
         f"{rx_account.home}/.local/bin/claude",
@@ -323,7 +324,7 @@ async def test_no_credentials(
     report = await check(executor, timeout=15)
     assert (step(report, "credentials").status, step(report, "credentials").detail) == (
         "ok",
-        str(creds),
+        f"uses {creds}",
     )
     await nothing_left(rx_sshd, rx_account, rx_ssh_config, executor)
 

@@ -350,6 +350,12 @@ def our_ssh_channels(cfg: SSHClientConfig) -> list[int]:
     return pids
 
 
+def started_at(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
 @asyncio_only
 async def test_local_ssh_client_killed(
     rx_sshd: SSHTestBed,
@@ -366,9 +372,11 @@ async def test_local_ssh_client_killed(
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run)
             await turn.running(rx_sshd, rx_account)
+            # The session's channel and its live follower's (started after init).
+            await wait_until(lambda: len(our_ssh_channels(rx_ssh_config)) == 2, 10, "2 channels")
             channels = our_ssh_channels(rx_ssh_config)
-            assert len(channels) == 1, channels  # the session's channel, nothing else
-            os.kill(channels[0], signal.SIGKILL)
+            assert len(channels) == 2, channels  # nothing else
+            os.kill(min(channels, key=started_at), signal.SIGKILL)  # the session's
             ended = time.monotonic()
             await consumer.ended.wait()
     record("local ssh SIGKILLed -> query ended after", consumer.ended_at - ended)

@@ -295,11 +295,16 @@ async def test_a_host_without_sftp_runs_sessions_and_says_why_they_do_not_sync(
             assert "offers no SFTP subsystem" in sftp.hint and "rx-nosftp" in sftp.hint
             assert report.ok  # a warning: sessions still run
 
+            # Without the live follower (which needs no SFTP and would bring the
+            # transcript anyway): the strategy's own failure is what is reported.
             with anyio.fail_after(60):
                 messages = [
                     m
                     async for m in rx.query(
-                        prompt="hi", options=ClaudeAgentOptions(cwd=str(project)), executor=executor
+                        prompt="hi",
+                        options=ClaudeAgentOptions(cwd=str(project)),
+                        executor=executor,
+                        live=False,
                     )
                 ]
             [result] = [m for m in messages if isinstance(m, ResultMessage)]

@@ -128,8 +128,12 @@ async def test_a_local_plugin_works_on_the_host(
     assert f"{name}:ship" in init["slash_commands"]
     assert f"{name}:reviewer" in init["agents"]
     assert body in request_text(rx_model.main_requests[-1])
+    # This session's job directory holds the copy; other tests' jobs on the same account may
+    # come and go meanwhile, so wait for this one only.
+    job = "/".join(loaded["path"].split("/")[:3])
+    assert job.startswith("/tmp/rx.") and job not in before  # this session's own job
     with anyio.fail_after(30):  # the job's own cleanup, after the session ended
-        while job_dirs(rx_sshd, rx_account) - before:
+        while rx_sshd.run_as(rx_account, ["test", "-e", job]).returncode == 0:
             await anyio.sleep(0.1)
     assert rx_sshd.run_as(rx_account, ["test", "-e", loaded["path"]]).returncode != 0
 

@@ -117,7 +117,7 @@ async def test_remote_turn_is_readable_locally_when_the_result_arrives(
     remote = remote_transcript(rx_sshd, rx_account, rx_project, sid).read_bytes()
     assert local_transcript(local_claude, rx_project, sid).read_bytes() == remote
     record = rx.get_session_record(sid)
-    assert record is not None and record.executor == rx_executor.name
+    assert record is not None and record.executor == rx_executor.spec
     assert record.remote_cwd == os.path.realpath(rx_project.remote)
     assert record.sync_error is None
 
@@ -319,7 +319,8 @@ async def test_resume_without_an_executor_runs_where_the_session_last_ran(
 ) -> None:
     sid = await first_session("where", rx_project, rx_executor, rx_model, "m-rec")
     record = rx.get_session_record(sid)
-    assert record is not None and record.ssh_config == rx_executor.ssh_config
+    assert record is not None and record.executor == rx_executor.spec
+    assert f"ssh_config={rx_executor.ssh_config}" in record.executor
     rx_model.script(text("still remote"))
     messages = await run("again", options_for(rx_project, resume=sid), None)
     assert result_of(messages).session_id == sid

@@ -112,7 +112,7 @@ async def test_pull_and_push_ride_the_executors_master_connection(
     # master still answers on its control socket.
     assert logins(rx_sshd, rx_account) - before == 1
     assert connections(rx_sshd, rx_account) == 1
-    argv = await rx_executor._rsync_rsh()
+    argv = await rx_executor.rsync_rsh()
     assert argv is not None
     control = next(a for a in argv if a.startswith("-oControlPath="))
     check = subprocess.run(

@@ -387,6 +387,26 @@ async def test_spawn_final_line_without_newline_is_delivered(
     assert result.stdout == b"one\ntwo"
 
 
+async def test_spawn_relays_exactly_with_perl_base_only(
+    make_backend: Callable[..., ShellBackend], tmp_path: Path
+) -> None:
+    """Debian's perl-base (slim images) has no MIME::Base64: the relay must not need it.
+
+    A module dir first on perl's path stands in for its absence. Binary bytes
+    and a last line without a newline (the relay's base64 "tail") arrive exactly.
+    """
+    hidden = tmp_path / "perl-lib" / "MIME"
+    hidden.mkdir(parents=True)
+    (hidden / "Base64.pm").write_text('die "MIME::Base64 is not installed here\\n";\n')
+    backend = make_backend(env={"PERL5LIB": str(tmp_path / "perl-lib")})
+    data = bytes(range(256)) + b"\nmiddle\n" + bytes(range(255, -1, -1)) + b"\x00end"
+    process = await start_job(backend, RemoteJob(argv=["cat"]), pipe_stderr=True)
+    with anyio.fail_after(10):
+        result = await _collect(process, data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+
+
 @ASYNCIO_ONLY
 async def test_heartbeats_never_land_inside_a_line(
     make_backend: Callable[..., ShellBackend], monkeypatch: pytest.MonkeyPatch

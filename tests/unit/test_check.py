@@ -328,7 +328,7 @@ async def test_ready_box_all_ok(box: ShellBox, tmp_path: Path) -> None:
     assert step(report, "claude_version").detail == f"{EXPECTED}, as the SDK expects"
     assert step(report, "project").detail == str(box.home / "shop")
     assert step(report, "credentials").detail == (
-        f"ANTHROPIC_API_KEY in {box.home}/.claude/settings.json"
+        f"uses ANTHROPIC_API_KEY in {box.home}/.claude/settings.json"
     )
     for s in report.steps:
         assert s.seconds >= 0
@@ -386,6 +386,7 @@ def test_cli_version_comparison(remote: str, status: str, says: str) -> None:
         assert found.hint
     if "older" in says or "cannot read" in says:
         assert "claude update" in found.hint and "box" in found.hint
+        assert "`remote-executors install box`" in found.hint
 
 
 def test_cli_version_unknown_expectation_is_skipped() -> None:
@@ -405,7 +406,7 @@ async def test_older_remote_cli_warns(box: ShellBox) -> None:
     assert step(report, "claude").status == "ok"
     version = step(report, "claude_version")
     assert version.status == "warn"
-    assert "2.0.1 is older than" in version.detail
+    assert version.detail.startswith("CLI older than the SDK expects: 2.0.1")
     assert report.ok  # a warning is not a failure
 
 
@@ -515,7 +516,7 @@ async def test_credentials_in_the_environment(name: str, box: ShellBox) -> None:
     write_settings(box, {})
     box.env[name] = SECRET
     found = await credentials(box)
-    assert (found.status, found.detail) == ("ok", f"{name} in the environment")
+    assert (found.status, found.detail) == ("ok", f"uses {name} in the environment")
 
 
 async def test_credentials_file(box: ShellBox) -> None:
@@ -524,27 +525,29 @@ async def test_credentials_file(box: ShellBox) -> None:
         json.dumps({"claudeAiOauth": {"accessToken": SECRET}})
     )
     found = await credentials(box)
-    assert (found.status, found.detail) == ("ok", f"{box.home}/.claude/.credentials.json")
+    assert (found.status, found.detail) == ("ok", f"uses {box.home}/.claude/.credentials.json")
 
 
 async def test_credentials_settings_on_one_line_or_many(box: ShellBox) -> None:
     write_settings(box, '{"env":{"CLAUDE_CODE_OAUTH_TOKEN":"' + SECRET + '","A":"b"}}')
     assert (await credentials(box)).detail == (
-        f"CLAUDE_CODE_OAUTH_TOKEN in {box.home}/.claude/settings.json"
+        f"uses CLAUDE_CODE_OAUTH_TOKEN in {box.home}/.claude/settings.json"
     )
     write_settings(box, '{\n  "env": {\n    "ANTHROPIC_AUTH_TOKEN"\n  :\n  "' + SECRET + '"\n}}')
     assert (await credentials(box)).detail == (
-        f"ANTHROPIC_AUTH_TOKEN in {box.home}/.claude/settings.json"
+        f"uses ANTHROPIC_AUTH_TOKEN in {box.home}/.claude/settings.json"
     )
 
 
 async def test_credentials_api_key_helper_and_saved_login(box: ShellBox) -> None:
     write_settings(box, {"apiKeyHelper": "~/bin/get-key.sh"})
-    assert (await credentials(box)).detail == (f"apiKeyHelper in {box.home}/.claude/settings.json")
+    assert (await credentials(box)).detail == (
+        f"uses apiKeyHelper in {box.home}/.claude/settings.json"
+    )
     write_settings(box, {})
     (box.home / ".claude.json").write_text(json.dumps({"primaryApiKey": SECRET}))
     assert (await credentials(box)).detail == (
-        f"API key saved by /login in {box.home}/.claude.json"
+        f"uses API key saved by /login in {box.home}/.claude.json"
     )
 
 
@@ -560,7 +563,7 @@ async def test_credentials_follow_claude_config_dir(box: ShellBox) -> None:
     config = box.home / "cfg"
     write_settings(box, {"env": {"ANTHROPIC_API_KEY": SECRET}}, config)
     box.env["CLAUDE_CONFIG_DIR"] = str(config)
-    assert (await credentials(box)).detail == f"ANTHROPIC_API_KEY in {config}/settings.json"
+    assert (await credentials(box)).detail == f"uses ANTHROPIC_API_KEY in {config}/settings.json"
 
 
 async def test_credentials_only_in_login_profile(box: ShellBox) -> None:

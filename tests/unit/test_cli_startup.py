@@ -52,7 +52,14 @@ def _script() -> str:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["executors", "list"], ["executors", "list", "--json"], ["sessions"]]
+    "args",
+    [
+        ["--help"],
+        ["executors", "list"],
+        ["executors", "list", "--json"],
+        ["sessions"],
+        ["ui", "--help"],
+    ],
 )
 def test_quick_commands_import_nothing_heavy(args: list[str], tmp_path: Path) -> None:
     modules = _imported([_script(), *args], tmp_path)

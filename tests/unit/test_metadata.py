@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from remote_executors.errors import InvalidInput
+from remote_executors.executors._ssh_spec import options_from_spec
 from remote_executors.metadata import (
     DATA_DIR_ENV,
     LOCAL,
@@ -138,12 +139,31 @@ def test_bad_host_aliases_are_refused_and_nothing_is_written(tmp_path: Path, ali
     assert store.get(SID) == remote()
 
 
-def test_host_aliases_are_recorded_as_given(tmp_path: Path) -> None:
+def test_host_aliases_are_recorded_as_ssh_specs_that_give_the_alias_back(tmp_path: Path) -> None:
     store = SessionRecords(tmp_path)
-    for sid, alias in ((SID, "me@build-box.example:2222"), (SID2, "Bäckerei ☕"), (SID3, "local")):
+    cases = [
+        (SID, "me@build-box.example:2222", "ssh://me@build-box.example:2222"),
+        (SID2, "Bäckerei ☕", "ssh://B%C3%A4ckerei%20%E2%98%95"),
+        (SID3, "local", "local"),
+    ]
+    for sid, alias, spec in cases:
         store.put(remote(sid, executor=alias))
         got = store.get(sid)
-        assert got is not None and got.executor == alias
+        assert got is not None and got.executor == spec
+        if alias != LOCAL:
+            assert options_from_spec(got.executor) == (alias, {})
+
+
+def test_specs_of_every_kind_are_recorded_as_given(tmp_path: Path) -> None:
+    store = SessionRecords(tmp_path)
+    for sid, spec in (
+        (SID, "docker://web-1"),
+        (SID2, "k8s://team/pod-7/claude?context=prod"),
+        (SID3, "ssh://box?ssh_config=/home/me/.ssh/work&path_map:/home/me/code=/srv/code"),
+    ):
+        store.put(remote(sid, executor=spec))
+        got = store.get(sid)
+        assert got is not None and got.executor == spec and got.is_remote
 
 
 @pytest.mark.parametrize(
@@ -175,16 +195,15 @@ def test_put_then_get_round_trips_and_writes_the_versioned_format(tmp_path: Path
     assert store.get(SID2) is None
     on_disk = json.loads(record_file(tmp_path).read_text())
     assert on_disk == {
-        "version": 1,
+        "version": 2,
         "session_id": SID,
-        "executor": "box",
+        "executor": "ssh://box",
         "local_cwd": "/home/me/shop",
         "remote_cwd": "/srv/me/shop",
         "remote_project_dir": "/srv/me/.claude/projects/-srv-me-shop",
         "created_at": "2026-05-09T07:35:12.123456+00:00",
         "updated_at": "2026-05-09T07:35:12.123456+00:00",
         "sync_error": "rsync: connection unexpectedly closed",
-        "ssh_config": None,
     }
 
 
@@ -194,7 +213,10 @@ aliases = st.text(
 ).filter(lambda s: not s.startswith("-"))
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No deadline: each example writes and fsyncs a file, slow on a loaded 2-core runner.
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     executor=aliases,
     local_cwd=abs_paths | st.sampled_from(['/home/me/"quoted" \\ dir', "/tmp/🚀/ünï/\u200d"]),
@@ -431,6 +453,79 @@ def test_module_helpers_use_the_default_store(
     assert {r.session_id for r in list_session_records()} == {SID, SID2}
 
 
+# -- version 1 files (before specs) ------------------------------------------
+
+
+def _v1(sid: str, **fields: object) -> bytes:
+    """A record file exactly as versions before specs wrote it."""
+    data = {
+        "version": 1,
+        "session_id": sid,
+        "executor": "box",
+        "local_cwd": "/home/me/shop",
+        "remote_cwd": "/srv/me/shop",
+        "remote_project_dir": "/srv/me/.claude/projects/-srv-me-shop",
+        "created_at": "2026-05-09T07:35:12.123456+00:00",
+        "updated_at": "2026-05-09T07:35:12.123456+00:00",
+        "sync_error": None,
+        "ssh_config": None,
+        **fields,
+    }
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def test_version_1_records_read_as_specs_with_nothing_lost(tmp_path: Path) -> None:
+    store = SessionRecords(tmp_path)
+    (tmp_path / "sessions").mkdir()
+    files = {
+        SID: _v1(SID, ssh_config="/home/me/.ssh/work config", sync_error="link down"),
+        SID2: _v1(SID2, executor="local", remote_cwd=None, remote_project_dir=None),
+        SID3: _v1(SID3, executor="me@box:2222"),
+    }
+    for sid, content in files.items():
+        record_file(tmp_path, sid).write_bytes(content)
+
+    first = store.get(SID)
+    assert first is not None
+    assert first.executor == "ssh://box?ssh_config=/home/me/.ssh/work%20config"
+    assert options_from_spec(first.executor) == ("box", {"ssh_config": "/home/me/.ssh/work config"})
+    assert (first.remote_cwd, first.sync_error) == ("/srv/me/shop", "link down")
+    assert first.updated_at == T0
+    second = store.get(SID2)
+    assert second is not None and second.executor == LOCAL and not second.is_remote
+    third = store.get(SID3)
+    assert third is not None and third.executor == "ssh://me@box:2222"
+    # Reading changes nothing on disk; the first change writes version 2.
+    assert {sid: record_file(tmp_path, sid).read_bytes() for sid in files} == files
+    store.update(SID, sync_error=None)
+    on_disk = json.loads(record_file(tmp_path, SID).read_text())
+    assert on_disk["version"] == 2 and on_disk["executor"] == first.executor
+    assert "ssh_config" not in on_disk
+    assert store.get(SID) == attrs.evolve(
+        first, sync_error=None, updated_at=store.get(SID).updated_at
+    )  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"executor": "ssh://box"}, "not a version 1 SSH alias"),
+        ({"ssh_config": "relative/cfg"}, "absolute"),
+        ({"ssh_config": 3}, "ssh_config"),
+    ],
+)
+def test_version_1_records_that_never_were_valid_are_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fields: dict[str, object], reason: str
+) -> None:
+    store = SessionRecords(tmp_path)
+    path = record_file(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_v1(SID, **fields))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert store.get(SID) is None
+    assert reason in caplog.text
+
+
 # -- files that cannot be trusted ------------------------------------------
 
 GOOD = {
@@ -502,7 +597,7 @@ def test_a_newer_format_is_ignored_with_a_warning_not_overwritten(
     store = SessionRecords(tmp_path)
     path = record_file(tmp_path)
     path.parent.mkdir(parents=True)
-    content = _bad(version=2, executor={"kind": "ssh", "alias": "box"})
+    content = _bad(version=3, executor={"kind": "ssh", "alias": "box"})
     path.write_bytes(content)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
@@ -512,7 +607,7 @@ def test_a_newer_format_is_ignored_with_a_warning_not_overwritten(
 
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert len(messages) == 3
-    assert all("format version 2 is newer" in m and "upgrade" in m for m in messages)
+    assert all("format version 3 is newer" in m and "upgrade" in m for m in messages)
     assert path.read_bytes() == content
 
 
@@ -602,7 +697,7 @@ store = SessionRecords(root)
 
 def value(i):
     if field == "executor":
-        return f"host-{i}"
+        return f"ssh://host-{i}"
     return f"/{field}/{i}"
 
 while not os.path.exists(go):
@@ -648,7 +743,7 @@ def test_concurrent_updates_from_processes_are_never_lost(tmp_path: Path) -> Non
     final = store.get(SID)
     assert final is not None
     last = rounds - 1
-    assert final.executor == f"host-{last}"
+    assert final.executor == f"ssh://host-{last}"
     for field in OWNED[1:]:
         assert getattr(final, field) == f"/{field}/{last}"
     assert sorted(os.listdir(store.root / "sessions")) == [".lock", f"{SID}.json"]

@@ -112,6 +112,12 @@ def test_pin_transport_private_attributes() -> None:
     transport = SubprocessCLITransport(prompt="", options=options)
     assert transport._options is options, _broke("SubprocessCLITransport._options")
     assert transport._cli_path is None, _broke("SubprocessCLITransport._cli_path")
+    assert transport._process is None, _broke("SubprocessCLITransport._process")
+    # The accessors sdk.py goes through read and write exactly those.
+    assert _sdk_compat.transport_options(transport) is options
+    assert _sdk_compat.transport_connected(transport) is False
+    _sdk_compat.set_transport_cli_path(transport, "/y/claude")
+    assert transport._cli_path == _sdk_compat.transport_cli_path(transport) == "/y/claude"
     with_path = SubprocessCLITransport(prompt="", options=ClaudeAgentOptions(cli_path="/x/claude"))
     assert with_path._cli_path == "/x/claude", _broke("cli_path -> _cli_path")
 
@@ -125,6 +131,18 @@ def test_pin_transport_private_attributes() -> None:
     assert os.path.isfile(found) and os.access(found, os.X_OK), _broke("_find_cli()")
     assert rx.sdk.find_local_claude() == found
     assert _sdk_compat.find_local_claude() == found
+
+
+def test_pin_bundled_cli_and_its_version() -> None:
+    """install_cli() uploads the wheel's own binary and names it by the SDK's CLI version."""
+    assert callable(getattr(SubprocessCLITransport, "_find_bundled_cli", None)), _broke(
+        "_find_bundled_cli"
+    )
+    bundled = _sdk_compat.bundled_cli()
+    assert bundled is not None and os.path.basename(bundled) == "claude", _broke("_bundled/claude")
+    version_file = Path(bundled).with_name("claude.version")
+    if version_file.exists():
+        assert version_file.read_text().split()[0] == _sdk_compat.expected_cli_version()
 
 
 def _every_option_sets(tmp: Path) -> list[ClaudeAgentOptions]:
@@ -407,6 +425,10 @@ class FakeExecutor:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def spec(self) -> str:
+        return f"fake://{self._name}"
 
     async def spawn(self, options: rx.SpawnOptions) -> Process:
         if _version_check(options):

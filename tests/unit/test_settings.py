@@ -175,7 +175,7 @@ def test_file_shape_is_the_documented_one(store: SettingsStore) -> None:
     text = store.path.read_text()
     assert text.endswith("\n")
     assert json.loads(text) == {
-        "version": FORMAT_VERSION,
+        "version": 1,  # only aliases: still readable by versions before specs
         "remote_executors": ["box", "gpu"],
         "hosts": {"box": {"claude_path": "/opt/claude", "path_map": {"/l": "/r"}}},
     }
@@ -493,7 +493,11 @@ CORRUPT: list[tuple[str, object, str]] = [
     ("a list", ["box"], "JSON array, not an object"),
     ("no version", {"remote_executors": ["box"]}, "version"),
     ("string version", {"version": "1", "remote_executors": []}, "version"),
-    ("newer version", {"version": 2, "remote_executors": []}, "upgrade remote-executors"),
+    (
+        "newer version",
+        {"version": FORMAT_VERSION + 1, "remote_executors": []},
+        "upgrade remote-executors",
+    ),
     ("aliases not a list", {"version": 1, "remote_executors": "box"}, "not a list"),
     ("alias not a string", {"version": 1, "remote_executors": [3]}, r"remote_executors\[0\]"),
     ("bad alias", {"version": 1, "remote_executors": ["ok", "-oProxyCommand=x"]}, "starts"),
@@ -690,3 +694,64 @@ def test_concurrent_adds_from_processes_all_land(tmp_path: Path) -> None:
         mine = [h for h in settings.hosts if h.startswith(f"w{w}-")]
         assert mine == [f"w{w}-{i}" for i in range(count)]
     assert sorted(os.listdir(store.path.parent)) == [".settings.json.lock", "settings.json"]
+
+
+# -- specs ---------------------------------------------------------------------------
+
+TODAY = {  # a settings file exactly as versions before specs wrote it, with a key they added
+    "version": 1,
+    "remote_executors": ["box", "gpu"],
+    "hosts": {"box": {"claude_path": "/opt/claude", "future_option": [1, 2]}},
+    "theme": "dark",
+}
+
+
+def test_a_file_from_before_specs_reads_and_migrates_without_loss(store: SettingsStore) -> None:
+    raw = write(store.path, TODAY)
+    loaded = store.load()
+    assert loaded.hosts == ["box", "gpu"]
+    box = loaded.get("ssh://box")  # the spec finds the alias's entry
+    assert box is not None and box.spec == "ssh://box?claude_path=/opt/claude"
+    assert store.path.read_bytes() == raw
+
+    store.add("docker://web-1")
+    data = json.loads(store.path.read_text())
+    assert data == {
+        **TODAY,
+        "version": 2,  # now it lists a spec: versions before specs say "upgrade"
+        "remote_executors": ["box", "gpu", "docker://web-1"],
+    }
+    assert store.remove("docker://web-1") is True
+    assert json.loads(store.path.read_text()) == TODAY  # back to version 1
+
+
+def test_an_ssh_spec_is_kept_as_its_alias_with_its_options(store: SettingsStore) -> None:
+    added = store.add("ssh://box?claude_path=/opt/c&path_map:/home/me=/srv/me", connect_timeout=3)
+    assert added == HostSettings(
+        "box", claude_path="/opt/c", path_map={"/home/me": "/srv/me"}, connect_timeout=3.0
+    )
+    assert json.loads(store.path.read_text())["remote_executors"] == ["box"]
+    updated = store.update("ssh://box", claude_path=None)
+    assert updated.claude_path is None and store.load().get("box") == updated
+    with pytest.raises(InvalidInput, match="backend"):
+        store.add("ssh://gpu?backend=fabric")
+    with pytest.raises(InvalidInput, match="kept as its alias"):
+        HostSettings("ssh://box")
+
+
+def test_a_version_1_file_that_lists_a_spec_is_refused(store: SettingsStore) -> None:
+    raw = write(store.path, {"version": 1, "remote_executors": ["docker://c"]})
+    with pytest.raises(SettingsError, match="version 1 does not hold"):
+        store.load()
+    assert store.path.read_bytes() == raw
+
+
+def test_executor_for_prefers_configured_options_and_fills_gaps_from_the_spec(
+    store: SettingsStore,
+) -> None:
+    store.add("box", claude_path="/opt/claude")
+    made = executor_for("ssh://box?claude_path=/old&ssh_config=/etc/ssh/other", store)
+    assert isinstance(made, SSHExecutor)
+    assert made.spec == "ssh://box?ssh_config=/etc/ssh/other&claude_path=/opt/claude"
+    plain = executor_for("elsewhere", store, ssh_config="/etc/ssh/cfg")
+    assert plain.spec == "ssh://elsewhere?ssh_config=/etc/ssh/cfg"

@@ -26,9 +26,12 @@ __all__ = ["EXIT_CODES", "cli", "main"]
 _COMMANDS = {
     "executors": ".executors:executors",
     "check": ".check:check_command",
+    "install": ".install:install",
+    "ls": ".ls:ls",
     "run": ".run:run",
     "sessions": ".sessions:sessions",
     "sync": ".sync:sync",
+    "ui": ".ui:ui",
 }
 
 

@@ -1,8 +1,10 @@
-"""HOST on the command line: an ssh alias, ``local`` for this machine, ``ssh://NAME`` explicitly.
+"""HOST on the command line: an ssh alias, ``local`` for this machine, or a spec.
 
 ``sessions`` lists sessions run here as ``[local]``, so ``--on local`` means
 this machine. An ssh alias that is literally called ``local`` stays reachable
-as ``ssh://local`` (any alias may be written that way).
+as ``ssh://local`` (any alias may be written that way). Any other executor is
+named by its spec (``docker://c``, ``k8s://ns/pod``, ``ssh://box?ssh_config=…``),
+checked for form here and opened by :func:`remote_executors.settings.executor_for`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ SSH_SCHEME = "ssh://"
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """Where a command runs: an ssh alias, or this machine (``alias is None``)."""
+    """Where a command runs: an ssh alias or a spec, or this machine (``alias is None``)."""
 
     alias: str | None
 
@@ -52,8 +54,17 @@ class HostType(click.ParamType):  # type: ignore[type-arg, unused-ignore]  # gen
                 param,
                 ctx,
             )
-        if text.startswith(SSH_SCHEME):
-            text = text[len(SSH_SCHEME) :]
-            if not text:
+        if text.startswith(SSH_SCHEME) and "?" not in text:
+            if text == SSH_SCHEME:
                 self.fail(f"{SSH_SCHEME} needs an alias after it (e.g. {SSH_SCHEME}box).")
+            if text != SSH_SCHEME + LOCAL:  # stays a spec: a bare "local" is this machine
+                text = text[len(SSH_SCHEME) :]
+        elif "://" in text:
+            from ..errors import InvalidInput
+            from ..executors.registry import normalize_spec
+
+            try:
+                text = normalize_spec(text)
+            except InvalidInput as exc:
+                self.fail(exc.message, param, ctx)
         return Target(text) if self.local_ok else text

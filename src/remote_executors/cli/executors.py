@@ -18,6 +18,7 @@ _RESETTABLE = {
     "path-map": "path_map",
     "ssh-config": "ssh_config",
     "connect-timeout": "connect_timeout",
+    "forward-credentials": "forward_credentials",
     "reattach-within": "reattach_within",
 }
 
@@ -25,18 +26,20 @@ _RESETTABLE = {
 def _host_dict(host: HostSettings) -> dict[str, Any]:
     return {
         "host": host.host,
+        "spec": host.spec,
         "ssh_config": host.ssh_config,
         "claude_path": host.claude_path,
         "path_map": dict(host.path_map),
         "accept_new_host_keys": host.accept_new_host_keys,
         "connect_timeout": host.connect_timeout,
+        "forward_credentials": host.forward_credentials,
         "reattach_within": host.reattach_within,
     }
 
 
 @click.group()
 def executors() -> None:
-    """List, add, update and remove the configured remote executors (ssh aliases)."""
+    """List, add, update and remove the configured remote executors (ssh aliases, specs)."""
 
 
 @executors.command("list")
@@ -87,6 +90,8 @@ def _check_alias(host: str, ssh_config: str | None, force: bool) -> None:
     from ..executors._validate import check_host
     from ._aliases import is_known, resolves, unknown_alias_text
 
+    if "://" in host:
+        return  # a spec of another kind (docker://c): its executor checks it when used
     check_host(host)
     if force or is_known(host, ssh_config) or resolves(host):
         return
@@ -104,9 +109,12 @@ def _options(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
-    reattach_within: float | None,
+    forward_credentials: str | None = None,
+    reattach_within: float | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
+    if forward_credentials is not None:
+        options["forward_credentials"] = forward_credentials
     if claude_path is not None:
         options["claude_path"] = claude_path
     if path_map:
@@ -142,6 +150,12 @@ _TIMEOUT = click.option(
     metavar="SECONDS",
     help="Give up connecting after this long.",
 )
+_FORWARD = click.option(
+    "--forward-credentials",
+    type=click.Choice(["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]),
+    help="Hand this machine's value of it to sessions on HOST (over stdin) when HOST has "
+    "no credentials of its own. Default: HOST uses its own.",
+)
 _REATTACH = click.option(
     "--reattach-within",
     type=click.FloatRange(min=0),
@@ -164,6 +178,7 @@ _JSON = click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 @_SSH_CONFIG
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust the host key on first use.")
 @_TIMEOUT
+@_FORWARD
 @_REATTACH
 @_FORCE
 @_JSON
@@ -174,11 +189,12 @@ def add(
     ssh_config: str | None,
     accept_new_host_keys: bool,
     connect_timeout: float | None,
+    forward_credentials: str | None,
     reattach_within: float | None,
     force: bool,
     json_mode: bool,
 ) -> None:
-    """Add HOST (an ssh alias) to the configured executors.
+    """Add HOST (an ssh alias, or a spec such as docker://c) to the configured executors.
 
     Exits 1 if HOST is already configured (change it with `executors update`).
     """
@@ -190,6 +206,7 @@ def add(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys or None,
         connect_timeout=connect_timeout,
+        forward_credentials=forward_credentials,
         reattach_within=reattach_within,
     )
     store = SettingsStore()
@@ -222,6 +239,7 @@ def add(
     help="Trust (or stop trusting) host keys seen for the first time.",
 )
 @_TIMEOUT
+@_FORWARD
 @_REATTACH
 @click.option(
     "--reset",
@@ -239,6 +257,7 @@ def update(
     ssh_config: str | None,
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
+    forward_credentials: str | None,
     reattach_within: float | None,
     reset: tuple[str, ...],
     force: bool,
@@ -256,6 +275,7 @@ def update(
         ssh_config=ssh_config,
         accept_new_host_keys=accept_new_host_keys,
         connect_timeout=connect_timeout,
+        forward_credentials=forward_credentials,
         reattach_within=reattach_within,
     )
     for name in reset:

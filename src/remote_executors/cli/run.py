@@ -41,14 +41,25 @@ def _executor(target: Target | None, resume: str | None) -> Executor:
 
         record = get_session_record(validate_session_id(resume))
         if record is not None and record.is_remote:
-            return executor_for(record.executor, ssh_config=record.ssh_config)
+            return executor_for(record.executor)
     return LocalExecutor()
 
 
-def _where(executor: Executor) -> str:
-    from ..executors.local import LocalExecutor
+def _recorded_cwd(resume: str | None) -> str | None:
+    """The local directory a resumed session was recorded in (an imported one too)."""
+    if resume is None:
+        return None
+    from ..metadata import get_session_record
+    from ..paths import validate_session_id
 
-    return "local" if isinstance(executor, LocalExecutor) else executor.name
+    record = get_session_record(validate_session_id(resume))
+    return record.local_cwd if record is not None else None
+
+
+def _where(executor: Executor) -> str:
+    from ..executors.base import shares_local_filesystem
+
+    return "local" if shares_local_filesystem(executor) else executor.name
 
 
 class _Session:
@@ -126,14 +137,14 @@ class _Session:
         """After Ctrl-C: pull what the host has of the session (and record it) now,
         rather than leave it invisible until someone syncs by hand."""
         from ..errors import ExecutorError
-        from ..executors.local import LocalExecutor
+        from ..executors.base import shares_local_filesystem
         from ..sync import local_project_dir, pull_session
 
         sid = self.render.session_id
         if sid is None:
             return
         out = self.render.out
-        if not isinstance(self.executor, LocalExecutor):
+        if not shares_local_filesystem(self.executor):
             out.progress(f"saving session {sid} from {self.render.host}…")
             with anyio.move_on_after(_SAVE_SECONDS):
                 try:
@@ -174,7 +185,11 @@ def _resume_command(sid: str, cwd: str) -> str:
     help='ssh alias to run on, or "local" for this machine (the default; with --resume: '
     "where the session last ran).",
 )
-@click.option("--cwd", default=".", show_default=True, help="The local project directory.")
+@click.option(
+    "--cwd",
+    help="The local project directory (default: the current one; with --resume: the "
+    "session's own).",
+)
 @click.option("--resume", "resume", metavar="SESSION_ID", help="Continue a session.")
 @click.option(
     "--fork",
@@ -194,7 +209,7 @@ def _resume_command(sid: str, cwd: str) -> str:
 def run(
     prompt: str,
     target: Target | None,
-    cwd: str,
+    cwd: str | None,
     resume: str | None,
     fork: bool,
     allowed: tuple[str, ...],
@@ -215,6 +230,7 @@ def run(
         raise click.UsageError("--fork continues a session: give --resume SESSION_ID too.")
     prompt = _read_prompt(prompt)
     out = Output(json_mode=json_mode)
+    cwd = cwd or _recorded_cwd(resume) or "."
     directory = os.path.abspath(os.path.expanduser(cwd))
     executor = _executor(target, resume)
     render = Renderer(out, _where(executor))

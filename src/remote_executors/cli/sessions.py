@@ -9,17 +9,48 @@ from typing import Any
 import click
 from claude_agent_sdk import list_sessions
 
+from ..executors.registry import short_name
 from ..metadata import LOCAL, SessionRecords
+from ._hosts import HostType
 from ._output import Output
 
 
 @click.command("sessions")
-@click.option("--cwd", default=".", show_default=True, help="The local project directory.")
+@click.option(
+    "--cwd",
+    help="The local project directory (default: the current one; with --on: every project).",
+)
+@click.option(
+    "--on",
+    "host",
+    type=HostType(local_ok=False, not_local="leave out --on to list this machine's sessions."),
+    metavar="HOST",
+    help="List the sessions HOST has (all its projects, or --cwd's), marking those also here.",
+)
+@click.option(
+    "--import",
+    "import_id",
+    metavar="SESSION_ID",
+    help="With --on: pull this session here and record it as HOST's, so "
+    "`run --resume SESSION_ID` continues it there.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
-def sessions(cwd: str, json_mode: bool) -> None:
-    """List a project's sessions, newest first, with the executor each ran on."""
+def sessions(cwd: str | None, host: str | None, import_id: str | None, json_mode: bool) -> None:
+    """List a project's sessions, newest first, with the executor each ran on.
+
+    With --on HOST: the sessions HOST has (every project there, or only the
+    one --cwd maps to), newest first; "here" marks those this machine has a
+    copy of. --import SESSION_ID pulls one of them here.
+    """
+    if import_id is not None and host is None:
+        raise click.UsageError("--import takes a session from a host: give --on HOST too.")
+    if host is not None:
+        from ._host_sessions import host_sessions
+
+        host_sessions(host, cwd, import_id, json_mode)
+        return
     out = Output(json_mode=json_mode)
-    directory = os.path.realpath(os.path.expanduser(cwd))
+    directory = os.path.realpath(os.path.expanduser(cwd or "."))
     records = {r.session_id: r for r in SessionRecords().list(directory)}
     rows: list[dict[str, Any]] = []
     for info in list_sessions(directory=directory):
@@ -27,7 +58,8 @@ def sessions(cwd: str, json_mode: bool) -> None:
         rows.append(
             {
                 "session_id": info.session_id,
-                "executor": record.executor if record else LOCAL,
+                "executor": short_name(record.executor) if record else LOCAL,
+                "spec": record.executor if record else LOCAL,
                 "updated": dt.datetime.fromtimestamp(info.last_modified / 1000, dt.timezone.utc),
                 "summary": info.summary,
                 "synced": record is None or record.sync_error is None,
@@ -39,7 +71,8 @@ def sessions(cwd: str, json_mode: bool) -> None:
         rows.append(
             {
                 "session_id": record.session_id,
-                "executor": record.executor,
+                "executor": short_name(record.executor),
+                "spec": record.executor,
                 "updated": record.updated_at,
                 "summary": "",
                 "synced": False,

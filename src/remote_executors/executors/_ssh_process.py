@@ -374,8 +374,13 @@ async def start_job(
     *,
     pipe_stderr: bool,
     startup_timeout: float = 60.0,
+    process_class: type[SSHProcess] | None = None,
 ) -> SSHProcess:
-    """Open a channel, hand the job to the bootstrap, wait for its status line."""
+    """Open a channel, hand the job to the bootstrap, wait for its status line.
+
+    ``process_class``: the ``SSHProcess`` subclass to return (an executor
+    whose lost links look different, e.g. a container engine's client).
+    """
     host = backend.host
     channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
     try:
@@ -410,7 +415,7 @@ async def start_job(
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
-    return SSHProcess(host, channel, job, status, rest)
+    return (process_class or SSHProcess)(host, channel, job, status, rest)
 
 
 async def _finish(channel: Channel) -> int:

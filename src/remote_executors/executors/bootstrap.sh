@@ -259,10 +259,18 @@ rx_fpid=$!
 # time; mawk (Debian's awk) must be made interactive to pass lines on as they
 # come, and is then quadratic in the line length. Input that does not end in
 # a newline arrives as one "<nonce> tail <base64>" line, written back exactly.
+# The tail's base64 is decoded with unpack("u") (same alphabet, shifted), not
+# MIME::Base64: a minimal Debian (perl-base only, as in slim container
+# images) has perl without that module, and awk would drop NUL bytes.
 if [ -n "$rx_perl" ]; then
   rx_relay() {
     export RX_RELAY_NONCE="$RX_NONCE"  # not an argument: those are in everyone's ps
-    perl -MMIME::Base64 -e '
+    perl -e '
+      sub d64 {
+        my $s = shift; $s =~ tr|A-Za-z0-9+/||cd; $s =~ tr|A-Za-z0-9+/| -_|;
+        my $r = ""; $r .= unpack("u", chr(32 + length($1) * 3 / 4) . $1) while $s =~ /(.{1,60})/gs;
+        return $r;
+      }
       my ($m, $out, $hb) = ($ENV{RX_RELAY_NONCE}, @ARGV);
       open(my $o, ">", $out) or exit 1;
       binmode($o); select($o); $| = 1; select(STDOUT);
@@ -272,7 +280,7 @@ if [ -n "$rx_perl" ]; then
         if ($l eq "$m hb\n") { open(my $h, ">", $hb) and close($h); next }
         if ($l eq "$m eof\n") { close($o) unless $done; $done = 1; next }
         if (index($l, $tail) == 0) {
-          print {$o} decode_base64(substr($l, length($tail))) unless $done;
+          print {$o} d64(substr($l, length($tail))) unless $done;
           next;
         }
         print {$o} $l unless $done;

@@ -62,9 +62,25 @@ class LocalExecutor:
     def __repr__(self) -> str:
         return "LocalExecutor()"
 
+    @classmethod
+    def from_spec(cls, spec: str) -> LocalExecutor:
+        """``LocalExecutor.from_spec("local")``; any other spec is ``InvalidInput``."""
+        if spec != "local":
+            raise InvalidInput(f"LocalExecutor's spec is 'local', not {spec!r}.", host=repr(spec))
+        return cls()
+
     @property
     def name(self) -> str:
         return "local"
+
+    @property
+    def spec(self) -> str:
+        return "local"
+
+    @property
+    def shares_local_filesystem(self) -> bool:
+        """Capability (:class:`~remote_executors.executors.base.SharesLocalFilesystem`)."""
+        return True
 
     async def spawn(self, options: SpawnOptions) -> Process:
         _check_argv(options.argv)

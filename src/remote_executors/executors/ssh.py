@@ -21,6 +21,7 @@ from ._openssh import OpenSSHBackend
 from ._reattach import ReattachingProcess, grace_seconds, is_supervised
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
+from ._ssh_spec import options_from_spec, spec_from_options
 from ._validate import (
     _CONTROL_RE,
     absolute_local,
@@ -74,6 +75,10 @@ class SSHExecutor:
       connect_timeout, keepalive_interval, keepalive_count: link timing; a dead
         link is noticed after about interval x count seconds.
       ssh_options: extra ``-o Key=Value`` options for every ssh invocation.
+      forward_credentials: "ANTHROPIC_API_KEY" or "CLAUDE_CODE_OAUTH_TOKEN" to
+        hand this machine's value of it to sessions there, over stdin, when the
+        host has no credentials of its own (see :mod:`remote_executors.credentials`).
+        Off by default: the host's own credentials are used.
       reattach_within: seconds a spawned process (the Claude Code CLI) keeps
         running on the host after the link drops. Meanwhile this side
         reconnects and the stream resumes where it stopped, nothing lost or
@@ -95,9 +100,11 @@ class SSHExecutor:
         keepalive_interval: int = 5,
         keepalive_count: int = 3,
         ssh_options: Mapping[str, str] | None = None,
+        forward_credentials: str | None = None,
         reattach_within: float = DEFAULT_REATTACH_WITHIN,
     ) -> None:
         connection = None
+        backend_asked = backend
         if not isinstance(host, str):
             connection = host
             host = _connection_name(connection)
@@ -118,6 +125,9 @@ class SSHExecutor:
                 host=host,
             )
         self._backend_name = backend
+        from ..credentials import check_forward
+
+        self._forward_credentials = check_forward(forward_credentials, host=host)
         if not (
             isinstance(reattach_within, (int, float))
             and math.isfinite(reattach_within)
@@ -161,6 +171,18 @@ class SSHExecutor:
             self._backend = OpenSSHBackend(self._host, link)
         self._home: str | None = None
         self._closed = False
+        given = {
+            "backend": "auto" if connection is not None else backend_asked,
+            "ssh_config": config,
+            "claude_path": claude_path,
+            "path_map": path_map,
+            "accept_new_host_keys": accept_new_host_keys,
+            "connect_timeout": None if connect_timeout == 15.0 else connect_timeout,
+            "keepalive_interval": None if keepalive_interval == 5 else keepalive_interval,
+            "keepalive_count": None if keepalive_count == 3 else keepalive_count,
+            "ssh_options": ssh_options,
+        }
+        self._spec = spec_from_options(self._host, given)
         self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -174,6 +196,18 @@ class SSHExecutor:
     def __repr__(self) -> str:
         return f"SSHExecutor({self._host!r})"
 
+    @classmethod
+    def from_spec(cls, spec: str) -> SSHExecutor:
+        """``SSHExecutor`` for ``ssh://HOST?options`` (see :attr:`spec`) or a bare alias."""
+        host, options = options_from_spec(spec)
+        return cls(host, **options)
+
+    @property
+    def spec(self) -> str:
+        """``ssh://HOST`` and the options given that differ from the defaults; an
+        executor built on a ``fabric.Connection`` reopens as a new connection."""
+        return self._spec
+
     @property
     def name(self) -> str:
         return self._host
@@ -186,6 +220,11 @@ class SSHExecutor:
     def backend(self) -> str:
         """The SSH implementation in use: "openssh" or "fabric"."""
         return self._backend_name
+
+    @property
+    def forward_credentials(self) -> str | None:
+        """The local credential variable forwarded to sessions (None: the host's own)."""
+        return self._forward_credentials
 
     @property
     def reattach_within(self) -> float:
@@ -351,13 +390,27 @@ class SSHExecutor:
             except (ExecutorError, Overflow) as exc:
                 log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
 
-    async def _rsync_rsh(self) -> list[str] | None:
-        """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible)."""
+    async def rsync_rsh(self) -> list[str] | None:
+        """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible).
+
+        Capability :class:`~remote_executors.executors.base.RsyncShell`."""
         if not isinstance(self._backend, OpenSSHBackend):
             return None
         return await self._backend.shared_ssh_argv()
 
-    async def _sftp_call(
+    @property
+    def finds_claude(self) -> bool:
+        """spawn("claude") searches the login's usual places (capability
+        :class:`~remote_executors.executors.base.FindsClaude`)."""
+        return True
+
+    @property
+    def offers_sftp(self) -> bool:
+        """True on the fabric backend (capability
+        :class:`~remote_executors.executors.base.SftpChannel`)."""
+        return self._backend_name == "fabric"
+
+    async def sftp_call(
         self, fn: Callable[[paramiko.SFTPClient], T], *, timeout: float = 30.0
     ) -> T:
         """Run ``fn(sftp)`` on the pooled connection's SFTP session (fabric backend only).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from remote_executors.executors.base import Executor
+from remote_executors.executors.base import Executor, sftp_channel_of
 from remote_executors.sync.base import MAX_FILE_BYTES, MAX_SESSION_BYTES, SessionSync
 
 
@@ -12,18 +12,17 @@ def default_sync(
     max_file_bytes: int = MAX_FILE_BYTES,
     max_session_bytes: int = MAX_SESSION_BYTES,
 ) -> SessionSync:
-    """SFTP on the fabric backend's own connection; the tail scripts everywhere else.
+    """SFTP on an executor's own SFTP channel; the tail scripts everywhere else.
 
-    Both move only new bytes. The fabric backend has an SFTP session on the
-    connection it already holds, which needs nothing on the remote but its
-    sftp-server; every other executor runs the tail strategy's two POSIX
-    scripts through ``Executor.run``. The limits are the strategy's (see
+    Both move only new bytes. An executor that offers an SFTP channel
+    (:class:`~remote_executors.executors.base.SftpChannel`, e.g. the fabric
+    backend on the connection it already holds) needs nothing on the remote
+    but its sftp-server; every other executor runs the tail strategy's two
+    POSIX scripts through ``Executor.run``. The limits are the strategy's (see
     :class:`~remote_executors.sync.Limits`).
     """
     limits = {"max_file_bytes": max_file_bytes, "max_session_bytes": max_session_bytes}
-    from remote_executors.executors.ssh import SSHExecutor
-
-    if isinstance(executor, SSHExecutor) and executor.backend == "fabric":
+    if sftp_channel_of(executor) is not None:
         from remote_executors.sync._sftp import SftpSessionSync
 
         return SftpSessionSync(**limits)

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from remote_executors.errors import SyncError
-from remote_executors.executors.base import Executor
-from remote_executors.executors.local import LocalExecutor
+from remote_executors.executors.base import Executor, shares_local_filesystem
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.sync.base import SessionPaths
 
@@ -82,7 +81,7 @@ def session_paths(
 
 def same_place(executor: Executor, paths: SessionPaths) -> bool:
     """True when the executor writes the session exactly where the local readers look."""
-    if not isinstance(executor, LocalExecutor):
+    if not shares_local_filesystem(executor):
         return False
     remote = local_projects_dir(paths.remote_config_dir) / paths.remote_project
     return os.path.realpath(remote) == os.path.realpath(paths.local_dir)

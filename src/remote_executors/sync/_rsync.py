@@ -72,8 +72,12 @@ from remote_executors.errors import (
     SyncTooLarge,
     SyncToolMissing,
 )
-from remote_executors.executors.base import CommandResult, Executor
-from remote_executors.executors.local import LocalExecutor
+from remote_executors.executors.base import (
+    CommandResult,
+    Executor,
+    rsync_shell_of,
+    shares_local_filesystem,
+)
 from remote_executors.sync._blob import Blob
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._lock import session_lock
@@ -618,8 +622,8 @@ class RsyncSessionSync:
     async def _route(self, executor: Executor, paths: SessionPaths) -> _Route:
         await self._check_local()
         host = executor.name
-        rsh_of = getattr(executor, "_rsync_rsh", None)
-        if not callable(rsh_of) and isinstance(executor, LocalExecutor):
+        rsh_of = rsync_shell_of(executor)
+        if rsh_of is None and shares_local_filesystem(executor):
             # What ${CLAUDE_CONFIG_DIR:-$HOME/.claude} is for a command run here.
             config = (
                 paths.remote_config_dir
@@ -628,11 +632,12 @@ class RsyncSessionSync:
             )
             base = os.path.abspath(os.path.join(config, "projects", paths.remote_project))
             return _Route(host, base)
-        rsh = await rsh_of() if callable(rsh_of) else None
+        rsh = await rsh_of() if rsh_of is not None else None
         if rsh is None:
             raise SyncToolMissing(
-                f"RsyncSessionSync needs an SSHExecutor (OpenSSH backend) or a "
-                f"LocalExecutor; {executor!r} is neither, so rsync cannot reach {host}. "
+                f"RsyncSessionSync needs an SSHExecutor (OpenSSH backend), a LocalExecutor "
+                f"or another executor with rsync_rsh(); {executor!r} is none of these, so "
+                f"rsync cannot reach {host}. "
                 "Use the default TailSessionSync, which works with any executor.",
                 host=host,
             )

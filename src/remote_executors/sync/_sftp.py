@@ -8,7 +8,7 @@ same :func:`~remote_executors.sync._reconcile.pull_files`; only the transport
 differs.
 
 Pull
-    One ``_sftp_call`` (one worker-thread hop): the session's files are found
+    One ``sftp_call`` (one worker-thread hop): the session's files are found
     (``<sid>.jsonl`` and every regular file under ``<sid>/``, or every
     session's for a whole project; listed level by level), opened all at
     once, and read as TailSessionSync's fetch script sends them: for a file
@@ -97,7 +97,7 @@ import stat
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -107,7 +107,7 @@ from remote_executors.errors import (
     SyncError,
     SyncPermissionDenied,
 )
-from remote_executors.executors.base import Executor
+from remote_executors.executors.base import Executor, SftpChannel, sftp_channel_of
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._install import save_conflict_copy
 from remote_executors.sync._lock import session_lock
@@ -154,13 +154,12 @@ _SLACK = 64 * 1024  # free space below need + this: the failed write was the dis
 _DF = 'cd && df -P -k -- "$1" | tail -n 1'
 
 
-class _SftpExecutor(Protocol):
-    """What this strategy needs of an executor: ``SSHExecutor(..., backend="fabric")``."""
+class _SftpExecutor(SftpChannel, Protocol):
+    """What this strategy needs of an executor: an SFTP channel (e.g.
+    ``SSHExecutor(..., backend="fabric")``) and a name for messages."""
 
     @property
     def name(self) -> str: ...
-
-    def _sftp_call(self, fn: Callable[[Any], T], *, timeout: float = ...) -> Awaitable[T]: ...
 
 
 # -- the wire ----------------------------------------------------------------------
@@ -1015,7 +1014,7 @@ class SftpSessionSync:
         host = sftp.name
 
         async def fetch(request: Request) -> tuple[dict[str, RemoteCopy], list[SyncError]]:
-            got = await sftp._sftp_call(
+            got = await sftp.sftp_call(
                 lambda client: _fetch(client, base, paths.session_id, request),
                 timeout=self.timeout,
             )
@@ -1065,7 +1064,7 @@ class SftpSessionSync:
         """Read a file past the in-memory budget into a spool, a bounded step per
         request (None: it ended before its listed size)."""
         path = posixpath.join(base, rel)
-        head = await sftp._sftp_call(
+        head = await sftp.sftp_call(
             functools.partial(_read_range, path=path, offset=0, length=min(offset, WINDOW)),
             timeout=self.timeout,
         )
@@ -1078,7 +1077,7 @@ class SftpSessionSync:
         at = offset
         while at < size:
             step = min(_SPOOL_STEP, size - at)
-            piece = await sftp._sftp_call(
+            piece = await sftp.sftp_call(
                 functools.partial(_read_range, path=path, offset=at, length=step),
                 timeout=self.timeout,
             )
@@ -1110,7 +1109,7 @@ class SftpSessionSync:
             except OSError as exc:
                 raise local_error(exc, host=host, what=f"session file {rel}") from exc
             wants.append(_Want(rel, sizes.get(rel), data))
-        results = await sftp._sftp_call(
+        results = await sftp.sftp_call(
             lambda client: _store(client, base, wants), timeout=self.timeout
         )
         done: dict[str, FileSync] = {}
@@ -1199,14 +1198,12 @@ class SftpSessionSync:
 
 
 def _sftp_executor(executor: Executor) -> _SftpExecutor:
-    if getattr(executor, "backend", None) != "fabric" or not callable(
-        getattr(executor, "_sftp_call", None)
-    ):
+    if sftp_channel_of(executor) is None:
         raise SyncError(
             f"SftpSessionSync needs SSHExecutor(host, backend='fabric'), whose connection "
-            f"carries SFTP; {executor!r} is not one. Create the executor with "
-            "backend='fabric', or use the default TailSessionSync, which works with any "
-            "executor.",
+            f"carries SFTP (or another executor with an SFTP channel); {executor!r} is not "
+            "one. Create the executor with backend='fabric', or use the default "
+            "TailSessionSync, which works with any executor.",
             host=executor.name,
         )
     return cast(_SftpExecutor, executor)

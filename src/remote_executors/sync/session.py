@@ -13,8 +13,7 @@ import os
 from collections.abc import Mapping
 
 from remote_executors.errors import ExecutorError
-from remote_executors.executors.base import Executor
-from remote_executors.executors.local import LocalExecutor
+from remote_executors.executors.base import Executor, shares_local_filesystem
 from remote_executors.paths import validate_session_id
 from remote_executors.sync._decide import Kind
 from remote_executors.sync._default import default_sync
@@ -82,7 +81,7 @@ def _held_there(report: SyncReport) -> list[str]:
 
 
 def _note_in_records(executor: Executor, cwd: str | os.PathLike[str], report: SyncReport) -> None:
-    if isinstance(executor, LocalExecutor):
+    if shares_local_filesystem(executor):
         return  # nothing moved between machines
     from remote_executors.metadata import SessionRecords
 
@@ -91,9 +90,8 @@ def _note_in_records(executor: Executor, cwd: str | os.PathLike[str], report: Sy
     try:
         changed = SessionRecords().note_synced(
             _held_there(report),
-            executor=executor.name,
+            executor=executor.spec,
             local_cwd=os.path.realpath(os.path.expanduser(os.fspath(cwd))),
-            ssh_config=getattr(executor, "ssh_config", None),
             remote_project_dir=remote_dir,
         )
     except (OSError, ExecutorError) as exc:

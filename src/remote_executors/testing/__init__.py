@@ -1,4 +1,5 @@
-"""The test bed: a scripted model, a real loopback sshd, link faults, conformance suites.
+"""The test bed: a scripted model, a real loopback sshd, link faults, conformance suites,
+and an in-memory executor for host applications' unit tests.
 
 The everyday names are importable from here and load their module on first
 use, so ``import remote_executors.testing`` (and the pytest plugin) costs
@@ -6,7 +7,8 @@ nothing until they are used::
 
     from remote_executors.testing import ScriptedModel, SSHTestBed, text, tool_use
 
-Modules: :mod:`.model` (the stand-in Messages API), :mod:`.sshd` (the sshd
+Modules: :mod:`.fakes` (``FakeExecutor``: scripted, in memory, no processes),
+:mod:`.model` (the stand-in Messages API), :mod:`.sshd` (the sshd
 bed), :mod:`.link` (``LinkProxy``), :mod:`.plugin` (the pytest fixtures),
 :mod:`.executor_conformance` and :mod:`.sync_conformance` (suites to run
 against your own executors and sync strategies).
@@ -18,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .fakes import FakeExecutor, FakeProcess, FakeRun, claude_cli
     from .link import LinkProxy, LinkProxyError
     from .model import (
         ApiError,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from .sshd import RemoteAccount, SSHClientConfig, SSHFault, SSHTestBed, SSHTestBedError
 
 _WHERE: dict[str, str] = {
+    **dict.fromkeys(["FakeExecutor", "FakeProcess", "FakeRun", "claude_cli"], ".fakes"),
     **dict.fromkeys(
         [
             "ApiError",
@@ -60,6 +64,10 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "ApiError",
+    "FakeExecutor",
+    "FakeProcess",
+    "FakeRun",
+    "claude_cli",
     "LinkProxy",
     "LinkProxyError",
     "ModelRequest",

@@ -53,7 +53,8 @@ override: an executor for the same kind of machine whose login starts a
 background job that prints into stdout while commands run (the default is
 ``executor`` itself).
 
-What is checked: stdin/stdout round trips (binary-exact, an 8 MiB line each
+What is checked: that ``type(executor).from_spec(executor.spec)`` reopens
+the same machine, stdin/stdout round trips (binary-exact, an 8 MiB line each
 way, 20,000 small lines, lines delivered as sent), arguments and environment
 values that need quoting, stderr as a separate stream or none, exit statuses
 and signal deaths, ``env``/``unset_env`` and the caller's environment, the
@@ -110,6 +111,7 @@ from remote_executors.errors import (
     RemotePathNotFound,
 )
 from remote_executors.executors.base import Attachment, CommandResult, Executor, SpawnOptions
+from remote_executors.executors.registry import check_spec
 from remote_executors.testing.sshd import _process_table
 
 __all__ = [
@@ -913,6 +915,22 @@ class ExecutorConformance:
                     tg.start_soon(finish_one, i)
         assert ran == {i: CommandResult(i, b"out %d" % i, b"err %d" % i) for i in range(10)}
         assert spawned == inputs
+
+    # -- identity ------------------------------------------------------------------------------
+
+    async def test_spec_reopens_the_same_machine(self, executor: Executor) -> None:
+        # Session records keep the spec; a resume reopens the machine from it alone.
+        spec = executor.spec
+        check_spec(spec)
+        assert "://" in spec or spec == "local", spec
+        reopened = type(executor).from_spec(spec)  # type: ignore[attr-defined]
+        try:
+            assert reopened.spec == spec
+            assert reopened.name == executor.name
+            assert await reopened.home() == await executor.home()
+        finally:
+            if reopened is not executor:
+                await reopened.aclose()
 
     # -- home and paths --------------------------------------------------------------------
 

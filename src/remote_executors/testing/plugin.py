@@ -16,6 +16,10 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   home-relative mapping applies).
 - ``rx_local_env``: ``ClaudeAgentOptions.env`` for a *local* CLI run against
   ``rx_model``, with a private ``CLAUDE_CONFIG_DIR``.
+- ``rx_container_bed``, ``rx_container``, ``rx_container_factory``,
+  ``rx_docker_executor``, ``rx_container_project``: a real Docker container
+  bed; ``rx_podman_bed``, ``rx_podman_container``: the same in Podman (see
+  :mod:`remote_executors.testing._docker_fixtures`).
 - ``rx_isolated``: the test's own ``CLAUDE_CONFIG_DIR`` and
   ``REMOTE_EXECUTORS_DATA_DIR`` (see :class:`Isolated`). Every fixture above
   that can lead to a session uses it, so sessions a test runs are synced and
@@ -39,6 +43,16 @@ from typing import TYPE_CHECKING
 import attrs
 import pytest
 
+from ._docker_fixtures import (
+    ContainerFactory,
+    rx_container,
+    rx_container_bed,
+    rx_container_factory,
+    rx_container_project,
+    rx_docker_executor,
+    rx_podman_bed,
+    rx_podman_container,
+)
 from ._sshd_fixtures import (
     AccountFactory,
     Isolated,
@@ -55,16 +69,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountFactory",
+    "ContainerFactory",
     "Isolated",
     "Project",
     "rx_account",
     "rx_account_factory",
+    "rx_container",
+    "rx_container_bed",
+    "rx_container_factory",
+    "rx_container_project",
+    "rx_docker_executor",
     "rx_executor",
     "rx_isolated",
     "rx_local_env",
     "rx_model",
     "rx_model_server",
     "rx_model_url",
+    "rx_podman_bed",
+    "rx_podman_container",
     "rx_project",
     "rx_ssh_backend",
     "rx_ssh_config",

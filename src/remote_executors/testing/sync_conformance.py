@@ -88,10 +88,12 @@ from remote_executors.errors import (
 )
 from remote_executors.executors.base import CommandResult, Executor, SpawnOptions
 from remote_executors.sync.base import SessionPaths, SessionSync, SyncReport
+from remote_executors.testing.docker import TestContainer
 from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
 
 __all__ = [
     "AccountRemoteSide",
+    "ContainerRemoteSide",
     "Files",
     "LocalRemoteSide",
     "RemoteSide",
@@ -407,6 +409,36 @@ class AccountRemoteSide(_DirectorySide):
         return result.stdout
 
 
+class ContainerRemoteSide(_DirectorySide):
+    """A test container user's ``~/.claude/projects/<project>``, reached from this
+    machine through the container's root (``/proc/<pid>/root``, needs root).
+
+    Files are written here directly and given to the container user (same
+    uid and gid numbers inside and out: no user namespace), so a
+    ``DockerExecutor`` running as that user meets them as its CLI's own. Use
+    ``remote_config_dir=None``.
+    """
+
+    def __init__(self, container: TestContainer, project: str) -> None:
+        base = container.path(f"{container.claude_config_dir}/projects/{project}")
+        super().__init__(base, project)
+        self.container = container
+
+    def __repr__(self) -> str:
+        return f"ContainerRemoteSide({self.container.name!r}, {self.project!r})"
+
+    @property
+    def config_dir(self) -> None:
+        return None
+
+    def _owned(self, path: Path) -> None:
+        os.lchown(path, self.container.uid, self.container.gid)
+
+    def enforcing(self, executor: Executor) -> Executor | None:
+        # The executor runs as the container's own (non-root) user.
+        return executor
+
+
 # -- executors with faults -----------------------------------------------------
 
 
@@ -430,6 +462,10 @@ class _Wrapped:
     @property
     def name(self) -> str:
         return self.inner.name
+
+    @property
+    def spec(self) -> str:
+        return self.inner.spec
 
     async def spawn(self, options: SpawnOptions) -> Process:
         return await self.inner.spawn(options)

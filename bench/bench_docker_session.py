@@ -1,0 +1,105 @@
+"""Session latency: LocalExecutor vs DockerExecutor on a real container.
+
+    sudo .venv/bin/python bench/bench_docker_session.py [--runs N]
+
+Runs N one-turn sessions of each kind (the real CLI, the scripted model) and
+reports the median time to the first message and to the result. The
+container is the test bed's (testing/docker.py: a debootstrapped Debian, the
+bundled CLI bind-mounted, ``--network host``); "warm" reuses one
+``DockerExecutor`` (it remembers where the CLI is), "cold" makes a new one per
+session. There is no connection to keep: every process is one ``docker
+exec``. Runs are interleaved so drift in machine load spreads over every row
+alike. Ratios are docker/local; the target for warm is <= 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from contextlib import aclosing
+from pathlib import Path
+
+import anyio
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+
+import remote_executors as rx
+from remote_executors.testing.docker import ContainerBed
+from remote_executors.testing.model import ScriptedModel
+
+TARGET = 1.10
+
+
+async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
+    start = time.perf_counter()
+    first = None
+    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
+        async for message in stream:
+            if first is None:
+                first = time.perf_counter() - start
+            if isinstance(message, ResultMessage):
+                break
+    assert first is not None
+    return first, time.perf_counter() - start
+
+
+async def measure(runs: int) -> None:
+    load = os.getloadavg()
+    with ScriptedModel() as model, ContainerBed() as bed, tempfile.TemporaryDirectory() as tmp:
+        os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "synced-claude")
+        os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
+        box = bed.container(model_url=model.url)
+        rel = Path(f"rx-bench-{time.time_ns()}")
+        local = Path.home() / rel
+        local.mkdir()
+        box.exec(["mkdir", "-p", f"{box.home}/{rel}"])
+        local_options = ClaudeAgentOptions(
+            cwd=str(local),
+            env={**model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(tmp) / "local-claude")},
+        )
+        remote_options = ClaudeAgentOptions(cwd=str(local))
+        results: dict[str, list[tuple[float, float]]] = {"local": [], "cold": [], "warm": []}
+        warm = rx.DockerExecutor(box.name, user=box.user)
+        try:
+            # Warm-up: page the CLI binary into the cache on both sides.
+            await one_session(rx.LocalExecutor(), local_options)
+            await one_session(warm, remote_options)
+            for _ in range(runs):
+                results["local"].append(await one_session(rx.LocalExecutor(), local_options))
+                cold = rx.DockerExecutor(box.name, user=box.user)
+                try:
+                    results["cold"].append(await one_session(cold, remote_options))
+                finally:
+                    await cold.aclose()
+                results["warm"].append(await one_session(warm, remote_options))
+        finally:
+            await warm.aclose()
+            local.rmdir()
+
+    def med(kind: str, index: int) -> float:
+        return statistics.median(r[index] for r in results[kind])
+
+    print(f"{runs} runs each; load average {load[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'':16}{'first message':>15}{'result':>10}")
+    for kind in results:
+        print(f"{kind:16}{med(kind, 0):14.3f}s{med(kind, 1):9.3f}s")
+    for kind in ("cold", "warm"):
+        ratio = med(kind, 0) / med("local", 0)
+        verdict = f"  (target <= {TARGET}: {'ok' if ratio <= TARGET else 'MISSED'})"
+        print(
+            f"{kind} docker/local: first message {ratio:.2f}x, result "
+            f"{med(kind, 1) / med('local', 1):.2f}x" + (verdict if kind == "warm" else "")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    anyio.run(measure, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Live transcripts on the loopback test bed: lag per line, and the cost at the result.
+
+    sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R]
+        [--backend openssh|fabric|both]
+
+Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
+
+- live lag: one long turn of N steps (a Bash call each, the model answering
+  0.15 s later), with the follower waiting on inotifywait (when installed on
+  this machine) and with it polling; a thread watches the remote transcript and its local copy
+  (both on this machine) every millisecond and notes when each line appeared
+  on each side. Prints p50/p95/max of local minus remote time over every line
+  (target: p95 <= 100 ms), and the follower's CPU time on the remote.
+- result-time overhead: T short turns with the follower (one confirmation at
+  the result) and T without it (``live=False``: a pull at the result, as
+  before); prints the median time the result was held back for each (target:
+  <= 10 ms with the follower).
+- warm ratios: R one-turn sessions each locally and on a warm executor with
+  and without the follower, interleaved; prints remote/local medians of the
+  time to the first message and to the result (target: <= 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from _bed import BenchBed, bench_bed
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+
+import remote_executors as rx
+from remote_executors import _session_sync
+from remote_executors._session_sync import SessionSyncer
+from remote_executors.executors.ssh import BACKENDS
+from remote_executors.paths import project_dir_from_cwd
+from remote_executors.sync._follower import LiveFollower
+from remote_executors.testing.mirror_watch import MirrorWatch, percentile
+from remote_executors.testing.model import text, tool_use
+
+HOLDS: list[float] = []  # seconds each result was held back
+
+
+def time_after_turn() -> None:
+    """Time every SessionSyncer.after_turn (the hold at each result)."""
+    original: Callable[[SessionSyncer], Awaitable[list[dict[str, Any]]]] = SessionSyncer.after_turn
+
+    async def timed(self: SessionSyncer) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        try:
+            return await original(self)
+        finally:
+            HOLDS.append(time.perf_counter() - start)
+
+    SessionSyncer.after_turn = timed  # type: ignore[method-assign]
+
+
+def follower_cpu(b: BenchBed) -> float:
+    """CPU seconds used so far by the account's live followers."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in b.bed.processes(b.account):
+        if "follow one session" in p.args:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def follower_waits(wait: str) -> None:
+    """Make every session's follower wait this way (auto: inotifywait where installed)."""
+    _session_sync.LiveFollower = functools.partial(LiveFollower, wait=wait)  # type: ignore[misc]
+
+
+async def long_turn(b: BenchBed, backend: str, steps: int) -> tuple[list[float], float, float]:
+    """(lags, follower CPU seconds, turn seconds) for one long turn."""
+    tag = f"[live-{backend}-{time.time_ns()}]"
+    b.model.script(
+        text("warm"),
+        *(
+            tool_use("Bash", {"command": f"echo step {i}", "description": "echo"}, delay=0.15)
+            for i in range(steps)
+        ),
+        text("done", delay=0.15),
+        when=tag,
+    )
+    remote_dir = (
+        b.bed.remote_home(b.account)
+        / ".claude"
+        / "projects"
+        / project_dir_from_cwd(os.path.realpath(b.bed.remote_home(b.account) / b.local.name))
+    )
+    local_dir = (
+        Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects" / project_dir_from_cwd(str(b.local))
+    )
+    options = ClaudeAgentOptions(cwd=str(b.local), allowed_tools=["Bash"])
+    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    async with executor, rx.ClaudeSDKClient(options, executor=executor) as client:
+        await client.query(f"{tag} warm up")
+        async for _ in client.receive_response():
+            pass
+        with MirrorWatch(remote_dir, local_dir) as watch:
+            start = time.perf_counter()
+            await client.query(f"{tag} go")
+            async for m in client.receive_response():
+                if isinstance(m, ResultMessage):
+                    assert not m.is_error, m
+            seconds = time.perf_counter() - start
+            cpu = await anyio.to_thread.run_sync(follower_cpu, b)
+    assert not watch.violations, watch.violations
+    return watch.lags(), cpu, seconds
+
+
+async def holds(b: BenchBed, backend: str, turns: int, live: bool) -> list[float]:
+    """The result holds of ``turns`` short turns (the first, cold one left out)."""
+    tag = f"[hold-{backend}-{live}-{time.time_ns()}]"
+    b.model.script(
+        *(
+            reply
+            for i in range(turns + 1)
+            for reply in (
+                tool_use("Bash", {"command": f"echo {i}", "description": "echo"}),
+                text(f"turn {i} done"),
+            )
+        ),
+        when=tag,
+    )
+    options = ClaudeAgentOptions(cwd=str(b.local), allowed_tools=["Bash"])
+    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    async with executor, rx.ClaudeSDKClient(options, executor=executor, live=live) as client:
+        HOLDS.clear()
+        for i in range(turns + 1):
+            await client.query(f"{tag} turn {i}")
+            async for _ in client.receive_response():
+                pass
+        return HOLDS[1 : turns + 1]
+
+
+async def one_session(
+    executor: rx.Executor, options: ClaudeAgentOptions, live: bool
+) -> tuple[float, float]:
+    """Seconds to the first message and to the result of a one-turn session."""
+    start = time.perf_counter()
+    first = None
+    messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
+    async with contextlib.aclosing(messages) as stream:
+        async for message in stream:
+            first = first or time.perf_counter() - start
+            if isinstance(message, ResultMessage):
+                break
+    assert first is not None
+    return first, time.perf_counter() - start
+
+
+async def ratios(b: BenchBed, backend: str, runs: int) -> dict[str, tuple[float, float]]:
+    """Median (first message, result) of one-turn sessions: local, and on a warm
+    executor with and without the follower, interleaved."""
+    local_options = ClaudeAgentOptions(
+        cwd=str(b.local),
+        env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
+    )
+    remote_options = ClaudeAgentOptions(cwd=str(b.local))
+    rows: dict[str, list[tuple[float, float]]] = {"local": [], "live": [], "no live": []}
+    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    async with executor:
+        await one_session(rx.LocalExecutor(), local_options, True)  # warm-up
+        await one_session(executor, remote_options, True)
+        for _ in range(runs):
+            rows["local"].append(await one_session(rx.LocalExecutor(), local_options, True))
+            rows["live"].append(await one_session(executor, remote_options, True))
+            rows["no live"].append(await one_session(executor, remote_options, False))
+    return {
+        kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
+        for kind, got in rows.items()
+    }
+
+
+async def measure(steps: int, turns: int, runs: int, backends: tuple[str, ...]) -> None:
+    time_after_turn()
+    load = os.getloadavg()
+    with bench_bed("local-claude") as b:
+        b.bed.run_as(b.account, ["mkdir", "-p", str(b.bed.remote_home(b.account) / b.local.name)])
+        print(f"live transcripts, {steps}-step turn; result holds over {turns} turns")
+        inotify = shutil.which("inotifywait") is not None
+        for backend in backends:
+            for wait in ("auto", "poll") if inotify else ("poll",):
+                follower_waits(wait)
+                lags, cpu, seconds = await long_turn(b, backend, steps)
+                how = "inotifywait" if wait == "auto" else "poll"
+                p50, p95 = percentile(lags, 50) * 1000, percentile(lags, 95) * 1000
+                print(
+                    f"[{backend}, {how}] live lag over {len(lags)} lines: p50 {p50:.1f} ms, "
+                    f"p95 {p95:.1f} ms, max {max(lags) * 1000:.1f} ms (target p95 <= 100 ms)"
+                )
+                print(
+                    f"[{backend}, {how}] follower CPU on the remote: {cpu * 1000:.0f} ms "
+                    f"over the session (the long turn alone took {seconds:.1f} s)"
+                )
+            follower_waits("auto")
+            if runs:
+                med = await ratios(b, backend, runs)
+                (lf, lr) = med["local"]
+                for kind in ("live", "no live"):
+                    f, r = med[kind]
+                    print(
+                        f"[{backend}] warm remote ({kind})/local over {runs} one-turn sessions: "
+                        f"first message {f / lf:.2f}x, result {r / lr:.2f}x "
+                        f"({f * 1000:.0f}/{r * 1000:.0f} ms vs {lf * 1000:.0f}/{lr * 1000:.0f} ms)"
+                    )
+            with_live = await holds(b, backend, turns, live=True)
+            without = await holds(b, backend, turns, live=False)
+            a, c = statistics.median(with_live), statistics.median(without)
+            print(
+                f"[{backend}] result held back: median {a * 1000:.1f} ms with the follower "
+                f"(max {max(with_live) * 1000:.1f}), {c * 1000:.1f} ms with a pull "
+                f"(max {max(without) * 1000:.1f}); target <= 10 ms"
+            )
+    print(
+        f"load average (1 min) at start/end: {load[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=7, help="one-turn sessions for the ratios")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    args = parser.parse_args()
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    anyio.run(measure, args.steps, args.turns, args.runs, backends)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,523 @@
+"""``DockerExecutor``: a running Docker or Podman container as the machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import signal as _signal
+import subprocess
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import anyio
+from anyio.abc import Process
+
+from ..errors import (
+    ClaudeNotFound,
+    CommandTimeout,
+    ExecutorError,
+    InvalidInput,
+    ProcessLost,
+    RemotePathNotFound,
+    RemoteSetupError,
+)
+from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
+from ._container_engine import ENGINES, EngineBackend, engine_failure
+from ._remote_job import RemoteJob
+from ._ssh_process import SSHProcess, start_job
+from ._validate import (
+    _CONTROL_RE,
+    absolute_local,
+    check_env,
+    check_path,
+    remote_prefix,
+    spawn_attachments,
+)
+from .base import CommandResult, SpawnOptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["ContainerProcess", "DockerExecutor"]
+
+log = logging.getLogger("remote_executors.docker")
+
+#: A job SIGKILLed in the container (128 + 9), as a stopping container does.
+_KILLED = 137
+#: The engine CLI's exit status when its connection to the engine broke.
+_CLIENT_FAILED = 255
+
+_GENTLE = frozenset({_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP})
+
+#: Seconds without a heartbeat after which the watchdog in the container stops the process.
+WATCHDOG_SECONDS = 8
+
+# Docker's own rule for names ([a-zA-Z0-9][a-zA-Z0-9_.-]*); ids are hex, so they fit.
+_CONTAINER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# user, uid, user:group or uid:gid, as `exec -u` takes them.
+_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+
+
+def _check_container(container: object, engine: str) -> str:
+    if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
+        raise InvalidInput(
+            f"Refusing container name {container!r} for {engine}: a container name or id "
+            "starts with a letter or digit and holds only letters, digits and _ . - "
+            f"(see `{engine} ps -a`).",
+            host=f"{engine}://{container}",
+        )
+    return container
+
+
+class ContainerProcess(SSHProcess):
+    """A process in a container, carried by an ``<engine> exec`` client.
+
+    ``pid`` is the local client's. Stopping it ends the client; the engine then
+    closes the process's stdin and the watchdog in the container stops its
+    whole process tree. ``lost_error`` also tells a container that stopped (or
+    an engine that went away) under a running process from the process's own
+    failure.
+    """
+
+    executor: DockerExecutor | None = None  # asked for the container's state after a failure
+    _engine_name = "docker"
+    _container_state: str | None = None  # None: not asked, or the engine did not say
+
+    async def wait(self) -> int:
+        code = await super().wait()
+        executor = self.executor
+        if executor is not None and code != 0 and not self._signalled:
+            self.executor = None  # asked once
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                self._container_state = await executor._state()
+                # A stopping container SIGKILLs its execs before its state says
+                # so: give a killed job's container a moment to finish stopping.
+                for _ in range(4):
+                    if code != _KILLED or self._container_state != "running":
+                        break
+                    await anyio.sleep(0.5)
+                    self._container_state = await executor._state()
+        return code
+
+    def send_signal(self, signal: int) -> None:
+        # The engine CLI catches SIGTERM, SIGINT and SIGHUP and exits 0 leaving
+        # the process running (it proxies no signals for exec). A spawned job
+        # is stopped gently by ending the client's stdin instead: the engine
+        # closes the job's stdin and the watchdog stops its tree (TERM, then
+        # KILL). Anything else, and any signal to a short run job (which has
+        # no watchdog; the executor then kills its group), goes to the client.
+        if signal in _GENTLE and self._job.mode == "spawn":
+            self._signalled = True
+            self._stop_heartbeat()
+            self._channel.close_stdin()
+            return
+        super().send_signal(_signal.SIGKILL if signal in _GENTLE else signal)
+
+    def lost_error(self) -> ExecutorError | None:
+        code = self.returncode
+        if code is None or code == 0:
+            return None
+        if self._container_state not in (None, "running"):
+            return ProcessLost(
+                f"Container {self.host} stopped ({self._container_state}) while the "
+                f"process was running (exit {code}). Start it again and resume the session.",
+                host=self.host,
+                detail=self.stderr_tail()[-2000:],
+                exit_code=code,
+            )
+        if code == _CLIENT_FAILED and not self._signalled:
+            return ProcessLost(
+                f"Lost the link to the {self._engine_name} engine of container {self.host} "
+                f"while the process was running (client exit {code}). The process in the "
+                "container is stopped by its watchdog; the session can be resumed once the "
+                "engine answers again.",
+                host=self.host,
+                detail=self.stderr_tail()[-2000:],
+                exit_code=code,
+            )
+        if code < 0 and not self._signalled:
+            return ProcessLost(
+                f"The {self._engine_name} exec client for {self.host} (pid {self.pid}) was "
+                f"killed by signal {-code} while the process was running; the process in the "
+                "container is stopped by its watchdog. The session can be resumed.",
+                host=self.host,
+                detail=self.stderr_tail()[-2000:],
+                exit_code=code,
+            )
+        return None
+
+
+class DockerExecutor:
+    """Run processes in ``container``, a running Docker (or Podman) container.
+
+    Every process runs through ``<engine> exec -i`` as ``user`` (the image's
+    default user when None), in the same directory relative to the
+    container user's home as locally (or as ``path_map`` says). Nothing about
+    a job travels on a command line: argv, environment and secret values go
+    to a small ``/bin/sh`` bootstrap over stdin, which also runs a watchdog
+    that stops the process tree when the client goes away.
+
+    Options:
+      engine: ``"docker"`` or ``"podman"`` (the CLI of that name on PATH; its
+        own configuration applies: ``DOCKER_HOST``, contexts, podman connections).
+      user: ``exec -u`` value: ``name``, ``uid``, ``name:group`` or ``uid:gid``.
+      claude_path: where the Claude Code CLI is in the container (skips the search).
+      path_map: local directory prefix -> container directory prefix (absolute,
+        or relative to the container user's home: ``"code/x"``, ``"~/code/x"``).
+
+    The container needs ``/bin/sh``, coreutils, ``ps`` (procps) and, for
+    sessions, the Claude Code CLI (glibc-based images).
+    """
+
+    def __init__(
+        self,
+        container: str,
+        *,
+        engine: Literal["docker", "podman"] = "docker",
+        user: str | None = None,
+        claude_path: str | None = None,
+        path_map: Mapping[str, str] | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise InvalidInput(
+                f"Unknown container engine {engine!r} for container {container!r}; "
+                "available: " + ", ".join(repr(e) for e in ENGINES) + ".",
+                host=f"{engine}://{container}",
+            )
+        self._engine = engine
+        self._container = _check_container(container, engine)
+        if user is not None and (not isinstance(user, str) or not _USER_RE.fullmatch(user)):
+            raise InvalidInput(
+                f"Refusing user {user!r} for container {container}: give a user name or "
+                "uid, optionally with :group or :gid.",
+                host=f"{engine}://{container}",
+            )
+        self._user = user
+        self._name = self._spec()
+        if claude_path is not None:
+            check_path(claude_path, host=self._name, what="claude_path")
+        self._claude_path = claude_path
+        self._found_claude: str | None = None
+        self._path_map = tuple(
+            sorted(
+                (
+                    (absolute_local(local, host=self._name), remote_prefix(remote, host=self._name))
+                    for local, remote in (path_map or {}).items()
+                ),
+                key=lambda pair: len(pair[0]),
+                reverse=True,  # longest local prefix wins
+            )
+        )
+        self._backend = EngineBackend(self._name, engine, container, user)
+        self._home: str | None = None
+        self._closed = False
+        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+
+    # -- identity ---------------------------------------------------------------
+
+    def _spec(self) -> str:
+        spec = f"{self._engine}://{self._container}"
+        if self._user is not None:
+            spec += "?" + urlencode({"user": self._user}, quote_via=quote, safe=":")
+        return spec
+
+    @property
+    def spec(self) -> str:
+        """``docker://CONTAINER`` or ``podman://CONTAINER`` (``?user=U`` when given):
+        the string :meth:`from_spec` reopens this executor from."""
+        return self._name
+
+    @classmethod
+    def from_spec(cls, spec: str) -> Self:
+        """The executor ``spec`` names (``docker://c``, ``podman://c?user=u``)."""
+        parts = urlsplit(spec) if isinstance(spec, str) else None
+        if parts is None or parts.scheme not in ENGINES or not parts.netloc or parts.path:
+            raise InvalidInput(
+                f"Not a container spec: {spec!r}. Use docker://CONTAINER or "
+                "podman://CONTAINER (optionally ?user=NAME).",
+                host=str(spec),
+            )
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = set(query) - {"user"}
+        if unknown:
+            raise InvalidInput(
+                f"Unknown option(s) {', '.join(sorted(unknown))} in {spec!r}; only user= "
+                "is understood.",
+                host=spec,
+            )
+        engine: Literal["docker", "podman"] = "docker" if parts.scheme == "docker" else "podman"
+        return cls(parts.netloc, engine=engine, user=query.get("user"))
+
+    def __repr__(self) -> str:
+        user = f", user={self._user!r}" if self._user is not None else ""
+        return f"DockerExecutor({self._container!r}, engine={self._engine!r}{user})"
+
+    @property
+    def name(self) -> str:
+        """The spec: what errors, logs and records name this executor by."""
+        return self._name
+
+    @property
+    def container(self) -> str:
+        return self._container
+
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @property
+    def user(self) -> str | None:
+        return self._user
+
+    # -- paths ------------------------------------------------------------------
+
+    def _cwd_target(self, local_cwd: str) -> tuple[str | None, str | None]:
+        """(absolute container cwd, home-relative container cwd); exactly one is set."""
+        local = absolute_local(local_cwd, host=self._name)
+        for prefix, remote in self._path_map:
+            if local == prefix or local.startswith(prefix.rstrip("/") + "/"):
+                rest = os.path.relpath(local, prefix)
+                target = remote if rest == "." else posixpath.join(remote, rest)
+                if target == "~" or target.startswith("~/"):
+                    return None, target[2:]
+                return target, None
+        home = os.path.expanduser("~")
+        if local == home or local.startswith(home.rstrip("/") + "/"):
+            rest = os.path.relpath(local, home)
+            return None, ("" if rest == "." else rest)
+        return local, None
+
+    async def map_cwd(self, local_cwd: str) -> str:
+        absolute, relative = self._cwd_target(local_cwd)
+        if absolute is not None:
+            return absolute
+        home = await self.home()
+        return home if not relative else posixpath.join(home, relative)
+
+    async def home(self) -> str:
+        if self._home is None:
+            result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
+            home = result.stdout.decode("utf-8", "surrogateescape")
+            if not result.ok or not home.startswith("/") or _CONTROL_RE.search(home):
+                raise RemoteSetupError(
+                    f"Container {self._name} did not report a usable home directory: $HOME "
+                    f"there is {home[:200]!r} (exit status {result.returncode}). Give the "
+                    "user a home in the image (or `-e HOME=...` when creating the "
+                    "container), or pass DockerExecutor(..., path_map={local: container}).",
+                    host=self._name,
+                    detail=result.stderr.decode("utf-8", "replace")[-2000:],
+                )
+            self._home = home
+        return self._home
+
+    # -- processes --------------------------------------------------------------
+
+    def _job(self, options: SpawnOptions, mode: Literal["run", "spawn"]) -> RemoteJob:
+        check_path(options.command, host=self._name, what="command")
+        if any("\x00" in arg for arg in options.args):
+            raise InvalidInput(
+                f"Refusing to run {options.command} in {self._name}: an argument contains "
+                "a NUL character, which no command line can carry.",
+                host=self._name,
+            )
+        env = check_env(options.env, host=self._name)
+        unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=self._name))
+        attachments = spawn_attachments(options, host=self._name, private_as_files=True, mode=mode)
+        absolute = relative = None
+        if options.cwd is not None:
+            absolute, relative = self._cwd_target(options.cwd)
+        return RemoteJob(
+            unset_env=unset,
+            attachments={i + 1: a for i, a in attachments.items()},  # argv[0] is the command
+            argv=options.argv,
+            mode=mode,
+            cwd=absolute,
+            cwd_home_relative=relative,
+            env=env,
+            find_claude=options.command == "claude",
+            claude_path=self._claude_path or self._found_claude,
+            claude_path_strict=self._claude_path is not None,
+            heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+        )
+
+    async def _start(
+        self, job: RemoteJob, *, pipe_stderr: bool, startup_timeout: float = 60.0
+    ) -> SSHProcess:
+        try:
+            process = await start_job(
+                self._backend,
+                job,
+                pipe_stderr=pipe_stderr,
+                startup_timeout=startup_timeout,
+                process_class=ContainerProcess,
+            )
+        except RemotePathNotFound as exc:
+            raise RemotePathNotFound(
+                f"Path {exc.path} doesn't exist in container {self._name}. Create it there "
+                "(or mount the project into the container), or map the local directory to "
+                "an existing one with DockerExecutor(..., path_map={local: container}).",
+                host=self._name,
+                path=exc.path,
+            ) from None
+        except ClaudeNotFound as exc:
+            places = "; ".join(exc.searched) or "nowhere"
+            raise ClaudeNotFound(
+                f"Claude CLI not installed in container {self._name}. Looked in: {places}. "
+                "Install it in the image (e.g. `npm install -g @anthropic-ai/claude-code`, "
+                "or copy the native binary to ~/.local/bin), or pass "
+                "DockerExecutor(..., claude_path='/path/in/container').",
+                host=self._name,
+                searched=exc.searched,
+            ) from None
+        except RemoteSetupError as exc:
+            if type(exc) is not RemoteSetupError or "before starting" not in exc.message:
+                raise
+            # The engine's own refusals (no such user, no /bin/sh) come on the
+            # exec's stdout, which the job's status read passed over: ask again.
+            raise await self._diagnose(exc) from None
+        assert isinstance(process, ContainerProcess)
+        process.executor = self
+        process._engine_name = self._engine
+        return process
+
+    async def spawn(self, options: SpawnOptions) -> Process:
+        """Start ``options.command`` in the container; ``"claude"`` means the Claude Code CLI.
+
+        ``options.cwd`` is a *local* path, mapped with ``map_cwd`` rules.
+        """
+        job = self._job(options, "spawn")
+        process = await self._start(job, pipe_stderr=options.stderr)
+        if job.find_claude and process.remote_path:
+            self._found_claude = process.remote_path
+        self._processes.add(process)
+        return process
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: bytes | None = None,
+        timeout: float = 30.0,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> CommandResult:
+        if not argv:
+            raise InvalidInput(f"No command given to run in {self._name}.", host=self._name)
+        limit = check_limit(max_output, self._name)
+        options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
+        job = self._job(options, "run")
+        try:
+            with anyio.fail_after(timeout):
+                process = await self._start(job, pipe_stderr=True, startup_timeout=timeout)
+                try:
+                    out, err = await capture(process, input, limit)
+                    return CommandResult(await process.wait(), out, err)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if process.returncode is None:
+                            # Timed out, cancelled or too much output. A run job has
+                            # no watchdog: stop its process group in the container.
+                            process.kill()
+                            await process.wait()
+                            await self._kill_group(process.remote_pgid)
+                        await process.aclose()
+        except TimeoutError:
+            raise CommandTimeout(
+                f"{argv[0]} did not finish within {timeout:g} s in {self._name} and was "
+                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
+                host=self._name,
+            ) from None
+        except Overflow as exc:
+            raise too_large(argv[0], self._name, limit, exc.stream) from None
+
+    async def _kill_group(self, pgid: int | None) -> None:
+        """Best effort, bounded: SIGKILL a ``run`` job's process group in the container."""
+        if pgid is None:
+            return
+        job = RemoteJob(
+            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
+            mode="run",
+        )
+        with anyio.move_on_after(5, shield=True):
+            try:
+                process = await self._start(job, pipe_stderr=True, startup_timeout=5)
+                await capture(process, None, DEFAULT_MAX_OUTPUT)
+                await process.wait()
+                await process.aclose()
+            except (ExecutorError, Overflow) as exc:
+                log.debug("could not stop process group %s in %s: %s", pgid, self._name, exc)
+
+    async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:
+        """Why ``<engine> exec`` exits before the bootstrap runs, from one bare exec."""
+        argv = self._backend.exec_argv(["/bin/sh", "-c", "exit 0"], interactive=False)
+        with anyio.move_on_after(15):
+            done = await anyio.run_process(
+                argv, check=False, stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"}
+            )
+            said = (done.stdout + done.stderr).decode("utf-8", "replace")
+            failure = engine_failure(
+                self._engine, self._container, self._name, said, done.returncode
+            )
+            if failure is not None:
+                return failure
+        return RemoteSetupError(
+            f"Container {self._name} could not start the process: its shell exited before "
+            "running anything. The image needs /bin/sh with base64, awk, mkfifo, mktemp "
+            f"and ps (procps); check `{self._engine} exec -i {self._container} /bin/sh`.",
+            host=self._name,
+            detail=exc.detail,
+        )
+
+    async def _state(self) -> str | None:
+        """The container's state (``running``, ``exited``, ...; ``missing``), None if unknown."""
+        try:
+            argv = [
+                self._backend.binary(),
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.Status}}",
+                "--",
+                self._container,
+            ]
+        except ExecutorError:
+            return None
+        done = await anyio.run_process(
+            argv, check=False, stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"}
+        )
+        if done.returncode == 0:
+            return done.stdout.decode("utf-8", "replace").strip() or None
+        if b"no such" in done.stderr.lower():
+            return "missing"
+        return None
+
+    @property
+    def finds_claude(self) -> bool:
+        """spawn("claude") searches the user's usual places in the container, as over SSH
+        (capability :class:`~remote_executors.executors.base.FindsClaude`)."""
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` ran."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Stop every process still running (the container itself is left as it is)."""
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for process in list(self._processes):
+                if process.returncode is None:
+                    process.terminate()
+            await self._backend.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

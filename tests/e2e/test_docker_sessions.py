@@ -1,0 +1,250 @@
+"""Whole sessions in a real Docker container: query, sync, resume, the CLI.
+
+The container is the bed's Debian with the bundled CLI in ``~/.local/bin`` of
+its user ``agent``; the model is the scripted stand-in on 127.0.0.1 (the
+container shares the host's network). Oracles: the SDK's own session readers
+on the local copy, the container's own transcript file, and the real CLI
+resuming the synced session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    Message,
+    ProcessError,
+    ResultMessage,
+    get_session_messages,
+    list_sessions,
+)
+
+import remote_executors as rx
+from _cli import CLI, last_line, ok, session_of
+from remote_executors.paths import project_dir_from_cwd
+from remote_executors.testing._docker_fixtures import ContainerFactory
+from remote_executors.testing.docker import ContainerBed, TestContainer
+from remote_executors.testing.model import ScriptedModel, slow, text, tool_use
+from remote_executors.testing.plugin import Project
+
+pytestmark = [pytest.mark.e2e]
+
+SESSION_TIMEOUT = 90
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the event loop changes nothing here that the SSH tests do not cover
+
+
+@pytest.fixture(autouse=True)
+def local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    config = tmp_path / "local-claude"
+    config.mkdir()
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
+    yield config
+
+
+def options_for(project: Project, **kw: Any) -> ClaudeAgentOptions:
+    return ClaudeAgentOptions(
+        cwd=str(project.local),
+        allowed_tools=["Bash"],
+        env={"CLAUDE_CODE_MAX_RETRIES": "0"},
+        **kw,
+    )
+
+
+async def run(
+    prompt: str, options: ClaudeAgentOptions, executor: rx.Executor | None
+) -> list[Message]:
+    with anyio.fail_after(SESSION_TIMEOUT):
+        return [m async for m in rx.query(prompt=prompt, options=options, executor=executor)]
+
+
+def result_of(messages: Sequence[Message]) -> ResultMessage:
+    results = [m for m in messages if isinstance(m, ResultMessage)]
+    assert len(results) == 1, messages
+    assert not results[0].is_error, results[0]
+    return results[0]
+
+
+def container_transcript(box: TestContainer, project: Project, sid: str) -> Path:
+    return box.path(
+        f"{box.claude_config_dir}/projects/{project_dir_from_cwd(str(project.remote))}/{sid}.jsonl"
+    )
+
+
+def local_transcript(config: Path, project: Project, sid: str) -> Path:
+    return config / "projects" / project_dir_from_cwd(str(project.local)) / f"{sid}.jsonl"
+
+
+@pytest.mark.anyio
+async def test_a_session_in_a_container_syncs_and_resumes_there(
+    rx_container: TestContainer,
+    rx_container_project: Project,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    project = rx_container_project
+    executor = rx.DockerExecutor(rx_container.name, user=rx_container.user)
+    rx_model.script(
+        tool_use("Bash", {"command": "echo in-container-$(id -un)", "description": "echo"}),
+        text("first answer c-one"),
+    )
+    try:
+        sid = result_of(await run("first question", options_for(project), executor)).session_id
+    finally:
+        await executor.aclose()
+    # The tool ran in the container, as its user, and the turn is on the local disk.
+    entries = get_session_messages(sid, directory=str(project.local))
+    assert "in-container-agent" in repr([e.message for e in entries])
+    assert [s.session_id for s in list_sessions(directory=str(project.local))] == [sid]
+    remote = container_transcript(rx_container, project, sid)
+    assert local_transcript(local_claude, project, sid).read_bytes() == remote.read_bytes()
+    record = rx.get_session_record(sid)
+    assert record is not None and record.executor == f"docker://{rx_container.name}?user=agent"
+    assert record.remote_cwd == str(project.remote)
+
+    # Resume there with a new executor for the same container: the CLI in the
+    # container continues the conversation (the model sees the first turn).
+    rx_model.script(text("second answer"))
+    again = rx.DockerExecutor(rx_container.name, user=rx_container.user)
+    try:
+        messages = await run("second question", options_for(project, resume=sid), again)
+    finally:
+        await again.aclose()
+    assert result_of(messages).session_id == sid
+    seen = repr(rx_model.main_requests[-1].messages)
+    assert "first answer c-one" in seen and "second question" in seen
+    after = remote.read_bytes()
+    assert b"second answer" in after
+    assert local_transcript(local_claude, project, sid).read_bytes() == after
+
+    # And with no executor at all: the record names the container.
+    rx_model.script(text("third answer"))
+    messages = await run("third question", options_for(project, resume=sid), None)
+    assert result_of(messages).session_id == sid
+    assert b"third answer" in remote.read_bytes()
+    assert local_transcript(local_claude, project, sid).read_bytes() == remote.read_bytes()
+
+
+def test_cli_runs_on_a_container_spec(
+    rx_container: TestContainer,
+    rx_container_project: Project,
+    rx_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    cli = CLI(tmp_path / "cli", rx_model)
+    spec = f"docker://{rx_container.name}?user={rx_container.user}"
+    rx_model.script(
+        tool_use("Bash", {"command": "echo cli-in-$(hostname -s) $HOME", "description": "echo"}),
+        text("Answered from the container."),
+    )
+    out = ok(
+        cli(
+            "run",
+            "--on",
+            spec,
+            "--cwd",
+            str(rx_container_project.local),
+            "--allow",
+            "Bash",
+            "where are you?",
+        )
+    )
+    assert "Answered from the container." in out
+    assert f"/home/{rx_container.user}" in out
+    assert spec in last_line(out)
+    sid = session_of(out)
+    sessions = json.loads(ok(cli("sessions", "--cwd", str(rx_container_project.local), "--json")))
+    assert [(s["session_id"], s["executor"]) for s in sessions] == [(sid, spec)]
+    # sync and check take the spec too.
+    synced = json.loads(ok(cli("sync", spec, "--cwd", str(rx_container_project.local), "--json")))
+    assert synced["host"] == spec
+    remote_project = project_dir_from_cwd(str(rx_container_project.remote))
+    assert synced["remote_dir"] == f"~/.claude/projects/{remote_project}"
+    assert f"{sid}.jsonl" in [f["path"] for f in synced["files"]]
+    checked = json.loads(ok(cli("check", spec, "--json")))
+    assert checked["ok"] and checked["host"] == spec
+    # --resume with no --on runs where the session last ran: in the container.
+    rx_model.script(text("Resumed in the container."))
+    out = ok(cli("run", "--resume", sid, "--cwd", str(rx_container_project.local), "more"))
+    assert "Resumed in the container." in out
+    assert spec in last_line(out)
+
+
+def _cli_running(box: TestContainer) -> bool:
+    return any(".local/bin/claude" in args for args in box.processes())
+
+
+@pytest.mark.anyio
+async def test_container_stopping_mid_turn_is_process_lost(
+    rx_container_factory: ContainerFactory,
+    rx_container_bed: ContainerBed,
+    rx_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    box = rx_container_factory()
+    local = Path.home() / f"rx-test-{tmp_path.name}"
+    local.mkdir()
+    box.exec(["mkdir", "-p", f"{box.home}/{local.name}"])
+    rx_model.script(slow("too late", delay=60))
+    errors: list[BaseException] = []
+    try:
+        async with rx.DockerExecutor(box.name, user=box.user) as executor:
+
+            async def consume() -> None:
+                try:
+                    async for _ in rx.query(
+                        prompt="wait", options=ClaudeAgentOptions(cwd=str(local)), executor=executor
+                    ):
+                        pass
+                except Exception as exc:  # the error under test
+                    errors.append(exc)
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(consume)
+                    while not rx_model.main_requests:  # the CLI is mid-turn
+                        await anyio.sleep(0.1)
+                    await anyio.to_thread.run_sync(rx_container_bed.stop, box.name)
+    finally:
+        local.rmdir()
+    [error] = errors
+    assert isinstance(error, rx.ProcessLost), repr(error)
+    assert isinstance(error, ProcessError)  # what SDK apps already catch
+    assert error.host == f"docker://{box.name}?user=agent" and box.name in str(error)
+    assert "stopped" in error.message and "resume" in error.message
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_session_leaves_nothing_in_the_container(
+    rx_container: TestContainer, rx_container_project: Project, rx_model: ScriptedModel
+) -> None:
+    rx_model.script(slow("too late", delay=60))
+    async with rx.DockerExecutor(rx_container.name, user=rx_container.user) as executor:
+        with anyio.move_on_after(60) as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def consume() -> None:
+                    async for _ in rx.query(
+                        prompt="wait", options=options_for(rx_container_project), executor=executor
+                    ):
+                        pass
+
+                tg.start_soon(consume)
+                while not rx_model.main_requests:
+                    await anyio.sleep(0.1)
+                assert _cli_running(rx_container)
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught  # cancelled by us, not by the minute's limit
+    with anyio.fail_after(15):
+        while _cli_running(rx_container):
+            await anyio.sleep(0.1)

@@ -1,0 +1,258 @@
+"""The web UI in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Real parts throughout: ``remote-executors ui`` in its own process (uvicorn),
+the loopback sshd account, the real Claude CLI there, the scripted model.
+The test clicks through what a user does: add an executor, test it, start a
+session on it, answer the permission prompt, see the entries arrive during
+the turn, the badge and its tooltip in the list, and the "Run on" choice
+remembered after a reload. ``RX_SCREENSHOTS=docs`` writes the screenshots of
+each page into docs/images/ (how the docs' pictures are made).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _cli import command
+from remote_executors.paths import project_dir_from_cwd
+from remote_executors.testing.model import ScriptedModel, text, tool_use
+from remote_executors.testing.plugin import Project
+from remote_executors.testing.sshd import SSHClientConfig
+
+pytestmark = [pytest.mark.e2e]
+
+FIGURES_TITLE = "web UI (loopback, headless Chromium)"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+TIMEOUT_MS = 90_000
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class UI:
+    """``remote-executors ui`` in a subprocess; ``url`` carries the token."""
+
+    def __init__(self, tmp: Path, model: ScriptedModel, roots: list[Path]) -> None:
+        self.config_dir = tmp / "config"
+        self.env = {
+            **os.environ,
+            "REMOTE_EXECUTORS_CONFIG_DIR": str(self.config_dir),
+            **model.cli_env(),
+        }
+        self.port = _free_port()
+        argv = [*command(), "ui", "--no-open", "--port", str(self.port)]
+        for root in roots:
+            argv += ["--root", str(root)]
+        self.process = subprocess.Popen(
+            argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("remote-executors UI: http://127.0.0.1:"), line
+        self.url = line.split(": ", 1)[1].strip()
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"ui did not listen: {self.process.stderr}")
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [*command(), *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def stop(self) -> str:
+        """Ctrl-C: the server stops within seconds, open event streams or not."""
+        self.process.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        try:
+            _, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        assert time.monotonic() - began < 15, err
+        assert self.process.returncode == 0, err
+        return err
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def bash(command: str) -> Any:
+    return tool_use("Bash", {"command": command, "description": "run it"})
+
+
+@pytest.fixture
+def shot(tmp_path: Path) -> Any:
+    """``shot(page, name)``: a screenshot; into docs/images/ with RX_SCREENSHOTS=docs
+    (how the docs' pictures are made), else into the test's temp dir."""
+    folder = DOCS_IMAGES if os.environ.get("RX_SCREENSHOTS") == "docs" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> None:
+        page.screenshot(path=str(folder / f"web-{name}.png"), full_page=True)
+        assert (folder / f"web-{name}.png").stat().st_size > 1000
+
+    return take
+
+
+def test_add_test_run_answer_and_remember(
+    tmp_path: Path,
+    browser: Any,
+    rx_model: ScriptedModel,
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    record: Any,
+    shot: Any,
+) -> None:
+    alias = rx_ssh_config.alias
+    ui = UI(tmp_path, rx_model, [rx_project.local.parent])
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.set_default_timeout(TIMEOUT_MS)
+
+        # The token in the URL becomes a cookie; the address bar loses it.
+        started = time.monotonic()
+        page.goto(ui.url)
+        record("first page load incl. token redirect (s)", time.monotonic() - started)
+        assert "token=" not in page.url
+
+        # Settings: add the executor by its alias.
+        page.get_by_role("link", name="Settings").click()
+        page.get_by_label("Add an executor (ssh alias)").fill(alias)
+        page.get_by_role("button", name="Add", exact=True).click()
+        page.wait_for_selector(f'.executor[data-name="{alias}"]')
+        # The UI edits the list; the alias's ssh_config (the test bed's own file) is an
+        # option, set where options are set: the command line.
+        ui.cli("executors", "update", alias, "--ssh-config", str(rx_ssh_config.path))
+
+        # Test connection: each step appears with its status; the summary comes last.
+        page.get_by_role("button", name=f"Test connection to {alias}").click()
+        summary = page.wait_for_selector(f'.executor[data-name="{alias}"] .summary')
+        steps = page.locator(f'.executor[data-name="{alias}"] .step')
+        names = [steps.nth(i).get_attribute("data-step") for i in range(steps.count())]
+        assert names[:3] == ["connect", "host_key", "auth"], names
+        assert "ok" in (summary.get_attribute("class") or ""), page.inner_text(".steps")
+        assert page.locator(f'.executor[data-name="{alias}"] .step.ok').count() >= 5
+        shot(page, "settings")
+
+        # New session on the executor; the model calls Bash, which needs permission.
+        rx_model.script(bash("touch web-allowed && echo allowed-by-web"), text("all done via web"))
+        page.goto(f"{ui.base}/?cwd={rx_project.local}")
+        page.get_by_label("Run on").select_option(alias)
+        page.get_by_label("Prompt").fill("please touch a file")
+        shot(page, "new-session")
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url("**/sessions/*")
+        sid = page.url.rsplit("/", 1)[1]
+        uuid.UUID(sid)
+
+        # During the turn: the tool call is on the page while the permission waits.
+        card = page.wait_for_selector(".permission")
+        assert "Bash" in card.inner_text()
+        page.wait_for_selector("#transcript .tool-use")
+        assert "all done via web" not in page.inner_text("#transcript")
+        shot(page, "permission")
+        # Keyboard: the new prompt took the focus; Enter allows.
+        assert page.evaluate("document.activeElement.textContent") == "Allow"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#transcript .entry.assistant >> text=all done via web")
+        page.wait_for_selector("#transcript .tool-result >> text=allowed-by-web")
+        page.wait_for_selector('#run-state:text-matches("^idle")')
+        shot(page, "session")
+
+        # The transcript reached this machine, and its lines replace the live ones.
+        local = (
+            Path(os.environ["CLAUDE_CONFIG_DIR"])
+            / "projects"
+            / project_dir_from_cwd(os.path.realpath(rx_project.local))
+            / f"{sid}.jsonl"
+        )
+        assert local.is_file()
+
+        # Entry-to-browser latency: a line landing in the local copy shows up.
+        latencies = []
+        for n in range(5):
+            entry_id = str(uuid.uuid4())
+            line = {
+                "type": "assistant",
+                "uuid": entry_id,
+                "sessionId": sid,
+                "message": {"role": "assistant", "content": [{"type": "text", "text": f"x{n}"}]},
+            }
+            with local.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+                handle.flush()
+                written = time.time() * 1000
+            node = page.wait_for_selector(f'[data-uuid="{entry_id}"]')
+            latencies.append(float(node.get_attribute("data-shown-at") or 0) - written)
+        record("entry lands locally -> shown in page, median (ms)", sorted(latencies)[2])
+        record("entry lands locally -> shown in page, max (ms)", max(latencies))
+        assert sorted(latencies)[2] <= 100, latencies
+
+        # Session list: executor badge with the host tooltip; Run on remembered on reload.
+        page.goto(f"{ui.base}/?cwd={rx_project.local}")
+        badge = page.locator(f'a[href="/sessions/{sid}"] + .badge')
+        assert badge.inner_text() == alias
+        tooltip = badge.get_attribute("title") or ""
+        assert tooltip.startswith(f"{alias} → {rx_ssh_config.account.user}@127.0.0.1:"), tooltip
+        assert tooltip.endswith(f", in {rx_project.remote}"), tooltip
+        page.reload()
+        assert page.get_by_label("Run on").input_value() == alias
+        timing = page.evaluate(
+            "(() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return n.loadEventEnd - n.startTime; })()"
+        )
+        record("session list page load, navigation timing (ms)", timing)
+        shot(page, "sessions")
+
+        # Every control has a name a screen reader can say.
+        unnamed = page.evaluate(
+            "[...document.querySelectorAll('input, select, textarea, button')]"
+            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+            " && !e.textContent.trim()).map(e => e.outerHTML)"
+        )
+        assert unnamed == []
+
+        # Usable at 375 px: nothing wider than the screen.
+        page.set_viewport_size({"width": 375, "height": 800})
+        for path in ("/", "/settings", f"/sessions/{sid}"):
+            page.goto(f"{ui.base}{path}?cwd={rx_project.local}" if path == "/" else ui.base + path)
+            width = page.evaluate("document.scrollingElement.scrollWidth")
+            assert width <= 375, (path, width)
+        shot(page, "session-375px")
+    finally:
+        err = ui.stop()
+    assert "Traceback" not in err, err

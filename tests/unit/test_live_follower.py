@@ -1,0 +1,207 @@
+"""The live follower end to end on this machine: the real follow.pl in a real process
+(started by LocalExecutor against a second config dir standing for the remote), and a
+remote that lies (a process printing a hostile stream)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+
+import remote_executors as rx
+from remote_executors.sync._follower import LiveFollower
+from remote_executors.sync.base import SessionPaths
+
+pytestmark = pytest.mark.anyio
+
+SID = "0f0e0d0c-0b0a-4908-8706-050403020100"
+MAIN = f"{SID}.jsonl"
+PROJECT = "-home-u-shop"
+
+
+@pytest.fixture
+def sides(tmp_path: Path) -> tuple[Path, SessionPaths]:
+    """(the "remote" project dir, the session's paths)."""
+    remote = tmp_path / "remote-claude" / "projects" / PROJECT
+    remote.mkdir(parents=True)
+    local = tmp_path / "local-claude" / "projects" / PROJECT
+    local.mkdir(parents=True)
+    paths = SessionPaths(local, PROJECT, SID, str(tmp_path / "remote-claude"))
+    return remote, paths
+
+
+INOTIFY = shutil.which("inotifywait") is not None
+
+
+@pytest.fixture(params=["auto", "poll"])
+async def follower(
+    sides: tuple[Path, SessionPaths], request: pytest.FixtureRequest
+) -> AsyncIterator[LiveFollower]:
+    """A follower that waits on inotifywait (when installed here) or polls."""
+    _, paths = sides
+    follower = LiveFollower(rx.LocalExecutor(), paths, tick=0.01, wait=request.param)
+    try:
+        yield follower
+    finally:
+        await follower.stop()
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    with anyio.fail_after(10):
+        while not check():
+            await anyio.sleep(0.01)
+
+
+def read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+async def test_appends_land_in_place_and_the_confirmation_covers_everything(
+    sides: tuple[Path, SessionPaths], follower: LiveFollower
+) -> None:
+    remote, paths = sides
+    (remote / MAIN).write_bytes(b'{"n":0}\n{"n":1}\n')
+    (paths.local_dir / MAIN).write_bytes(b'{"n":0}\n')
+    inode = os.stat(paths.local_dir / MAIN).st_ino
+    follower.begin()
+    local = paths.local_dir / MAIN
+    await until(lambda: read(local) == b'{"n":0}\n{"n":1}\n', "the missing line")
+    with open(remote / MAIN, "ab") as f:
+        f.write(b'{"n":2}\n{"n"')  # a line still being written
+        f.flush()
+        await until(lambda: read(local).endswith(b'{"n":2}\n'), "the new line")
+        await anyio.sleep(0.1)
+        assert read(local) == b'{"n":0}\n{"n":1}\n{"n":2}\n'  # never the partial line
+        f.write(b":3}\n")
+    sub = remote / SID / "subagents"
+    sub.mkdir(parents=True)
+    (sub / "agent-a.jsonl").write_bytes(b'{"a":1}\n')
+    (remote / SID / "tool-results").mkdir()
+    (remote / SID / "tool-results" / "t.txt").write_bytes(b"output")
+    assert await follower.confirm()
+    # Right after the confirmation, everything on the remote is here.
+    assert read(local) == read(remote / MAIN)
+    assert read(paths.local_dir / SID / "subagents" / "agent-a.jsonl") == b'{"a":1}\n'
+    assert read(paths.local_dir / SID / "tool-results" / "t.txt") == b"output"
+    assert os.stat(local).st_ino == inode
+    assert follower.mode == ("inotify" if follower._wait == "auto" and INOTIFY else "poll")
+
+
+async def test_a_diverged_local_copy_is_never_appended_to(
+    sides: tuple[Path, SessionPaths], follower: LiveFollower
+) -> None:
+    remote, paths = sides
+    (remote / MAIN).write_bytes(b'{"n":0}\n{"n":1}\n')
+    (paths.local_dir / MAIN).write_bytes(b'{"n":9}\n')
+    follower.begin()
+    assert not await follower.confirm()  # the turn-end pull must look
+    assert read(paths.local_dir / MAIN) == b'{"n":9}\n'
+    assert "differ" in follower.files.stale[MAIN]
+
+
+async def test_stop_leaves_no_process(
+    sides: tuple[Path, SessionPaths], follower: LiveFollower
+) -> None:
+    follower.begin()
+    assert await follower.confirm()
+    process = follower._process
+    assert process is not None
+    await follower.stop()
+    assert process.returncode is not None
+    assert not follower.running
+
+
+class Liar:
+    """An executor whose "follower" prints ``stream``, then waits for the end of its stdin."""
+
+    name = "liar"
+
+    def __init__(self, stream: bytes) -> None:
+        self.stream = stream
+        self.local = rx.LocalExecutor()
+
+    async def spawn(self, options: rx.SpawnOptions) -> Process:
+        script = 'printf "%s" "$1"; exec cat >/dev/null'
+        return await self.local.spawn(
+            rx.SpawnOptions("/bin/sh", ["-c", script, "liar", self.stream.decode("latin-1")])
+        )
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"L 1 poll\nD 0 6 ../../../evil\nowned\n", id="escape"),
+        pytest.param(b"L 1 poll\nD 0 99999999999 " + MAIN.encode() + b"\n", id="huge"),
+        pytest.param(b"garbage\n", id="no-hello"),
+        pytest.param(b"L 1 poll\nD 0 4 " + MAIN.encode() + b"\nok\nX\n", id="bad-frame"),
+    ],
+)
+async def test_a_lying_remote_changes_nothing_here(
+    sides: tuple[Path, SessionPaths], stream: bytes
+) -> None:
+    _, paths = sides
+    (paths.local_dir / MAIN).write_bytes(b'{"n":0}\n')
+    before = sorted(p.name for p in paths.local_dir.parent.parent.rglob("*"))
+    follower = LiveFollower(Liar(stream), paths)  # type: ignore[arg-type]
+    follower.begin()
+    try:
+        assert not await follower.confirm(timeout=5)
+        await until(lambda: follower.error is not None, "the follower gives up")
+    finally:
+        await follower.stop()
+    assert read(paths.local_dir / MAIN) == b'{"n":0}\n'
+    assert sorted(p.name for p in paths.local_dir.parent.parent.rglob("*")) == before
+
+
+async def test_without_perl_there_is_no_follower(sides: tuple[Path, SessionPaths]) -> None:
+    _, paths = sides
+
+    class NoPerl(rx.LocalExecutor):
+        async def spawn(self, options: rx.SpawnOptions) -> Process:
+            env = {**options.env, "PATH": "/nonexistent"}
+            return await super().spawn(rx.SpawnOptions(options.command, options.args, env=env))
+
+    follower = LiveFollower(NoPerl(), paths)
+    follower.begin()
+    try:
+        assert not await follower.confirm()
+    finally:
+        await follower.stop()
+    assert follower.mode == "noperl" and follower.error is not None
+
+
+@pytest.mark.skipif(not INOTIFY, reason="needs inotifywait")
+async def test_watching_wakes_on_a_write_and_sleeps_otherwise(
+    sides: tuple[Path, SessionPaths],
+) -> None:
+    """With inotifywait, a write lands at once although the poll tick is 5 s."""
+    remote, paths = sides
+    follower = LiveFollower(rx.LocalExecutor(), paths, tick=5.0)
+    follower.begin()
+    try:
+        assert await follower.confirm()
+        assert follower.mode == "inotify"
+        await anyio.sleep(0.5)  # the watches are set up
+        (remote / MAIN).write_bytes(b'{"n":0}\n')
+        sub = remote / SID / "subagents"
+        sub.mkdir(parents=True)
+        await anyio.sleep(0.5)  # the new directory is watched
+        # Without the watch, each would wait for a look at most once a second.
+        for n in range(4):
+            started = anyio.current_time()
+            agent = sub / f"agent-{n}.jsonl"
+            agent.write_bytes(b'{"a":1}\n')
+            here = paths.local_dir / SID / "subagents" / agent.name
+            await until(lambda here=here: read(here) != b"", "the subagent file")  # type: ignore[misc]
+            assert anyio.current_time() - started < 0.5
+        assert read(paths.local_dir / MAIN) == b'{"n":0}\n'
+    finally:
+        await follower.stop()
