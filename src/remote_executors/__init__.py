@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         SpawnOptions,
     )
     from .executors.docker import DockerExecutor
+    from .executors.link_status import LINK_SUBTYPE, LinkStatus
     from .executors.local import LocalExecutor
     from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
@@ -172,6 +173,7 @@ _WHERE: dict[str, str] = {
     ),
     **dict.fromkeys(["SYNC_SUBTYPE", "SessionSyncStatus"], ".sync.status"),
     "follow_transcript": ".transcripts",
+    **dict.fromkeys(["LINK_SUBTYPE", "LinkStatus"], ".executors.link_status"),
 }
 
 __all__ = [
@@ -240,6 +242,8 @@ __all__ = [
     "SessionRecords",
     "SessionSync",
     "SessionSyncStatus",
+    "LinkStatus",
+    "LINK_SUBTYPE",
     "SftpSessionSync",
     "SyncDiskFull",
     "SyncError",

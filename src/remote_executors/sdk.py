@@ -58,6 +58,7 @@ from ._sdk_compat import (
 from ._session_sync import SessionSyncer
 from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
+from .executors._reattach import ReattachingProcess
 from .executors._validate import check_path
 from .executors.base import (
     Executor,
@@ -480,6 +481,11 @@ class ExecutorTransport(SubprocessCLITransport):
     async def close(self) -> None:
         try:
             await super().close()
+            process = self.executor_process
+            if isinstance(process, ReattachingProcess):
+                # Its channels (and a stop that could not be said while the
+                # link was down) are closed here; the SDK only waits for it.
+                await process.aclose()
             await self.syncer.on_close()
         finally:
             if self._materialized is not None:

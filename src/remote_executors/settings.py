@@ -24,6 +24,10 @@ given to :meth:`SettingsStore.add` is kept as the alias ``box`` with its
 options, so a file that holds only SSH hosts stays readable by versions that
 know nothing of specs (format version 1); one that lists another kind is
 written as version 2.
+``remote_executors`` is the ordered list of ssh aliases; ``hosts`` holds the
+options of those that have any (ssh_config, claude_path, path_map,
+accept_new_host_keys, connect_timeout, reattach_within). A host without an entry uses
+:class:`~remote_executors.SSHExecutor`'s defaults.
 
 Guarantees:
 
@@ -97,6 +101,7 @@ _OPTIONS = (
     "accept_new_host_keys",
     "connect_timeout",
     "forward_credentials",
+    "reattach_within",
 )
 _TOP_KEYS = ("version", "remote_executors", "hosts")
 
@@ -272,6 +277,20 @@ def _check_timeout(record: HostSettings, _: attrs.Attribute[Any], value: object)
         )
 
 
+def _check_reattach(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    from remote_executors.executors.ssh import MAX_REATTACH_WITHIN
+
+    if not isinstance(value, float) or not 0 <= value <= MAX_REATTACH_WITHIN:
+        raise InvalidInput(
+            f"Invalid reattach_within {value!r} for {record.host}: expected seconds from 0 "
+            f"(a lost link ends the session) to {MAX_REATTACH_WITHIN:g}, or None for the "
+            "default.",
+            host=record.host,
+        )
+
+
 @attrs.frozen
 class HostSettings:
     """One configured remote executor: an ssh alias and the options to reach it with.
@@ -326,6 +345,10 @@ class HostSettings:
 
         return spec_from_options(self.host, self.options())
 
+    reattach_within: float | None = attrs.field(
+        default=None, converter=_to_timeout, validator=_check_reattach
+    )
+
     def options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as keyword arguments."""
         out: dict[str, Any] = {}
@@ -341,6 +364,8 @@ class HostSettings:
             out["connect_timeout"] = self.connect_timeout
         if self.forward_credentials is not None:
             out["forward_credentials"] = self.forward_credentials
+        if self.reattach_within is not None:
+            out["reattach_within"] = self.reattach_within
         return out
 
     def executor(self) -> Executor:

@@ -184,13 +184,16 @@ class Consumer:
 async def fast_executor(
     rx_ssh_config: SSHClientConfig, rx_ssh_backend: str
 ) -> AsyncIterator[rx.SSHExecutor]:
-    """Notices a dead link after about 2 s (keepalive every second, 2 misses)."""
+    """Notices a dead link after about 2 s (keepalive every second, 2 misses); a lost link
+    ends the session, as before reattach existed (``reattach_within=0``: test_reattach.py
+    covers the default)."""
     executor = rx.SSHExecutor(
         rx_ssh_config.alias,
         ssh_config=rx_ssh_config.path,
         backend=rx_ssh_backend,
         keepalive_interval=1,
         keepalive_count=2,
+        reattach_within=0,
     )
     try:
         yield executor
@@ -357,14 +360,14 @@ def started_at(pid: int) -> int:
 async def test_local_ssh_client_killed(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
-    rx_executor: rx.SSHExecutor,
+    fast_executor: rx.SSHExecutor,
     rx_ssh_config: SSHClientConfig,
     rx_project: Project,
     rx_model: ScriptedModel,
     record: Callable[[str, float], None],
 ) -> None:
     turn = SlowTurn(rx_model, rx_project)
-    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=rx_executor))
+    consumer = Consumer(rx.query(prompt=turn.prompt, options=turn.options, executor=fast_executor))
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run)
@@ -380,7 +383,7 @@ async def test_local_ssh_client_killed(
     # Somebody else killed the link: that is a lost process, naming the host.
     assert isinstance(consumer.error, rx.ProcessLost), repr(consumer.error)
     assert isinstance(consumer.error, ProcessError)
-    assert rx_executor.host in str(consumer.error)
+    assert fast_executor.host in str(consumer.error)
     record("... remote clean after", await remote_clean_within(rx_sshd, rx_account))
 
 

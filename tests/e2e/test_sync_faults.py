@@ -346,6 +346,24 @@ async def link_executor(
         keepalive_count=2,
         connect_timeout=3,
         backend=rx_ssh_backend,
+        reattach_within=0,  # a lost link ends the session (test_reattach.py: it need not)
+    )
+    try:
+        yield executor
+    finally:
+        await executor.aclose()
+
+
+@pytest.fixture
+async def unsupervised_executor(
+    rx_ssh_config: SSHClientConfig, rx_ssh_backend: str
+) -> AsyncIterator[rx.SSHExecutor]:
+    """A lost link ends the session at once (``reattach_within=0``), as these tests expect."""
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias,
+        ssh_config=rx_ssh_config.path,
+        backend=rx_ssh_backend,  # type: ignore[arg-type]
+        reattach_within=0,
     )
     try:
         yield executor
@@ -459,7 +477,7 @@ async def test_sshd_killed_mid_turn(
     rx_account: RemoteAccount,
     rx_project: Project,
     rx_model: ScriptedModel,
-    rx_executor: rx.SSHExecutor,
+    unsupervised_executor: rx.SSHExecutor,
     transcript_of: Callable[[str], Transcript],
     record: Callable[[str, float], None],
 ) -> None:
@@ -469,9 +487,11 @@ async def test_sshd_killed_mid_turn(
 
     session = FaultedSession(rx_model, rx_project, sleep=30)
     try:
-        before, killed_at = await session.run(rx_executor, rx_sshd, rx_account, transcript_of, kill)
+        before, killed_at = await session.run(
+            unsupervised_executor, rx_sshd, rx_account, transcript_of, kill
+        )
         record("sshd killed -> caller's error after (s)", session.error_at - killed_at)
-        assert_lost(session.error, rx_executor.host)
+        assert_lost(session.error, unsupervised_executor.host)
         await remote_cli_gone(rx_sshd, rx_account)
         transcript = transcript_of(session.session_id)
         transcript.assert_superset_of(before)
@@ -480,11 +500,15 @@ async def test_sshd_killed_mid_turn(
         # Nobody listens now: a resume fails, typed, and changes nothing.
         snapshot = transcript.lines()
         with pytest.raises(rx.HostUnreachable):
-            await run("too early", options_for(rx_project, resume=session.session_id), rx_executor)
+            await run(
+                "too early",
+                options_for(rx_project, resume=session.session_id),
+                unsupervised_executor,
+            )
         assert transcript.lines() == snapshot
     finally:
         rx_sshd.restart()
-    await session.resume(rx_executor, rx_model, transcript)
+    await session.resume(unsupervised_executor, rx_model, transcript)
     assert unsynced <= transcript.lines()[0]
 
 

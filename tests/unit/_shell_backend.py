@@ -81,6 +81,17 @@ class ShellChannel(OpenSSHChannel):
         assert code is not None
         return code
 
+    async def aclose(self) -> None:
+        if not self.signals:
+            await super().aclose()
+            return
+        # The "ssh client" is gone but the remote side lives on, as under sshd:
+        # release our pipes without waiting for (or killing) the shell.
+        self.close_stdin()
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                await stream.aclose()
+
     async def wait_remote(self) -> int:
         """Until the "remote" side has really ended (not just the local client)."""
         return await super().wait()

@@ -696,7 +696,9 @@ async def shell_executor(
     remote_home = tmp_path / "remote home"
     remote_home.mkdir()
     cli = remote_home / "fake-claude"
-    executor = rx.SSHExecutor("shellbox", claude_path=str(cli))
+    # A CLI exiting 255 stands for ssh's own exit on a lost link, which only an
+    # unsupervised process shows (with reattach, test_reattach.py).
+    executor = rx.SSHExecutor("shellbox", claude_path=str(cli), reattach_within=0)
     backend = ShellBackend(home=str(remote_home))
     executor._backend = backend
     yield executor, cli

@@ -125,6 +125,8 @@ class Renderer:
             self.out.progress(f"{state}…" if state else "working…")
         elif subtype in ("task_started", "task_progress"):
             self.out.progress(f"task: {data.get('description', '')}…")
+        elif subtype == "remote_executors_link":  # LinkStatus: "Link to box lost, reconnecting"
+            self.out.progress(f"{data.get('message', 'link status')}…")
         elif not subtype.startswith("hook_"):
             self.out.progress(subtype.replace("_", " ") + "…")
 

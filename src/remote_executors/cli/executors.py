@@ -19,6 +19,7 @@ _RESETTABLE = {
     "ssh-config": "ssh_config",
     "connect-timeout": "connect_timeout",
     "forward-credentials": "forward_credentials",
+    "reattach-within": "reattach_within",
 }
 
 
@@ -32,6 +33,7 @@ def _host_dict(host: HostSettings) -> dict[str, Any]:
         "accept_new_host_keys": host.accept_new_host_keys,
         "connect_timeout": host.connect_timeout,
         "forward_credentials": host.forward_credentials,
+        "reattach_within": host.reattach_within,
     }
 
 
@@ -108,6 +110,7 @@ def _options(
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
     forward_credentials: str | None = None,
+    reattach_within: float | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if forward_credentials is not None:
@@ -122,6 +125,8 @@ def _options(
         options["accept_new_host_keys"] = accept_new_host_keys
     if connect_timeout is not None:
         options["connect_timeout"] = connect_timeout
+    if reattach_within is not None:
+        options["reattach_within"] = reattach_within
     return options
 
 
@@ -151,6 +156,13 @@ _FORWARD = click.option(
     help="Hand this machine's value of it to sessions on HOST (over stdin) when HOST has "
     "no credentials of its own. Default: HOST uses its own.",
 )
+_REATTACH = click.option(
+    "--reattach-within",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Keep a session running on the host this long after the link drops, and "
+    "reconnect to it (default 300; 0: a lost link ends the session).",
+)
 _FORCE = click.option(
     "--force",
     is_flag=True,
@@ -167,6 +179,7 @@ _JSON = click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust the host key on first use.")
 @_TIMEOUT
 @_FORWARD
+@_REATTACH
 @_FORCE
 @_JSON
 def add(
@@ -177,6 +190,7 @@ def add(
     accept_new_host_keys: bool,
     connect_timeout: float | None,
     forward_credentials: str | None,
+    reattach_within: float | None,
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -193,6 +207,7 @@ def add(
         accept_new_host_keys=accept_new_host_keys or None,
         connect_timeout=connect_timeout,
         forward_credentials=forward_credentials,
+        reattach_within=reattach_within,
     )
     store = SettingsStore()
     store.load()  # an unreadable file is the first thing to hear about
@@ -225,6 +240,7 @@ def add(
 )
 @_TIMEOUT
 @_FORWARD
+@_REATTACH
 @click.option(
     "--reset",
     "reset",
@@ -242,6 +258,7 @@ def update(
     accept_new_host_keys: bool | None,
     connect_timeout: float | None,
     forward_credentials: str | None,
+    reattach_within: float | None,
     reset: tuple[str, ...],
     force: bool,
     json_mode: bool,
@@ -259,6 +276,7 @@ def update(
         accept_new_host_keys=accept_new_host_keys,
         connect_timeout=connect_timeout,
         forward_credentials=forward_credentials,
+        reattach_within=reattach_within,
     )
     for name in reset:
         key = _RESETTABLE[name]

@@ -16,6 +16,11 @@ arrives whole and contiguous; whatever lies between frames is someone else's
 and is dropped here. The nonce is random per job and known only to the
 bootstrap and to us, so chatter cannot forge a frame by accident.
 
+A supervised job (reattach on, see supervisor.sh) ends its output with an
+end frame, a header of length ``0000``, followed by one frame holding the
+process's exit status: the local side then knows it has every byte, which
+the end of a channel alone cannot tell after a reconnect.
+
 stderr is not framed: it only feeds diagnostics and the caller's stderr
 stream, which starts after the bootstrap's stderr mark.
 """
@@ -66,7 +71,8 @@ class FrameDecoder:
     bytes dropped.
     """
 
-    def __init__(self, nonce: str) -> None:
+    def __init__(self, nonce: str, *, end_frames: bool = False) -> None:
+        self._end_frames = end_frames  # a supervised job's: "0000" ends the output
         self._tag = frame_tag(nonce)
         self._header = len(self._tag) + _DIGITS
         self._max = max_payload(nonce)
@@ -75,6 +81,8 @@ class FrameDecoder:
         self.frames = 0
         self.noise = 0
         self.cut = 0  # payload bytes a frame announced that never came (set by close)
+        self.ended = False  # the end frame came: the rest is the trailer
+        self.trailer = b""  # the frame after the end frame (the exit status)
 
     def feed(self, data: bytes) -> bytes:
         """The command's bytes in ``data`` (with what earlier calls left pending)."""
@@ -86,7 +94,10 @@ class FrameDecoder:
         while pos < end:
             if self._remaining:
                 take = min(self._remaining, end - pos)
-                out.append(buf[pos : pos + take])
+                if self.ended:
+                    self.trailer = (self.trailer + buf[pos : pos + take])[:32]
+                else:
+                    out.append(buf[pos : pos + take])
                 pos += take
                 self._remaining -= take
                 continue
@@ -102,7 +113,11 @@ class FrameDecoder:
                 self._pending = buf[found:]
                 break
             digits = buf[found + len(self._tag) : found + self._header]
-            length = int(digits, 16) if _LENGTH_RE.fullmatch(digits) else 0
+            length = int(digits, 16) if _LENGTH_RE.fullmatch(digits) else -1
+            if length == 0 and self._end_frames and not self.ended:
+                self.ended = True
+                pos = found + self._header
+                continue
             if not 0 < length <= self._max:
                 # Our tag but not a header we write: not ours to pass on.
                 dropped.append(buf[found : found + 1])

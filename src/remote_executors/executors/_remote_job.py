@@ -20,13 +20,18 @@ import attrs
 
 from .base import Attachment, _attachments, _freeze_env, _strings
 
-Mode = Literal["run", "spawn"]
+Mode = Literal["run", "spawn", "attach"]
 
 
 @cache
 def _bootstrap_b64() -> str:
     text = resources.files(__package__).joinpath("bootstrap.sh").read_text("utf-8")
     return base64.b64encode(text.encode()).decode("ascii")
+
+
+@cache
+def _supervisor() -> str:
+    return resources.files(__package__).joinpath("supervisor.sh").read_text("utf-8")
 
 
 @cache
@@ -57,6 +62,12 @@ class RemoteJob:
     # Index into argv -> content the bootstrap puts in a private file or
     # directory, passing its path instead (see Attachment).
     attachments: Mapping[int, Attachment] = attrs.field(factory=dict, converter=_attachments)
+    # spawn: seconds the process may outlive its channel (0: it ends with it).
+    grace: int = 0
+    # attach: the supervised job's directory and the output offsets already had.
+    attach_dir: str = ""
+    stdout_at: int = 0
+    stderr_at: int = 0
     nonce: str = attrs.field(factory=lambda: secrets.token_hex(16))
 
     def header(self) -> bytes:
@@ -65,12 +76,18 @@ class RemoteJob:
             f"RX_NONCE={q(self.nonce)}",
             f"RX_MODE={q(self.mode)}",
             f"RX_HB_MISS={int(self.heartbeat_misses)}",
+            f"RX_GRACE={int(self.grace)}",
             f"RX_FIND_CLAUDE={'1' if self.find_claude else ''}",
             f"RX_CLAUDE={q(self.claude_path or '')}",
             f"RX_CLAUDE_STRICT={'1' if self.claude_path_strict else ''}",
             "unset RX_CWD_REL",
             f"RX_CWD={q(self.cwd or '')}",
         ]
+        if self.grace > 0 or self.mode == "attach":
+            lines.append(f"RX_DIR={q(self.attach_dir)}")
+            lines.append(f"RX_OUT_AT={int(self.stdout_at)}")
+            lines.append(f"RX_ERR_AT={int(self.stderr_at)}")
+            lines.append(_supervisor())
         if self.cwd_home_relative is not None:
             lines.append(f"RX_CWD_REL={q(self.cwd_home_relative)}")
         argv = list(self.argv)
@@ -96,7 +113,7 @@ class RemoteJob:
         return base64.b64encode(script.encode("utf-8", "surrogateescape")) + b"\n"
 
     def marker(self, word: str) -> bytes:
-        """A control line for the stdin relay: ``hb`` or ``eof``."""
+        """A control line for the stdin relay: ``hb``, ``eof``; ``done``, ``stop`` (attach)."""
         return f"{self.nonce} {word}\n".encode("ascii")
 
     def tail(self, data: bytes) -> bytes:
@@ -109,7 +126,7 @@ class JobStatus:
     """The bootstrap's status line, decoded."""
 
     ok: bool
-    reason: str = ""  # "cwd", "claude", "tmp", "attach", "tools" when not ok
+    reason: str = ""  # "cwd", "claude", "tmp", "attach", "tools", "gone" when not ok
     values: tuple[str, ...] = ()
 
 

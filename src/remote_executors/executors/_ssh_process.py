@@ -17,6 +17,7 @@ from ..errors import (
     ClaudeNotFound,
     ConnectionFailed,
     ExecutorError,
+    ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
 )
@@ -39,16 +40,18 @@ class _FramedStdout(ByteReceiveStream):
     :mod:`._frames`). ``first`` is what arrived with the status line.
     """
 
-    def __init__(self, inner: ByteReceiveStream, nonce: str, first: bytes) -> None:
+    def __init__(
+        self, inner: ByteReceiveStream, nonce: str, first: bytes, *, end_frames: bool = False
+    ) -> None:
         self._inner = inner
-        self.decoder = FrameDecoder(nonce)
+        self.decoder = FrameDecoder(nonce, end_frames=end_frames)
         self._ready = self.decoder.feed(first)
         self._at = 0
         self._ended = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         while self._at >= len(self._ready):
-            if self._ended:
+            if self._ended or self.decoder.ended:
                 raise anyio.EndOfStream
             try:
                 chunk = await self._inner.receive()
@@ -190,13 +193,14 @@ class SSHProcess(Process):
         self._job = job
         self.status = status
         self._stdin = _RelayStdin(channel, job)
-        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest)
+        supervised = job.mode == "attach" or (job.grace > 0 and len(status.values) > 3)
+        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest, end_frames=supervised)
         self._stderr = (
             _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None
         )
         self._heartbeat: _Heartbeat | None = None
         self._signalled = False
-        if job.mode == "spawn" and job.heartbeat_misses > 0:
+        if job.mode != "run" and job.heartbeat_misses > 0:
             self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
             self._heartbeat.start()
 
@@ -302,6 +306,13 @@ def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:
             "SSHExecutor(..., claude_path='/path/to/claude').",
             host=host,
             searched=searched,
+        )
+    if status.reason == "gone":
+        return ProcessLost(
+            f"The session's process on {host} is gone: it ended or was stopped while the "
+            "link was down for longer than reattach_within allows. The session can be "
+            "resumed.",
+            host=host,
         )
     if status.reason == "attach":
         what = status.values[0] if status.values else ""

@@ -17,6 +17,9 @@
 #          alive, and a watchdog stops the process group when the channel
 #          closes (local ssh killed, link cut) or heartbeats stop (frozen
 #          link). Without it the process would outlive the connection.
+#          With RX_GRACE > 0 the process outlives the channel instead, for
+#          that many seconds, under supervisor.sh (sent in the header).
+#   attach a new channel to such a supervised process (supervisor.sh).
 
 umask 077
 rx_hdr=$(head -n 1) || exit 125
@@ -94,6 +97,9 @@ rx_tree() {
       }
     }'
 }
+
+# A new channel to a supervised job (supervisor.sh, sent in the header).
+if [ "$RX_MODE" = attach ]; then rx_reattach; fi
 
 if [ -n "${RX_CWD_REL+x}" ]; then RX_CWD="$HOME/$RX_CWD_REL"; fi
 if [ -n "$RX_CWD" ]; then
@@ -201,24 +207,6 @@ if [ "${RX_ATTS:-0}" -gt 0 ]; then
   shift "$rx_n"
 fi
 
-rx_stderr_mark
-rx_ok "$rx_found" "$(pwd -P)"
-
-exec 3<&0
-(
-  rx_env
-  export REMOTE_EXECUTORS_JOB="$RX_NONCE"
-  exec "$@"
-) <"$rx_dir/in" >"$rx_dir/out" &
-rx_pid=$!
-# The framer ignores TERM: when the process exits, the sweep below must leave
-# it to pass on the last output, up to the end of its input.
-(
-  trap '' TERM
-  rx_frame "$rx_dir"
-) <"$rx_dir/out" 2>/dev/null 3<&- &
-rx_fpid=$!
-
 # The local side is gone: stop the process gently, then every descendant and
 # the whole process group (sshd made this shell a session and group leader;
 # `exec` in the login shell's command keeps it that way), this watchdog too.
@@ -242,6 +230,28 @@ rx_end() {
   rm -rf "$rx_dir"
   kill -KILL 0
 }
+
+# Reattach on: the process outlives the channel (supervisor.sh). It needs
+# perl; without it the job runs as below and ends with its channel.
+if [ "${RX_GRACE:-0}" -gt 0 ] && [ -n "$rx_perl" ]; then rx_supervise "$@"; fi
+
+rx_stderr_mark
+rx_ok "$rx_found" "$(pwd -P)"
+
+exec 3<&0
+(
+  rx_env
+  export REMOTE_EXECUTORS_JOB="$RX_NONCE"
+  exec "$@"
+) <"$rx_dir/in" >"$rx_dir/out" &
+rx_pid=$!
+# The framer ignores TERM: when the process exits, the sweep below must leave
+# it to pass on the last output, up to the end of its input.
+(
+  trap '' TERM
+  rx_frame "$rx_dir"
+) <"$rx_dir/out" 2>/dev/null 3<&- &
+rx_fpid=$!
 
 # Relay: opens the fifo at once (so the process does not wait for its first
 # input line to start), forwards lines, and returns when stdin reaches EOF,

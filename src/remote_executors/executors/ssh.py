@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import posixpath
 import shutil
@@ -17,6 +18,7 @@ from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupErr
 from ._backend import Backend, LinkOptions
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._openssh import OpenSSHBackend
+from ._reattach import ReattachingProcess, grace_seconds, is_supervised
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
 from ._ssh_spec import options_from_spec, spec_from_options
@@ -46,6 +48,9 @@ log = logging.getLogger("remote_executors.ssh")
 
 #: Seconds without a heartbeat after which the remote watchdog stops the process.
 WATCHDOG_SECONDS = 8
+#: Seconds a spawned process outlives a dropped link by default (``reattach_within``).
+DEFAULT_REATTACH_WITHIN = 300.0
+MAX_REATTACH_WITHIN = 7 * 24 * 3600.0
 
 
 class SSHExecutor:
@@ -74,6 +79,12 @@ class SSHExecutor:
         hand this machine's value of it to sessions there, over stdin, when the
         host has no credentials of its own (see :mod:`remote_executors.credentials`).
         Off by default: the host's own credentials are used.
+      reattach_within: seconds a spawned process (the Claude Code CLI) keeps
+        running on the host after the link drops. Meanwhile this side
+        reconnects and the stream resumes where it stopped, nothing lost or
+        repeated; past it the host stops the process and the caller gets
+        ``ProcessLost``. 0: the process ends with its link (no supervisor).
+        Needs perl on the host; without it the process ends with its link.
     """
 
     def __init__(
@@ -90,6 +101,7 @@ class SSHExecutor:
         keepalive_count: int = 3,
         ssh_options: Mapping[str, str] | None = None,
         forward_credentials: str | None = None,
+        reattach_within: float = DEFAULT_REATTACH_WITHIN,
     ) -> None:
         connection = None
         backend_asked = backend
@@ -116,6 +128,17 @@ class SSHExecutor:
         from ..credentials import check_forward
 
         self._forward_credentials = check_forward(forward_credentials, host=host)
+        if not (
+            isinstance(reattach_within, (int, float))
+            and math.isfinite(reattach_within)
+            and 0 <= reattach_within <= MAX_REATTACH_WITHIN
+        ):
+            raise InvalidInput(
+                f"reattach_within for {host} must be a number of seconds from 0 (off) to "
+                f"{MAX_REATTACH_WITHIN:g}, not {reattach_within!r}.",
+                host=host,
+            )
+        self._reattach_within = float(reattach_within)
         if claude_path is not None:
             check_path(claude_path, host=host, what="claude_path")
         self._claude_path = claude_path
@@ -148,7 +171,6 @@ class SSHExecutor:
             self._backend = OpenSSHBackend(self._host, link)
         self._home: str | None = None
         self._closed = False
-        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
         given = {
             "backend": "auto" if connection is not None else backend_asked,
             "ssh_config": config,
@@ -161,6 +183,7 @@ class SSHExecutor:
             "ssh_options": ssh_options,
         }
         self._spec = spec_from_options(self._host, given)
+        self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         pairs = []
@@ -202,6 +225,11 @@ class SSHExecutor:
     def forward_credentials(self) -> str | None:
         """The local credential variable forwarded to sessions (None: the host's own)."""
         return self._forward_credentials
+
+    @property
+    def reattach_within(self) -> float:
+        """Seconds a spawned process outlives a dropped link (0: it does not)."""
+        return self._reattach_within
 
     @property
     def ssh_config(self) -> str | None:
@@ -281,6 +309,7 @@ class SSHExecutor:
             claude_path=self._claude_path or self._found_claude,
             claude_path_strict=self._claude_path is not None,
             heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+            grace=grace_seconds(self._reattach_within) if mode == "spawn" else 0,
         )
 
     async def spawn(self, options: SpawnOptions) -> Process:
@@ -292,6 +321,16 @@ class SSHExecutor:
         process = await start_job(self._backend, job, pipe_stderr=options.stderr)
         if job.find_claude and process.remote_path:
             self._found_claude = process.remote_path
+        if job.grace and is_supervised(process):
+            supervised = ReattachingProcess(
+                self._backend,
+                job,
+                process,
+                grace=self._reattach_within,
+                pipe_stderr=options.stderr,
+            )
+            self._processes.add(supervised)
+            return supervised
         self._processes.add(process)
         return process
 
@@ -396,9 +435,14 @@ class SSHExecutor:
     async def aclose(self) -> None:
         self._closed = True
         with anyio.CancelScope(shield=True):
-            for process in list(self._processes):
+            processes = list(self._processes)
+            for process in processes:
                 if process.returncode is None:
                     process.terminate()
+            for process in processes:
+                if isinstance(process, ReattachingProcess):
+                    # Its "stop" must reach the host before the connection goes.
+                    await process.aclose()
             await self._backend.aclose()
 
     async def __aenter__(self) -> SSHExecutor:

@@ -1,0 +1,231 @@
+# remote-executors supervisor: spawn jobs that outlive their channel.
+#
+# Sent in the job header (only when reattach is on, and only used when the
+# host has perl), so its functions exist when bootstrap.sh runs; every other
+# job pays nothing for it.
+#
+# The process writes its stdout and stderr into private spool files (0600 in
+# the job's 0700 directory) and reads its stdin from a FIFO that the
+# watchdog holds open, so none of them depends on the channel that started it. Each
+# attachment (the first channel, then one per reconnect) runs a follower that
+# sends the spool on from the offsets the local side asks for, as frames, and
+# a relay that feeds stdin into the FIFO and keeps the count of bytes that
+# reached it in "inpos": a reconnecting client resends from there. stdin
+# itself never touches the disk. A watchdog stops the whole job once no
+# heartbeat arrived for RX_GRACE seconds, or at once on "<nonce> stop".
+# After the process exits the spool stays until the local side says "done"
+# (it had every byte) or the grace runs out.
+
+# Follower: spool -> frames on stdout (then an end frame "0000" and a frame
+# holding the exit status), stderr spool -> stderr. Polls (no inotify in
+# perl): 1 ms after output, backing off to 8 ms when idle. Only modules of
+# perl-base, which every Debian has even without the perl package.
+rx_sv_follow='
+use strict;
+my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
+$SIG{TERM} = sub { exit 5 };
+open(my $o, "<", "$d/out") or exit 3; open(my $e, "<", "$d/err") or exit 3;
+binmode $o; binmode $e;
+seek($o, $oa, 0) or exit 3; ($ea < 0 ? seek($e, 0, 2) : seek($e, $ea, 0)) or exit 3;
+sub put { my ($fh, $b) = @_; my ($w, $at) = (0, 0);
+  for (; $at < length $b; $at += $w) { $w = syswrite($fh, $b, length($b) - $at, $at); exit 1 unless defined $w } }
+my $nap = 0.001;
+while (1) {
+  my $fin = -e "$d/status";  # written after the process exited: all its output precedes it
+  my ($got, $b, $n) = (0);
+  while ($n = sysread($o, $b, $max)) { put(\*STDOUT, $t . sprintf("%04x", $n) . $b); $got = 1 }
+  while ($n = sysread($e, $b, 65536)) { put(\*STDERR, $b); $got = 1 }
+  if ($got) { $nap = 0.001; next }
+  if ($fin) {
+    open(my $s, "<", "$d/status") or exit 3; my $st = <$s>; chomp $st;
+    put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
+  }
+  exit 4 unless -d $d;  # stopped and removed
+  select(undef, undef, undef, $nap); $nap *= 2 if $nap < 0.008;
+}'
+
+# Relay: channel lines -> the FIFO, counting what reached it. Control lines
+# as in bootstrap.sh, plus "done" (the local side has all the output) and
+# "stop" (end the job now). Writes at most PIPE_BUF bytes at a time (atomic
+# on a FIFO) and counts each, so a relay stopped between two writes never
+# leaves bytes in the FIFO that inpos does not count. TERM (a newer
+# attachment takes over) ends it between writes.
+rx_sv_relay='
+use strict; use Fcntl;
+my ($d) = @ARGV; my $m = $ENV{RX_RELAY_NONCE};
+# base64 by hand (uudecode): MIME::Base64 is not in a minimal perl (perl-base).
+sub b64d { my $s = shift; $s =~ tr|A-Za-z0-9+/||cd; $s =~ tr|A-Za-z0-9+/| -_|;
+  my $u = ""; while ($s =~ /(.{1,60})/gs) { $u .= chr(32 + int(length($1) * 3 / 4)) . $1 }
+  return unpack("u", $u) }
+my $stop = 0;
+$SIG{TERM} = sub { $stop = 1 };  # installed without SA_RESTART: a blocked read returns EINTR
+$SIG{PIPE} = "IGNORE";
+my $pos = 0;
+if (open(my $p, "<", "$d/inpos")) { $pos = (<$p> // 0) + 0; close $p }
+# The FIFO opens for writing once the process has it open for reading (it may
+# not yet, just after the start); when it has exited or closed its stdin,
+# there is nobody to write to and input is dropped, as a pipe would.
+my ($in, $tried) = (undef, 0);
+sub open_in {
+  return 1 if $in; return 0 if $tried || -e "$d/eof";
+  for (my $i = 0; $i < 500; $i++) {
+    if (sysopen($in, "$d/in", O_WRONLY | O_NONBLOCK)) {
+      my $f = fcntl($in, F_GETFL, 0); fcntl($in, F_SETFL, $f & ~O_NONBLOCK); return 1;
+    }
+    last if -e "$d/status" || $stop; select(undef, undef, undef, 0.01);
+  }
+  $tried = 1; undef $in; return 0;
+}
+sub touch { my $h; open($h, ">", "$d/$_[0]") and close $h }
+sub save {
+  open(my $p, ">", "$d/inpos.t") or return; print $p $pos; close $p; rename("$d/inpos.t", "$d/inpos");
+}
+sub put_in { my $b = shift; return unless open_in(); my $at = 0;
+  while ($at < length $b) {
+    my $n = length($b) - $at; $n = 4096 if $n > 4096;
+    my $w = syswrite($in, $b, $n, $at);
+    if (!defined $w) { if ($!{EINTR}) { exit 0 if $stop; next } undef $in; return }
+    $at += $w; $pos += $w; save(); exit 0 if $stop;
+  }
+}
+sub ctl_eof { close $in if $in; undef $in; touch("eof");
+  if (open(my $k, "<", "$d/wd")) { my $pid = <$k>; chomp $pid; kill("USR2", $pid) if $pid } }
+my ($buf, $tail) = ("", "$m tail ");
+while (!$stop) {
+  my $n = sysread(STDIN, $buf, 65536, length $buf);
+  if (!defined $n) { next if $!{EINTR}; last }
+  last if $n == 0;
+  while ((my $nl = index($buf, "\n")) >= 0) {
+    my $l = substr($buf, 0, $nl + 1, "");
+    if ($l eq "$m hb\n") { touch("hb"); next }
+    if ($l eq "$m eof\n") { ctl_eof(); next }
+    if ($l eq "$m done\n") { touch("done"); exit 0 }
+    if ($l eq "$m stop\n") {
+      touch("stop");
+      if (open(my $w, "<", "$d/wd")) { my $pid = <$w>; chomp $pid; kill("USR1", $pid) if $pid }
+      exit 0;
+    }
+    if (index($l, $tail) == 0) { put_in(b64d(substr($l, length $tail))); next }
+    put_in($l);
+  }
+}
+exit 0;'
+
+# The pids an attachment runs, if they are still ours (perl): a pid in the
+# file may be reused by now.
+rx_sv_ours() {
+  for rx_p; do
+    case $(ps -o comm= -p "$rx_p" 2>/dev/null) in *perl*) printf '%s ' "$rx_p" ;; esac
+  done
+}
+
+# One attachment: the channel is fds 3 (in), 1 and 2; $1/$2 the stdout and
+# stderr offsets the local side already has (stderr -1: from its end, for a
+# caller that keeps no stderr).
+rx_sv_attach() {
+  export RX_RELAY_NONCE="$RX_NONCE" RX_FRAME_TAG="$rx_tag"  # not arguments: those are in ps
+  perl -e "$rx_sv_relay" "$rx_dir" <&3 >/dev/null 2>&1 &
+  rx_rp=$!
+  perl -e "$rx_sv_follow" "$rx_dir" "$1" "$2" "$rx_fmax" </dev/null &
+  rx_fp=$!
+  echo "$rx_rp $rx_fp" >"$rx_dir/attach"
+  wait "$rx_fp"
+  wait "$rx_rp"
+}
+
+# The first channel: start the process under supervision and attach to it.
+rx_supervise() {
+  # The bootstrap made "out" a FIFO; here it is a plain file.
+  { rm -f "$rx_dir/out" && : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
+    || { rx_say ERR tmp "$(rx_b64 "$rx_dir")"; exit 125; }
+  (
+    rx_env
+    export REMOTE_EXECUTORS_JOB="$RX_NONCE"
+    exec "$@"
+  ) <"$rx_dir/in" >"$rx_dir/out" 2>"$rx_dir/err" &
+  rx_pid=$!
+  rx_stderr_mark
+  rx_ok "$rx_found" "$(pwd -P)" "" "$rx_dir"
+  exec 3<&0
+  rx_sv_attach 0 0 &
+  rx_a1=$!
+  exec 3<&- </dev/null >/dev/null 2>&1
+
+  # Watchdog: the grace runs from the last heartbeat of any attachment. USR1
+  # (the relay's "stop") ends the job at once; `wait` returns on a trapped signal.
+  # It also holds the FIFO's write end (fd 7), so the process's stdin stays
+  # open between attachments, until the relay's "eof" (USR2).
+  (
+    trap 'rx_sv_end' USR1
+    trap 'exec 7>&-' USR2
+    exec 7>"$rx_dir/in"
+    rx_miss=0
+    while :; do
+      sleep 1 7>&- &
+      wait $!
+      if [ -e "$rx_dir/hb" ]; then
+        rm -f "$rx_dir/hb"
+        rx_miss=0
+      else
+        rx_miss=$((rx_miss + 1))
+        [ "$rx_miss" -lt "$RX_GRACE" ] || rx_sv_end
+      fi
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  echo $! >"$rx_dir/wd"
+
+  wait "$rx_pid"
+  rx_st=$?
+  echo "$rx_st" >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/status"
+  wait "$rx_a1"
+  # The first attachment ended without "done" (the link dropped): a later one
+  # says it, or the watchdog ends the wait.
+  while [ ! -e "$rx_dir/done" ]; do sleep 0.2; done
+  trap '' TERM
+  for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
+  kill -TERM 0 2>/dev/null
+  rm -rf "$rx_dir"
+  exit "$rx_st"
+}
+
+# The end of a job nobody is attached to any more, or that was told to stop:
+# the current attachment, then everything rx_end stops (bootstrap.sh).
+rx_sv_end() {
+  trap '' TERM USR1
+  if [ -f "$rx_dir/attach" ]; then
+    # shellcheck disable=SC2046
+    kill -KILL $(rx_sv_ours $(cat "$rx_dir/attach")) 2>/dev/null
+  fi
+  rx_end
+}
+
+# A later channel: reattach to the job in $RX_DIR from the given offsets.
+rx_reattach() {
+  rx_dir=$RX_DIR
+  if [ ! -d "$rx_dir" ] || [ ! -O "$rx_dir" ] || [ ! -p "$rx_dir/in" ] || [ -e "$rx_dir/stop" ] \
+    || [ -z "$rx_perl" ]; then
+    rx_say ERR gone
+    exit 125
+  fi
+  # Take over from the previous attachment (maybe on a link that froze): its
+  # relay ends between two writes, so inpos is exact once it is gone.
+  if [ -f "$rx_dir/attach" ]; then
+    # shellcheck disable=SC2046
+    set -- $(rx_sv_ours $(cat "$rx_dir/attach"))
+    if [ $# -gt 0 ]; then
+      kill -TERM "$@" 2>/dev/null
+      rx_i=0
+      while [ "$rx_i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do
+        sleep 0.05
+        rx_i=$((rx_i + 1))
+      done
+      kill -KILL "$@" 2>/dev/null
+    fi
+  fi
+  touch "$rx_dir/hb"
+  rx_stderr_mark
+  rx_ok "$(cat "$rx_dir/inpos" 2>/dev/null || echo 0)" "$([ -e "$rx_dir/eof" ] && echo 1)"
+  exec 3<&0
+  rx_sv_attach "$RX_OUT_AT" "$RX_ERR_AT"
+  exit 0
+}
