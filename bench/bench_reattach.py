@@ -88,7 +88,9 @@ async def measure(runs: int, cuts: int, backend: str) -> None:
 
         with LinkProxy(bench.bed.host, bench.bed.port) as link:
             async with ssh(60, link.client_config(cfg)) as executor:
-                process = await executor.spawn(SpawnOptions("/bin/sh", ["-c", TICKER]))
+                process = await executor.spawn(
+                    SpawnOptions("/bin/sh", ["-c", TICKER], outlive_link=True)
+                )
                 for _ in range(cuts):
                     await until(state["next"] + 25, process)  # type: ignore[operator, arg-type]
                     link.cut()

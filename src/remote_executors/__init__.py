@@ -11,8 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .browse import DirEntry, Listing, complete_path, list_dir
     from ._check import CheckReport, CheckStep, check
+    from .browse import DirEntry, Listing, complete_path, list_dir
     from .errors import (
         AuthenticationFailed,
         ClaudeNotFound,

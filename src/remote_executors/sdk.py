@@ -354,6 +354,7 @@ class ExecutorTransport(SubprocessCLITransport):
             cwd=cwd,
             env=machine_env,
             stderr=stderr == subprocess.PIPE,
+            outlive_link=True,  # stream-json: LinkStatus lines become SystemMessages
             # The SDK drops some inherited variables (e.g. CLAUDECODE) on purpose.
             unset_env=() if self._remote else [k for k in os.environ if k not in sdk_env],
             attachments=attachments,

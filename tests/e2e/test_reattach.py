@@ -335,7 +335,9 @@ async def test_terminate_stops_the_remote_at_once(
 ) -> None:
     async with executor_for(link_config) as executor:
         process = await executor.spawn(
-            SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True)
+            SpawnOptions(
+                "/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True, outlive_link=True
+            )
         )
         with anyio.fail_after(20):
             assert await process.stdout.receive() == b"up\n"
@@ -358,7 +360,12 @@ async def test_spool_is_private_and_removed_at_the_end(
     secret = secrets.token_hex(8)
     async with executor_for(link_config) as executor:
         process = await executor.spawn(
-            SpawnOptions("/bin/sh", ["-c", 'read x; echo got; read y; echo "$y"'], stderr=True)
+            SpawnOptions(
+                "/bin/sh",
+                ["-c", 'read x; echo got; read y; echo "$y"'],
+                stderr=True,
+                outlive_link=True,
+            )
         )
         assert isinstance(process, rx.executors._reattach.ReattachingProcess)
         spool = Path(process.remote_dir)
@@ -395,7 +402,9 @@ async def test_local_ssh_master_killed_is_resumed(
     """The ControlMaster dies (every channel with it): a new one carries the attachment."""
     script = 'i=0; while [ $i -lt 30 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done'
     async with executor_for(link_config) as executor:
-        process = await executor.spawn(SpawnOptions("/bin/sh", ["-c", script], stderr=True))
+        process = await executor.spawn(
+            SpawnOptions("/bin/sh", ["-c", script], stderr=True, outlive_link=True)
+        )
         out = b""
         killed = False
         with anyio.fail_after(60):

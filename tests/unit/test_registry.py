@@ -53,10 +53,13 @@ def test_ssh_options_survive_the_round_trip() -> None:
         connect_timeout=7.5,
         keepalive_interval=2,
         ssh_options={"Compression": "yes"},
+        forward_credentials="CLAUDE_CODE_OAUTH_TOKEN",
+        reattach_within=0,
     )
     again = executor_from_spec(made.spec)
     assert isinstance(again, rx.SSHExecutor)
     assert again.spec == made.spec
+    assert (again.forward_credentials, again.reattach_within) == ("CLAUDE_CODE_OAUTH_TOKEN", 0)
     assert made.spec.startswith("ssh://me@box:2222?backend=fabric&ssh_config=/home/me/.ssh/work%20")
     host, options = options_from_spec(made.spec)
     assert host == "me@box:2222"
@@ -69,6 +72,8 @@ def test_ssh_options_survive_the_round_trip() -> None:
         "keepalive_interval": 2,
         "path_map": {"/home/me/a=b&c": "code/x", "/l": "/r?s"},
         "ssh_options": {"Compression": "yes"},
+        "forward_credentials": "CLAUDE_CODE_OAUTH_TOKEN",
+        "reattach_within": 0.0,
     }
 
 

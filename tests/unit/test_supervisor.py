@@ -110,6 +110,18 @@ def test_reattach_within_in_settings() -> None:
 # ---- through the bootstrap -------------------------------------------------------------
 
 
+async def test_only_processes_that_ask_outlive_the_link(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """Status lines would break any byte stream but a line-based JSON one: a plain
+    spawn stays unsupervised whatever reattach_within says."""
+    process = await executor(make_backend()).spawn(SpawnOptions("/bin/sh", ["-c", "echo hi"]))
+    assert isinstance(process, SSHProcess)
+    with anyio.fail_after(10):
+        assert await process.wait() == 0
+    await process.aclose()
+
+
 async def test_reattach_within_zero_is_the_unsupervised_process(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
@@ -124,7 +136,7 @@ async def test_stream_survives_cuts_and_ends_with_the_status(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
     process = await executor(make_backend()).spawn(
-        SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True)
+        SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True, outlive_link=True)
     )
     assert isinstance(process, ReattachingProcess)
     spool = Path(process.remote_dir)
@@ -162,7 +174,7 @@ async def test_terminate_stops_the_job_and_removes_the_spool(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
     process = await executor(make_backend()).spawn(
-        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True)
+        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True, outlive_link=True)
     )
     assert isinstance(process, ReattachingProcess)
     spool = Path(process.remote_dir)
@@ -180,7 +192,7 @@ async def test_past_the_grace_it_is_process_lost_and_the_job_is_gone(
 ) -> None:
     backend = make_backend()
     process = await executor(backend, 2).spawn(
-        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300"], stderr=True)
+        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300"], stderr=True, outlive_link=True)
     )
     assert isinstance(process, ReattachingProcess)
     spool = Path(process.remote_dir)
@@ -226,7 +238,7 @@ async def test_random_cuts_lose_and_repeat_nothing(
     make_backend: Callable[..., ShellBackend], ops: list[tuple[str, int]]
 ) -> None:
     process = await executor(make_backend()).spawn(
-        SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True)
+        SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True, outlive_link=True)
     )
     assert isinstance(process, ReattachingProcess)
     sent: list[str] = []
@@ -260,7 +272,7 @@ async def test_terminate_while_detached_reaches_the_job_on_aclose(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
     process = await executor(make_backend()).spawn(
-        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True)
+        SpawnOptions("/bin/sh", ["-c", "echo up; sleep 300 & wait"], stderr=True, outlive_link=True)
     )
     assert isinstance(process, ReattachingProcess)
     spool = Path(process.remote_dir)
@@ -280,7 +292,9 @@ async def test_terminate_while_detached_reaches_the_job_on_aclose(
 async def test_a_last_line_without_newline_arrives_exactly(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
-    process = await executor(make_backend()).spawn(SpawnOptions("cat", [], stderr=True))
+    process = await executor(make_backend()).spawn(
+        SpawnOptions("cat", [], stderr=True, outlive_link=True)
+    )
     assert isinstance(process, ReattachingProcess)
     tail = bytes(range(256)) * 3  # every byte, through the relay's own base64 decoder
     with anyio.fail_after(10):

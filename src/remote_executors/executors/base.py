@@ -110,6 +110,12 @@ class SpawnOptions:
     a path (a file or a directory tree, see :class:`Attachment`): every
     executor, local ones too, replaces each such argument with the path of a
     private copy of the content on its machine, removed when the process ends.
+    ``outlive_link`` asks an executor that can (``SSHExecutor(reattach_within=...)``)
+    to keep the process running through a dropped link and reattach to it; the
+    stdout of such a process carries a :class:`~remote_executors.LinkStatus`
+    line at a line boundary on each drop and reattach, so it is for line-based
+    JSON streams such as the Claude Code CLI's (the SDK seam sets it). Other
+    processes keep an exact byte stream and end with the link.
     """
 
     command: str
@@ -120,6 +126,7 @@ class SpawnOptions:
     unset_env: Sequence[str] = attrs.field(default=(), converter=_strings)
     private_args: Sequence[int] = attrs.field(default=(), converter=_ints)
     attachments: Mapping[int, Attachment] = attrs.field(factory=dict, converter=_attachments)
+    outlive_link: bool = False
 
     @property
     def argv(self) -> tuple[str, ...]:

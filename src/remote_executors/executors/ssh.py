@@ -181,6 +181,10 @@ class SSHExecutor:
             "keepalive_interval": None if keepalive_interval == 5 else keepalive_interval,
             "keepalive_count": None if keepalive_count == 3 else keepalive_count,
             "ssh_options": ssh_options,
+            "forward_credentials": self._forward_credentials,
+            "reattach_within": (
+                None if reattach_within == DEFAULT_REATTACH_WITHIN else float(reattach_within)
+            ),
         }
         self._spec = spec_from_options(self._host, given)
         self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
@@ -309,7 +313,11 @@ class SSHExecutor:
             claude_path=self._claude_path or self._found_claude,
             claude_path_strict=self._claude_path is not None,
             heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
-            grace=grace_seconds(self._reattach_within) if mode == "spawn" else 0,
+            grace=(
+                grace_seconds(self._reattach_within)
+                if mode == "spawn" and options.outlive_link
+                else 0
+            ),
         )
 
     async def spawn(self, options: SpawnOptions) -> Process:
