@@ -164,7 +164,7 @@ def test_cli_runs_on_a_container_spec(
     assert spec in last_line(out)
     sid = session_of(out)
     sessions = json.loads(ok(cli("sessions", "--cwd", str(rx_container_project.local), "--json")))
-    assert [(s["session_id"], s["executor"]) for s in sessions] == [(sid, spec)]
+    assert [(s["session_id"], s["spec"]) for s in sessions] == [(sid, spec)]
     # sync and check take the spec too.
     synced = json.loads(ok(cli("sync", spec, "--cwd", str(rx_container_project.local), "--json")))
     assert synced["host"] == spec
