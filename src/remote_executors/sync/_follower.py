@@ -96,6 +96,7 @@ class LiveFollower:
         self.mode: str | None = None
         self.error: BaseException | None = None
         self._process: Process | None = None
+        self._grace = 3.0  # how long the process gets to exit: stop() may set it
         self._task: _Detached | None = None
         self._seq = 0
         self._synced = 0
