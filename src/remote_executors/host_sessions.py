@@ -180,11 +180,10 @@ async def import_session(
     await (sync or default_sync(executor)).pull(executor, paths)
     records = SessionRecords()
     fields = {
-        "executor": host,
+        "executor": executor.spec,  # what reopens it, options included
         "local_cwd": local,
         "remote_cwd": session.cwd,
         "remote_project_dir": None,
-        "ssh_config": getattr(executor, "ssh_config", None),
         "sync_error": None,
     }
     updated = records.update(session_id, **fields)

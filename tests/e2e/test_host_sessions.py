@@ -87,7 +87,7 @@ async def test_listed_across_projects_marked_imported_and_listed_locally(
         found = {s.session_id: s for s in await list_host_sessions(rx_executor)}
         assert {sid_a, sid_b, sid_c} <= set(found)
         assert found[sid_a].here and found[sid_b].here and not found[sid_c].here
-        assert found[sid_a].recorded_on == rx_executor.name and found[sid_c].recorded_on is None
+        assert found[sid_a].recorded_on == rx_executor.spec and found[sid_c].recorded_on is None
         assert found[sid_c].cwd == str(there) and found[sid_c].first_prompt == "started over there"
         assert found[sid_a].first_prompt == "first"
         assert found[sid_c].project_dir == project_dir_from_cwd(str(there))
@@ -100,12 +100,12 @@ async def test_listed_across_projects_marked_imported_and_listed_locally(
         local_c.mkdir()
         locals_.append(local_c)
         record = await import_session(rx_executor, sid_c)
-        assert record.executor == rx_executor.name and record.is_remote
+        assert record.executor == rx_executor.spec and record.is_remote
         assert record.local_cwd == str(local_c) and record.remote_cwd == str(there)
         listed = list_sessions(directory=str(local_c))
         assert [s.session_id for s in listed] == [sid_c]
         again = {s.session_id: s for s in await list_host_sessions(rx_executor)}
-        assert again[sid_c].here and again[sid_c].recorded_on == rx_executor.name
+        assert again[sid_c].here and again[sid_c].recorded_on == rx_executor.spec
 
         with pytest.raises(rx.InvalidInput, match="has no session"):
             await import_session(rx_executor, str(uuid.uuid4()))

@@ -235,7 +235,10 @@ def test_pin_transcript_mirror_frames() -> None:
     from claude_agent_sdk._internal import query as query_module
     from claude_agent_sdk._internal.session_resume import build_mirror_batcher
 
-    source = inspect.getsource(query_module.Query)
+    # The module's text, not inspect.getsource(): that parses the module with ast, which
+    # on CPython 3.11 fails at random with "AST constructor recursion depth mismatch".
+    source = Path(inspect.getfile(query_module)).read_text(encoding="utf-8")
+    assert "class Query" in source
     assert '"transcript_mirror"' in source and 'message["filePath"]' in source, _broke(
         "how transcript_mirror frames are read"
     )
