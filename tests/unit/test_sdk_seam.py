@@ -10,6 +10,7 @@ else: the message says what moved.
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import inspect
 import os
 import subprocess
@@ -62,8 +63,16 @@ def arg_value(args: Any, flag: str) -> str | None:
 # --- pins on SDK private API ----------------------------------------------------------
 
 
+def _parse(source: str) -> ast.Module:
+    """ast.parse in a fresh thread: on CPython 3.11 a thread whose recursion count an
+    earlier test left off fails any later parse ("AST constructor recursion depth
+    mismatch"); a new thread starts clean."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(ast.parse, source).result()
+
+
 def _open_process_calls(func: Callable[..., Any]) -> list[ast.Call]:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    tree = _parse(textwrap.dedent(inspect.getsource(func)))
     return [
         node
         for node in ast.walk(tree)
@@ -310,7 +319,7 @@ def test_pin_query_is_only_a_loop_over_process_query() -> None:
     assert inspect.isasyncgenfunction(process_query), _broke("InternalClient.process_query")
     params = inspect.signature(process_query).parameters
     assert {"prompt", "options", "transport"} <= set(params), _broke("process_query()")
-    body = ast.parse(textwrap.dedent(inspect.getsource(claude_agent_sdk.query))).body[0]
+    body = _parse(textwrap.dedent(inspect.getsource(claude_agent_sdk.query))).body[0]
     assert isinstance(body, ast.AsyncFunctionDef)
     statements = [
         node
