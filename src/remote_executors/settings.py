@@ -728,7 +728,12 @@ def executor_for(
     alias, options = options_from_spec(spec)
     entry = (store if store is not None else SettingsStore()).load().get(alias)
     if entry is not None:
+        recorded_map = options.get("path_map") or {}
         options.update(entry.options())
+        if recorded_map:
+            # A directory picked for one session (the web UI's) maps its project
+            # still; the configured map decides every prefix it names.
+            options["path_map"] = {**recorded_map, **options.get("path_map", {})}
     elif ssh_config is not None:
         options.setdefault("ssh_config", ssh_config)
     return SSHExecutor(alias, **options)

@@ -755,3 +755,20 @@ def test_executor_for_prefers_configured_options_and_fills_gaps_from_the_spec(
     assert made.spec == "ssh://box?ssh_config=/etc/ssh/other&claude_path=/opt/claude"
     plain = executor_for("elsewhere", store, ssh_config="/etc/ssh/cfg")
     assert plain.spec == "ssh://elsewhere?ssh_config=/etc/ssh/cfg"
+
+
+def test_executor_for_keeps_a_recorded_path_map_entry_beside_the_configured_map(
+    store: SettingsStore,
+) -> None:
+    # A session started in a picked directory records its own map entry; a resume
+    # keeps it, while the configured map decides the prefixes it names.
+    store.add("box", path_map={"/home/me/code": "~/code", "/home/me/shop": "/srv/shop"})
+    made = executor_for(
+        "ssh://box?path_map:/home/me/web=~/work/web&path_map:/home/me/shop=/old", store
+    )
+    assert isinstance(made, SSHExecutor)
+    assert dict(made._path_map) == {
+        "/home/me/web": "~/work/web",
+        "/home/me/shop": "/srv/shop",
+        "/home/me/code": "~/code",
+    }

@@ -187,7 +187,15 @@ async def test_unknown_executor_and_bad_cwd_are_refused(
         ({"prompt": "hi", "cwd": cwd + "/../../..", "executor": "local"}, 400, "outside"),
         ({"prompt": "", "cwd": cwd, "executor": "local"}, 400, "'prompt' is required"),
         (["not", "an", "object"], 400, "JSON object"),
+        # A directory on the host: only for ssh executors, only a path that stays put.
+        ({"prompt": "hi", "cwd": cwd, "executor": "local", "remote_cwd": "/srv"}, 400, "ssh"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": 7}, 400, "string"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "~bob/x"}, 400, "~user"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "../x"}, 400, "home"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "/a\nb"}, 400, "box"),
     ]
+    context.settings.add("box")
+    before = snapshot(tmp_path)
     for body, status, needle in cases:
         answer = await client.post("/api/sessions", json=body, headers=AUTH)
         assert answer.status_code == status, (body, answer.text)

@@ -112,6 +112,17 @@ async def sessions_page(request: Request) -> Response:
 <form id="new-session" data-cwd="{escape(project)}">
   <label for="run-on">Run on</label>
   <select id="run-on" name="executor">{_options(executors, chosen)}</select>
+  <div id="remote-dir"{" hidden" if chosen == LOCAL else ""}>
+  <label for="remote-cwd">Directory on the host</label>
+  <input id="remote-cwd" name="remote_cwd" autocomplete="off" spellcheck="false"
+    role="combobox" aria-autocomplete="list" aria-expanded="false"
+    aria-controls="remote-cwd-options" aria-describedby="remote-cwd-status"
+    placeholder="~/code/shop, code/shop or /srv/shop">
+  <ul id="remote-cwd-options" role="listbox" aria-label="Directories on the host" hidden></ul>
+  <label class="inline"><input type="checkbox" id="remote-hidden"> Show hidden directories</label>
+  <p id="remote-cwd-status" class="hint" role="status" aria-live="polite">Empty: this
+    project's own path there (as the executor maps it).</p>
+  </div>
   <label for="prompt">Prompt</label>
   <textarea id="prompt" name="prompt" rows="3" required></textarea>
   <button type="submit">Start</button>

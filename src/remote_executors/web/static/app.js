@@ -2,8 +2,8 @@
 "use strict";
 const TOKEN = document.querySelector('meta[name="rx-token"]').content;
 
-function api(method, path, body) {
-  const init = { method, headers: { Authorization: "Bearer " + TOKEN } };
+function api(method, path, body, signal) {
+  const init = { method, headers: { Authorization: "Bearer " + TOKEN }, signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -91,10 +91,120 @@ function settingsPage() {
   });
 }
 
+// -- the directory picker: completes a path on the chosen executor's host ----
+const COMPLETE_AFTER_MS = 200;  // debounce: one request per pause in typing
+
+function directoryPicker(form) {
+  const box = document.getElementById("remote-dir");
+  const input = form.elements.remote_cwd;
+  const list = document.getElementById("remote-cwd-options");
+  const hidden = document.getElementById("remote-hidden");
+  const status = document.getElementById("remote-cwd-status");
+  const select = form.elements.executor;
+  const idle = status.textContent;
+  let timer = null, controller = null, active = -1;
+  let plain = false;  // the host gave no completions: a plain text field until the choice changes
+
+  function close() {
+    list.hidden = true;
+    list.replaceChildren();
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    active = -1;
+  }
+  function highlight(index) {
+    const options = list.querySelectorAll("[role=option]");
+    if (!options.length) return;
+    active = (index + options.length) % options.length;
+    options.forEach((o, i) => o.setAttribute("aria-selected", String(i === active)));
+    input.setAttribute("aria-activedescendant", options[active].id);
+    options[active].scrollIntoView({ block: "nearest" });
+  }
+  function choose(path) {
+    input.value = path;
+    close();
+    input.focus();
+  }
+  function degrade(why) {
+    plain = true;
+    close();
+    box.classList.add("plain");
+    status.textContent = "No completion from " + select.value + " (" + why + "). Type the path.";
+  }
+  function show(entries) {
+    close();
+    entries.forEach((entry, i) => {
+      const option = el("li", { role: "option", id: "remote-cwd-option-" + i, "aria-selected": "false",
+        "data-path": entry.path }, entry.path);
+      if (entry.has_sessions) {
+        option.append(" ", el("span", { class: "mark mark-sessions", "aria-label": "has Claude sessions" }, "sessions"));
+      }
+      // mousedown, not click: the input keeps its focus (no blur closes the list first).
+      option.addEventListener("mousedown", (event) => { event.preventDefault(); choose(entry.path); });
+      list.append(option);
+    });
+    if (entries.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
+    status.textContent = entries.length ? entries.length + " directories on " + select.value
+      : "No directory there starts so.";
+  }
+  async function complete() {
+    const value = input.value.trim();
+    if (plain || box.hidden || !value) { close(); if (!plain) status.textContent = idle; return; }
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const query = new URLSearchParams({ path: value, complete: "1" });
+    if (hidden.checked) query.set("hidden", "1");
+    let response;
+    try {
+      response = await api("GET", "/executors/" + encodeURIComponent(select.value) + "/directories?" + query,
+        undefined, controller.signal);
+    } catch (error) {
+      if (error.name !== "AbortError") degrade(String(error.message || error));
+      return;
+    }
+    if (!response.ok) { degrade(await failure(response)); return; }
+    let data;
+    try { data = await response.json(); } catch (error) { degrade("not a directory listing"); return; }
+    if (input.value.trim() !== value || !Array.isArray(data.entries)) return;  // typed on meanwhile
+    show(data.entries);
+  }
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(complete, COMPLETE_AFTER_MS);
+  }
+  function executorChanged() {
+    plain = false;
+    box.classList.remove("plain");
+    box.hidden = select.value === "local";
+    status.textContent = idle;
+    close();
+  }
+
+  input.addEventListener("input", schedule);
+  hidden.addEventListener("change", () => { input.focus(); schedule(); });
+  select.addEventListener("change", executorChanged);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (list.hidden) { schedule(); return; }
+      highlight(active + (event.key === "ArrowDown" ? 1 : -1));
+    } else if (event.key === "Enter" && !list.hidden && active >= 0) {
+      event.preventDefault();  // picks the directory; a second Enter submits
+      choose(list.querySelectorAll("[role=option]")[active].dataset.path);
+    } else if (event.key === "Escape" && !list.hidden) {
+      event.preventDefault();
+      close();
+    }
+  });
+  input.addEventListener("blur", () => setTimeout(close, 150));
+  return () => (box.hidden ? "" : input.value.trim());
+}
+
 // -- new session ------------------------------------------------------------
 function sessionsPage() {
   const form = document.getElementById("new-session");
   if (!form) return;
+  const remoteCwd = directoryPicker(form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = form.querySelector(".status");
@@ -102,9 +212,9 @@ function sessionsPage() {
     button.disabled = true;
     status.textContent = "Starting on " + form.elements.executor.value + "…";
     try {
-      const response = await api("POST", "/sessions", {
-        prompt: form.elements.prompt.value, cwd: form.dataset.cwd, executor: form.elements.executor.value,
-      });
+      const body = { prompt: form.elements.prompt.value, cwd: form.dataset.cwd, executor: form.elements.executor.value };
+      if (remoteCwd()) body.remote_cwd = remoteCwd();
+      const response = await api("POST", "/sessions", body);
       if (!response.ok) { status.textContent = await failure(response); return; }
       const started = await response.json();
       location.href = "/sessions/" + started.session_id;
