@@ -248,8 +248,8 @@ async def check_executor(request: Request) -> Response:
 
 async def list_directories(request: Request) -> Response:
     """``?path=~/code`` lists a directory on the executor's machine (``ls``);
-    ``&complete=1`` completes ``path`` as a partial one; ``&hidden=1`` adds dot names."""
-    from ..browse import complete_dirs, list_dir
+    ``&complete=1`` completes ``path`` as a partial one; ``&hidden=1`` adds dot names.
+    The executor stays open a while for the next request (see :mod:`._browsing`)."""
     from ..errors import RemotePathNotFound
 
     context = _context(request)
@@ -259,24 +259,27 @@ async def list_directories(request: Request) -> Response:
     query = request.query_params
     path = query.get("path") or "~"
     hidden = query.get("hidden") == "1"
-    executor = _executor(context, name)
     try:
-        if query.get("complete") == "1":
-            found = await complete_dirs(
-                executor, path, hidden=hidden, limit=MAX_COMPLETIONS, timeout=BROWSE_SECONDS
-            )
-            return JSONResponse(
-                {
-                    "completions": [c.path for c in found],
-                    "entries": [{"path": c.path, "has_sessions": c.has_sessions} for c in found],
-                }
-            )
-        listing = await list_dir(executor, path, hidden=hidden, timeout=BROWSE_SECONDS)
+        async with context.browsing.use(name, lambda: _executor(context, name)) as executor:
+            return await _browse(executor, path, hidden=hidden, complete=query.get("complete"))
     except RemotePathNotFound as exc:
         raise _Problem(404, exc.message) from None
-    finally:
-        with anyio.CancelScope(shield=True):
-            await executor.aclose()
+
+
+async def _browse(executor: Any, path: str, *, hidden: bool, complete: str | None) -> Response:
+    from ..browse import complete_dirs, list_dir
+
+    if complete == "1":
+        found = await complete_dirs(
+            executor, path, hidden=hidden, limit=MAX_COMPLETIONS, timeout=BROWSE_SECONDS
+        )
+        return JSONResponse(
+            {
+                "completions": [c.path for c in found],
+                "entries": [{"path": c.path, "has_sessions": c.has_sessions} for c in found],
+            }
+        )
+    listing = await list_dir(executor, path, hidden=hidden, timeout=BROWSE_SECONDS)
     return JSONResponse(
         {
             "host": listing.host,
