@@ -772,3 +772,20 @@ def test_executor_for_keeps_a_recorded_path_map_entry_beside_the_configured_map(
         "/home/me/shop": "/srv/shop",
         "/home/me/code": "~/code",
     }
+
+
+def test_replace_hosts_orders_keeps_options_and_writes_nothing_on_a_bad_name(
+    store: SettingsStore,
+) -> None:
+    store.add("a", claude_path="/opt/claude")
+    store.add("b")
+    assert store.replace_hosts(["c", "a"]) == ["c", "a"]
+    assert store.load().get("a") == HostSettings("a", claude_path="/opt/claude")
+    assert store.load().get("b") is None
+    raw = store.path.read_bytes()
+    for bad in (["d", "-oProxyCommand=x"], ["d", "d"]):
+        with pytest.raises(InvalidInput):
+            store.replace_hosts(bad)
+        assert store.path.read_bytes() == raw
+    assert store.replace_hosts(["c", "a"]) == ["c", "a"]  # no change: no write
+    assert store.path.read_bytes() == raw
