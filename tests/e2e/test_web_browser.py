@@ -52,7 +52,9 @@ def _free_port() -> int:
 class UI:
     """``remote-executors ui`` in a subprocess; ``url`` carries the token."""
 
-    def __init__(self, tmp: Path, model: ScriptedModel, roots: list[Path]) -> None:
+    def __init__(
+        self, tmp: Path, model: ScriptedModel, roots: list[Path], extra: tuple[str, ...] = ()
+    ) -> None:
         self.config_dir = tmp / "config"
         self.env = {
             **os.environ,
@@ -60,7 +62,7 @@ class UI:
             **model.cli_env(),
         }
         self.port = _free_port()
-        argv = [*command(), "ui", "--no-open", "--port", str(self.port)]
+        argv = [*command(), "ui", "--no-open", "--port", str(self.port), *extra]
         for root in roots:
             argv += ["--root", str(root)]
         self.process = subprocess.Popen(
@@ -340,8 +342,9 @@ def test_directory_picker_completes_marks_and_runs_there(
                 """async (name) => {
                   const token = document.querySelector('meta[name="rx-token"]').content;
                   const began = performance.now();
-                  const answer = await fetch("/api/executors/" + name +
-                    "/directories?complete=1&path=~/work/", { headers: { Authorization: "Bearer " + token } });
+                  const answer = await fetch(
+                    "/api/executors/" + name + "/directories?complete=1&path=~/work/",
+                    { headers: { Authorization: "Bearer " + token } });
                   await answer.json();
                   return performance.now() - began;
                 }""",
@@ -418,4 +421,44 @@ def test_directory_picker_completes_marks_and_runs_there(
     finally:
         err = ui.stop()
     assert problems == []
+    assert "Traceback" not in err, err
+
+
+def test_an_unanswered_permission_prompt_is_denied_and_the_page_says_so(
+    tmp_path: Path,
+    browser: Any,
+    rx_model: ScriptedModel,
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+) -> None:
+    alias = rx_ssh_config.alias
+    ui = UI(tmp_path, rx_model, [rx_project.local.parent], ("--permission-timeout", "4"))
+    ui.cli("executors", "add", alias, "--ssh-config", str(rx_ssh_config.path))
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(ui.url)
+        rx_model.script(bash("touch never-made"), text("carried on after the denial"))
+        page.goto(f"{ui.base}/?cwd={rx_project.local}")
+        page.get_by_label("Run on").select_option(alias)
+        page.get_by_label("Prompt").fill("touch a file")
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url("**/sessions/*")
+
+        # The prompt says how long it waits; nobody answers.
+        card = page.wait_for_selector(".permission")
+        asked = time.monotonic()
+        assert "Denied automatically in" in card.inner_text()
+        notice = page.wait_for_selector("#notices .notice")
+        waited = time.monotonic() - asked
+        assert notice.inner_text() == "No answer in the web UI within 4 s: Bash was denied."
+        assert page.locator(".permission").count() == 0
+        assert 2 <= waited < 30, waited
+        # The model heard the denial and the turn went on.
+        page.wait_for_selector("#transcript .entry.assistant >> text=carried on after the denial")
+        page.wait_for_selector('#run-state:text-matches("^idle")')
+        denied = page.inner_text("#transcript .tool-result.error")
+        assert "No answer in the web UI within 4 s" in denied, denied
+    finally:
+        err = ui.stop()
     assert "Traceback" not in err, err

@@ -174,6 +174,7 @@ async def session_page(request: Request) -> Response:
 <p class="where"><span id="run-state" role="status" aria-live="polite"></span></p>
 <ol id="transcript" data-session="{escape(sid)}" aria-label="Transcript"></ol>
 <section id="permissions" aria-live="assertive" aria-label="Permission requests"></section>
+<ul id="notices" aria-live="polite" aria-label="Notices"></ul>
 <form id="send">
   <label for="prompt">Your message</label>
   <textarea id="prompt" name="prompt" rows="3" required></textarea>

@@ -274,8 +274,25 @@ function sessionPage() {
     }
   }
 
+  const notices = document.getElementById("notices");
+  // Each open prompt says how long it waits; the server denies it then (and says so).
+  function tick() {
+    for (const left of permissions.querySelectorAll(".expires")) {
+      const seconds = Math.max(0, Math.round((Number(left.dataset.expiresAt) * 1000 - Date.now()) / 1000));
+      left.textContent = seconds > 0
+        ? "Denied automatically in " + (seconds >= 60 ? Math.floor(seconds / 60) + " min " : "") + (seconds % 60) + " s without an answer."
+        : "No answer: denying…";
+    }
+  }
+  const clock = setInterval(tick, 1000);
+  window.addEventListener("pagehide", () => clearInterval(clock));
+
   function showState(run) {
     stateLine.textContent = run.state + " on " + run.executor + (run.error ? " — " + run.error : "");
+    const said = new Set([...notices.children].map((n) => n.textContent));
+    for (const text of run.notices || []) {
+      if (!said.has(text)) notices.append(el("li", { class: "notice" }, text));
+    }
     document.getElementById("interrupt").disabled = run.state !== "running";
     const open = new Set(run.permissions.map((p) => p.id));
     for (const card of permissions.querySelectorAll(".permission")) {
@@ -289,6 +306,7 @@ function sessionPage() {
       const card = el("div", { class: "permission", role: "group", "data-id": prompt.id, "aria-label": "Permission for " + prompt.tool },
         el("p", {}, "Claude wants to use ", el("strong", {}, prompt.tool)),
         el("pre", {}, JSON.stringify(prompt.input, null, 1)),
+        el("p", { class: "expires", "aria-live": "off", "data-expires-at": String(prompt.expires_at) }),
         el("label", { for: "deny-" + prompt.id }, "Reason if denied"), reason,
         el("div", { class: "row" }, allow, deny));
       const answer = async (decision) => {
@@ -301,6 +319,7 @@ function sessionPage() {
       permissions.append(card);
       allow.focus();
     }
+    tick();
   }
 
   async function load() {
