@@ -11,6 +11,7 @@ each page into docs/images/ (how the docs' pictures are made).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -313,16 +314,23 @@ def test_directory_picker_completes_marks_and_runs_there(
             "request",
             lambda r: requests.append(r.url) if "/directories?" in r.url else None,
         )
+        page.clock.install()  # the page's timers run on a clock this test can stop
         page.goto(ui.url)
         page.goto(f"{ui.base}/?cwd={rx_project.local}")
         field = page.get_by_label("Directory on the host")
         assert not field.is_visible()  # Local runs in the project itself
         page.get_by_label("Run on").select_option(alias)
 
-        # Typing: one request per pause, not one per key.
+        # Typing: one request per pause, not one per key (the clock stands still
+        # while the keys go in, so a loaded machine cannot make pauses of its own).
+        page.clock.pause_at(dt.datetime.now() + dt.timedelta(seconds=1))
         field.press_sequentially("~/wo", delay=30)
+        page.wait_for_timeout(300)  # real time: no request leaves before the pause ends
+        assert requests == []
+        page.clock.run_for(250)
         page.get_by_role("option", name="~/work/").wait_for()
         assert len(requests) == 1, requests
+        page.clock.resume()
         page.keyboard.press("ArrowDown")
         page.keyboard.press("Enter")  # picks; does not submit
         assert field.input_value() == "~/work/"
