@@ -403,9 +403,15 @@ def test_directory_picker_completes_marks_and_runs_there(
         badge = page.locator(f'a[href="/sessions/{sid}"] + .badge')
         assert (badge.get_attribute("title") or "").endswith(f", in {beta}")
 
-        # The next turn resumes there too (the picked directory is in the recorded spec).
+        # After a restart of the server the next turn resumes there too: the picked
+        # directory is in the spec the session was recorded with.
+        err = ui.stop()
+        assert "Traceback" not in err, err
+        ui = UI(tmp_path, rx_model, [rx_project.local.parent])
+        page.goto(ui.url)
         rx_model.script(text("still in beta"))
         page.goto(f"{ui.base}/sessions/{sid}")
+        page.wait_for_selector('#run-state:text-matches("^idle · ran on")')
         page.get_by_label("Your message").fill("and now?")
         page.get_by_role("button", name="Send").click()
         page.wait_for_selector("#transcript .entry.assistant >> text=still in beta")
