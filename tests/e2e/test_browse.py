@@ -159,6 +159,8 @@ def test_ls_command(tree: Path, rx_ssh_config: SSHClientConfig, tmp_path: Path, 
     assert data["path"] == str(tree) and ".secret" in [e["name"] for e in data["entries"]]
     completed = ok(cli("ls", f"{alias}:~/code/sh", "--complete")).split()
     assert sorted(completed) == ["~/code/shop-link/", "~/code/shop/"]
+    assert ".secret/" not in ok(cli("ls", f"{alias}:code/", "--complete"))
+    assert "code/.secret/\n" in ok(cli("ls", f"{alias}:code/", "--complete", "-a"))
     missing = cli("ls", f"{alias}:~/nowhere")
     assert missing.returncode == 4 and "does not exist on" in missing.stderr
 
