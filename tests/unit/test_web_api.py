@@ -324,3 +324,18 @@ async def test_executors_list_local_first_then_the_configured_with_options(
         "claude_path": "/opt/claude",
         "path_map": {"/home/me/code": "/srv"},
     }
+
+
+async def test_the_directory_field_is_offered_for_ssh_aliases_only(
+    client: httpx.AsyncClient, context: WebContext
+) -> None:
+    context.settings.add("box")
+    context.settings.add("docker://web")
+    page = (await client.get("/", headers=AUTH)).text
+    assert '<option value="box" data-picks-directory>' in page
+    assert '<option value="docker://web">' in page
+    assert '<option value="local" selected>' in page
+    assert '<div id="remote-dir" hidden>' in page  # Local chosen: nothing to pick
+    context.run_on.remember(context.default_cwd, "box")
+    page = (await client.get("/", headers=AUTH)).text
+    assert '<div id="remote-dir">' in page

@@ -51,12 +51,18 @@ def _layout(request: Request, title: str, body: str, *, page: str) -> HTMLRespon
     )
 
 
+def _picks_directory(name: str) -> bool:
+    """A directory on the host can be picked for ssh aliases (a path_map entry)."""
+    return name != LOCAL and "://" not in name
+
+
 def _options(executors: list[str], chosen: str | None) -> str:
     out = []
     for name in [LOCAL, *executors]:
         label = "Local (this machine)" if name == LOCAL else name
         selected = " selected" if name == chosen else ""
-        out.append(f'<option value="{escape(name)}"{selected}>{escape(label)}</option>')
+        picks = " data-picks-directory" if _picks_directory(name) else ""
+        out.append(f'<option value="{escape(name)}"{selected}{picks}>{escape(label)}</option>')
     return "".join(out)
 
 
@@ -112,7 +118,7 @@ async def sessions_page(request: Request) -> Response:
 <form id="new-session" data-cwd="{escape(project)}">
   <label for="run-on">Run on</label>
   <select id="run-on" name="executor">{_options(executors, chosen)}</select>
-  <div id="remote-dir"{" hidden" if chosen == LOCAL else ""}>
+  <div id="remote-dir"{"" if _picks_directory(chosen) else " hidden"}>
   <label for="remote-cwd">Directory on the host</label>
   <input id="remote-cwd" name="remote_cwd" autocomplete="off" spellcheck="false"
     role="combobox" aria-autocomplete="list" aria-expanded="false"

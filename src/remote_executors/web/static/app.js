@@ -175,7 +175,7 @@ function directoryPicker(form) {
   function executorChanged() {
     plain = false;
     box.classList.remove("plain");
-    box.hidden = select.value === "local";
+    box.hidden = !select.selectedOptions[0].hasAttribute("data-picks-directory");
     status.textContent = idle;
     close();
   }
@@ -197,6 +197,7 @@ function directoryPicker(form) {
     }
   });
   input.addEventListener("blur", () => setTimeout(close, 150));
+  executorChanged();  // the select may show another choice than the page was made with
   return () => (box.hidden ? "" : input.value.trim());
 }
 
