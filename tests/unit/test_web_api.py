@@ -339,3 +339,16 @@ async def test_the_directory_field_is_offered_for_ssh_aliases_only(
     context.run_on.remember(context.default_cwd, "box")
     page = (await client.get("/", headers=AUTH)).text
     assert '<div id="remote-dir">' in page
+
+
+def test_a_picked_directory_maps_the_project_and_keeps_the_other_options(
+    context: WebContext,
+) -> None:
+    from remote_executors.executors._ssh_spec import options_from_spec
+    from remote_executors.web.api import _executor_in
+
+    context.settings.add("box", claude_path="/opt/claude", path_map={"/srv": "/data"})
+    made = _executor_in(context, "box", context.default_cwd, "~/work/shop")
+    host, options = options_from_spec(made.spec)
+    assert host == "box" and options["claude_path"] == "/opt/claude"
+    assert options["path_map"] == {context.default_cwd: "~/work/shop"}

@@ -121,10 +121,9 @@ def _executor_in(context: WebContext, name: str, project: str, remote_cwd: objec
             f"{name} runs sessions in the project directory itself; a directory on the "
             "host (remote_cwd) is for ssh executors.",
         )
-    options = entry.options()
-    # The picked directory maps this project only; the configured map stays for the rest.
-    options["path_map"] = {**options.get("path_map", {}), project: remote_cwd}
-    return SSHExecutor(entry.host, **options)
+    # The project itself is the longest prefix there is: the configured map has no
+    # say for this session's cwd, so the recorded spec carries only the pick.
+    return SSHExecutor(entry.host, **{**entry.options(), "path_map": {project: remote_cwd}})
 
 
 def _project(context: WebContext, cwd: object) -> str:
