@@ -242,7 +242,7 @@ async def measure(args: argparse.Namespace) -> None:
     rows = args.rows.split(",")
     load = os.getloadavg()
     found: list[Row] = []
-    with bench_bed() as (model, bed, account, cfg, local, tmp):
+    with bench_bed() as (_model, bed, account, cfg, local, tmp):
         stub = install_stub_cli(account)
         remote_options = ClaudeAgentOptions(cwd=str(local), cli_path=str(stub))
         local_options = ClaudeAgentOptions(
@@ -293,7 +293,7 @@ async def measure(args: argparse.Namespace) -> None:
     if base is not None:
         # Totals, not per-session figures: a local idle session costs ~0 here.
         print(
-            f"local memory with the sessions open, vs local: "
+            "local memory with the sessions open, vs local: "
             + ", ".join(
                 f"{r.name} {r.pss_after_kb / base.pss_after_kb:.2f}x"
                 for r in found
