@@ -23,6 +23,7 @@ import paramiko
 import pytest
 
 import remote_executors as rx
+from remote_executors.executors._backend import MAX_CONNECTIONS
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
@@ -326,7 +327,8 @@ async def test_a_host_without_sftp_runs_sessions_and_says_why_they_do_not_sync(
 async def test_a_server_that_refuses_every_extra_channel_is_a_typed_error(
     tmp_path: Path,
 ) -> None:
-    # MaxSessions 1: each connection carries one channel, and the backend stops at 8.
+    # MaxSessions 1: each connection carries one channel, and the backend stops at
+    # MAX_CONNECTIONS.
     with SSHTestBed(extra_config=["MaxSessions 1"]) as bed:
         account = bed.account(label="onechan")
         cfg = bed.client_config(account, tmp_path / "ssh", alias="rx-onechan")
@@ -334,14 +336,14 @@ async def test_a_server_that_refuses_every_extra_channel_is_a_typed_error(
         processes = []
         try:
             with anyio.fail_after(60):
-                for _ in range(8):
+                for _ in range(MAX_CONNECTIONS):
                     processes.append(await executor.spawn(SpawnOptions("cat")))
                 with pytest.raises(rx.ConnectionFailed) as refused:
                     await executor.spawn(SpawnOptions("cat"))
             message = str(refused.value)
             assert "rx-onechan refused to open another session channel" in message
-            assert "on 8 connections" in message and "MaxSessions" in message
-            for process in processes:  # the eight still work
+            assert f"on {MAX_CONNECTIONS} connections" in message and "MaxSessions" in message
+            for process in processes:  # those still work
                 await process.stdin.send(b"ok\n")
                 assert await process.stdout.receive() == b"ok\n"
         finally:

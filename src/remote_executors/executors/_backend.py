@@ -13,6 +13,16 @@ from typing import Protocol
 import attrs
 from anyio.abc import ByteReceiveStream
 
+#: Connections one backend opens to a host at most: sshd's MaxSessions caps the
+#: channels of each (10 by default), and past the first one each carries the
+#: overflow. 100 sessions with their live followers need about 20.
+MAX_CONNECTIONS = 32
+
+
+class ChannelRefused(Exception):
+    """The channel never reached the remote command: the connection carrying it
+    refused it (MaxSessions) or was gone. Nothing ran; open it again."""
+
 
 def _options(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
@@ -70,6 +80,7 @@ class Backend(Protocol):
         """Start ``remote_command`` under the remote login shell."""
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
-        """Classify a channel that died before the remote side answered."""
+        """Classify a channel that died before the remote side answered
+        (``ChannelRefused``: it never reached it; open another)."""
 
     async def aclose(self) -> None: ...

@@ -42,7 +42,7 @@ import paramiko
 from anyio.abc import ByteReceiveStream
 
 from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
-from ._backend import LinkOptions
+from ._backend import MAX_CONNECTIONS, LinkOptions
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 from ._ssh_config import ResolvedHost, resolve, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
@@ -56,8 +56,6 @@ _STDERR_KEEP = 16384
 #: answers MaxSessions with SSH_OPEN_CONNECT_FAILED (2), others with
 #: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED (1).
 _OPEN_REFUSED = (1, 2)
-#: Extra connections opened when the server refuses more channels on one.
-_MAX_CONNECTIONS = 8
 _WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than 2 MiB
 _SFTP_PACKET = 256 << 10  # OpenSSH's sftp-server takes 255 KiB requests (30% faster reads)
 
@@ -617,10 +615,10 @@ class FabricBackend:
                 async with self._lock:
                     if len(self._connections) > seen:
                         pass  # another task just added one: try it first
-                    elif len(self._connections) >= _MAX_CONNECTIONS:
+                    elif len(self._connections) >= MAX_CONNECTIONS:
                         raise ConnectionFailed(
                             f"{self.host} refused to open another session channel ({exc}) "
-                            f"on {_MAX_CONNECTIONS} connections. Raise MaxSessions in its "
+                            f"on {MAX_CONNECTIONS} connections. Raise MaxSessions in its "
                             "sshd_config or run fewer sessions at once.",
                             host=self.host,
                         ) from exc
