@@ -56,6 +56,8 @@ _STDERR_KEEP = 16384
 #: answers MaxSessions with SSH_OPEN_CONNECT_FAILED (2), others with
 #: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED (1).
 _OPEN_REFUSED = (1, 2)
+#: Tries to open one channel when connections refuse it (each refusal makes room).
+_OPEN_ATTEMPTS = 8
 _WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than 2 MiB
 _SFTP_PACKET = 256 << 10  # OpenSSH's sftp-server takes 255 KiB requests (30% faster reads)
 
@@ -191,6 +193,19 @@ class _Notify(threading.Event):
         self._pipe.set()
 
 
+class _Forward:
+    """A buffer's event that sets another pipe and leaves clearing to its owner."""
+
+    def __init__(self, pipe: _SafePipe) -> None:
+        self._pipe = pipe
+
+    def set(self) -> None:
+        self._pipe.set()
+
+    def clear(self) -> None:
+        pass
+
+
 class _ChannelStream(ByteReceiveStream):
     """stdout or stderr of one channel, read on the event loop."""
 
@@ -249,6 +264,10 @@ class FabricChannel:
         return os.getpid()
 
     @property
+    def paramiko_channel(self) -> paramiko.Channel:
+        return self._chan
+
+    @property
     def returncode(self) -> int | None:
         if self._code is None and self._chan.status_event.is_set():
             self._keep_stderr()
@@ -285,10 +304,14 @@ class FabricChannel:
             raise anyio.ClosedResourceError
         pipe = self._err if stderr else self._out
         if not self._pipe_stderr and not stderr:
-            # Kept-aside stderr must not stall the shared window: wake on it too.
-            with anyio.move_on_after(0.5):
-                await anyio.wait_readable(pipe.fileno())
-            return
+            # Kept-aside stderr also wakes this pipe (see _Forward): clear it
+            # first, then look, so a wake-up is never lost and an idle channel
+            # sleeps until something arrives.
+            pipe.clear()
+            self._keep_stderr()
+            chan = self._chan
+            if chan.recv_ready() or chan.closed or chan.eof_received:
+                return
         await anyio.wait_readable(pipe.fileno())
 
     def _keep_stderr(self) -> None:
@@ -424,9 +447,14 @@ class FabricBackend:
         self._lock = anyio.Lock()
         self._lost = ""
         self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_conn: fabric.Connection | None = None
         self._sftp_lock = threading.Lock()
         self._proxy_commands: dict[int, str] = {}
-        self._preferred = 0  # the connection the last channel opened on
+        #: Channels each connection carries, and opens under way on it (by id).
+        self._carried: dict[int, list[paramiko.Channel]] = {}
+        self._pending: dict[int, int] = {}
+        #: Channels one connection may carry, learned from the first refusal.
+        self._limit: int | None = None
 
     @property
     def connection(self) -> fabric.Connection | None:
@@ -597,37 +625,53 @@ class FabricBackend:
 
     async def open(self, remote_command: str, *, pipe_stderr: bool) -> FabricChannel:
         await self.connect()
-        # Start where the last channel opened: a full connection would only
-        # answer with a refusal (a wasted round trip per command).
-        start = self._preferred if self._preferred < len(self._connections) else 0
-        tried, seen = 0, len(self._connections)
-        while True:
-            index = (start + tried) % len(self._connections)
+        for _attempt in range(_OPEN_ATTEMPTS):
+            conn = await self._pick()
+            key = id(conn)
+            self._pending[key] = self._pending.get(key, 0) + 1
             try:
-                channel = await self._open_channel(
-                    self._connections[index], remote_command, pipe_stderr
-                )
+                channel = await self._open_channel(conn, remote_command, pipe_stderr)
             except _ChannelRefused as exc:
-                # MaxSessions reached on this connection: try the others, then a new one.
-                tried += 1
-                if tried < len(self._connections):
-                    continue
-                async with self._lock:
-                    if len(self._connections) > seen:
-                        pass  # another task just added one: try it first
-                    elif len(self._connections) >= MAX_CONNECTIONS:
-                        raise ConnectionFailed(
-                            f"{self.host} refused to open another session channel ({exc}) "
-                            f"on {MAX_CONNECTIONS} connections. Raise MaxSessions in its "
-                            "sshd_config or run fewer sessions at once.",
-                            host=self.host,
-                        ) from exc
-                    else:
-                        self._connections.append(await self._new_connection())
-                start, tried, seen = len(self._connections) - 1, 0, len(self._connections)
+                # MaxSessions reached: what the connection carries is what the
+                # server allows (a lower bound if channels ended meanwhile).
+                limit = max(1, self._open_on(conn))
+                self._limit = limit if self._limit is None else min(self._limit, limit)
+                log.debug("%s refused a channel (%s): %d per connection", self.host, exc, limit)
                 continue
-            self._preferred = index
+            finally:
+                self._pending[key] = self._pending.get(key, 1) - 1
+            self._carried.setdefault(key, []).append(channel.paramiko_channel)
             return channel
+        raise ConnectionFailed(
+            f"{self.host} refused {_OPEN_ATTEMPTS} session channels in a row. Raise "
+            "MaxSessions in its sshd_config or run fewer sessions at once.",
+            host=self.host,
+        )
+
+    def _open_on(self, conn: fabric.Connection) -> int:
+        """Channels open on ``conn`` (closed ones are forgotten here)."""
+        carried = [c for c in self._carried.get(id(conn), []) if not c.closed]
+        self._carried[id(conn)] = carried
+        return len(carried)
+
+    async def _pick(self) -> fabric.Connection:
+        """The first connection with room for one more channel, opened if need be."""
+        async with self._lock:
+            for conn in self._connections:
+                if self._limit is None:
+                    return conn
+                if self._open_on(conn) + self._pending.get(id(conn), 0) < self._limit:
+                    return conn
+            if len(self._connections) >= MAX_CONNECTIONS:
+                raise ConnectionFailed(
+                    f"{self.host} refused to open another session channel on "
+                    f"{MAX_CONNECTIONS} connections ({self._limit} channels each). Raise "
+                    "MaxSessions in its sshd_config or run fewer sessions at once.",
+                    host=self.host,
+                )
+            conn = await self._new_connection()
+            self._connections.append(conn)
+            return conn
 
     async def _open_channel(
         self, conn: fabric.Connection, remote_command: str, pipe_stderr: bool
@@ -640,7 +684,9 @@ class FabricBackend:
             pipes = (_SafePipe(), _SafePipe(), _SafePipe())
             try:
                 chan.in_buffer.set_event(pipes[0])
-                chan.in_stderr_buffer.set_event(pipes[1])
+                # Nobody reads kept-aside stderr: its data wakes the stdout reader,
+                # which keeps it (a full stderr window would stall the channel).
+                chan.in_stderr_buffer.set_event(pipes[1] if pipe_stderr else _Forward(pipes[0]))
                 chan.status_event = _Notify(pipes[2])
                 chan.exec_command(remote_command)
             except BaseException:
@@ -700,7 +746,9 @@ class FabricBackend:
         ``CommandTimeout``.
         """
         await self.connect()
-        conn = self._connections[0]
+        sftp_up = self._sftp is not None and not self._sftp.sock.closed
+        # The SFTP session is one more channel: on a connection with room for it.
+        conn = self._sftp_conn if sftp_up and self._sftp_conn is not None else await self._pick()
 
         def work() -> T:
             with self._sftp_lock:
@@ -715,6 +763,8 @@ class FabricBackend:
                         raise
                     if self._sftp is None:
                         raise _NoSftp("the server refused the sftp subsystem")
+                    self._sftp_conn = conn
+                    self._carried.setdefault(id(conn), []).append(self._sftp.sock)
                 return fn(self._sftp)
 
         try:
@@ -761,6 +811,8 @@ class FabricBackend:
         self._monitors.clear()
         connections, self._connections = self._connections, []
         self._proxy_commands.clear()
+        self._carried.clear()
+        self._pending.clear()
         for conn in connections:
             if conn is self._given:
                 continue  # the caller's to close
