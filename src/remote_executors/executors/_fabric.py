@@ -264,10 +264,6 @@ class FabricChannel:
         return os.getpid()
 
     @property
-    def paramiko_channel(self) -> paramiko.Channel:
-        return self._chan
-
-    @property
     def returncode(self) -> int | None:
         if self._code is None and self._chan.status_event.is_set():
             self._keep_stderr()
@@ -450,8 +446,7 @@ class FabricBackend:
         self._sftp_conn: fabric.Connection | None = None
         self._sftp_lock = threading.Lock()
         self._proxy_commands: dict[int, str] = {}
-        #: Channels each connection carries, and opens under way on it (by id).
-        self._carried: dict[int, list[paramiko.Channel]] = {}
+        #: Channel opens under way on each connection (by id), before paramiko has them.
         self._pending: dict[int, int] = {}
         #: Channels one connection may carry, learned from the first refusal.
         self._limit: int | None = None
@@ -632,15 +627,15 @@ class FabricBackend:
             try:
                 channel = await self._open_channel(conn, remote_command, pipe_stderr)
             except _ChannelRefused as exc:
-                # MaxSessions reached: what the connection carries is what the
-                # server allows (a lower bound if channels ended meanwhile).
-                limit = max(1, self._open_on(conn))
-                self._limit = limit if self._limit is None else min(self._limit, limit)
+                # MaxSessions reached: the channels the server had confirmed on
+                # this connection are what it allows (answers come in order, so
+                # every open sent before this one has its answer by now).
+                limit = max(1, _channels_on(conn, confirmed=True))
+                self._limit = limit if self._limit is None else max(self._limit, limit)
                 log.debug("%s refused a channel (%s): %d per connection", self.host, exc, limit)
                 continue
             finally:
                 self._pending[key] = self._pending.get(key, 1) - 1
-            self._carried.setdefault(key, []).append(channel.paramiko_channel)
             return channel
         raise ConnectionFailed(
             f"{self.host} refused {_OPEN_ATTEMPTS} session channels in a row. Raise "
@@ -648,19 +643,15 @@ class FabricBackend:
             host=self.host,
         )
 
-    def _open_on(self, conn: fabric.Connection) -> int:
-        """Channels open on ``conn`` (closed ones are forgotten here)."""
-        carried = [c for c in self._carried.get(id(conn), []) if not c.closed]
-        self._carried[id(conn)] = carried
-        return len(carried)
-
     async def _pick(self) -> fabric.Connection:
         """The first connection with room for one more channel, opened if need be."""
         async with self._lock:
             for conn in self._connections:
                 if self._limit is None:
                     return conn
-                if self._open_on(conn) + self._pending.get(id(conn), 0) < self._limit:
+                # Open channels, the SFTP session and opens under way (all in
+                # the transport's map once sent; ``_pending`` until then).
+                if _channels_on(conn) + self._pending.get(id(conn), 0) < self._limit:
                     return conn
             if len(self._connections) >= MAX_CONNECTIONS:
                 raise ConnectionFailed(
@@ -764,7 +755,6 @@ class FabricBackend:
                     if self._sftp is None:
                         raise _NoSftp("the server refused the sftp subsystem")
                     self._sftp_conn = conn
-                    self._carried.setdefault(id(conn), []).append(self._sftp.sock)
                 return fn(self._sftp)
 
         try:
@@ -811,7 +801,6 @@ class FabricBackend:
         self._monitors.clear()
         connections, self._connections = self._connections, []
         self._proxy_commands.clear()
-        self._carried.clear()
         self._pending.clear()
         for conn in connections:
             if conn is self._given:
@@ -821,6 +810,16 @@ class FabricBackend:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await self._close_all()
+
+
+def _channels_on(conn: fabric.Connection, *, confirmed: bool = False) -> int:
+    """Channels open on ``conn`` (SFTP included): those the server confirmed, or
+    those opening too. paramiko keeps no public count; its channel map is read."""
+    transport = conn.transport
+    channels = getattr(transport, "_channels", None)
+    if channels is None:
+        return 0
+    return sum(1 for c in channels.values() if not c.closed and (c.active or not confirmed))
 
 
 def _resolved_for(conn: fabric.Connection) -> ResolvedHost:
