@@ -45,6 +45,8 @@ log = logging.getLogger("remote_executors.ssh")
 _C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 #: Printed by a channel's ProxyCommand, i.e. when its master could not carry it.
 _NO_MUX = "rx-no-mux-"
+#: sshd's MaxSessions unless its config says otherwise.
+_DEFAULT_MAX_SESSIONS = 10
 #: What ssh says when the master was refused the channel (MaxSessions).
 _REFUSED = "Session open refused by peer"
 
@@ -156,8 +158,10 @@ class OpenSSHBackend:
         self._ssh = ssh_binary or shutil.which("ssh") or "ssh"
         self._control_dir: str | None = None
         self._masters: list[_Master] = []
-        #: Channels one connection may carry, learned from the first refusal.
-        self._limit: int | None = None
+        #: Channels one connection may carry: sshd's default until a refusal
+        #: says less. Each refusal costs an ssh process and a round trip, so
+        #: a burst of opens is not sent to one master to find out.
+        self._limit = _DEFAULT_MAX_SESSIONS
         self._lock = anyio.Lock()
         self._resolved: ResolvedHost | None = None
 
@@ -294,26 +298,31 @@ class OpenSSHBackend:
         return master
 
     async def _pick(self) -> _Master:
-        """The first master with room for one more channel, started if need be."""
-        async with self._lock:
-            for index in range(len(self._masters) or 1):
-                if index < len(self._masters):
-                    master = self._masters[index]
-                    if self._limit is not None and master.channels >= self._limit:
-                        continue
-                return await self._ensure(index)
-            if len(self._masters) >= MAX_CONNECTIONS:
-                raise ConnectionFailed(
-                    f"{self.host} refused to open another session channel on "
-                    f"{MAX_CONNECTIONS} connections ({self._limit} channels each). Raise "
-                    "MaxSessions in its sshd_config or run fewer sessions at once.",
-                    host=self.host,
-                )
-            log.debug("%s: more than %s channels at once, one more master", self.host, self._limit)
-            return await self._ensure(len(self._masters))
+        """The first master with room for one more channel, started if need be;
+        under ``_lock``."""
+        for index in range(len(self._masters) or 1):
+            if index < len(self._masters) and self._masters[index].channels >= self._limit:
+                continue
+            return await self._ensure(index)
+        return await self._overflow()
+
+    async def _overflow(self) -> _Master:
+        if len(self._masters) >= MAX_CONNECTIONS:
+            raise ConnectionFailed(
+                f"{self.host} refused to open another session channel on "
+                f"{MAX_CONNECTIONS} connections ({self._limit} channels each). Raise "
+                "MaxSessions in its sshd_config or run fewer sessions at once.",
+                host=self.host,
+            )
+        log.debug("%s: more than %s channels at once, one more master", self.host, self._limit)
+        return await self._ensure(len(self._masters))
 
     async def open(self, remote_command: str, *, pipe_stderr: bool) -> OpenSSHChannel:
-        master = await self._pick()
+        # Counted at once, under the pool's lock: a burst of opens spreads over
+        # the masters instead of all going to one that has room for a few.
+        async with self._lock:
+            master = await self._pick()
+            master.channels += 1
         read_fd, write_fd = os.pipe()
         stderr_file: IO[bytes] | None = None
         try:
@@ -332,13 +341,13 @@ class OpenSSHBackend:
                 env={**os.environ, "SHELL": "/bin/sh"},
             )
         except BaseException:
+            master.channels -= 1
             os.close(write_fd)
             if stderr_file is not None:
                 stderr_file.close()
             raise
         finally:
             os.close(read_fd)
-        master.channels += 1
         return OpenSSHChannel(proc, write_fd, stderr_file, master)
 
     async def shared_ssh_argv(self) -> list[str]:
@@ -350,7 +359,8 @@ class OpenSSHBackend:
         """
         # Not counted (rsync's channel lives outside this backend); if it is
         # refused, ssh logs in on its own for it, as it always did.
-        master = await self._pick()
+        async with self._lock:
+            master = await self._pick()
         return [*self._base(master), "-oControlMaster=no"]
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
@@ -364,7 +374,7 @@ class OpenSSHBackend:
             # Full: what it carries now is what the server allows (a lower
             # bound when channels ended meanwhile, which only costs a master).
             limit = max(1, master.channels)
-            self._limit = limit if self._limit is None else min(self._limit, limit)
+            self._limit = min(self._limit, limit)
             log.debug("%s refused a channel on master %d: %d at most", self.host, index, limit)
             return ChannelRefused(f"{self.host} refused a session channel (MaxSessions)")
         # The master is gone (killed: its socket stayed behind): start it again.
