@@ -148,13 +148,16 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
         assert not os.path.exists(control_dir)
 
 
-async def test_openssh_stops_at_its_connection_cap_with_a_typed_error(tmp_path: Path) -> None:
-    # MaxSessions 1: each master carries one channel; past MAX_CONNECTIONS
-    # masters the next channel is a ConnectionFailed naming the host.
+@pytest.mark.parametrize("backend", ["openssh", "fabric"])
+async def test_past_the_connection_cap_a_channel_is_a_typed_error(
+    backend: str, tmp_path: Path
+) -> None:
+    # MaxSessions 1: each connection carries one channel; past MAX_CONNECTIONS
+    # connections the next channel is a ConnectionFailed naming the host.
     with SSHTestBed(extra_config=["MaxSessions 1"]) as bed:
-        account = bed.account(label="one_openssh")
+        account = bed.account(label=f"one_{backend}")
         cfg = bed.client_config(account, tmp_path / "ssh", alias="rx-onechan")
-        executor = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend="openssh")
+        executor = rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend=backend)
         processes = []
         try:
             with anyio.fail_after(120):
@@ -165,8 +168,8 @@ async def test_openssh_stops_at_its_connection_cap_with_a_typed_error(tmp_path: 
             message = str(refused.value)
             assert "rx-onechan refused to open another session channel" in message
             assert f"on {MAX_CONNECTIONS} connections" in message and "MaxSessions" in message
-            masters = executor._backend._masters  # type: ignore[attr-defined]
-            assert len(masters) == MAX_CONNECTIONS
+            pool = executor._backend._masters if backend == "openssh" else transports()  # type: ignore[attr-defined]
+            assert len(pool) == MAX_CONNECTIONS
             for process in processes:  # those still work
                 await process.stdin.send(b"ok\n")
                 assert await process.stdout.receive() == b"ok\n"

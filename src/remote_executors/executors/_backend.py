@@ -13,10 +13,32 @@ from typing import Protocol
 import attrs
 from anyio.abc import ByteReceiveStream
 
+from ..errors import ConnectionFailed
+
 #: Connections one backend opens to a host at most: sshd's MaxSessions caps the
 #: channels of each (10 by default), and past the first one each carries the
 #: overflow. 100 sessions with their live followers need about 20.
 MAX_CONNECTIONS = 32
+
+
+def pool_full(host: str, per_connection: int | None) -> ConnectionFailed:
+    """The error when ``MAX_CONNECTIONS`` connections cannot carry one more channel."""
+    each = f" ({per_connection} channels each)" if per_connection else ""
+    return ConnectionFailed(
+        f"{host} refused to open another session channel on {MAX_CONNECTIONS} "
+        f"connections{each}. Raise MaxSessions in its sshd_config or run fewer "
+        "sessions at once.",
+        host=host,
+    )
+
+
+def refused_in_a_row(host: str, attempts: int) -> ConnectionFailed:
+    """The error when channel opens kept being refused."""
+    return ConnectionFailed(
+        f"{host} refused {attempts} session channels in a row. Raise MaxSessions in its "
+        "sshd_config or run fewer sessions at once.",
+        host=host,
+    )
 
 
 class ChannelRefused(Exception):

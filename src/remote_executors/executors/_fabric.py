@@ -42,7 +42,7 @@ import paramiko
 from anyio.abc import ByteReceiveStream
 
 from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
-from ._backend import MAX_CONNECTIONS, LinkOptions
+from ._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 from ._ssh_config import ResolvedHost, resolve, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
@@ -637,11 +637,7 @@ class FabricBackend:
             finally:
                 self._pending[key] = self._pending.get(key, 1) - 1
             return channel
-        raise ConnectionFailed(
-            f"{self.host} refused {_OPEN_ATTEMPTS} session channels in a row. Raise "
-            "MaxSessions in its sshd_config or run fewer sessions at once.",
-            host=self.host,
-        )
+        raise refused_in_a_row(self.host, _OPEN_ATTEMPTS)
 
     async def _pick(self) -> fabric.Connection:
         """The first connection with room for one more channel, opened if need be."""
@@ -654,12 +650,7 @@ class FabricBackend:
                 if _channels_on(conn) + self._pending.get(id(conn), 0) < self._limit:
                     return conn
             if len(self._connections) >= MAX_CONNECTIONS:
-                raise ConnectionFailed(
-                    f"{self.host} refused to open another session channel on "
-                    f"{MAX_CONNECTIONS} connections ({self._limit} channels each). Raise "
-                    "MaxSessions in its sshd_config or run fewer sessions at once.",
-                    host=self.host,
-                )
+                raise pool_full(self.host, self._limit)
             conn = await self._new_connection()
             self._connections.append(conn)
             return conn

@@ -36,7 +36,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from ..errors import ConnectionFailed
-from ._backend import MAX_CONNECTIONS, ChannelRefused, LinkOptions
+from ._backend import MAX_CONNECTIONS, ChannelRefused, LinkOptions, pool_full
 from ._ssh_config import ResolvedHost, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure
 
@@ -308,12 +308,7 @@ class OpenSSHBackend:
 
     async def _overflow(self) -> _Master:
         if len(self._masters) >= MAX_CONNECTIONS:
-            raise ConnectionFailed(
-                f"{self.host} refused to open another session channel on "
-                f"{MAX_CONNECTIONS} connections ({self._limit} channels each). Raise "
-                "MaxSessions in its sshd_config or run fewer sessions at once.",
-                host=self.host,
-            )
+            raise pool_full(self.host, self._limit)
         log.debug("%s: more than %s channels at once, one more master", self.host, self._limit)
         return await self._ensure(len(self._masters))
 

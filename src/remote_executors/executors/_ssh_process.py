@@ -21,7 +21,7 @@ from ..errors import (
     RemotePathNotFound,
     RemoteSetupError,
 )
-from ._backend import Backend, Channel, ChannelRefused
+from ._backend import Backend, Channel, ChannelRefused, refused_in_a_row
 from ._frames import FrameDecoder
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
 from ._ssh_errors import SSH_FAILED, classify_lost
@@ -422,11 +422,7 @@ async def start_job(
             detail=stderr,
         )
     else:
-        raise ConnectionFailed(
-            f"{host} refused {_OPEN_ATTEMPTS} session channels in a row. Raise MaxSessions "
-            "in its sshd_config or run fewer sessions at once.",
-            host=host,
-        )
+        raise refused_in_a_row(host, _OPEN_ATTEMPTS)
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
