@@ -22,7 +22,9 @@ Per row it prints:
 - local CPU per idle session: the ticks of the same processes over a quiet
   window (``--quiet``, default 30 s) with all N open, as % of one core;
 - connections and sshd's refusals (remote rows): the logins sshd accepted and
-  the session channels it refused ("no more sessions") during the row.
+  the session channels it refused ("no more sessions") during the row, and
+  the CPU the remote side (the bed's sshd and everything under it) used
+  over the quiet window, per session.
 
 Targets (issue 16): <= 2 MiB and <= 1 % of a core per idle session.
 """
@@ -39,7 +41,7 @@ from pathlib import Path
 
 import anyio
 from _bed import bench_bed
-from bench_concurrent_sessions import pss_kb, stat_fields
+from bench_concurrent_sessions import pss_kb, stat_fields, tree_ticks
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -128,6 +130,7 @@ class Row:
     open_seconds: float = 0.0
     memory_kb_per_session: float = 0.0
     cpu_per_session: float = 0.0  # fraction of one core
+    remote_cpu_per_session: float = 0.0  # the bed's sshd and all under it
     processes_before: int = 0
     processes_after: int = 0
     pss_before_kb: int = 0
@@ -184,11 +187,14 @@ async def run_row(
         row.open_seconds = time.perf_counter() - start
         await anyio.sleep(3)  # let the turn-end syncs and followers settle
         first = measure_tree(marker, remote_root)
+        remote_first = tree_ticks(remote_root)
         await anyio.sleep(quiet)
         last = measure_tree(marker, remote_root)
+        remote_last = tree_ticks(remote_root)
         row.pss_after_kb, row.processes_after = last.pss_kb, last.processes
         row.memory_kb_per_session = (last.pss_kb - before.pss_kb) / sessions
         row.cpu_per_session = (last.ticks - first.ticks) / TICKS / quiet / sessions
+        row.remote_cpu_per_session = (remote_last - remote_first) / TICKS / quiet / sessions
     finally:
         with anyio.CancelScope(shield=True):
             for client in clients:
@@ -231,6 +237,11 @@ def report(row: Row, base: Row | None) -> None:
     )
     if row.name != "local" and row.name != "docker":
         print(f"  sshd: {row.logins} logins, {row.refused} session channels refused")
+        # Not a target (the remote is another machine), but idle work there too.
+        print(
+            f"  remote CPU (sshd, watchdogs, followers, stub CLIs): "
+            f"{row.remote_cpu_per_session * 100:.3f} % of a core per idle session"
+        )
     if base is not None and row is not base:
         print(
             f"  {row.name}/local: open {ratio(row.open_seconds, base.open_seconds):.2f}x, "
