@@ -13,6 +13,38 @@ from typing import Protocol
 import attrs
 from anyio.abc import ByteReceiveStream
 
+from ..errors import ConnectionFailed
+
+#: Connections one backend opens to a host at most: sshd's MaxSessions caps the
+#: channels of each (10 by default), and past the first one each carries the
+#: overflow. 100 sessions with their live followers need about 20.
+MAX_CONNECTIONS = 32
+
+
+def pool_full(host: str, per_connection: int | None) -> ConnectionFailed:
+    """The error when ``MAX_CONNECTIONS`` connections cannot carry one more channel."""
+    each = f" ({per_connection} channels each)" if per_connection else ""
+    return ConnectionFailed(
+        f"{host} refused to open another session channel on {MAX_CONNECTIONS} "
+        f"connections{each}. Raise MaxSessions in its sshd_config or run fewer "
+        "sessions at once.",
+        host=host,
+    )
+
+
+def refused_in_a_row(host: str, attempts: int) -> ConnectionFailed:
+    """The error when channel opens kept being refused."""
+    return ConnectionFailed(
+        f"{host} refused {attempts} session channels in a row. Raise MaxSessions in its "
+        "sshd_config or run fewer sessions at once.",
+        host=host,
+    )
+
+
+class ChannelRefused(Exception):
+    """The channel never reached the remote command: the connection carrying it
+    refused it (MaxSessions) or was gone. Nothing ran; open it again."""
+
 
 def _options(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
@@ -70,6 +102,7 @@ class Backend(Protocol):
         """Start ``remote_command`` under the remote login shell."""
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
-        """Classify a channel that died before the remote side answered."""
+        """Classify a channel that died before the remote side answered
+        (``ChannelRefused``: it never reached it; open another)."""
 
     async def aclose(self) -> None: ...

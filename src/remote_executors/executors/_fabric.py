@@ -42,7 +42,7 @@ import paramiko
 from anyio.abc import ByteReceiveStream
 
 from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
-from ._backend import LinkOptions
+from ._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 from ._ssh_config import ResolvedHost, resolve, ssh_g
 from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
@@ -56,8 +56,8 @@ _STDERR_KEEP = 16384
 #: answers MaxSessions with SSH_OPEN_CONNECT_FAILED (2), others with
 #: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED (1).
 _OPEN_REFUSED = (1, 2)
-#: Extra connections opened when the server refuses more channels on one.
-_MAX_CONNECTIONS = 8
+#: Tries to open one channel when connections refuse it (each refusal makes room).
+_OPEN_ATTEMPTS = 8
 _WINDOW = 8 << 20  # bytes in flight per channel: long JSON lines need more than 2 MiB
 _SFTP_PACKET = 256 << 10  # OpenSSH's sftp-server takes 255 KiB requests (30% faster reads)
 
@@ -193,6 +193,19 @@ class _Notify(threading.Event):
         self._pipe.set()
 
 
+class _Forward:
+    """A buffer's event that sets another pipe and leaves clearing to its owner."""
+
+    def __init__(self, pipe: _SafePipe) -> None:
+        self._pipe = pipe
+
+    def set(self) -> None:
+        self._pipe.set()
+
+    def clear(self) -> None:
+        pass
+
+
 class _ChannelStream(ByteReceiveStream):
     """stdout or stderr of one channel, read on the event loop."""
 
@@ -287,10 +300,14 @@ class FabricChannel:
             raise anyio.ClosedResourceError
         pipe = self._err if stderr else self._out
         if not self._pipe_stderr and not stderr:
-            # Kept-aside stderr must not stall the shared window: wake on it too.
-            with anyio.move_on_after(0.5):
-                await anyio.wait_readable(pipe.fileno())
-            return
+            # Kept-aside stderr also wakes this pipe (see _Forward): clear it
+            # first, then look, so a wake-up is never lost and an idle channel
+            # sleeps until something arrives.
+            pipe.clear()
+            self._keep_stderr()
+            chan = self._chan
+            if chan.recv_ready() or chan.closed or chan.eof_received:
+                return
         await anyio.wait_readable(pipe.fileno())
 
     def _keep_stderr(self) -> None:
@@ -426,9 +443,13 @@ class FabricBackend:
         self._lock = anyio.Lock()
         self._lost = ""
         self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_conn: fabric.Connection | None = None
         self._sftp_lock = threading.Lock()
         self._proxy_commands: dict[int, str] = {}
-        self._preferred = 0  # the connection the last channel opened on
+        #: Channel opens under way on each connection (by id), before paramiko has them.
+        self._pending: dict[int, int] = {}
+        #: Channels one connection may carry, learned from the first refusal.
+        self._limit: int | None = None
 
     @property
     def connection(self) -> fabric.Connection | None:
@@ -599,37 +620,40 @@ class FabricBackend:
 
     async def open(self, remote_command: str, *, pipe_stderr: bool) -> FabricChannel:
         await self.connect()
-        # Start where the last channel opened: a full connection would only
-        # answer with a refusal (a wasted round trip per command).
-        start = self._preferred if self._preferred < len(self._connections) else 0
-        tried, seen = 0, len(self._connections)
-        while True:
-            index = (start + tried) % len(self._connections)
+        for _attempt in range(_OPEN_ATTEMPTS):
+            conn = await self._pick()
+            key = id(conn)
+            self._pending[key] = self._pending.get(key, 0) + 1
             try:
-                channel = await self._open_channel(
-                    self._connections[index], remote_command, pipe_stderr
-                )
+                channel = await self._open_channel(conn, remote_command, pipe_stderr)
             except _ChannelRefused as exc:
-                # MaxSessions reached on this connection: try the others, then a new one.
-                tried += 1
-                if tried < len(self._connections):
-                    continue
-                async with self._lock:
-                    if len(self._connections) > seen:
-                        pass  # another task just added one: try it first
-                    elif len(self._connections) >= _MAX_CONNECTIONS:
-                        raise ConnectionFailed(
-                            f"{self.host} refused to open another session channel ({exc}) "
-                            f"on {_MAX_CONNECTIONS} connections. Raise MaxSessions in its "
-                            "sshd_config or run fewer sessions at once.",
-                            host=self.host,
-                        ) from exc
-                    else:
-                        self._connections.append(await self._new_connection())
-                start, tried, seen = len(self._connections) - 1, 0, len(self._connections)
+                # MaxSessions reached: the channels the server had confirmed on
+                # this connection are what it allows (answers come in order, so
+                # every open sent before this one has its answer by now).
+                limit = max(1, _channels_on(conn, confirmed=True))
+                self._limit = limit if self._limit is None else max(self._limit, limit)
+                log.debug("%s refused a channel (%s): %d per connection", self.host, exc, limit)
                 continue
-            self._preferred = index
+            finally:
+                self._pending[key] = self._pending.get(key, 1) - 1
             return channel
+        raise refused_in_a_row(self.host, _OPEN_ATTEMPTS)
+
+    async def _pick(self) -> fabric.Connection:
+        """The first connection with room for one more channel, opened if need be."""
+        async with self._lock:
+            for conn in self._connections:
+                if self._limit is None:
+                    return conn
+                # Open channels, the SFTP session and opens under way (all in
+                # the transport's map once sent; ``_pending`` until then).
+                if _channels_on(conn) + self._pending.get(id(conn), 0) < self._limit:
+                    return conn
+            if len(self._connections) >= MAX_CONNECTIONS:
+                raise pool_full(self.host, self._limit)
+            conn = await self._new_connection()
+            self._connections.append(conn)
+            return conn
 
     async def _open_channel(
         self, conn: fabric.Connection, remote_command: str, pipe_stderr: bool
@@ -642,7 +666,9 @@ class FabricBackend:
             pipes = (_SafePipe(), _SafePipe(), _SafePipe())
             try:
                 chan.in_buffer.set_event(pipes[0])
-                chan.in_stderr_buffer.set_event(pipes[1])
+                # Nobody reads kept-aside stderr: its data wakes the stdout reader,
+                # which keeps it (a full stderr window would stall the channel).
+                chan.in_stderr_buffer.set_event(pipes[1] if pipe_stderr else _Forward(pipes[0]))
                 chan.status_event = _Notify(pipes[2])
                 chan.exec_command(remote_command)
             except BaseException:
@@ -702,7 +728,9 @@ class FabricBackend:
         ``CommandTimeout``.
         """
         await self.connect()
-        conn = self._connections[0]
+        sftp_up = self._sftp is not None and not self._sftp.sock.closed
+        # The SFTP session is one more channel: on a connection with room for it.
+        conn = self._sftp_conn if sftp_up and self._sftp_conn is not None else await self._pick()
 
         def work() -> T:
             with self._sftp_lock:
@@ -717,6 +745,7 @@ class FabricBackend:
                         raise
                     if self._sftp is None:
                         raise _NoSftp("the server refused the sftp subsystem")
+                    self._sftp_conn = conn
                 return fn(self._sftp)
 
         try:
@@ -763,6 +792,7 @@ class FabricBackend:
         self._monitors.clear()
         connections, self._connections = self._connections, []
         self._proxy_commands.clear()
+        self._pending.clear()
         for conn in connections:
             if conn is self._given:
                 continue  # the caller's to close
@@ -771,6 +801,16 @@ class FabricBackend:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await self._close_all()
+
+
+def _channels_on(conn: fabric.Connection, *, confirmed: bool = False) -> int:
+    """Channels open on ``conn`` (SFTP included): those the server confirmed, or
+    those opening too. paramiko keeps no public count; its channel map is read."""
+    transport = conn.transport
+    channels = getattr(transport, "_channels", None)
+    if channels is None:
+        return 0
+    return sum(1 for c in channels.values() if not c.closed and (c.active or not confirmed))
 
 
 def _resolved_for(conn: fabric.Connection) -> ResolvedHost:

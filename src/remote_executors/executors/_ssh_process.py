@@ -21,7 +21,7 @@ from ..errors import (
     RemotePathNotFound,
     RemoteSetupError,
 )
-from ._backend import Backend, Channel
+from ._backend import Backend, Channel, ChannelRefused, refused_in_a_row
 from ._frames import FrameDecoder
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
 from ._ssh_errors import SSH_FAILED, classify_lost
@@ -30,6 +30,8 @@ log = logging.getLogger("remote_executors.ssh")
 
 _NOISE_LIMIT = 1 << 20  # bytes of login-shell chatter tolerated before the status line
 HEARTBEAT_INTERVAL = 2.0
+#: Tries to open one channel when connections refuse it (each refusal makes room).
+_OPEN_ATTEMPTS = 8
 
 
 class _FramedStdout(ByteReceiveStream):
@@ -382,28 +384,35 @@ async def start_job(
     whose lost links look different, e.g. a container engine's client).
     """
     host = backend.host
-    channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
-    try:
-        with anyio.fail_after(startup_timeout):
-            # If the channel already died, the status read below says why.
-            with contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(channel.write_stdin, job.header())
-            status, rest = await _read_status(channel, job)
-    except TimeoutError:
-        channel.send_signal(signal.SIGKILL)
-        raise ConnectionFailed(
-            f"{host} did not start the remote process within {startup_timeout:.0f} s. "
-            f"Check that `ssh {host} true` returns promptly (a login script may be waiting "
-            "for input).",
-            host=host,
-        ) from None
-    except BaseException:
-        channel.send_signal(signal.SIGKILL)
-        raise
-    if status is None:
+    for attempt in range(_OPEN_ATTEMPTS):
+        channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
+        try:
+            with anyio.fail_after(startup_timeout):
+                # If the channel already died, the status read below says why.
+                with contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(channel.write_stdin, job.header())
+                status, rest = await _read_status(channel, job)
+        except TimeoutError:
+            channel.send_signal(signal.SIGKILL)
+            raise ConnectionFailed(
+                f"{host} did not start the remote process within {startup_timeout:.0f} s. "
+                f"Check that `ssh {host} true` returns promptly (a login script may be "
+                "waiting for input).",
+                host=host,
+            ) from None
+        except BaseException:
+            channel.send_signal(signal.SIGKILL)
+            raise
+        if status is not None:
+            break
         code = await _finish(channel)
         stderr = await _drain_stderr(channel)
         failure = backend.connect_failure(stderr, code)
+        if isinstance(failure, ChannelRefused):
+            # Nothing ran there: the backend has made room (another connection).
+            log.debug("%s: channel not opened (%s), attempt %d", host, failure, attempt + 1)
+            await channel.aclose()
+            continue
         if failure is not None:
             raise failure
         raise RemoteSetupError(
@@ -412,6 +421,8 @@ async def start_job(
             host=host,
             detail=stderr,
         )
+    else:
+        raise refused_in_a_row(host, _OPEN_ATTEMPTS)
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)

@@ -11,7 +11,8 @@ Modules: :mod:`.fakes` (``FakeExecutor``: scripted, in memory, no processes),
 :mod:`.model` (the stand-in Messages API), :mod:`.sshd` (the sshd
 bed), :mod:`.link` (``LinkProxy``), :mod:`.plugin` (the pytest fixtures),
 :mod:`.executor_conformance` and :mod:`.sync_conformance` (suites to run
-against your own executors and sync strategies).
+against your own executors and sync strategies), :mod:`.stub_cli` (a stand-in
+CLI for load tests).
 """
 
 from __future__ import annotations
