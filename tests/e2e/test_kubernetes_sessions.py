@@ -14,14 +14,6 @@ from pathlib import Path
 
 import pytest
 from claude_agent_sdk import get_session_messages, list_sessions
-
-import remote_executors as rx
-from _cli import CLI, last_line, ok, session_of
-from remote_executors.testing.docker import TestContainer
-from remote_executors.testing.kube_standin import KubeStandin, StandinPod
-from remote_executors.testing.model import ScriptedModel, text, tool_use
-from remote_executors.testing.plugin import Project
-
 from test_docker_sessions import (
     container_transcript,
     local_claude,  # noqa: F401  (autouse: private CLAUDE_CONFIG_DIR and records)
@@ -30,6 +22,13 @@ from test_docker_sessions import (
     result_of,
     run,
 )
+
+import remote_executors as rx
+from _cli import CLI, last_line, ok, session_of
+from remote_executors.testing.docker import TestContainer
+from remote_executors.testing.kube_standin import KubeStandin, StandinPod
+from remote_executors.testing.model import ScriptedModel, text, tool_use
+from remote_executors.testing.plugin import Project
 
 pytestmark = [pytest.mark.e2e]
 
