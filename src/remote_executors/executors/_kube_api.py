@@ -167,7 +167,7 @@ class KubeBackend:
             verb = "create pods/exec" if "exec" in doing else "get pods"
             return AuthenticationFailed(
                 f"Not allowed to {verb} for {self.where} (403 Forbidden). The account "
-                "needs RBAC for get on pods and create on pods/exec in that namespace; "
+                "needs RBAC get on pods, and create and get on pods/exec, in that namespace; "
                 f"check with {self._kubectl('auth can-i', verb)}.",
                 host=self.host,
                 detail=detail,
