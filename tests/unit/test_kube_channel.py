@@ -163,3 +163,22 @@ async def test_an_unread_stream_holds_back_and_a_stop_still_ends_it() -> None:
     with anyio.fail_after(10):
         assert await channel.wait() == -9
     await channel.aclose()
+
+
+async def test_several_tasks_may_wait() -> None:
+    client = FakeClient(V5)
+    channel = KubeChannel(client, pipe_stderr=False)
+    codes: list[int] = []
+
+    async def waiter() -> None:
+        codes.append(await channel.wait())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(waiter)
+            await anyio.sleep(0.1)
+            client.sock.give(3, status(5))
+            client.sock.frames.put(_CLOSE)
+    assert codes == [5, 5, 5]
+    await channel.aclose()

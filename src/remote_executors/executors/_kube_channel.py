@@ -108,6 +108,9 @@ class KubeChannel:
         self._code: int | None = None
         self._message = ""
         self._kept = b""
+        self._dead: set[int] = set()  # write ends whose reader is gone
+        self._ended = False  # the reader thread finished (or the channel was closed)
+        self._waiting: anyio.Event | None = None  # the one task reading _done
         out_r, self._out_w = os.pipe()
         os.set_blocking(self._out_w, False)
         self.stdout: ByteReceiveStream = _PipeStream(out_r)
@@ -152,13 +155,12 @@ class KubeChannel:
                     continue
                 channel, payload = data[0], data[1:]
                 if channel == _STDOUT:
-                    if not self._write(self._out_w, payload):
-                        self._out_w = -1
+                    self._write(self._out_w, payload)
                 elif channel == _STDERR:
                     if self._err_w is None:
                         self._kept = (self._kept + payload)[-_KEEP:]
-                    elif self._err_w >= 0 and not self._write(self._err_w, payload):
-                        self._err_w = -1
+                    else:
+                        self._write(self._err_w, payload)
                 elif channel == _STATUS:
                     status = (status + payload)[:_STATUS_LIMIT]
                 # 255 from the server (it closed a stream) and anything else: nothing to do
@@ -175,16 +177,16 @@ class KubeChannel:
             with contextlib.suppress(Exception):
                 self._client.close()
             for fd in (self._out_w, self._err_w, self._done_w):
-                if fd is not None and fd >= 0:
+                if fd is not None:
                     with contextlib.suppress(OSError):
                         os.close(fd)
 
-    def _write(self, fd: int, data: bytes) -> bool:
-        """Write all of ``data``, waiting while the pipe is full; False once the
+    def _write(self, fd: int, data: bytes) -> None:
+        """Write all of ``data``, waiting while the pipe is full. Dropped once the
         reader went away, or once the exec was stopped (then nobody may read
         again, and the stream must still end so that ``wait()`` returns)."""
-        if fd < 0:
-            return False
+        if fd in self._dead:
+            return
         view = memoryview(data)
         try:
             while view:
@@ -192,11 +194,11 @@ class KubeChannel:
                     view = view[os.write(fd, view) :]
                 except BlockingIOError:
                     if self._signal is not None:
-                        return False
+                        self._dead.add(fd)
+                        return
                     select.select([], [fd], [], 0.2)
         except OSError:
-            return False
-        return True
+            self._dead.add(fd)
 
     # -- the Channel protocol --------------------------------------------------
 
@@ -227,9 +229,20 @@ class KubeChannel:
         return text
 
     async def wait(self) -> int:
-        with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-            while True:
-                await self._done.receive()
+        # One task waits on the pipe (an fd takes one waiter); others on an event.
+        while not self._ended:
+            if self._waiting is not None:
+                await self._waiting.wait()
+                continue
+            self._waiting = event = anyio.Event()
+            try:
+                with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
+                    while True:
+                        await self._done.receive()
+                self._ended = True
+            finally:
+                self._waiting = None
+                event.set()
         code = self._code  # set before the thread closes its end of _done
         if code is None:
             raise anyio.ClosedResourceError  # closed under a waiter: aclose() ran
