@@ -104,9 +104,10 @@ class PodProcess(ContainerProcess):
                 exit_code=code,
             )
         if code == EXEC_FAILED:
+            said = (self.stderr_tail().strip().splitlines() or ["no exit status came"])[-1]
             return ProcessLost(
-                f"Lost the exec stream to {self.host} while the process was running: "
-                f"{self.stderr_tail().strip().splitlines()[-1:] or ['no exit status']}. "
+                f"Lost the exec stream to {self.host} while the process was running "
+                f"({said[:300]}). "
                 "The process in the pod is stopped by its watchdog; the session can be "
                 "resumed once the API server answers again.",
                 host=self.host,
