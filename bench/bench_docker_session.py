@@ -1,4 +1,4 @@
-"""Session latency: LocalExecutor vs DockerExecutor on a real container.
+"""Session latency: LocalExecutor vs DockerExecutor and KubernetesExecutor on a real container.
 
     sudo .venv/bin/python bench/bench_docker_session.py [--runs N]
 
@@ -9,7 +9,11 @@ bundled CLI bind-mounted, ``--network host``); "warm" reuses one
 ``DockerExecutor`` (it remembers where the CLI is), "cold" makes a new one per
 session. There is no connection to keep: every process is one ``docker
 exec``. Runs are interleaved so drift in machine load spreads over every row
-alike. Ratios are docker/local; the target for warm is <= 1.10.
+alike. Ratios are docker/local; the target for warm is <= 1.10. The "k8s"
+row is a warm ``KubernetesExecutor`` on the same container, seen as a pod
+through the Kubernetes stand-in (testing/kube_standin.py: the real client,
+a pods/exec WebSocket per process, ``docker exec`` behind it), so it costs
+what the docker row does plus the stand-in's hop; k8s/local is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
 from remote_executors.testing.docker import ContainerBed
+from remote_executors.testing.kube_standin import KubeStandin
 from remote_executors.testing.model import ScriptedModel
 
 TARGET = 1.10
@@ -47,7 +52,12 @@ async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tup
 
 async def measure(runs: int) -> None:
     load = os.getloadavg()
-    with ScriptedModel() as model, ContainerBed() as bed, tempfile.TemporaryDirectory() as tmp:
+    with (
+        ScriptedModel() as model,
+        ContainerBed() as bed,
+        KubeStandin() as standin,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         os.environ["CLAUDE_CONFIG_DIR"] = str(Path(tmp) / "synced-claude")
         os.environ["REMOTE_EXECUTORS_DATA_DIR"] = str(Path(tmp) / "rx-data")
         box = bed.container(model_url=model.url)
@@ -60,12 +70,22 @@ async def measure(runs: int) -> None:
             env={**model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(tmp) / "local-claude")},
         )
         remote_options = ClaudeAgentOptions(cwd=str(local))
-        results: dict[str, list[tuple[float, float]]] = {"local": [], "cold": [], "warm": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            "local": [],
+            "cold": [],
+            "warm": [],
+            "k8s": [],
+        }
         warm = rx.DockerExecutor(box.name, user=box.user)
+        standin.add_pod("bench", "box-0", box.name, user=box.user)
+        pod = rx.KubernetesExecutor(
+            "box-0", namespace="bench", kubeconfig=str(standin.kubeconfig(Path(tmp) / "kube"))
+        )
         try:
             # Warm-up: page the CLI binary into the cache on both sides.
             await one_session(rx.LocalExecutor(), local_options)
             await one_session(warm, remote_options)
+            await one_session(pod, remote_options)
             for _ in range(runs):
                 results["local"].append(await one_session(rx.LocalExecutor(), local_options))
                 cold = rx.DockerExecutor(box.name, user=box.user)
@@ -74,8 +94,10 @@ async def measure(runs: int) -> None:
                 finally:
                     await cold.aclose()
                 results["warm"].append(await one_session(warm, remote_options))
+                results["k8s"].append(await one_session(pod, remote_options))
         finally:
             await warm.aclose()
+            await pod.aclose()
             local.rmdir()
 
     def med(kind: str, index: int) -> float:
@@ -92,6 +114,11 @@ async def measure(runs: int) -> None:
             f"{kind} docker/local: first message {ratio:.2f}x, result "
             f"{med(kind, 1) / med('local', 1):.2f}x" + (verdict if kind == "warm" else "")
         )
+    print(
+        f"warm k8s-stand-in/local: first message {med('k8s', 0) / med('local', 0):.2f}x, "
+        f"result {med('k8s', 1) / med('local', 1):.2f}x; k8s/docker warm "
+        f"{med('k8s', 0) / med('warm', 0):.2f}x"
+    )
 
 
 def main() -> None:

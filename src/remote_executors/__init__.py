@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         SpawnOptions,
     )
     from .executors.docker import DockerExecutor
+    from .executors.kubernetes import KubernetesExecutor
     from .executors.link_status import LINK_SUBTYPE, LinkStatus
     from .executors.local import LocalExecutor
     from .executors.registry import executor_from_spec, register_executor
@@ -140,6 +141,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
     **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
     "DockerExecutor": ".executors.docker",
+    "KubernetesExecutor": ".executors.kubernetes",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
         ".metadata",
@@ -187,6 +189,7 @@ __all__ = [
     "LocalExecutor",
     "SSHExecutor",
     "DockerExecutor",
+    "KubernetesExecutor",
     "SpawnFunction",
     "project_dir_from_cwd",
     "query",

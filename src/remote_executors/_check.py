@@ -232,6 +232,7 @@ class _Check:
         self.container = str(getattr(executor, "spec", "")).partition("://")[0] in (
             "docker",
             "podman",
+            "k8s",
         )
         self.steps: list[CheckStep] = []
         self.deadline = time.monotonic() + _OVERALL_FACTOR * timeout

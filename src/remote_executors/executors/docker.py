@@ -197,7 +197,14 @@ class DockerExecutor:
                 host=f"{engine}://{container}",
             )
         self._user = user
-        self._name = self._spec()
+        self._init_common(self._spec(), claude_path, path_map)
+        self._backend = EngineBackend(self._name, engine, container, user)
+
+    def _init_common(
+        self, name: str, claude_path: str | None, path_map: Mapping[str, str] | None
+    ) -> None:
+        """State every container executor shares (KubernetesExecutor too)."""
+        self._name = name
         if claude_path is not None:
             check_path(claude_path, host=self._name, what="claude_path")
         self._claude_path = claude_path
@@ -212,7 +219,6 @@ class DockerExecutor:
                 reverse=True,  # longest local prefix wins
             )
         )
-        self._backend = EngineBackend(self._name, engine, container, user)
         self._home: str | None = None
         self._closed = False
         self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
@@ -307,7 +313,8 @@ class DockerExecutor:
                     f"Container {self._name} did not report a usable home directory: $HOME "
                     f"there is {home[:200]!r} (exit status {result.returncode}). Give the "
                     "user a home in the image (or `-e HOME=...` when creating the "
-                    "container), or pass DockerExecutor(..., path_map={local: container}).",
+                    "container), or pass "
+                    f"{type(self).__name__}(..., path_map={{local: container}}).",
                     host=self._name,
                     detail=result.stderr.decode("utf-8", "replace")[-2000:],
                 )

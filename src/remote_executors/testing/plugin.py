@@ -20,6 +20,9 @@ sshd, a real "remote" account and a scripted model without writing any of it:
   ``rx_docker_executor``, ``rx_container_project``: a real Docker container
   bed; ``rx_podman_bed``, ``rx_podman_container``: the same in Podman (see
   :mod:`remote_executors.testing._docker_fixtures`).
+- ``rx_kube_standin``, ``rx_kube_pod``, ``rx_kubeconfig``, ``rx_kube_executor``:
+  a stand-in Kubernetes API whose pods are the Docker bed's containers (see
+  :mod:`remote_executors.testing._kube_fixtures`).
 - ``rx_isolated``: the test's own ``CLAUDE_CONFIG_DIR`` and
   ``REMOTE_EXECUTORS_DATA_DIR`` (see :class:`Isolated`). Every fixture above
   that can lead to a session uses it, so sessions a test runs are synced and
@@ -53,6 +56,7 @@ from ._docker_fixtures import (
     rx_podman_bed,
     rx_podman_container,
 )
+from ._kube_fixtures import rx_kube_executor, rx_kube_pod, rx_kube_standin, rx_kubeconfig
 from ._sshd_fixtures import (
     AccountFactory,
     Isolated,
@@ -81,6 +85,10 @@ __all__ = [
     "rx_docker_executor",
     "rx_executor",
     "rx_isolated",
+    "rx_kube_executor",
+    "rx_kube_pod",
+    "rx_kube_standin",
+    "rx_kubeconfig",
     "rx_local_env",
     "rx_model",
     "rx_model_server",
