@@ -50,8 +50,8 @@ import attrs
 
 from remote_executors._store_file import fsync_dir, install_atomically, locked, user_dir
 from remote_executors.errors import InvalidInput
-from remote_executors.executors._ssh_spec import spec_from_options
 from remote_executors.executors.registry import check_spec, normalize_spec
+from remote_executors.executors.ssh._spec import spec_from_options
 from remote_executors.paths import validate_session_id
 
 __all__ = [

@@ -58,7 +58,6 @@ from ._sdk_compat import (
 from ._session_sync import SessionSyncer
 from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
-from .executors._reattach import ReattachingProcess
 from .executors._validate import check_path
 from .executors.base import (
     Executor,
@@ -67,6 +66,7 @@ from .executors.base import (
     placement_of,
     shares_local_filesystem,
 )
+from .executors.ssh._reattach import ReattachingProcess
 from .paths import project_dir_from_cwd
 from .sync._default import default_sync
 from .sync._from_store import StoreSession, load_from_store

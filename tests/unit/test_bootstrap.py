@@ -35,7 +35,7 @@ from remote_executors.executors import _ssh_process
 from remote_executors.executors._remote_job import RemoteJob, remote_command
 from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import CommandResult
-from remote_executors.executors.ssh import _collect
+from remote_executors.executors.ssh._executor import _collect
 
 pytestmark = pytest.mark.anyio
 

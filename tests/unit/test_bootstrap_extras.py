@@ -30,11 +30,11 @@ from test_sdk_seam import FakeExecutor, RecordingLocal, _spawned
 from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, _cli_argv
 from remote_executors._sdk_compat import SubprocessCLITransport
 from remote_executors.errors import InvalidInput, ProcessLost
-from remote_executors.executors._reattach import ReattachingProcess
 from remote_executors.executors._remote_job import RemoteJob
 from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import Attachment, CommandResult
-from remote_executors.executors.ssh import _collect
+from remote_executors.executors.ssh._executor import _collect
+from remote_executors.executors.ssh._reattach import ReattachingProcess
 
 pytestmark = pytest.mark.anyio
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from remote_executors.errors import InvalidInput
-from remote_executors.executors._ssh_spec import options_from_spec
+from remote_executors.executors.ssh._spec import options_from_spec
 from remote_executors.metadata import (
     DATA_DIR_ENV,
     LOCAL,

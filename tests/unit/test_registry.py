@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 import _acme_plugin
 import remote_executors as rx
 from remote_executors.executors import registry
-from remote_executors.executors._ssh_spec import options_from_spec
 from remote_executors.executors.registry import (
     ENTRY_POINT_GROUP,
     check_spec,
@@ -27,6 +26,7 @@ from remote_executors.executors.registry import (
     normalize_spec,
     parse_spec,
 )
+from remote_executors.executors.ssh._spec import options_from_spec
 from remote_executors.metadata import SessionRecord, SessionRecords
 from remote_executors.settings import SettingsStore, executor_for
 from remote_executors.testing import FakeExecutor

@@ -235,7 +235,7 @@ async def test_bad_session_ids(client: httpx.AsyncClient) -> None:
 async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
     client: httpx.AsyncClient, context: WebContext, tmp_path: Path
 ) -> None:
-    from remote_executors.executors._ssh_spec import spec_from_options
+    from remote_executors.executors.ssh._spec import spec_from_options
     from remote_executors.metadata import SessionRecord
 
     ssh_config = tmp_path / "ssh_config"

@@ -25,13 +25,13 @@ Mode = Literal["run", "spawn", "attach"]
 
 @cache
 def _bootstrap_b64() -> str:
-    text = resources.files(__package__).joinpath("bootstrap.sh").read_text("utf-8")
+    text = (resources.files(__package__) / "remote" / "bootstrap.sh").read_text("utf-8")
     return base64.b64encode(text.encode()).decode("ascii")
 
 
 @cache
 def _supervisor() -> str:
-    return resources.files(__package__).joinpath("supervisor.sh").read_text("utf-8")
+    return (resources.files(__package__) / "remote" / "supervisor.sh").read_text("utf-8")
 
 
 @cache

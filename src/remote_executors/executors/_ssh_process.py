@@ -24,7 +24,7 @@ from ..errors import (
 from ._backend import Backend, Channel
 from ._frames import FrameDecoder
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
-from ._ssh_errors import SSH_FAILED, classify_lost
+from .ssh._errors import SSH_FAILED, classify_lost
 
 log = logging.getLogger("remote_executors.ssh")
 

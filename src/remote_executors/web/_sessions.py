@@ -45,7 +45,7 @@ def _executor_info(record: SessionRecord | None) -> dict[str, Any]:
 
 def _ssh_config(spec: str) -> str | None:
     """The ssh_config an ``ssh://`` spec names (None: ssh's default, or not SSH)."""
-    from ..executors._ssh_spec import options_from_spec
+    from ..executors.ssh._spec import options_from_spec
 
     if not spec.startswith("ssh://"):
         return None

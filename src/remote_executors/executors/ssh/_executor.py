@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 from anyio.abc import Process
 
-from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
-from ._backend import Backend, LinkOptions
-from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
-from ._openssh import OpenSSHBackend
-from ._reattach import ReattachingProcess, grace_seconds, is_supervised
-from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
-from ._ssh_spec import options_from_spec, spec_from_options
-from ._validate import (
+from ...errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
+from .._backend import Backend, LinkOptions
+from .._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
+from .._remote_job import RemoteJob
+from .._ssh_process import SSHProcess, start_job
+from .._validate import (
     _CONTROL_RE,
     absolute_local,
     check_env,
@@ -31,7 +28,10 @@ from ._validate import (
     remote_prefix,
     spawn_attachments,
 )
-from .base import CommandResult, SpawnOptions
+from ..base import CommandResult, SpawnOptions
+from ._openssh import OpenSSHBackend
+from ._reattach import ReattachingProcess, grace_seconds, is_supervised
+from ._spec import options_from_spec, spec_from_options
 
 if TYPE_CHECKING:
     import fabric
@@ -125,7 +125,7 @@ class SSHExecutor:
                 host=host,
             )
         self._backend_name = backend
-        from ..credentials import check_forward
+        from ...credentials import check_forward
 
         self._forward_credentials = check_forward(forward_credentials, host=host)
         if not (

@@ -21,11 +21,11 @@ import time
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-from ..errors import ExecutorError, ProcessLost
-from ._backend import Backend
-from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
-from .link_status import LinkStatus
+from ...errors import ExecutorError, ProcessLost
+from .._backend import Backend
+from .._remote_job import RemoteJob
+from .._ssh_process import SSHProcess, start_job
+from ..link_status import LinkStatus
 
 __all__ = ["ReattachingProcess", "grace_seconds", "is_supervised"]
 
