@@ -27,8 +27,8 @@ import attrs
 
 from .errors import ExecutorError, InvalidInput, SyncError
 from .executors.base import Executor, shares_local_filesystem
-from .metadata import SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .records import SessionRecord, SessionRecords
 from .sync._locate import local_project_dir, local_projects_dir, locate
 from .sync.base import SessionPaths, SessionSync
 

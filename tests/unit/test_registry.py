@@ -27,7 +27,7 @@ from remote_executors.executors.registry import (
     parse_spec,
 )
 from remote_executors.executors.ssh._spec import options_from_spec
-from remote_executors.metadata import SessionRecord, SessionRecords
+from remote_executors.records import SessionRecord, SessionRecords
 from remote_executors.settings import SettingsStore, executor_for
 from remote_executors.testing import FakeExecutor
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from remote_executors.metadata import SessionRecords
+from remote_executors.records import SessionRecords
 from remote_executors.settings import SettingsStore
 from remote_executors.web import WebContext, create_app, lifespan
 from remote_executors.web._run_on import RunOnMemory
@@ -236,7 +236,7 @@ async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
     client: httpx.AsyncClient, context: WebContext, tmp_path: Path
 ) -> None:
     from remote_executors.executors.ssh._spec import spec_from_options
-    from remote_executors.metadata import SessionRecord
+    from remote_executors.records import SessionRecord
 
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text("Host box\n  HostName box.example.org\n  User alice\n  Port 2222\n")

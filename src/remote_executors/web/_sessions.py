@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..executors.registry import short_name
-from ..metadata import LOCAL, SessionRecord, SessionRecords
+from ..records import LOCAL, SessionRecord, SessionRecords
 from ..sync._locate import local_project_dir, local_projects_dir
 from ._runs import Runs
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from remote_executors.errors import InvalidInput
 from remote_executors.executors.ssh._spec import options_from_spec
-from remote_executors.metadata import (
+from remote_executors.records import (
     DATA_DIR_ENV,
     LOCAL,
     SessionRecord,
@@ -690,7 +690,7 @@ def test_a_failed_write_keeps_the_old_record(
 # and the owner would see it. "Touchers" change no field, only updated_at.
 WORKER = r"""
 import os, sys, time
-from remote_executors.metadata import SessionRecords
+from remote_executors.records import SessionRecords
 
 root, sid, field, rounds, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 store = SessionRecords(root)
