@@ -40,7 +40,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
 import pytest
 
 from ._docker_fixtures import (
@@ -53,6 +52,8 @@ from ._docker_fixtures import (
     rx_podman_bed,
     rx_podman_container,
 )
+from ._model_fixtures import rx_model, rx_model_server
+from ._project import Project
 from ._sshd_fixtures import (
     AccountFactory,
     Isolated,
@@ -94,22 +95,6 @@ __all__ = [
 ]
 
 
-@pytest.fixture(scope="session")
-def rx_model_server() -> Iterator[ScriptedModel]:
-    """The session's scripted Messages API on 127.0.0.1."""
-    from .model import ScriptedModel
-
-    with ScriptedModel() as model:
-        yield model
-
-
-@pytest.fixture
-def rx_model(rx_model_server: ScriptedModel) -> ScriptedModel:
-    """The scripted model, with no scripts or recorded requests left from other tests."""
-    rx_model_server.clear()
-    return rx_model_server
-
-
 @pytest.fixture
 def rx_model_url(rx_model: ScriptedModel) -> str:
     """Accounts created by the fixtures point their CLI at ``rx_model``."""
@@ -138,14 +123,6 @@ async def rx_executor(
         yield executor
     finally:
         await executor.aclose()
-
-
-@attrs.frozen
-class Project:
-    """A project directory on both machines, mapped by the default rule."""
-
-    local: Path
-    remote: Path
 
 
 @pytest.fixture
