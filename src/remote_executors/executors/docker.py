@@ -18,16 +18,16 @@ from anyio.abc import Process
 
 from ..errors import (
     ClaudeNotFound,
-    CommandTimeout,
     ExecutorError,
     InvalidInput,
     ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
 )
-from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
+from ._capture import DEFAULT_MAX_OUTPUT, check_limit
 from ._container_engine import ENGINES, EngineBackend, engine_failure
 from ._remote_job import RemoteJob
+from ._run_job import run_job
 from ._ssh_process import SSHProcess, start_job
 from ._validate import (
     _CONTROL_RE,
@@ -411,46 +411,18 @@ class DockerExecutor:
         limit = check_limit(max_output, self._name)
         options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
         job = self._job(options, "run")
-        try:
-            with anyio.fail_after(timeout):
-                process = await self._start(job, pipe_stderr=True, startup_timeout=timeout)
-                try:
-                    out, err = await capture(process, input, limit)
-                    return CommandResult(await process.wait(), out, err)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if process.returncode is None:
-                            # Timed out, cancelled or too much output. A run job has
-                            # no watchdog: stop its process group in the container.
-                            process.kill()
-                            await process.wait()
-                            await self._kill_group(process.remote_pgid)
-                        await process.aclose()
-        except TimeoutError:
-            raise CommandTimeout(
-                f"{argv[0]} did not finish within {timeout:g} s in {self._name} and was "
-                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
-                host=self._name,
-            ) from None
-        except Overflow as exc:
-            raise too_large(argv[0], self._name, limit, exc.stream) from None
-
-    async def _kill_group(self, pgid: int | None) -> None:
-        """Best effort, bounded: SIGKILL a ``run`` job's process group in the container."""
-        if pgid is None:
-            return
-        job = RemoteJob(
-            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
-            mode="run",
+        return await run_job(
+            self._start_run,
+            job,
+            input=input,
+            timeout=timeout,
+            limit=limit,
+            host=self._name,
+            where=f"in {self._name}",
         )
-        with anyio.move_on_after(5, shield=True):
-            try:
-                process = await self._start(job, pipe_stderr=True, startup_timeout=5)
-                await capture(process, None, DEFAULT_MAX_OUTPUT)
-                await process.wait()
-                await process.aclose()
-            except (ExecutorError, Overflow) as exc:
-                log.debug("could not stop process group %s in %s: %s", pgid, self._name, exc)
+
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+        return await self._start(job, pipe_stderr=True, startup_timeout=startup_timeout)
 
     async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:
         """Why ``<engine> exec`` exits before the bootstrap runs, from one bare exec."""

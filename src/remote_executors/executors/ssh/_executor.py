@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 from anyio.abc import Process
 
-from ...errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
+from ...errors import InvalidInput, RemoteSetupError
 from .._backend import Backend, LinkOptions
-from .._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
+from .._capture import DEFAULT_MAX_OUTPUT, check_limit
 from .._remote_job import RemoteJob
+from .._run_job import run_job
 from .._ssh_process import SSHProcess, start_job
 from .._validate import (
     _CONTROL_RE,
@@ -357,46 +358,20 @@ class SSHExecutor:
         limit = check_limit(max_output, self._host)
         options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
         job = self._job(options, "run")
-        try:
-            with anyio.fail_after(timeout):
-                process = await start_job(
-                    self._backend, job, pipe_stderr=True, startup_timeout=timeout
-                )
-                try:
-                    return await _collect(process, input, limit)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if process.returncode is None:
-                            # Timed out, cancelled or too much output. Without a
-                            # pty, ending the local ssh leaves the remote command
-                            # running: stop its process group there too.
-                            process.kill()
-                            await process.wait()
-                            await self._kill_remote_group(process.remote_pgid)
-                        await process.aclose()
-        except TimeoutError:
-            raise CommandTimeout(
-                f"{argv[0]} did not finish within {timeout:g} s on {self._host} and was "
-                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
-                host=self._host,
-            ) from None
-        except Overflow as exc:
-            raise too_large(argv[0], self._host, limit, exc.stream) from None
-
-    async def _kill_remote_group(self, pgid: int | None) -> None:
-        """Best effort, bounded: SIGKILL a ``run`` job's process group on the host."""
-        if pgid is None:
-            return
-        job = RemoteJob(
-            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
-            mode="run",
+        return await run_job(
+            self._start_run,
+            job,
+            input=input,
+            timeout=timeout,
+            limit=limit,
+            host=self._host,
+            where=f"on {self._host}",
         )
-        with anyio.move_on_after(5, shield=True):
-            try:
-                process = await start_job(self._backend, job, pipe_stderr=True, startup_timeout=5)
-                await _collect(process, None)
-            except (ExecutorError, Overflow) as exc:
-                log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
+
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+        return await start_job(
+            self._backend, job, pipe_stderr=True, startup_timeout=startup_timeout
+        )
 
     async def rsync_rsh(self) -> list[str] | None:
         """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible).
@@ -470,12 +445,3 @@ def _connection_name(connection: object) -> str:
             host=repr(connection),
         )
     return str(connection.original_host or connection.host)
-
-
-async def _collect(
-    process: SSHProcess, input: bytes | None, limit: int = DEFAULT_MAX_OUTPUT
-) -> CommandResult:
-    """The run job's output and status; :class:`Overflow` past ``limit`` (still running)."""
-    out, err = await capture(process, input, limit)
-    code = await process.wait()
-    return CommandResult(code, out, err)
