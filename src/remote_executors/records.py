@@ -48,7 +48,13 @@ from typing import Any
 
 import attrs
 
-from remote_executors._store_file import fsync_dir, install_atomically, locked, user_dir
+from remote_executors._store_file import (
+    DATA_DIR_ENV,
+    data_dir,
+    fsync_dir,
+    install_atomically,
+    locked,
+)
 from remote_executors.errors import InvalidInput
 from remote_executors.executors.registry import check_spec, normalize_spec
 from remote_executors.executors.ssh._spec import spec_from_options
@@ -68,8 +74,6 @@ __all__ = [
 LOCAL = "local"
 """The executor name recorded for sessions run on this machine."""
 
-DATA_DIR_ENV = "REMOTE_EXECUTORS_DATA_DIR"
-"""Environment variable that overrides :func:`data_dir` (tests, sandboxes, several profiles)."""
 
 FORMAT_VERSION = 2
 """The version written into each record file; files with a higher one are not read.
@@ -86,16 +90,6 @@ _OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
 _OPTIONAL_V1 = (*_OPTIONAL, "ssh_config")
 
 _log = logging.getLogger("remote_executors.metadata")
-
-
-def data_dir() -> Path:
-    """Return the directory the store lives in.
-
-    ``$REMOTE_EXECUTORS_DATA_DIR`` when set and non-empty (``~`` expanded,
-    made absolute now so a later ``chdir`` cannot move the store), else
-    ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
-    """
-    return user_dir(DATA_DIR_ENV, "data")
 
 
 def _now() -> dt.datetime:
