@@ -27,7 +27,7 @@ Guarantees:
   they are rewritten as version 2 only when the record changes.
 * A file this version cannot trust (invalid JSON, missing or ill-typed
   fields, a newer format version) is reported with a warning on the
-  ``remote_executors.metadata`` logger and treated as absent by reads. It is
+  ``remote_executors.records`` logger and treated as absent by reads. It is
   never deleted or rewritten behind the user's back: only an explicit
   :meth:`~SessionRecords.put` or :meth:`~SessionRecords.delete` replaces or
   removes it. Unknown extra keys are ignored, so an older version can read
@@ -89,7 +89,7 @@ _REQUIRED = ("session_id", "executor", "local_cwd", "created_at", "updated_at")
 _OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
 _OPTIONAL_V1 = (*_OPTIONAL, "ssh_config")
 
-_log = logging.getLogger("remote_executors.metadata")
+_log = logging.getLogger("remote_executors.records")
 
 
 def _now() -> dt.datetime:

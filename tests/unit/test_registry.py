@@ -281,9 +281,25 @@ def test_classes_are_imported_only_when_a_spec_needs_them() -> None:
     code = (
         "import sys, remote_executors as rx\n"
         "rx.executor_from_spec('local')\n"
-        "print('remote_executors.executors.ssh' in sys.modules, end=' ')\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules, end=' ')\n"
         "rx.executor_from_spec('ssh://box')\n"
-        "print('remote_executors.executors.ssh' in sys.modules)\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "False True\n"
+
+
+def test_records_and_specs_load_no_ssh_executor() -> None:
+    """Records parse ssh specs with ssh/_spec.py alone: the package is lazy."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from remote_executors.records import SessionRecords\n"
+        "from remote_executors.executors.ssh._spec import options_from_spec\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules, end=' ')\n"
+        "from remote_executors.executors.ssh import SSHExecutor\n"
+        "print(SSHExecutor.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "False remote_executors.executors.ssh._executor\n"

@@ -1,7 +1,7 @@
 """A project's sessions as the API lists them, and where one session's transcript is.
 
 The local transcripts (``claude_agent_sdk.list_sessions``) joined with the
-records of where each ran (:mod:`remote_executors.metadata`) and with the
+records of where each ran (:mod:`remote_executors.records`) and with the
 sessions this server is running (their state).
 """
 
