@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._check import CheckReport, CheckStep, check
-    from .browse import DirEntry, Listing, complete_path, list_dir
+    from .browse import Completion, DirEntry, Listing, complete_dirs, complete_path, list_dir
     from .errors import (
         AuthenticationFailed,
         ClaudeNotFound,
@@ -85,7 +85,10 @@ if TYPE_CHECKING:
 
 #: Where each public name lives (the module is imported when the name is first used).
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(["DirEntry", "Listing", "complete_path", "list_dir"], ".browse"),
+    **dict.fromkeys(
+        ["Completion", "DirEntry", "Listing", "complete_dirs", "complete_path", "list_dir"],
+        ".browse",
+    ),
     **dict.fromkeys(["CheckReport", "CheckStep", "check"], "._check"),
     **dict.fromkeys(
         [
@@ -222,8 +225,10 @@ __all__ = [
     "SYNC_SUBTYPE",
     "CheckReport",
     "CheckStep",
+    "Completion",
     "DirEntry",
     "Listing",
+    "complete_dirs",
     "complete_path",
     "list_dir",
     "HostSettings",

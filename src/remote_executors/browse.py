@@ -4,7 +4,9 @@
 ``~/x`` and ``x`` are relative to the remote home; ``/x`` is absolute),
 marking the entries (and the directory itself) that already have Claude
 Code sessions on that machine. ``await complete_path(executor, "~/co")``
-completes a partial path to the directories it could mean.
+completes a partial path to the directories it could mean;
+``complete_dirs`` does the same with each completion's session mark (what a
+directory picker shows).
 
 Bounded whatever the directory holds: at most ``limit`` entries come back
 (``truncated`` says there were more), the remote command stops after
@@ -22,7 +24,7 @@ from .errors import ExecutorError, InvalidInput, RemotePathNotFound
 from .executors.base import Executor
 from .paths import project_dir_from_cwd
 
-__all__ = ["DirEntry", "Listing", "complete_path", "list_dir"]
+__all__ = ["Completion", "DirEntry", "Listing", "complete_dirs", "complete_path", "list_dir"]
 
 #: Project dirs of the host read at most (names only) to mark entries with sessions.
 _MAX_PROJECTS = 20000
@@ -59,7 +61,17 @@ class Listing:
         return tuple(e for e in self.entries if e.is_dir)
 
 
-# $1 path as given, $2 1: hidden too, $3 limit, $4 name prefix.
+@attrs.frozen
+class Completion:
+    """A directory a partial path could mean (see :func:`complete_dirs`)."""
+
+    path: str
+    """The partial path's directory part, the completed name and ``/`` (``~/code/``)."""
+    has_sessions: bool
+    """Claude Code has sessions for this directory on that machine."""
+
+
+# $1 path as given, $2 1: hidden too, $3 limit, $4 name prefix, $5 1: directories only.
 # Records, each NUL-terminated: "S <state>", "P <physical dir>", "D|F <name>",
 # "T" (truncated), "J <project dir name>".
 _LIST = (
@@ -80,6 +92,7 @@ for rx_f in * .*; do
   case $rx_f in "$4"*) ;; *) continue ;; esac
   case $rx_f in .*) [ "$2" = 1 ] || case $4 in .*) ;; *) continue ;; esac ;; esac
   [ -e "$rx_f" ] || [ -L "$rx_f" ] || continue
+  [ "$5" = 1 ] && [ ! -d "$rx_f" ] && continue
   if [ "$rx_n" -ge "$3" ]; then printf 'T\0'; break; fi
   rx_n=$((rx_n + 1))
   if [ -d "$rx_f" ]; then printf 'D %s\0' "$rx_f"; else printf 'F %s\0' "$rx_f"; fi
@@ -128,21 +141,52 @@ async def complete_path(
     the partial name starts with ``.``. A partial whose directory does not
     exist completes to nothing.
     """
+    found = await complete_dirs(executor, partial, limit=limit, timeout=timeout)
+    return [c.path for c in found]
+
+
+async def complete_dirs(
+    executor: Executor,
+    partial: str,
+    *,
+    hidden: bool = False,
+    limit: int = 100,
+    timeout: float = 15.0,
+) -> list[Completion]:
+    """:func:`complete_path` with each directory's session mark.
+
+    ``hidden`` offers names starting with ``.`` even when the partial name
+    does not start with one. At most ``limit`` directories come back (files
+    do not count against it).
+    """
     head, _, prefix = partial.rpartition("/")
     directory = head + "/" if head or partial.startswith("/") else ""
     if partial in ("~", "") or (not head and partial.startswith("~") and prefix == "~"):
-        return ["~/"] if partial == "~" else []
+        return [Completion("~/", False)] if partial == "~" else []
     try:
         listing = await _list(
-            executor, directory or "~", hidden=False, limit=limit, prefix=prefix, timeout=timeout
+            executor,
+            directory or "~",
+            hidden=hidden,
+            limit=limit,
+            prefix=prefix,
+            timeout=timeout,
+            dirs_only=True,
         )
     except RemotePathNotFound:
         return []
-    return [directory + e.name + "/" for e in listing.entries if e.is_dir]
+    return [Completion(directory + e.name + "/", e.has_sessions) for e in listing.entries]
 
 
 async def _list(
-    executor: Executor, path: str, *, hidden: bool, limit: int, prefix: str, timeout: float
+    executor: Executor,
+    path: str,
+    *,
+    hidden: bool,
+    limit: int,
+    prefix: str,
+    timeout: float,
+    dirs_only: bool = False,
 ) -> Listing:
     host = executor.name
     if not isinstance(path, str) or "\0" in path or "\0" in prefix:
@@ -154,7 +198,17 @@ async def _list(
         )
     cap = 64 * 1024 + (limit + _MAX_PROJECTS) * _BYTES_PER_ENTRY
     result = await executor.run(
-        ["/bin/sh", "-c", _LIST, "rx-ls", path, "1" if hidden else "0", str(limit), prefix],
+        [
+            "/bin/sh",
+            "-c",
+            _LIST,
+            "rx-ls",
+            path,
+            "1" if hidden else "0",
+            str(limit),
+            prefix,
+            "1" if dirs_only else "0",
+        ],
         timeout=timeout,
         max_output=cap,
     )

@@ -639,6 +639,26 @@ class SettingsStore:
             self._write(attrs.evolve(document, settings=settings, host_extra=host_extra))
         return True
 
+    def replace_hosts(self, hosts: Iterable[str], /) -> builtins.list[str]:
+        """Make ``hosts`` the configured executors, in that order, in one write.
+
+        Those already configured keep their options; new ones get the
+        defaults; the others are forgotten (as :meth:`remove` does). Every
+        name is checked first: :class:`~remote_executors.errors.InvalidInput`
+        for a bad one, one listed twice included, and nothing is written.
+        Returns the configured list as it is now.
+        """
+        names = builtins.list(hosts)
+        keys = Settings(HostSettings(name) for name in names).hosts  # checks every name
+        with self._locked():
+            document = self._read()
+            current = document.settings
+            settings = Settings(current.get(name) or HostSettings(name) for name in keys)
+            if settings != current:
+                host_extra = {k: v for k, v in document.host_extra.items() if k in keys}
+                self._write(attrs.evolve(document, settings=settings, host_extra=host_extra))
+        return settings.hosts
+
     # -- internals ---------------------------------------------------------
 
     def _error(self, problem: str, detail: str = "") -> SettingsError:
@@ -728,7 +748,12 @@ def executor_for(
     alias, options = options_from_spec(spec)
     entry = (store if store is not None else SettingsStore()).load().get(alias)
     if entry is not None:
+        recorded_map = options.get("path_map") or {}
         options.update(entry.options())
+        if recorded_map:
+            # A directory picked for one session (the web UI's) maps its project
+            # still; the configured map decides every prefix it names.
+            options["path_map"] = {**recorded_map, **options.get("path_map", {})}
     elif ssh_config is not None:
         options.setdefault("ssh_config", ssh_config)
     return SSHExecutor(alias, **options)

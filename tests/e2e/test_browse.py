@@ -10,7 +10,7 @@ import pytest
 
 import remote_executors as rx
 from _cli import CLI, ok
-from remote_executors.browse import complete_path, list_dir
+from remote_executors.browse import complete_dirs, complete_path, list_dir
 from remote_executors.errors import OutputTooLarge, RemotePathNotFound
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
@@ -77,6 +77,16 @@ async def test_completion_of_partial_paths(tree: Path, rx_executor: rx.SSHExecut
     assert await complete_path(rx_executor, "~/nowhere/x") == []
     assert await complete_path(rx_executor, f"{tree}/bl") == [f"{tree}/blog/"]
     assert "code/" in await complete_path(rx_executor, "co")
+    # With marks; dot directories on request; files do not use up the limit.
+    marked = await complete_dirs(rx_executor, "~/code/", limit=3)
+    assert [(c.path, c.has_sessions) for c in marked] == [
+        ("~/code/blog/", False),
+        ("~/code/shop/", True),
+        ("~/code/shop-link/", False),  # marked by its own path, as list_dir marks
+    ]
+    with_hidden = await complete_dirs(rx_executor, "~/code/", hidden=True)
+    assert "~/code/.secret/" in [c.path for c in with_hidden]
+    assert "~/code/notes.txt/" not in [c.path for c in with_hidden]
 
 
 async def test_missing_path_and_file_are_clear_errors(
@@ -149,6 +159,8 @@ def test_ls_command(tree: Path, rx_ssh_config: SSHClientConfig, tmp_path: Path, 
     assert data["path"] == str(tree) and ".secret" in [e["name"] for e in data["entries"]]
     completed = ok(cli("ls", f"{alias}:~/code/sh", "--complete")).split()
     assert sorted(completed) == ["~/code/shop-link/", "~/code/shop/"]
+    assert ".secret/" not in ok(cli("ls", f"{alias}:code/", "--complete"))
+    assert "code/.secret/\n" in ok(cli("ls", f"{alias}:code/", "--complete", "-a"))
     missing = cli("ls", f"{alias}:~/nowhere")
     assert missing.returncode == 4 and "does not exist on" in missing.stderr
 
@@ -187,7 +199,12 @@ async def test_web_api_browses_a_configured_host(
             shop = [e for e in listed["entries"] if e["name"] == "shop"]
             assert shop == [{"name": "shop", "dir": True, "has_sessions": True}]
             done = await c.get(base, params={"path": "~/code/b", "complete": "1"}, headers=auth)
-            assert done.json() == {"completions": ["~/code/blog/"]}
+            assert done.json() == {
+                "completions": ["~/code/blog/"],
+                "entries": [{"path": "~/code/blog/", "has_sessions": False}],
+            }
+            marked = await c.get(base, params={"path": "~/code/sh", "complete": "1"}, headers=auth)
+            assert marked.json()["entries"][0] == {"path": "~/code/shop/", "has_sessions": True}
             missing = await c.get(base, params={"path": "~/nowhere"}, headers=auth)
             assert missing.status_code == 404 and "does not exist on" in missing.json()["error"]
             local = await c.get("/api/executors/local/directories", headers=auth)

@@ -755,3 +755,37 @@ def test_executor_for_prefers_configured_options_and_fills_gaps_from_the_spec(
     assert made.spec == "ssh://box?ssh_config=/etc/ssh/other&claude_path=/opt/claude"
     plain = executor_for("elsewhere", store, ssh_config="/etc/ssh/cfg")
     assert plain.spec == "ssh://elsewhere?ssh_config=/etc/ssh/cfg"
+
+
+def test_executor_for_keeps_a_recorded_path_map_entry_beside_the_configured_map(
+    store: SettingsStore,
+) -> None:
+    # A session started in a picked directory records its own map entry; a resume
+    # keeps it, while the configured map decides the prefixes it names.
+    store.add("box", path_map={"/home/me/code": "~/code", "/home/me/shop": "/srv/shop"})
+    made = executor_for(
+        "ssh://box?path_map:/home/me/web=~/work/web&path_map:/home/me/shop=/old", store
+    )
+    assert isinstance(made, SSHExecutor)
+    assert dict(made._path_map) == {
+        "/home/me/web": "~/work/web",
+        "/home/me/shop": "/srv/shop",
+        "/home/me/code": "~/code",
+    }
+
+
+def test_replace_hosts_orders_keeps_options_and_writes_nothing_on_a_bad_name(
+    store: SettingsStore,
+) -> None:
+    store.add("a", claude_path="/opt/claude")
+    store.add("b")
+    assert store.replace_hosts(["c", "a"]) == ["c", "a"]
+    assert store.load().get("a") == HostSettings("a", claude_path="/opt/claude")
+    assert store.load().get("b") is None
+    raw = store.path.read_bytes()
+    for bad in (["d", "-oProxyCommand=x"], ["d", "d"]):
+        with pytest.raises(InvalidInput):
+            store.replace_hosts(bad)
+        assert store.path.read_bytes() == raw
+    assert store.replace_hosts(["c", "a"]) == ["c", "a"]  # no change: no write
+    assert store.path.read_bytes() == raw

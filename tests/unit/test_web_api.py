@@ -187,7 +187,15 @@ async def test_unknown_executor_and_bad_cwd_are_refused(
         ({"prompt": "hi", "cwd": cwd + "/../../..", "executor": "local"}, 400, "outside"),
         ({"prompt": "", "cwd": cwd, "executor": "local"}, 400, "'prompt' is required"),
         (["not", "an", "object"], 400, "JSON object"),
+        # A directory on the host: only for ssh executors, only a path that stays put.
+        ({"prompt": "hi", "cwd": cwd, "executor": "local", "remote_cwd": "/srv"}, 400, "ssh"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": 7}, 400, "string"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "~bob/x"}, 400, "~user"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "../x"}, 400, "home"),
+        ({"prompt": "hi", "cwd": cwd, "executor": "box", "remote_cwd": "/a\nb"}, 400, "box"),
     ]
+    context.settings.add("box")
+    before = snapshot(tmp_path)
     for body, status, needle in cases:
         answer = await client.post("/api/sessions", json=body, headers=AUTH)
         assert answer.status_code == status, (body, answer.text)
@@ -316,3 +324,31 @@ async def test_executors_list_local_first_then_the_configured_with_options(
         "claude_path": "/opt/claude",
         "path_map": {"/home/me/code": "/srv"},
     }
+
+
+async def test_the_directory_field_is_offered_for_ssh_aliases_only(
+    client: httpx.AsyncClient, context: WebContext
+) -> None:
+    context.settings.add("box")
+    context.settings.add("docker://web")
+    page = (await client.get("/", headers=AUTH)).text
+    assert '<option value="box" data-picks-directory>' in page
+    assert '<option value="docker://web">' in page
+    assert '<option value="local" selected>' in page
+    assert '<div id="remote-dir" hidden>' in page  # Local chosen: nothing to pick
+    context.run_on.remember(context.default_cwd, "box")
+    page = (await client.get("/", headers=AUTH)).text
+    assert '<div id="remote-dir">' in page
+
+
+def test_a_picked_directory_maps_the_project_and_keeps_the_other_options(
+    context: WebContext,
+) -> None:
+    from remote_executors.executors.ssh._spec import options_from_spec
+    from remote_executors.web.api import _executor_in
+
+    context.settings.add("box", claude_path="/opt/claude", path_map={"/srv": "/data"})
+    made = _executor_in(context, "box", context.default_cwd, "~/work/shop")
+    host, options = options_from_spec(made.spec)
+    assert host == "box" and options["claude_path"] == "/opt/claude"
+    assert options["path_map"] == {context.default_cwd: "~/work/shop"}

@@ -47,9 +47,9 @@ def ls(
     code). Directories end in '/'; those Claude Code already has sessions for
     are marked. With --complete, PATH is a partial path and only the
     directories it could be are printed, one per line (for shell completion
-    and cwd pickers).
+    and cwd pickers); -a offers hidden ones too.
     """
-    from ..browse import complete_path, list_dir
+    from ..browse import complete_dirs, list_dir
     from ..settings import executor_for
 
     out = Output(json_mode=json_mode)
@@ -62,7 +62,10 @@ def ls(
         try:
             if complete:
                 given = split_target(target)[1] if ":" in target.removeprefix("ssh://") else ""
-                return await complete_path(executor, given, limit=limit, timeout=timeout)
+                found = await complete_dirs(
+                    executor, given, hidden=hidden, limit=limit, timeout=timeout
+                )
+                return [c.path for c in found]
             return await list_dir(executor, path, hidden=hidden, limit=limit, timeout=timeout)
         finally:
             await executor.aclose()

@@ -44,7 +44,16 @@ def _free_port(host: str) -> int:
     type=click.Path(exists=True, file_okay=False),
     help="A directory whose projects the UI may open (repeatable; default: your home).",
 )
-def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
+@click.option(
+    "--permission-timeout",
+    type=click.FloatRange(1, 86400),
+    default=600,
+    show_default=True,
+    help="Seconds a permission prompt waits for an answer in the page; then it is denied.",
+)
+def ui(
+    host: str, port: int, no_open: bool, roots: tuple[str, ...], permission_timeout: float
+) -> None:
     """Serve the web UI on this machine and print its URL (with a fresh token).
 
     Loopback only unless --host says otherwise: anyone who can reach the port
@@ -54,6 +63,7 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
         import uvicorn
 
         from ..web import WebContext, create_app, new_token
+        from ..web._runs import Runs
     except ImportError as exc:
         raise click.ClickException(
             f"The web UI needs the 'web' extra ({exc.name} is missing): "
@@ -68,7 +78,10 @@ def ui(host: str, port: int, no_open: bool, roots: tuple[str, ...]) -> None:
         )
     port = port or _free_port(host.strip("[]"))
     token = new_token()
-    context = WebContext(roots=[Path(os.path.abspath(r)) for r in roots] or [Path.home()])
+    context = WebContext(
+        roots=[Path(os.path.abspath(r)) for r in roots] or [Path.home()],
+        runs=Runs(permission_seconds=permission_timeout),
+    )
     names = {*_LOOPBACK, host.strip("[]")}
     shown = host.strip("[]")
     if shown in _WILDCARD:

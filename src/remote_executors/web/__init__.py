@@ -49,11 +49,15 @@ async def lifespan(context: WebContext) -> AsyncIterator[None]:
     context.begin()
     async with anyio.create_task_group() as tg:
         context.runs.attach(tg)
+        tg.start_soon(context.browsing.sweep)
         try:
             yield
         finally:
             context.stop()
             context.runs.attach(None)
+            tg.cancel_scope.cancel()  # the sweeper; sessions were stopped above
+            with anyio.CancelScope(shield=True):
+                await context.browsing.aclose()
 
 
 def new_token() -> str:

@@ -12,6 +12,7 @@ import attrs
 
 from ..records import SessionRecords
 from ..settings import SettingsStore
+from ._browsing import BrowsingExecutors
 from ._hostnames import HostNames
 from ._run_on import RunOnMemory
 from ._runs import Runs
@@ -35,6 +36,8 @@ class WebContext:
     run_on: RunOnMemory = attrs.field(factory=RunOnMemory)
     runs: Runs = attrs.field(factory=Runs)
     host_names: HostNames = attrs.field(factory=HostNames)
+    browsing: BrowsingExecutors = attrs.field(factory=BrowsingExecutors)
+    """Executors kept open a while for the directory picker's requests."""
     stopping: bool = False
     """Set by :meth:`stop` when the server stops: open event streams end."""
     _stopped: anyio.Event | None = attrs.field(default=None, init=False, repr=False)

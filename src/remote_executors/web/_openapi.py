@@ -184,6 +184,12 @@ SCHEMA: dict[str, Any] = {
                                     "prompt": {"type": "string"},
                                     "cwd": {"type": "string"},
                                     "executor": {"type": "string"},
+                                    "remote_cwd": {
+                                        "type": "string",
+                                        "description": "ssh executors: the directory on the "
+                                        "host to run in (absolute, or relative to its home); "
+                                        "default: the project's mapped path",
+                                    },
                                 },
                             }
                         }

@@ -1,19 +1,16 @@
 """``PUT /api/settings/remote-executors``: replace the configured list in one write.
 
-:class:`~remote_executors.settings.SettingsStore` changes one executor at a
-time; a PUT must validate every entry first and then write the new list (in
-its order, options of executors that stay kept) atomically under the store's
-lock. This module is that one operation.
+A PUT must say what is wrong with every entry (not only the first) before
+:meth:`~remote_executors.settings.SettingsStore.replace_hosts` writes the new
+list (in its order, options of executors that stay kept) atomically.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
 from ..errors import InvalidInput
-from ..settings import HostSettings, Settings, SettingsStore
+from ..settings import HostSettings, SettingsStore
 
 __all__ = ["problems_in", "replace_executors"]
 
@@ -41,13 +38,4 @@ def problems_in(names: Any) -> list[dict[str, Any]]:
 
 def replace_executors(store: SettingsStore, names: list[str]) -> list[str]:
     """Write ``names`` as the configured list (validated by :func:`problems_in` first)."""
-    # The store's own lock, reader and writer: unknown keys and options survive.
-    with store._locked():
-        document = store._read()
-        current = document.settings
-        entries = [current.get(name) or HostSettings(name) for name in names]
-        settings = Settings(entries)
-        if settings != current:
-            host_extra = {k: v for k, v in document.host_extra.items() if k in names}
-            store._write(attrs.evolve(document, settings=settings, host_extra=host_extra))
-    return store.load().hosts
+    return store.replace_hosts(names)

@@ -14,6 +14,7 @@ import collections
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +30,15 @@ if TYPE_CHECKING:
     from ..executors.base import Executor
     from ..sdk import ClaudeSDKClient
 
-__all__ = ["MAX_RUNS", "PermissionPrompt", "Run", "RunState", "Runs", "StartFailed"]
+__all__ = [
+    "MAX_RUNS",
+    "PERMISSION_SECONDS",
+    "PermissionPrompt",
+    "Run",
+    "RunState",
+    "Runs",
+    "StartFailed",
+]
 
 log = logging.getLogger("remote_executors.web")
 
@@ -41,6 +50,11 @@ _LIVE_KEEP = 200
 _LIVE_TEXT = 64 * 1024
 #: How long a new session may take to say its id.
 START_SECONDS = 90.0
+#: How long a permission prompt waits for the page's answer before it is denied
+#: (a turn must not hang on a tab nobody looks at).
+PERMISSION_SECONDS = 600.0
+#: Automatic denials a run remembers for the page (the newest).
+_NOTICES_KEPT = 5
 #: Sessions kept connected at once; past it the oldest idle ones are disconnected
 #: (their next message resumes them). Each holds a CLI process and a connection.
 MAX_RUNS = 16
@@ -62,12 +76,20 @@ class PermissionPrompt:
     id: str
     tool: str
     input: dict[str, Any]
+    expires_at: float = 0.0
+    """Wall-clock time (epoch seconds) when it is denied unanswered."""
     allow: bool | None = None
     message: str = ""
     answered: anyio.Event = attrs.field(factory=anyio.Event)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "tool": self.tool, "input": _bounded(self.input)}
+        return {
+            "id": self.id,
+            "tool": self.tool,
+            "input": _bounded(self.input),
+            "expires_at": self.expires_at,
+            "seconds_left": max(0.0, round(self.expires_at - time.time(), 1)),
+        }
 
 
 def _bounded(value: Any) -> Any:
@@ -119,9 +141,14 @@ def message_entry(message: Any) -> dict[str, Any] | None:
 class Run:
     """One session driven by this server (see the module docs)."""
 
-    def __init__(self, *, executor_name: str, cwd: str) -> None:
+    def __init__(
+        self, *, executor_name: str, cwd: str, permission_seconds: float = PERMISSION_SECONDS
+    ) -> None:
         self.executor_name = executor_name
         self.cwd = cwd
+        self.permission_seconds = permission_seconds
+        self.notices: collections.deque[str] = collections.deque(maxlen=_NOTICES_KEPT)
+        """What happened without the page: permission prompts denied unanswered."""
         self.session_id: str | None = None
         self.state: RunState = "starting"
         self.error: str | None = None
@@ -145,6 +172,7 @@ class Run:
             "error": self.error,
             "executor": self.executor_name,
             "permissions": [p.to_dict() for p in self.prompts.values()],
+            "notices": list(self.notices),
         }
 
     def live_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
@@ -196,11 +224,21 @@ class Run:
     async def can_use_tool(self, tool: str, tool_input: dict[str, Any], _context: Any) -> Any:
         from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny
 
-        prompt = PermissionPrompt(secrets.token_hex(8), tool, dict(tool_input))
+        seconds = self.permission_seconds
+        prompt = PermissionPrompt(
+            secrets.token_hex(8), tool, dict(tool_input), expires_at=time.time() + seconds
+        )
         self.prompts[prompt.id] = prompt
         self._bump()
         try:
-            await prompt.answered.wait()
+            with anyio.move_on_after(seconds):
+                await prompt.answered.wait()
+            if not prompt.answered.is_set():
+                prompt.answered.set()  # a late click finds it answered
+                prompt.allow = False
+                prompt.message = f"No answer in the web UI within {seconds:g} s: {tool} was denied."
+                self.notices.append(prompt.message)
+                log.info("session on %s: %s", self.executor_name, prompt.message)
         finally:
             self.prompts.pop(prompt.id, None)
             self._bump()
@@ -273,9 +311,11 @@ class Run:
 class Runs:
     """Every :class:`Run` of this server; their tasks live in the app's task group."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, permission_seconds: float = PERMISSION_SECONDS) -> None:
         self._tg: TaskGroup | None = None
         self._by_id: dict[str, Run] = {}
+        self.permission_seconds = permission_seconds
+        """How long each run's permission prompts wait for an answer."""
 
     def attach(self, tg: TaskGroup | None) -> None:
         self._tg = tg
@@ -304,7 +344,7 @@ class Runs:
             raise StartFailed(
                 "The web app is not running (enter its lifespan to start sessions).", status=503
             )
-        run = Run(executor_name=executor_name, cwd=cwd)
+        run = Run(executor_name=executor_name, cwd=cwd, permission_seconds=self.permission_seconds)
         options = options_for(run)
         self._tg.start_soon(run.main, prompt, options, executor)
         try:

@@ -28,12 +28,16 @@ from ._runs import Run, StartFailed
 from ._sessions import transcript_path
 from ._stream import Emit, Streamed
 
-__all__ = ["MAX_BODY", "MAX_ENTRIES", "api_router"]
+__all__ = ["BROWSE_SECONDS", "MAX_BODY", "MAX_COMPLETIONS", "MAX_ENTRIES", "api_router"]
 
 #: Largest request body read (prompts included).
 MAX_BODY = 1024 * 1024
 #: Entries one GET of a transcript returns (the newest; ``truncated`` says so).
 MAX_ENTRIES = 2000
+#: Directories one completion answers with (a picker shows no more).
+MAX_COMPLETIONS = 100
+#: Longest a directory listing or completion may take on the host.
+BROWSE_SECONDS = 10.0
 #: Seconds between SSE keep-alive comments.
 _KEEPALIVE = 15.0
 
@@ -100,6 +104,26 @@ def _executor(context: WebContext, name: str) -> Any:
     from ..settings import executor_for
 
     return LocalExecutor() if name == LOCAL else executor_for(name, context.settings)
+
+
+def _executor_in(context: WebContext, name: str, project: str, remote_cwd: object) -> Any:
+    """``name``'s executor with ``project`` mapped to ``remote_cwd`` there (the
+    directory picked in the form); the mapping is part of the spec the session
+    is recorded with, so its resumes run there too."""
+    from ..executors.ssh import SSHExecutor
+
+    if not isinstance(remote_cwd, str):
+        raise _Problem(400, "remote_cwd must be a string: a directory on the executor's host.")
+    entry = context.settings.load().get(name)
+    if name == LOCAL or entry is None or entry.is_spec:
+        raise _Problem(
+            400,
+            f"{name} runs sessions in the project directory itself; a directory on the "
+            "host (remote_cwd) is for ssh executors.",
+        )
+    # The project itself is the longest prefix there is: the configured map has no
+    # say for this session's cwd, so the recorded spec carries only the pick.
+    return SSHExecutor(entry.host, **{**entry.options(), "path_map": {project: remote_cwd}})
 
 
 def _project(context: WebContext, cwd: object) -> str:
@@ -223,8 +247,8 @@ async def check_executor(request: Request) -> Response:
 
 async def list_directories(request: Request) -> Response:
     """``?path=~/code`` lists a directory on the executor's machine (``ls``);
-    ``&complete=1`` completes ``path`` as a partial one; ``&hidden=1`` adds dot names."""
-    from ..browse import complete_path, list_dir
+    ``&complete=1`` completes ``path`` as a partial one; ``&hidden=1`` adds dot names.
+    The executor stays open a while for the next request (see :mod:`._browsing`)."""
     from ..errors import RemotePathNotFound
 
     context = _context(request)
@@ -233,16 +257,28 @@ async def list_directories(request: Request) -> Response:
         raise _Problem(400, "This machine's directories are picked in the cwd field itself.")
     query = request.query_params
     path = query.get("path") or "~"
-    executor = _executor(context, name)
+    hidden = query.get("hidden") == "1"
     try:
-        if query.get("complete") == "1":
-            return JSONResponse({"completions": await complete_path(executor, path)})
-        listing = await list_dir(executor, path, hidden=query.get("hidden") == "1")
+        async with context.browsing.use(name, lambda: _executor(context, name)) as executor:
+            return await _browse(executor, path, hidden=hidden, complete=query.get("complete"))
     except RemotePathNotFound as exc:
         raise _Problem(404, exc.message) from None
-    finally:
-        with anyio.CancelScope(shield=True):
-            await executor.aclose()
+
+
+async def _browse(executor: Any, path: str, *, hidden: bool, complete: str | None) -> Response:
+    from ..browse import complete_dirs, list_dir
+
+    if complete == "1":
+        found = await complete_dirs(
+            executor, path, hidden=hidden, limit=MAX_COMPLETIONS, timeout=BROWSE_SECONDS
+        )
+        return JSONResponse(
+            {
+                "completions": [c.path for c in found],
+                "entries": [{"path": c.path, "has_sessions": c.has_sessions} for c in found],
+            }
+        )
+    listing = await list_dir(executor, path, hidden=hidden, timeout=BROWSE_SECONDS)
     return JSONResponse(
         {
             "host": listing.host,
@@ -366,7 +402,12 @@ async def start_session(request: Request) -> Response:
     body = _object(await _body(request), "prompt", "cwd", "executor")
     cwd = _project(context, body["cwd"])
     name = _configured(context, body["executor"])
-    run = await _start(context, body["prompt"], cwd, name, _executor(context, name), None)
+    remote_cwd = body.get("remote_cwd")
+    if remote_cwd is None or remote_cwd == "":
+        executor = _executor(context, name)
+    else:
+        executor = _executor_in(context, name, cwd, remote_cwd)
+    run = await _start(context, body["prompt"], cwd, name, executor, None)
     context.run_on.remember(cwd, name)  # only a choice that started a session
     return JSONResponse(
         {"session_id": run.session_id, "executor": name, "cwd": cwd, "run": run.snapshot()},

@@ -51,12 +51,18 @@ def _layout(request: Request, title: str, body: str, *, page: str) -> HTMLRespon
     )
 
 
+def _picks_directory(name: str) -> bool:
+    """A directory on the host can be picked for ssh aliases (a path_map entry)."""
+    return name != LOCAL and "://" not in name
+
+
 def _options(executors: list[str], chosen: str | None) -> str:
     out = []
     for name in [LOCAL, *executors]:
         label = "Local (this machine)" if name == LOCAL else name
         selected = " selected" if name == chosen else ""
-        out.append(f'<option value="{escape(name)}"{selected}>{escape(label)}</option>')
+        picks = " data-picks-directory" if _picks_directory(name) else ""
+        out.append(f'<option value="{escape(name)}"{selected}{picks}>{escape(label)}</option>')
     return "".join(out)
 
 
@@ -112,6 +118,17 @@ async def sessions_page(request: Request) -> Response:
 <form id="new-session" data-cwd="{escape(project)}">
   <label for="run-on">Run on</label>
   <select id="run-on" name="executor">{_options(executors, chosen)}</select>
+  <div id="remote-dir"{"" if _picks_directory(chosen) else " hidden"}>
+  <label for="remote-cwd">Directory on the host</label>
+  <input id="remote-cwd" name="remote_cwd" autocomplete="off" spellcheck="false"
+    role="combobox" aria-autocomplete="list" aria-expanded="false"
+    aria-controls="remote-cwd-options" aria-describedby="remote-cwd-status"
+    placeholder="~/code/shop, code/shop or /srv/shop">
+  <ul id="remote-cwd-options" role="listbox" aria-label="Directories on the host" hidden></ul>
+  <label class="inline"><input type="checkbox" id="remote-hidden"> Show hidden directories</label>
+  <p id="remote-cwd-status" class="hint" role="status" aria-live="polite">Empty: this
+    project's own path there (as the executor maps it).</p>
+  </div>
   <label for="prompt">Prompt</label>
   <textarea id="prompt" name="prompt" rows="3" required></textarea>
   <button type="submit">Start</button>
@@ -163,6 +180,7 @@ async def session_page(request: Request) -> Response:
 <p class="where"><span id="run-state" role="status" aria-live="polite"></span></p>
 <ol id="transcript" data-session="{escape(sid)}" aria-label="Transcript"></ol>
 <section id="permissions" aria-live="assertive" aria-label="Permission requests"></section>
+<ul id="notices" aria-live="polite" aria-label="Notices"></ul>
 <form id="send">
   <label for="prompt">Your message</label>
   <textarea id="prompt" name="prompt" rows="3" required></textarea>

@@ -2,8 +2,8 @@
 "use strict";
 const TOKEN = document.querySelector('meta[name="rx-token"]').content;
 
-function api(method, path, body) {
-  const init = { method, headers: { Authorization: "Bearer " + TOKEN } };
+function api(method, path, body, signal) {
+  const init = { method, headers: { Authorization: "Bearer " + TOKEN }, signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -91,10 +91,121 @@ function settingsPage() {
   });
 }
 
+// -- the directory picker: completes a path on the chosen executor's host ----
+const COMPLETE_AFTER_MS = 200;  // debounce: one request per pause in typing
+
+function directoryPicker(form) {
+  const box = document.getElementById("remote-dir");
+  const input = form.elements.remote_cwd;
+  const list = document.getElementById("remote-cwd-options");
+  const hidden = document.getElementById("remote-hidden");
+  const status = document.getElementById("remote-cwd-status");
+  const select = form.elements.executor;
+  const idle = status.textContent;
+  let timer = null, controller = null, active = -1;
+  let plain = false;  // the host gave no completions: a plain text field until the choice changes
+
+  function close() {
+    list.hidden = true;
+    list.replaceChildren();
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    active = -1;
+  }
+  function highlight(index) {
+    const options = list.querySelectorAll("[role=option]");
+    if (!options.length) return;
+    active = (index + options.length) % options.length;
+    options.forEach((o, i) => o.setAttribute("aria-selected", String(i === active)));
+    input.setAttribute("aria-activedescendant", options[active].id);
+    options[active].scrollIntoView({ block: "nearest" });
+  }
+  function choose(path) {
+    input.value = path;
+    close();
+    input.focus();
+  }
+  function degrade(why) {
+    plain = true;
+    close();
+    box.classList.add("plain");
+    status.textContent = "No completion from " + select.value + " (" + why + "). Type the path.";
+  }
+  function show(entries) {
+    close();
+    entries.forEach((entry, i) => {
+      const option = el("li", { role: "option", id: "remote-cwd-option-" + i, "aria-selected": "false",
+        "data-path": entry.path }, entry.path);
+      if (entry.has_sessions) {
+        option.append(" ", el("span", { class: "mark mark-sessions", "aria-label": "has Claude sessions" }, "sessions"));
+      }
+      // mousedown, not click: the input keeps its focus (no blur closes the list first).
+      option.addEventListener("mousedown", (event) => { event.preventDefault(); choose(entry.path); });
+      list.append(option);
+    });
+    if (entries.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
+    status.textContent = entries.length ? entries.length + " directories on " + select.value
+      : "No directory there starts so.";
+  }
+  async function complete() {
+    const value = input.value.trim();
+    if (plain || box.hidden || !value) { close(); if (!plain) status.textContent = idle; return; }
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const query = new URLSearchParams({ path: value, complete: "1" });
+    if (hidden.checked) query.set("hidden", "1");
+    let response;
+    try {
+      response = await api("GET", "/executors/" + encodeURIComponent(select.value) + "/directories?" + query,
+        undefined, controller.signal);
+    } catch (error) {
+      if (error.name !== "AbortError") degrade(String(error.message || error));
+      return;
+    }
+    if (!response.ok) { degrade(await failure(response)); return; }
+    let data;
+    try { data = await response.json(); } catch (error) { degrade("not a directory listing"); return; }
+    if (input.value.trim() !== value || !Array.isArray(data.entries)) return;  // typed on meanwhile
+    show(data.entries);
+  }
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(complete, COMPLETE_AFTER_MS);
+  }
+  function executorChanged() {
+    plain = false;
+    box.classList.remove("plain");
+    box.hidden = !select.selectedOptions[0].hasAttribute("data-picks-directory");
+    status.textContent = idle;
+    close();
+  }
+
+  input.addEventListener("input", schedule);
+  hidden.addEventListener("change", () => { input.focus(); schedule(); });
+  select.addEventListener("change", executorChanged);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (list.hidden) { schedule(); return; }
+      highlight(active + (event.key === "ArrowDown" ? 1 : -1));
+    } else if (event.key === "Enter" && !list.hidden && active >= 0) {
+      event.preventDefault();  // picks the directory; a second Enter submits
+      choose(list.querySelectorAll("[role=option]")[active].dataset.path);
+    } else if (event.key === "Escape" && !list.hidden) {
+      event.preventDefault();
+      close();
+    }
+  });
+  input.addEventListener("blur", () => setTimeout(close, 150));
+  executorChanged();  // the select may show another choice than the page was made with
+  return () => (box.hidden ? "" : input.value.trim());
+}
+
 // -- new session ------------------------------------------------------------
 function sessionsPage() {
   const form = document.getElementById("new-session");
   if (!form) return;
+  const remoteCwd = directoryPicker(form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = form.querySelector(".status");
@@ -102,9 +213,9 @@ function sessionsPage() {
     button.disabled = true;
     status.textContent = "Starting on " + form.elements.executor.value + "…";
     try {
-      const response = await api("POST", "/sessions", {
-        prompt: form.elements.prompt.value, cwd: form.dataset.cwd, executor: form.elements.executor.value,
-      });
+      const body = { prompt: form.elements.prompt.value, cwd: form.dataset.cwd, executor: form.elements.executor.value };
+      if (remoteCwd()) body.remote_cwd = remoteCwd();
+      const response = await api("POST", "/sessions", body);
       if (!response.ok) { status.textContent = await failure(response); return; }
       const started = await response.json();
       location.href = "/sessions/" + started.session_id;
@@ -164,8 +275,25 @@ function sessionPage() {
     }
   }
 
+  const notices = document.getElementById("notices");
+  // Each open prompt says how long it waits; the server denies it then (and says so).
+  function tick() {
+    for (const left of permissions.querySelectorAll(".expires")) {
+      const seconds = Math.max(0, Math.round((Number(left.dataset.expiresAt) * 1000 - Date.now()) / 1000));
+      left.textContent = seconds > 0
+        ? "Denied automatically in " + (seconds >= 60 ? Math.floor(seconds / 60) + " min " : "") + (seconds % 60) + " s without an answer."
+        : "No answer: denying…";
+    }
+  }
+  const clock = setInterval(tick, 1000);
+  window.addEventListener("pagehide", () => clearInterval(clock));
+
   function showState(run) {
     stateLine.textContent = run.state + " on " + run.executor + (run.error ? " — " + run.error : "");
+    const said = new Set([...notices.children].map((n) => n.textContent));
+    for (const text of run.notices || []) {
+      if (!said.has(text)) notices.append(el("li", { class: "notice" }, text));
+    }
     document.getElementById("interrupt").disabled = run.state !== "running";
     const open = new Set(run.permissions.map((p) => p.id));
     for (const card of permissions.querySelectorAll(".permission")) {
@@ -179,6 +307,7 @@ function sessionPage() {
       const card = el("div", { class: "permission", role: "group", "data-id": prompt.id, "aria-label": "Permission for " + prompt.tool },
         el("p", {}, "Claude wants to use ", el("strong", {}, prompt.tool)),
         el("pre", {}, JSON.stringify(prompt.input, null, 1)),
+        el("p", { class: "expires", "aria-live": "off", "data-expires-at": String(prompt.expires_at) }),
         el("label", { for: "deny-" + prompt.id }, "Reason if denied"), reason,
         el("div", { class: "row" }, allow, deny));
       const answer = async (decision) => {
@@ -191,6 +320,7 @@ function sessionPage() {
       permissions.append(card);
       allow.focus();
     }
+    tick();
   }
 
   async function load() {
