@@ -38,11 +38,11 @@ from _bed import BenchBed, bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
-from remote_executors import _session_sync
-from remote_executors._session_sync import SessionSyncer
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
+from remote_executors.sync import _per_session
 from remote_executors.sync._follower import LiveFollower
+from remote_executors.sync._per_session import SessionSyncer
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
 from remote_executors.testing.model import text, tool_use
 
@@ -77,7 +77,7 @@ def follower_cpu(b: BenchBed) -> float:
 
 def follower_waits(wait: str) -> None:
     """Make every session's follower wait this way (auto: inotifywait where installed)."""
-    _session_sync.LiveFollower = functools.partial(LiveFollower, wait=wait)  # type: ignore[misc]
+    _per_session.LiveFollower = functools.partial(LiveFollower, wait=wait)  # type: ignore[misc]
 
 
 async def long_turn(b: BenchBed, backend: str, steps: int) -> tuple[list[float], float, float]:

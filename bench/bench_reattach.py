@@ -76,7 +76,7 @@ async def measure(runs: int, cuts: int, backend: str) -> None:
         flowing: list[float] = []
         state = {"buffer": b"", "next": 0, "ok": True}
 
-        async def until(count: int, process: rx.executors._reattach.ReattachingProcess) -> None:
+        async def until(count: int, process: rx.executors.ssh._reattach.ReattachingProcess) -> None:
             """Read until line ``count`` arrived, checking each is the next one."""
             while state["next"] < count:
                 state["buffer"] += await process.stdout.receive()

@@ -44,8 +44,8 @@ def _memory(pid: int) -> dict[str, int]:
 
 
 def _seed(root: Path, project: Path, count: int) -> str:
-    from remote_executors.metadata import SessionRecord, SessionRecords
     from remote_executors.paths import project_dir_from_cwd
+    from remote_executors.records import SessionRecord, SessionRecords
 
     folder = root / "claude" / "projects" / project_dir_from_cwd(str(project))
     folder.mkdir(parents=True)

@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from .executors.ssh import SSHExecutor
     from .host_sessions import HostSession, import_session, list_host_sessions
     from .install import InstallResult, install_cli, remote_platform
-    from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
+    from .records import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .sdk import (
         ClaudeSDKClient,
         ExecutorTransport,
@@ -144,7 +144,7 @@ _WHERE: dict[str, str] = {
     "KubernetesExecutor": ".executors.kubernetes",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
-        ".metadata",
+        ".records",
     ),
     "project_dir_from_cwd": ".paths",
     **dict.fromkeys(

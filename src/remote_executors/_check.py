@@ -85,7 +85,6 @@ from .errors import (
     SyncError,
     SyncToolMissing,
 )
-from .executors._ssh_errors import SSH_FAILED, classify_connect_failure, classify_lost
 from .executors.base import (
     CommandResult,
     Executor,
@@ -96,6 +95,7 @@ from .executors.base import (
     sftp_channel_of,
     shares_local_filesystem,
 )
+from .executors.ssh._errors import SSH_FAILED, classify_connect_failure, classify_lost
 from .sdk import expected_cli_version, find_local_claude
 
 __all__ = ["CheckReport", "CheckStep", "Status", "check"]

@@ -26,7 +26,15 @@ from typing import Literal
 
 import platformdirs
 
-__all__ = ["fsync_dir", "install_atomically", "locked", "make_dirs", "user_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "data_dir",
+    "fsync_dir",
+    "install_atomically",
+    "locked",
+    "make_dirs",
+    "user_dir",
+]
 
 _APP_NAME = "remote-executors"
 
@@ -45,6 +53,22 @@ def user_dir(env_var: str, kind: Literal["data", "config"]) -> Path:
         return Path(os.path.abspath(os.path.expanduser(override)))
     find = platformdirs.user_data_dir if kind == "data" else platformdirs.user_config_dir
     return Path(find(_APP_NAME, appauthor=False))
+
+
+DATA_DIR_ENV = "REMOTE_EXECUTORS_DATA_DIR"
+"""Environment variable that overrides :func:`data_dir` (tests, sandboxes, several profiles)."""
+
+
+def data_dir() -> Path:
+    """Return the directory session records and sync state live in.
+
+    ``$REMOTE_EXECUTORS_DATA_DIR`` when set and non-empty (``~`` expanded,
+    made absolute now so a later ``chdir`` cannot move the store), else
+    ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
+    Here rather than in records so the sync layer can find its state
+    without importing session records.
+    """
+    return user_dir(DATA_DIR_ENV, "data")
 
 
 def install_atomically(path: str | os.PathLike[str], data: bytes) -> None:

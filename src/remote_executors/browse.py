@@ -214,7 +214,7 @@ async def _list(
     )
     if not result.ok:
         if result.returncode == 255:
-            from .executors._ssh_errors import classify_lost
+            from .executors.ssh._errors import classify_lost
 
             raise classify_lost(host, result.stderr.decode("utf-8", "replace"), 255)
         raise ExecutorError(

@@ -182,7 +182,7 @@ async def probe(executor: Executor, *, timeout: float = 20.0) -> list[tuple[str,
     """What credentials ``executor``'s machine has, as ``(marker, name)`` pairs (no values)."""
     result = await executor.run(["/bin/sh", "-c", PROBE], timeout=timeout)
     if result.returncode == 255:
-        from .executors._ssh_errors import classify_lost
+        from .executors.ssh._errors import classify_lost
 
         raise classify_lost(executor.name, result.stderr.decode("utf-8", "replace"), 255)
     return probe_lines(result.stdout)

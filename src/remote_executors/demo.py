@@ -36,8 +36,8 @@ from claude_agent_sdk import (
 
 from . import ExecutorError, LocalExecutor, SSHExecutor, query
 from .executors.base import Executor, shares_local_filesystem
-from .metadata import DATA_DIR_ENV
 from .paths import project_dir_from_cwd
+from .records import DATA_DIR_ENV
 
 _DESCRIPTION = """\
 Run a whole Claude Code session through remote-executors and show it.

@@ -27,8 +27,8 @@ import attrs
 
 from .errors import ExecutorError, InvalidInput, SyncError
 from .executors.base import Executor, shares_local_filesystem
-from .metadata import SessionRecord, SessionRecords
 from .paths import validate_session_id
+from .records import SessionRecord, SessionRecords
 from .sync._locate import local_project_dir, local_projects_dir, locate
 from .sync.base import SessionPaths, SessionSync
 
@@ -246,7 +246,7 @@ async def _list(
         max_output=limit * 5000 + 65536,
     )
     if result.returncode == 255 and not shares_local_filesystem(executor):
-        from .executors._ssh_errors import classify_lost
+        from .executors.ssh._errors import classify_lost
 
         raise classify_lost(host, result.stderr.decode("utf-8", "replace"), 255)
     if not result.ok:

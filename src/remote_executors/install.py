@@ -349,7 +349,7 @@ def _markers(stdout: bytes) -> dict[str, str]:
 async def _run(executor: Executor, script: str, args: list[str], timeout: float) -> CommandResult:
     result = await executor.run(["/bin/sh", "-c", script, "rx-install", *args], timeout=timeout)
     if result.returncode == 255 and not shares_local_filesystem(executor):
-        from .executors._ssh_errors import classify_lost
+        from .executors.ssh._errors import classify_lost
 
         raise classify_lost(executor.name, result.stderr.decode("utf-8", "replace"), 255)
     return result

@@ -55,10 +55,8 @@ from ._sdk_compat import (
     find_local_claude,
     mirror_projects_dir,
 )
-from ._session_sync import SessionSyncer
 from .credentials import forwarded_env
 from .errors import ClaudeNotResponding, ExecutorError, InvalidInput
-from .executors._reattach import ReattachingProcess
 from .executors._validate import check_path
 from .executors.base import (
     Executor,
@@ -67,9 +65,11 @@ from .executors.base import (
     placement_of,
     shares_local_filesystem,
 )
+from .executors.ssh._reattach import ReattachingProcess
 from .paths import project_dir_from_cwd
 from .sync._default import default_sync
 from .sync._from_store import StoreSession, load_from_store
+from .sync._per_session import SessionSyncer
 from .sync.base import SessionSync
 
 __all__ = [
@@ -525,8 +525,8 @@ def _recorded_executor(options: ClaudeAgentOptions) -> Executor | None:
     """For a resume with no executor given: the one the session last ran on, if remote."""
     if options.resume is None:
         return None
-    from .metadata import get_session_record
     from .paths import validate_session_id
+    from .records import get_session_record
 
     record = get_session_record(validate_session_id(options.resume))
     if record is None or not record.is_remote:

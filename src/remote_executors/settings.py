@@ -160,7 +160,7 @@ def _entry_key(name: str) -> tuple[str, dict[str, Any]]:
     spec = normalize_spec(name)
     if not spec.startswith("ssh://"):
         return spec, {}
-    from remote_executors.executors._ssh_spec import options_from_spec
+    from remote_executors.executors.ssh._spec import options_from_spec
 
     host, options = options_from_spec(spec)
     unknown = sorted(set(options) - set(_OPTIONS))
@@ -280,7 +280,7 @@ def _check_timeout(record: HostSettings, _: attrs.Attribute[Any], value: object)
 def _check_reattach(record: HostSettings, _: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    from remote_executors.executors.ssh import MAX_REATTACH_WITHIN
+    from remote_executors.executors.ssh._executor import MAX_REATTACH_WITHIN
 
     if not isinstance(value, float) or not 0 <= value <= MAX_REATTACH_WITHIN:
         raise InvalidInput(
@@ -341,7 +341,7 @@ class HostSettings:
         """The spec that reopens this executor (``ssh://box?claude_path=...``)."""
         if self.is_spec:
             return self.host
-        from remote_executors.executors._ssh_spec import spec_from_options
+        from remote_executors.executors.ssh._spec import spec_from_options
 
         return spec_from_options(self.host, self.options())
 
@@ -742,8 +742,8 @@ def executor_for(
             return executor_from_spec(spec)
         entry = (store if store is not None else SettingsStore()).load().get(spec)
         return entry.executor() if entry is not None else executor_from_spec(spec)
-    from remote_executors.executors._ssh_spec import options_from_spec
     from remote_executors.executors.ssh import SSHExecutor
+    from remote_executors.executors.ssh._spec import options_from_spec
 
     alias, options = options_from_spec(spec)
     entry = (store if store is not None else SettingsStore()).load().get(alias)

@@ -171,7 +171,7 @@ async def test_web_api_browses_a_configured_host(
     pytest.importorskip("starlette")
     import httpx
 
-    from remote_executors.metadata import SessionRecords
+    from remote_executors.records import SessionRecords
     from remote_executors.settings import SettingsStore
     from remote_executors.web import WebContext, create_app, lifespan
     from remote_executors.web._run_on import RunOnMemory

@@ -10,23 +10,20 @@ resuming the synced session.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from claude_agent_sdk import (
     ClaudeAgentOptions,
-    Message,
     ProcessError,
-    ResultMessage,
     get_session_messages,
     list_sessions,
 )
 
 import remote_executors as rx
 from _cli import CLI, last_line, ok, session_of
+from _sessions import options_for, result_of, run
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing._docker_fixtures import ContainerFactory
 from remote_executors.testing.docker import ContainerBed, TestContainer
@@ -35,8 +32,6 @@ from remote_executors.testing.plugin import Project
 
 pytestmark = [pytest.mark.e2e]
 
-SESSION_TIMEOUT = 90
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -44,35 +39,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    config = tmp_path / "local-claude"
-    config.mkdir()
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
-    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
-    yield config
-
-
-def options_for(project: Project, **kw: Any) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(
-        cwd=str(project.local),
-        allowed_tools=["Bash"],
-        env={"CLAUDE_CODE_MAX_RETRIES": "0"},
-        **kw,
-    )
-
-
-async def run(
-    prompt: str, options: ClaudeAgentOptions, executor: rx.Executor | None
-) -> list[Message]:
-    with anyio.fail_after(SESSION_TIMEOUT):
-        return [m async for m in rx.query(prompt=prompt, options=options, executor=executor)]
-
-
-def result_of(messages: Sequence[Message]) -> ResultMessage:
-    results = [m for m in messages if isinstance(m, ResultMessage)]
-    assert len(results) == 1, messages
-    assert not results[0].is_error, results[0]
-    return results[0]
+def local_claude(private_local_claude: Path) -> Path:
+    return private_local_claude
 
 
 def container_transcript(box: TestContainer, project: Project, sid: str) -> Path:

@@ -20,9 +20,9 @@ import pytest
 from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage, SystemMessage
 
 import remote_executors as rx
-from remote_executors import _session_sync
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
+from remote_executors.sync import _per_session
 from remote_executors.sync._follower import LiveFollower
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
 from remote_executors.testing.model import ScriptedModel, text, tool_use
@@ -110,7 +110,7 @@ async def test_lines_land_locally_while_the_turn_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``auto`` waits on inotifywait where the remote has it (CI installs it), ``poll`` polls."""
-    monkeypatch.setattr(_session_sync, "LiveFollower", functools.partial(LiveFollower, wait=wait))
+    monkeypatch.setattr(_per_session, "LiveFollower", functools.partial(LiveFollower, wait=wait))
     long_turn(rx_model)
     watch, sid, result_at, seen = await run_watched(
         rx_sshd, rx_account, rx_project, rx_executor, local_claude

@@ -367,7 +367,7 @@ async def test_spool_is_private_and_removed_at_the_end(
                 outlive_link=True,
             )
         )
-        assert isinstance(process, rx.executors._reattach.ReattachingProcess)
+        assert isinstance(process, rx.executors.ssh._reattach.ReattachingProcess)
         spool = Path(process.remote_dir)
         with anyio.fail_after(20):
             await process.stdin.send(f"{secret}\n".encode())

@@ -7,21 +7,19 @@ the SDK's own session readers on the local copy, and the real CLI resuming it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from claude_agent_sdk import (
-    ClaudeAgentOptions,
-    Message,
     ResultMessage,
     get_session_messages,
     list_sessions,
 )
 
 import remote_executors as rx
+from _sessions import SESSION_TIMEOUT, options_for, result_of, run
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text, tool_use
@@ -35,40 +33,10 @@ pytestmark = [
     pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True),
 ]
 
-SESSION_TIMEOUT = 90
-
 
 @pytest.fixture(autouse=True)
-def local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private local config dir (where the SDK's readers look) and data dir."""
-    config = tmp_path / "local-claude"
-    config.mkdir()
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
-    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
-    yield config
-
-
-def options_for(project: Project, **kw: Any) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(
-        cwd=str(project.local),
-        allowed_tools=["Bash"],
-        env={"CLAUDE_CODE_MAX_RETRIES": "0"},
-        **kw,
-    )
-
-
-async def run(
-    prompt: str, options: ClaudeAgentOptions, executor: rx.Executor | None, **kw: Any
-) -> list[Message]:
-    with anyio.fail_after(SESSION_TIMEOUT):
-        return [m async for m in rx.query(prompt=prompt, options=options, executor=executor, **kw)]
-
-
-def result_of(messages: Sequence[Message]) -> ResultMessage:
-    results = [m for m in messages if isinstance(m, ResultMessage)]
-    assert len(results) == 1, messages
-    assert not results[0].is_error, results[0]
-    return results[0]
+def local_claude(private_local_claude: Path) -> Path:
+    return private_local_claude
 
 
 def remote_transcript(bed: SSHTestBed, account: RemoteAccount, project: Project, sid: str) -> Path:

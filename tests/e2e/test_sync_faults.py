@@ -34,13 +34,12 @@ from typing import Any
 import anyio
 import pytest
 from claude_agent_sdk import (
-    ClaudeAgentOptions,
     Message,
     ProcessError,
-    ResultMessage,
 )
 
 import remote_executors as rx
+from _sessions import SESSION_TIMEOUT, options_for, result_of, run
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.sync import SessionPaths, TailSessionSync, locate
 from remote_executors.testing.link import LinkProxy
@@ -64,7 +63,6 @@ both_backends = pytest.mark.parametrize(
     indirect=["rx_ssh_backend"],
 )
 
-SESSION_TIMEOUT = 90
 #: ``SSHExecutor``'s remote watchdog stops a session's processes this long after
 #: the last heartbeat; a frozen link leaves the remote CLI running until then.
 WATCHDOG_SECONDS = 8
@@ -80,13 +78,8 @@ FIGURES_TITLE = "sync under faults (test_sync_faults.py)"
 
 
 @pytest.fixture(autouse=True)
-def local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private local config dir (where the SDK's readers look) and data dir."""
-    config = tmp_path / "local-claude"
-    config.mkdir()
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
-    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
-    yield config
+def local_claude(private_local_claude: Path) -> Path:
+    return private_local_claude
 
 
 def remote_project_dir(bed: SSHTestBed, account: RemoteAccount, project: Project) -> Path:
@@ -194,29 +187,6 @@ async def remote_cli_gone(bed: SSHTestBed, account: RemoteAccount, timeout: floa
 
 
 # ---- sessions --------------------------------------------------------------------------
-
-
-def options_for(project: Project, **kw: Any) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(
-        cwd=str(project.local),
-        allowed_tools=["Bash"],
-        env={"CLAUDE_CODE_MAX_RETRIES": "0"},
-        **kw,
-    )
-
-
-async def run(
-    prompt: str, options: ClaudeAgentOptions, executor: rx.Executor | None
-) -> list[Message]:
-    with anyio.fail_after(SESSION_TIMEOUT):
-        return [m async for m in rx.query(prompt=prompt, options=options, executor=executor)]
-
-
-def result_of(messages: list[Message]) -> ResultMessage:
-    results = [m for m in messages if isinstance(m, ResultMessage)]
-    assert len(results) == 1, messages
-    assert not results[0].is_error, results[0]
-    return results[0]
 
 
 def conversation(request: ModelRequest) -> str:

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import anyio
 
-from remote_executors.executors._openssh import OpenSSHChannel
+from remote_executors.executors.ssh._openssh import OpenSSHChannel
 
 #: What a non-login ssh command gets on Debian/Ubuntu.
 SSH_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"

@@ -33,9 +33,9 @@ from remote_executors.errors import (
 )
 from remote_executors.executors import _ssh_process
 from remote_executors.executors._remote_job import RemoteJob, remote_command
+from remote_executors.executors._run_job import collect
 from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import CommandResult
-from remote_executors.executors.ssh import _collect
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +147,7 @@ async def read_line(stream: ByteReceiveStream, pending: bytearray) -> bytes:
 async def run_job(backend: ShellBackend, job: RemoteJob, input: bytes = b"") -> CommandResult:
     process = await start_job(backend, job, pipe_stderr=True, startup_timeout=20)
     with anyio.fail_after(20):
-        return await _collect(process, input)
+        return await collect(process, input)
 
 
 # --- what the login shell sees ----------------------------------------------------
@@ -192,7 +192,7 @@ async def test_argv_env_and_cwd_arrive_exactly(
     job = RemoteJob(argv=["sh", "-c", ARGV_DUMP, "sh", *NASTY], mode=mode, cwd=str(cwd), env=env)
     process = await start_job(backend, job, pipe_stderr=True)
     assert process.remote_cwd == os.path.realpath(cwd)
-    result = await _collect(process, b"")
+    result = await collect(process, b"")
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected_argv(NASTY)
     assert not list(remote_home.rglob("pwned"))
@@ -283,7 +283,7 @@ async def test_any_cwd_is_entered(
     process = await start_job(make_backend(), job, pipe_stderr=True)
     physical = os.path.realpath(target)
     assert process.remote_cwd == physical
-    result = await _collect(process, None)
+    result = await collect(process, None)
     assert result.stdout == os.fsencode(physical) + b"\n"
     assert not list(remote_home.rglob("pwned"))
 
@@ -381,7 +381,7 @@ async def test_spawn_final_line_without_newline_is_delivered(
     """A last partial line must not swallow the end-of-input marker."""
     process = await start_job(make_backend(), RemoteJob(argv=["cat"]), pipe_stderr=True)
     with anyio.fail_after(10):
-        result = await _collect(process, b"one\ntwo")
+        result = await collect(process, b"one\ntwo")
     assert result.returncode == 0
     # Exactly what was sent: the relay adds no newline to a last partial line.
     assert result.stdout == b"one\ntwo"
@@ -402,7 +402,7 @@ async def test_spawn_relays_exactly_with_perl_base_only(
     data = bytes(range(256)) + b"\nmiddle\n" + bytes(range(255, -1, -1)) + b"\x00end"
     process = await start_job(backend, RemoteJob(argv=["cat"]), pipe_stderr=True)
     with anyio.fail_after(10):
-        result = await _collect(process, data)
+        result = await collect(process, data)
     assert result.returncode == 0, result.stderr
     assert result.stdout == data
 
@@ -627,7 +627,7 @@ async def test_claude_on_the_login_shell_path_is_found(
     job = RemoteJob(argv=["claude", "-p", "a b"], mode="run", find_claude=True)
     process = await start_job(make_backend(shell), job, pipe_stderr=True)
     assert process.remote_path == str(claude)
-    result = await _collect(process, None)
+    result = await collect(process, None)
     assert result.stdout == expected_argv([str(claude), "-p", "a b"]), result.stderr
 
 
@@ -638,7 +638,7 @@ async def test_claude_in_a_standard_place_is_found(
     job = RemoteJob(argv=["claude", "--print", "$(x)"], mode="spawn", find_claude=True)
     process = await start_job(make_backend(), job, pipe_stderr=True)
     assert process.remote_path == str(claude)
-    result = await _collect(process, None)
+    result = await collect(process, None)
     assert result.stdout == expected_argv([str(claude), "--print", "$(x)"])
 
 
@@ -657,7 +657,7 @@ async def test_claude_path_strict_tries_only_that_path(
     _fake_claude(wanted)
     process = await start_job(make_backend(), job, pipe_stderr=True)
     assert process.remote_path == str(wanted)
-    await _collect(process, None)
+    await collect(process, None)
 
 
 async def test_claude_path_not_strict_falls_back(
@@ -668,7 +668,7 @@ async def test_claude_path_not_strict_falls_back(
     job = RemoteJob(argv=["claude"], mode="run", find_claude=True, claude_path=str(stale))
     process = await start_job(make_backend(), job, pipe_stderr=True)
     assert process.remote_path == str(found)
-    await _collect(process, None)
+    await collect(process, None)
 
 
 async def test_claude_as_an_ordinary_command_without_find_claude(

@@ -30,11 +30,11 @@ from test_sdk_seam import FakeExecutor, RecordingLocal, _spawned
 from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, _cli_argv
 from remote_executors._sdk_compat import SubprocessCLITransport
 from remote_executors.errors import InvalidInput, ProcessLost
-from remote_executors.executors._reattach import ReattachingProcess
 from remote_executors.executors._remote_job import RemoteJob
+from remote_executors.executors._run_job import collect
 from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import Attachment, CommandResult
-from remote_executors.executors.ssh import _collect
+from remote_executors.executors.ssh._reattach import ReattachingProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -368,7 +368,7 @@ async def test_unset_env_through_the_bootstrap(
     job = RemoteJob(argv=["/usr/bin/env", "-0"], mode="run", unset_env=["RXT_DROP"])
     process = await start_job(backend, job, pipe_stderr=True)
     with anyio.fail_after(10):
-        result = await _collect(process, None)
+        result = await collect(process, None)
     run_env = parse_env0(result.stdout)
     for env in (spawned_env, run_env):
         assert b"RXT_DROP" not in env

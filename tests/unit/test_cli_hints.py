@@ -16,7 +16,7 @@ import pytest
 
 import remote_executors
 from remote_executors.cli._hints import PYTHON_RE, cli_terms
-from remote_executors.executors._ssh_errors import connect_error
+from remote_executors.executors.ssh._errors import connect_error
 
 SRC = Path(remote_executors.__file__).parent
 #: What a hint to a Python caller looks like in the source (a call with an argument).

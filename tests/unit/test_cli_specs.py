@@ -18,7 +18,7 @@ import pytest
 
 import _acme_plugin
 from _cli import command
-from remote_executors.metadata import SessionRecords
+from remote_executors.records import SessionRecords
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import select
 import threading
 from pathlib import Path
 
-from remote_executors.executors._fabric import _SafePipe
+from remote_executors.executors.ssh._fabric import _SafePipe
 
 
 def test_set_and_clear_wake_and_quiet_the_descriptor() -> None:

@@ -365,7 +365,7 @@ async def test_frames_keep_to_posix_pipe_buf_off_linux(
     perl: bool,
 ) -> None:
     # Where Linux's /proc is missing (macOS: PIPE_BUF is 512), frames are small.
-    text = resources.files(_remote_job.__package__).joinpath("bootstrap.sh").read_text()
+    text = (resources.files(_remote_job.__package__) / "remote" / "bootstrap.sh").read_text()
     assert "/proc/sys/fs/pipe-max-size" in text
     text = text.replace("/proc/sys/fs/pipe-max-size", "/nonexistent/pipe-max-size")
     script = base64.b64encode(text.encode()).decode()

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 import _acme_plugin
 import remote_executors as rx
 from remote_executors.executors import registry
-from remote_executors.executors._ssh_spec import options_from_spec
 from remote_executors.executors.registry import (
     ENTRY_POINT_GROUP,
     check_spec,
@@ -27,7 +26,8 @@ from remote_executors.executors.registry import (
     normalize_spec,
     parse_spec,
 )
-from remote_executors.metadata import SessionRecord, SessionRecords
+from remote_executors.executors.ssh._spec import options_from_spec
+from remote_executors.records import SessionRecord, SessionRecords
 from remote_executors.settings import SettingsStore, executor_for
 from remote_executors.testing import FakeExecutor
 
@@ -281,9 +281,25 @@ def test_classes_are_imported_only_when_a_spec_needs_them() -> None:
     code = (
         "import sys, remote_executors as rx\n"
         "rx.executor_from_spec('local')\n"
-        "print('remote_executors.executors.ssh' in sys.modules, end=' ')\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules, end=' ')\n"
         "rx.executor_from_spec('ssh://box')\n"
-        "print('remote_executors.executors.ssh' in sys.modules)\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "False True\n"
+
+
+def test_records_and_specs_load_no_ssh_executor() -> None:
+    """Records parse ssh specs with ssh/_spec.py alone: the package is lazy."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from remote_executors.records import SessionRecords\n"
+        "from remote_executors.executors.ssh._spec import options_from_spec\n"
+        "print('remote_executors.executors.ssh._executor' in sys.modules, end=' ')\n"
+        "from remote_executors.executors.ssh import SSHExecutor\n"
+        "print(SSHExecutor.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "False remote_executors.executors.ssh._executor\n"

@@ -13,14 +13,14 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from remote_executors.executors._host_keys import AcceptNew, load_known_keys
-from remote_executors.executors._ssh_config import (
+from remote_executors.executors.ssh._config import (
     ResolvedHost,
     expand_tokens,
     inline_includes,
     parse_ssh_g,
     resolve,
 )
+from remote_executors.executors.ssh._host_keys import AcceptNew, load_known_keys
 
 pytestmark = pytest.mark.anyio
 

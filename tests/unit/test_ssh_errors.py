@@ -22,7 +22,7 @@ from remote_executors.errors import (
     RemotePathNotFound,
     RemoteSetupError,
 )
-from remote_executors.executors._ssh_errors import (
+from remote_executors.executors.ssh._errors import (
     SSH_FAILED,
     classify_connect_failure,
     classify_lost,

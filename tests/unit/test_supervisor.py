@@ -24,9 +24,9 @@ import remote_executors as rx
 from remote_executors import SpawnOptions, SSHExecutor
 from remote_executors.errors import InvalidInput
 from remote_executors.executors._frames import FrameDecoder, encode_frames, frame_tag
-from remote_executors.executors._reattach import ReattachingProcess
 from remote_executors.executors._remote_job import RemoteJob
 from remote_executors.executors._ssh_process import SSHProcess
+from remote_executors.executors.ssh._reattach import ReattachingProcess
 from remote_executors.settings import HostSettings
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from remote_executors.metadata import SessionRecords
+from remote_executors.records import SessionRecords
 from remote_executors.settings import SettingsStore
 from remote_executors.web import WebContext, create_app, lifespan
 from remote_executors.web._run_on import RunOnMemory
@@ -243,8 +243,8 @@ async def test_bad_session_ids(client: httpx.AsyncClient) -> None:
 async def test_listing_shows_records_with_badges_host_tooltips_and_marks(
     client: httpx.AsyncClient, context: WebContext, tmp_path: Path
 ) -> None:
-    from remote_executors.executors._ssh_spec import spec_from_options
-    from remote_executors.metadata import SessionRecord
+    from remote_executors.executors.ssh._spec import spec_from_options
+    from remote_executors.records import SessionRecord
 
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text("Host box\n  HostName box.example.org\n  User alice\n  Port 2222\n")
@@ -344,7 +344,7 @@ async def test_the_directory_field_is_offered_for_ssh_aliases_only(
 def test_a_picked_directory_maps_the_project_and_keeps_the_other_options(
     context: WebContext,
 ) -> None:
-    from remote_executors.executors._ssh_spec import options_from_spec
+    from remote_executors.executors.ssh._spec import options_from_spec
     from remote_executors.web.api import _executor_in
 
     context.settings.add("box", claude_path="/opt/claude", path_map={"/srv": "/data"})

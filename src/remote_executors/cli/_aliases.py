@@ -51,7 +51,7 @@ def host_patterns(ssh_config: str | None) -> list[str]:
     """Every host pattern of those files (Includes inlined): on ``Host`` lines and in
     ``Match host``/``originalhost`` criteria. A ``Match`` whose hosts cannot be told
     without running it (``exec``, ``all``, ...) gives ``*``: anything may match."""
-    from ..executors._ssh_config import _split_words, inline_includes
+    from ..executors.ssh._config import _split_words, inline_includes
 
     patterns: list[str] = []
     for path, base in config_files(ssh_config):

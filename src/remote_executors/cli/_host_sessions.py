@@ -10,7 +10,7 @@ from ._output import Output
 
 if TYPE_CHECKING:
     from ..host_sessions import HostSession
-    from ..metadata import SessionRecord
+    from ..records import SessionRecord
 
 
 def host_sessions(host: str, cwd: str | None, import_id: str | None, json_mode: bool) -> None:

@@ -36,8 +36,8 @@ def _executor(target: Target | None, resume: str | None) -> Executor:
     if target is not None:
         return LocalExecutor() if target.alias is None else executor_for(target.alias)
     if resume is not None:
-        from ..metadata import get_session_record
         from ..paths import validate_session_id
+        from ..records import get_session_record
 
         record = get_session_record(validate_session_id(resume))
         if record is not None and record.is_remote:
@@ -49,8 +49,8 @@ def _recorded_cwd(resume: str | None) -> str | None:
     """The local directory a resumed session was recorded in (an imported one too)."""
     if resume is None:
         return None
-    from ..metadata import get_session_record
     from ..paths import validate_session_id
+    from ..records import get_session_record
 
     record = get_session_record(validate_session_id(resume))
     return record.local_cwd if record is not None else None

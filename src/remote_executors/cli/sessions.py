@@ -10,7 +10,7 @@ import click
 from claude_agent_sdk import list_sessions
 
 from ..executors.registry import short_name
-from ..metadata import LOCAL, SessionRecords
+from ..records import LOCAL, SessionRecords
 from ._hosts import HostType
 from ._output import Output
 

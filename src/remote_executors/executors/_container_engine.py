@@ -21,7 +21,7 @@ from typing import IO
 import anyio
 
 from ..errors import ConnectionFailed, ExecutorError, HostUnreachable, RemoteSetupError
-from ._openssh import OpenSSHChannel
+from .ssh._openssh import OpenSSHChannel
 
 __all__ = ["ENGINES", "EngineBackend", "EngineChannel", "engine_failure"]
 

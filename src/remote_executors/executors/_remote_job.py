@@ -11,27 +11,29 @@ from __future__ import annotations
 import base64
 import secrets
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Literal
 
 import attrs
 
-from .base import Attachment, _attachments, _freeze_env, _strings
+from ..errors import InvalidInput
+from ._validate import check_env, check_path, spawn_attachments
+from .base import Attachment, SpawnOptions, _attachments, _freeze_env, _strings
 
 Mode = Literal["run", "spawn", "attach"]
 
 
 @cache
 def _bootstrap_b64() -> str:
-    text = resources.files(__package__).joinpath("bootstrap.sh").read_text("utf-8")
+    text = (resources.files(__package__) / "remote" / "bootstrap.sh").read_text("utf-8")
     return base64.b64encode(text.encode()).decode("ascii")
 
 
 @cache
 def _supervisor() -> str:
-    return resources.files(__package__).joinpath("supervisor.sh").read_text("utf-8")
+    return (resources.files(__package__) / "remote" / "supervisor.sh").read_text("utf-8")
 
 
 @cache
@@ -148,3 +150,55 @@ def parse_status(line: bytes, nonce: str) -> JobStatus | None:
         return JobStatus(ok=True, values=values)
     reason = words[2].decode("ascii", "replace") if len(words) > 2 else "unknown"
     return JobStatus(ok=False, reason=reason, values=decode(words[3:]))
+
+
+#: Seconds without a heartbeat from the local side before a spawned job's
+#: watchdog stops its process group.
+WATCHDOG_SECONDS = 8
+
+
+def job_for(
+    options: SpawnOptions,
+    mode: Literal["run", "spawn"],
+    *,
+    host: str,
+    where: str,
+    cwd_target: Callable[[str], tuple[str | None, str | None]],
+    claude_path: str | None,
+    found_claude: str | None,
+    grace: int = 0,
+) -> RemoteJob:
+    """The job for ``options`` as every bootstrap-driven executor builds it.
+
+    ``host`` names the executor in errors and ``where`` says where it runs
+    ("on box", "in docker://c"); ``cwd_target`` maps a local cwd to
+    (absolute, home-relative); ``claude_path`` is the one the caller set,
+    ``found_claude`` the one an earlier spawn found.
+    """
+    check_path(options.command, host=host, what="command")
+    if any("\x00" in arg for arg in options.args):
+        raise InvalidInput(
+            f"Refusing to run {options.command} {where}: an argument contains "
+            "a NUL character, which no command line can carry.",
+            host=host,
+        )
+    env = check_env(options.env, host=host)
+    unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=host))
+    attachments = spawn_attachments(options, host=host, private_as_files=True, mode=mode)
+    absolute = relative = None
+    if options.cwd is not None:
+        absolute, relative = cwd_target(options.cwd)
+    return RemoteJob(
+        unset_env=unset,
+        attachments={i + 1: a for i, a in attachments.items()},  # argv[0] is the command
+        argv=options.argv,
+        mode=mode,
+        cwd=absolute,
+        cwd_home_relative=relative,
+        env=env,
+        find_claude=options.command == "claude",
+        claude_path=claude_path or found_claude,
+        claude_path_strict=claude_path is not None,
+        heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+        grace=grace,
+    )

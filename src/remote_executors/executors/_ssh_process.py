@@ -11,7 +11,7 @@ import signal
 import threading
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from ..errors import (
     ClaudeNotFound,
@@ -23,8 +23,9 @@ from ..errors import (
 )
 from ._backend import Backend, Channel, ChannelRefused, refused_in_a_row
 from ._frames import FrameDecoder
+from ._piped_process import PipedProcess
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
-from ._ssh_errors import SSH_FAILED, classify_lost
+from .ssh._errors import SSH_FAILED, classify_lost
 
 log = logging.getLogger("remote_executors.ssh")
 
@@ -175,7 +176,7 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-class SSHProcess(Process):
+class SSHProcess(PipedProcess):
     """A process running on another machine, driven like a local one.
 
     ``pid`` is the local ``ssh`` client's. ``terminate()``/``kill()`` end the
@@ -196,8 +197,10 @@ class SSHProcess(Process):
         self.status = status
         self._stdin = _RelayStdin(channel, job)
         supervised = job.mode == "attach" or (job.grace > 0 and len(status.values) > 3)
-        self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest, end_frames=supervised)
-        self._stderr = (
+        self._stdout: _FramedStdout = _FramedStdout(
+            channel.stdout, job.nonce, stdout_rest, end_frames=supervised
+        )
+        self._stderr: _CallerStderr | None = (
             _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None
         )
         self._heartbeat: _Heartbeat | None = None
@@ -263,18 +266,6 @@ class SSHProcess(Process):
     @property
     def returncode(self) -> int | None:
         return self._channel.returncode
-
-    @property
-    def stdin(self) -> ByteSendStream:
-        return self._stdin
-
-    @property
-    def stdout(self) -> ByteReceiveStream:
-        return self._stdout
-
-    @property
-    def stderr(self) -> ByteReceiveStream | None:
-        return self._stderr
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

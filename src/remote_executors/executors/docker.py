@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import posixpath
 import re
 import signal as _signal
 import subprocess
@@ -18,24 +17,23 @@ from anyio.abc import Process
 
 from ..errors import (
     ClaudeNotFound,
-    CommandTimeout,
     ExecutorError,
     InvalidInput,
     ProcessLost,
     RemotePathNotFound,
     RemoteSetupError,
 )
-from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
+from ._capture import DEFAULT_MAX_OUTPUT, check_limit
 from ._container_engine import ENGINES, EngineBackend, engine_failure
-from ._remote_job import RemoteJob
+from ._cwd_map import cwd_target, under_home
+from ._remote_job import RemoteJob, job_for
+from ._run_job import run_job
 from ._ssh_process import SSHProcess, start_job
 from ._validate import (
     _CONTROL_RE,
     absolute_local,
-    check_env,
     check_path,
     remote_prefix,
-    spawn_attachments,
 )
 from .base import CommandResult, SpawnOptions
 
@@ -52,9 +50,6 @@ _KILLED = 137
 _CLIENT_FAILED = 255
 
 _GENTLE = frozenset({_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP})
-
-#: Seconds without a heartbeat after which the watchdog in the container stops the process.
-WATCHDOG_SECONDS = 8
 
 # Docker's own rule for names ([a-zA-Z0-9][a-zA-Z0-9_.-]*); ids are hex, so they fit.
 _CONTAINER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -283,26 +278,13 @@ class DockerExecutor:
 
     def _cwd_target(self, local_cwd: str) -> tuple[str | None, str | None]:
         """(absolute container cwd, home-relative container cwd); exactly one is set."""
-        local = absolute_local(local_cwd, host=self._name)
-        for prefix, remote in self._path_map:
-            if local == prefix or local.startswith(prefix.rstrip("/") + "/"):
-                rest = os.path.relpath(local, prefix)
-                target = remote if rest == "." else posixpath.join(remote, rest)
-                if target == "~" or target.startswith("~/"):
-                    return None, target[2:]
-                return target, None
-        home = os.path.expanduser("~")
-        if local == home or local.startswith(home.rstrip("/") + "/"):
-            rest = os.path.relpath(local, home)
-            return None, ("" if rest == "." else rest)
-        return local, None
+        return cwd_target(local_cwd, self._path_map, host=self._name)
 
     async def map_cwd(self, local_cwd: str) -> str:
         absolute, relative = self._cwd_target(local_cwd)
         if absolute is not None:
             return absolute
-        home = await self.home()
-        return home if not relative else posixpath.join(home, relative)
+        return under_home(await self.home(), relative or "")
 
     async def home(self) -> str:
         if self._home is None:
@@ -324,31 +306,14 @@ class DockerExecutor:
     # -- processes --------------------------------------------------------------
 
     def _job(self, options: SpawnOptions, mode: Literal["run", "spawn"]) -> RemoteJob:
-        check_path(options.command, host=self._name, what="command")
-        if any("\x00" in arg for arg in options.args):
-            raise InvalidInput(
-                f"Refusing to run {options.command} in {self._name}: an argument contains "
-                "a NUL character, which no command line can carry.",
-                host=self._name,
-            )
-        env = check_env(options.env, host=self._name)
-        unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=self._name))
-        attachments = spawn_attachments(options, host=self._name, private_as_files=True, mode=mode)
-        absolute = relative = None
-        if options.cwd is not None:
-            absolute, relative = self._cwd_target(options.cwd)
-        return RemoteJob(
-            unset_env=unset,
-            attachments={i + 1: a for i, a in attachments.items()},  # argv[0] is the command
-            argv=options.argv,
-            mode=mode,
-            cwd=absolute,
-            cwd_home_relative=relative,
-            env=env,
-            find_claude=options.command == "claude",
-            claude_path=self._claude_path or self._found_claude,
-            claude_path_strict=self._claude_path is not None,
-            heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+        return job_for(
+            options,
+            mode,
+            host=self._name,
+            where=f"in {self._name}",
+            cwd_target=self._cwd_target,
+            claude_path=self._claude_path,
+            found_claude=self._found_claude,
         )
 
     async def _start(
@@ -418,46 +383,18 @@ class DockerExecutor:
         limit = check_limit(max_output, self._name)
         options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
         job = self._job(options, "run")
-        try:
-            with anyio.fail_after(timeout):
-                process = await self._start(job, pipe_stderr=True, startup_timeout=timeout)
-                try:
-                    out, err = await capture(process, input, limit)
-                    return CommandResult(await process.wait(), out, err)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if process.returncode is None:
-                            # Timed out, cancelled or too much output. A run job has
-                            # no watchdog: stop its process group in the container.
-                            process.kill()
-                            await process.wait()
-                            await self._kill_group(process.remote_pgid)
-                        await process.aclose()
-        except TimeoutError:
-            raise CommandTimeout(
-                f"{argv[0]} did not finish within {timeout:g} s in {self._name} and was "
-                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
-                host=self._name,
-            ) from None
-        except Overflow as exc:
-            raise too_large(argv[0], self._name, limit, exc.stream) from None
-
-    async def _kill_group(self, pgid: int | None) -> None:
-        """Best effort, bounded: SIGKILL a ``run`` job's process group in the container."""
-        if pgid is None:
-            return
-        job = RemoteJob(
-            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
-            mode="run",
+        return await run_job(
+            self._start_run,
+            job,
+            input=input,
+            timeout=timeout,
+            limit=limit,
+            host=self._name,
+            where=f"in {self._name}",
         )
-        with anyio.move_on_after(5, shield=True):
-            try:
-                process = await self._start(job, pipe_stderr=True, startup_timeout=5)
-                await capture(process, None, DEFAULT_MAX_OUTPUT)
-                await process.wait()
-                await process.aclose()
-            except (ExecutorError, Overflow) as exc:
-                log.debug("could not stop process group %s in %s: %s", pgid, self._name, exc)
+
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+        return await self._start(job, pipe_stderr=True, startup_timeout=startup_timeout)
 
     async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:
         """Why ``<engine> exec`` exits before the bootstrap runs, from one bare exec."""

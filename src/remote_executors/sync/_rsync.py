@@ -396,7 +396,7 @@ def push_argv(
 
 def staging_dir(paths: SessionPaths, host: str) -> Path:
     """Where pulls of ``paths`` from ``host`` keep their snapshot (keyed like the lock)."""
-    from remote_executors.metadata import data_dir
+    from remote_executors._store_file import data_dir
 
     key = lock_path(paths).name.removesuffix(".lock")
     return data_dir() / "staging" / key / _side(host)

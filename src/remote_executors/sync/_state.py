@@ -58,7 +58,7 @@ class SyncState:
 
 def state_path(paths: SessionPaths, host: str) -> Path:
     """Where the record for syncing ``paths`` with ``host`` lives."""
-    from remote_executors.metadata import data_dir
+    from remote_executors._store_file import data_dir
 
     key = f"{paths.local_dir}\0{host}\0{paths.remote_project}\0{paths.remote_config_dir}"
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()

@@ -289,7 +289,7 @@ class TailSessionSync:
 
 def lock_path(paths: SessionPaths) -> Path:
     """The lock file serializing syncs of one session (or project) on this machine."""
-    from remote_executors.metadata import data_dir
+    from remote_executors._store_file import data_dir
 
     digest = hashlib.sha256(str(paths.local_dir).encode("utf-8", "surrogateescape")).hexdigest()
     return data_dir() / "locks" / f"{digest[:24]}.{paths.session_id or 'project'}.lock"

@@ -83,7 +83,7 @@ def _held_there(report: SyncReport) -> list[str]:
 def _note_in_records(executor: Executor, cwd: str | os.PathLike[str], report: SyncReport) -> None:
     if shares_local_filesystem(executor):
         return  # nothing moved between machines
-    from remote_executors.metadata import SessionRecords
+    from remote_executors.records import SessionRecords
 
     paths = report.paths
     remote_dir = paths.remote_dir if (paths.remote_config_dir or "").startswith("/") else None

@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from ._project import Project
+
 if TYPE_CHECKING:
     from ..executors.docker import DockerExecutor
     from ._sshd_fixtures import Isolated
     from .docker import ContainerBed, TestContainer
     from .model import ScriptedModel
-    from .plugin import Project
 
 __all__ = [
     "ContainerFactory",
@@ -128,8 +129,6 @@ async def rx_docker_executor(
 @pytest.fixture
 def rx_container_project(rx_container: TestContainer) -> Iterator[Project]:
     """``~/rx-test-<random>/shop`` here and in the container user's home."""
-    from .plugin import Project
-
     relative = Path(f"rx-test-{secrets.token_hex(4)}") / "shop"
     local = Path.home() / relative
     local.mkdir(parents=True)

@@ -69,7 +69,7 @@ def rx_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Isolated:
     user's records dir): a suite that already set them (in a conftest, say)
     keeps its own. Restored after the test.
     """
-    from ..metadata import data_dir
+    from ..records import data_dir
 
     with monkeypatch.context() as scratch:
         scratch.delenv(_DATA_ENV, raising=False)

@@ -47,6 +47,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import CommandTimeout, ExecutorError, InvalidInput, OutputTooLarge, ProcessLost
+from ..executors._piped_process import PipedProcess
 from ..executors.base import CommandResult, SpawnOptions
 from ..executors.registry import format_spec, parse_spec
 
@@ -102,7 +103,7 @@ class _Send(ByteSendStream):
         await self._stream.aclose()
 
 
-class FakeProcess(Process):
+class FakeProcess(PipedProcess):
     """A process that exists only in memory, played by a spawn handler.
 
     The caller's side is the usual ``anyio.abc.Process`` (``stdin``,
@@ -246,18 +247,6 @@ class FakeProcess(Process):
     @property
     def returncode(self) -> int | None:
         return self._returncode
-
-    @property
-    def stdin(self) -> ByteSendStream:
-        return self._stdin
-
-    @property
-    def stdout(self) -> ByteReceiveStream:
-        return self._stdout
-
-    @property
-    def stderr(self) -> ByteReceiveStream | None:
-        return self._stderr
 
 
 async def _not_scripted(call: FakeRun) -> CommandResult:

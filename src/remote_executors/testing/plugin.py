@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
 import pytest
 
 from ._docker_fixtures import (
@@ -57,6 +56,8 @@ from ._docker_fixtures import (
     rx_podman_container,
 )
 from ._kube_fixtures import rx_kube_executor, rx_kube_pod, rx_kube_standin, rx_kubeconfig
+from ._model_fixtures import rx_model, rx_model_server
+from ._project import Project
 from ._sshd_fixtures import (
     AccountFactory,
     Isolated,
@@ -102,22 +103,6 @@ __all__ = [
 ]
 
 
-@pytest.fixture(scope="session")
-def rx_model_server() -> Iterator[ScriptedModel]:
-    """The session's scripted Messages API on 127.0.0.1."""
-    from .model import ScriptedModel
-
-    with ScriptedModel() as model:
-        yield model
-
-
-@pytest.fixture
-def rx_model(rx_model_server: ScriptedModel) -> ScriptedModel:
-    """The scripted model, with no scripts or recorded requests left from other tests."""
-    rx_model_server.clear()
-    return rx_model_server
-
-
 @pytest.fixture
 def rx_model_url(rx_model: ScriptedModel) -> str:
     """Accounts created by the fixtures point their CLI at ``rx_model``."""
@@ -146,14 +131,6 @@ async def rx_executor(
         yield executor
     finally:
         await executor.aclose()
-
-
-@attrs.frozen
-class Project:
-    """A project directory on both machines, mapped by the default rule."""
-
-    local: Path
-    remote: Path
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import attrs
 
-from ..metadata import SessionRecords
+from ..records import SessionRecords
 from ..settings import SettingsStore
 from ._browsing import BrowsingExecutors
 from ._hostnames import HostNames

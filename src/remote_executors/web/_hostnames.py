@@ -26,7 +26,7 @@ class HostNames:
         self._cache: dict[tuple[str, str | None], tuple[float, str]] = {}
 
     async def describe(self, alias: str, ssh_config: str | None) -> str:
-        from ..executors._ssh_config import resolve
+        from ..executors.ssh._config import resolve
 
         key = (alias, ssh_config)
         cached = self._cache.get(key)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from .._store_file import install_atomically
-from ..metadata import data_dir
+from ..records import data_dir
 
 __all__ = ["KEEP", "RunOnMemory"]
 

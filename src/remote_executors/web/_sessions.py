@@ -1,7 +1,7 @@
 """A project's sessions as the API lists them, and where one session's transcript is.
 
 The local transcripts (``claude_agent_sdk.list_sessions``) joined with the
-records of where each ran (:mod:`remote_executors.metadata`) and with the
+records of where each ran (:mod:`remote_executors.records`) and with the
 sessions this server is running (their state).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..executors.registry import short_name
-from ..metadata import LOCAL, SessionRecord, SessionRecords
+from ..records import LOCAL, SessionRecord, SessionRecords
 from ..sync._locate import local_project_dir, local_projects_dir
 from ._runs import Runs
 
@@ -45,7 +45,7 @@ def _executor_info(record: SessionRecord | None) -> dict[str, Any]:
 
 def _ssh_config(spec: str) -> str | None:
     """The ssh_config an ``ssh://`` spec names (None: ssh's default, or not SSH)."""
-    from ..executors._ssh_spec import options_from_spec
+    from ..executors.ssh._spec import options_from_spec
 
     if not spec.startswith("ssh://"):
         return None

@@ -18,8 +18,8 @@ from starlette.routing import Route, Router
 
 from ..errors import ExecutorError, InvalidInput
 from ..executors.registry import short_name
-from ..metadata import LOCAL
 from ..paths import validate_session_id
+from ..records import LOCAL
 from ..settings import SettingsError
 from ._context import OutsideRoots, WebContext
 from ._follow import first_value, follow_entries, read_entries

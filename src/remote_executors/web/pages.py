@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import InvalidInput
-from ..metadata import LOCAL
 from ..paths import validate_session_id
+from ..records import LOCAL
 from ._context import OutsideRoots, WebContext
 
 __all__ = ["page_routes"]

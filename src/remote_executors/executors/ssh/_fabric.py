@@ -41,11 +41,11 @@ import fabric
 import paramiko
 from anyio.abc import ByteReceiveStream
 
-from ..errors import CommandTimeout, ConnectionFailed, ExecutorError
-from ._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
+from ...errors import CommandTimeout, ConnectionFailed, ExecutorError
+from .._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
+from ._config import ResolvedHost, resolve, ssh_g
+from ._errors import SSH_FAILED, classify_connect_failure, connect_error
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
-from ._ssh_config import ResolvedHost, resolve, ssh_g
-from ._ssh_errors import SSH_FAILED, classify_connect_failure, connect_error
 
 log = logging.getLogger("remote_executors.ssh")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import paramiko
 
-from ._ssh_config import ResolvedHost
+from ._config import ResolvedHost
 
 log = logging.getLogger("remote_executors.ssh")
 

@@ -27,7 +27,7 @@ Guarantees:
   they are rewritten as version 2 only when the record changes.
 * A file this version cannot trust (invalid JSON, missing or ill-typed
   fields, a newer format version) is reported with a warning on the
-  ``remote_executors.metadata`` logger and treated as absent by reads. It is
+  ``remote_executors.records`` logger and treated as absent by reads. It is
   never deleted or rewritten behind the user's back: only an explicit
   :meth:`~SessionRecords.put` or :meth:`~SessionRecords.delete` replaces or
   removes it. Unknown extra keys are ignored, so an older version can read
@@ -48,10 +48,16 @@ from typing import Any
 
 import attrs
 
-from remote_executors._store_file import fsync_dir, install_atomically, locked, user_dir
+from remote_executors._store_file import (
+    DATA_DIR_ENV,
+    data_dir,
+    fsync_dir,
+    install_atomically,
+    locked,
+)
 from remote_executors.errors import InvalidInput
-from remote_executors.executors._ssh_spec import spec_from_options
 from remote_executors.executors.registry import check_spec, normalize_spec
+from remote_executors.executors.ssh._spec import spec_from_options
 from remote_executors.paths import validate_session_id
 
 __all__ = [
@@ -68,8 +74,6 @@ __all__ = [
 LOCAL = "local"
 """The executor name recorded for sessions run on this machine."""
 
-DATA_DIR_ENV = "REMOTE_EXECUTORS_DATA_DIR"
-"""Environment variable that overrides :func:`data_dir` (tests, sandboxes, several profiles)."""
 
 FORMAT_VERSION = 2
 """The version written into each record file; files with a higher one are not read.
@@ -85,17 +89,7 @@ _REQUIRED = ("session_id", "executor", "local_cwd", "created_at", "updated_at")
 _OPTIONAL = ("remote_cwd", "remote_project_dir", "sync_error")
 _OPTIONAL_V1 = (*_OPTIONAL, "ssh_config")
 
-_log = logging.getLogger("remote_executors.metadata")
-
-
-def data_dir() -> Path:
-    """Return the directory the store lives in.
-
-    ``$REMOTE_EXECUTORS_DATA_DIR`` when set and non-empty (``~`` expanded,
-    made absolute now so a later ``chdir`` cannot move the store), else
-    ``platformdirs.user_data_dir("remote-executors", appauthor=False)``.
-    """
-    return user_dir(DATA_DIR_ENV, "data")
+_log = logging.getLogger("remote_executors.records")
 
 
 def _now() -> dt.datetime:

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 import anyio
 import attrs
 
-from ..errors import ConnectionFailed
-from ._ssh_errors import classify_connect_failure
+from ...errors import ConnectionFailed
+from ._errors import classify_connect_failure
 
 log = logging.getLogger("remote_executors.ssh")
 

@@ -19,13 +19,14 @@ import signal
 import time
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+from anyio.abc import ByteReceiveStream, ByteSendStream
 
-from ..errors import ExecutorError, ProcessLost
-from ._backend import Backend
-from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
-from .link_status import LinkStatus
+from ...errors import ExecutorError, ProcessLost
+from .._backend import Backend
+from .._piped_process import PipedProcess
+from .._remote_job import RemoteJob
+from .._ssh_process import SSHProcess, start_job
+from ..link_status import LinkStatus
 
 __all__ = ["ReattachingProcess", "grace_seconds", "is_supervised"]
 
@@ -48,7 +49,7 @@ def is_supervised(process: SSHProcess) -> bool:
     return len(process.status.values) > 3 and bool(process.status.values[3])
 
 
-class ReattachingProcess(Process):
+class ReattachingProcess(PipedProcess):
     """A remote process that outlives dropped links for ``grace`` seconds.
 
     ``terminate()``/``kill()`` stop it on the remote at once (a ``stop``
@@ -432,18 +433,6 @@ class ReattachingProcess(Process):
     @property
     def returncode(self) -> int | None:
         return self._returncode
-
-    @property
-    def stdin(self) -> ByteSendStream:
-        return self._stdin
-
-    @property
-    def stdout(self) -> ByteReceiveStream:
-        return self._stdout
-
-    @property
-    def stderr(self) -> ByteReceiveStream | None:
-        return self._stderr
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import InvalidInput
-from .registry import format_spec, parse_spec
+from ...errors import InvalidInput
+from ..registry import format_spec, parse_spec
 
 __all__ = ["SCHEME", "options_from_spec", "spec_from_options"]
 

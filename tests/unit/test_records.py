@@ -1,4 +1,4 @@
-"""Tests for the session metadata store (remote_executors.metadata).
+"""Tests for the session metadata store (remote_executors.records).
 
 Contention is real: threads in this process and child Python processes
 updating the same record through the same code.
@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from remote_executors.errors import InvalidInput
-from remote_executors.executors._ssh_spec import options_from_spec
-from remote_executors.metadata import (
+from remote_executors.executors.ssh._spec import options_from_spec
+from remote_executors.records import (
     DATA_DIR_ENV,
     LOCAL,
     SessionRecord,
@@ -39,7 +39,7 @@ SID = "0b6a2f4e-8c1d-4e3a-9f7b-2d5c6e8a1b3c"
 SID2 = "1c7b3f5a-9d2e-4f4b-8a8c-3e6d7f9b2c4d"
 SID3 = "2d8c4a6b-ae3f-4a5c-9b9d-4f7e8a0c3d5e"
 T0 = dt.datetime(2026, 5, 9, 7, 35, 12, 123_456, tzinfo=dt.timezone.utc)
-LOGGER = "remote_executors.metadata"
+LOGGER = "remote_executors.records"
 
 
 def mode_of(path: Path) -> int:
@@ -690,7 +690,7 @@ def test_a_failed_write_keeps_the_old_record(
 # and the owner would see it. "Touchers" change no field, only updated_at.
 WORKER = r"""
 import os, sys, time
-from remote_executors.metadata import SessionRecords
+from remote_executors.records import SessionRecords
 
 root, sid, field, rounds, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 store = SessionRecords(root)

@@ -35,10 +35,10 @@ from typing import IO
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from ..errors import ConnectionFailed
-from ._backend import MAX_CONNECTIONS, ChannelRefused, LinkOptions, pool_full
-from ._ssh_config import ResolvedHost, ssh_g
-from ._ssh_errors import SSH_FAILED, classify_connect_failure
+from ...errors import ConnectionFailed
+from .._backend import MAX_CONNECTIONS, ChannelRefused, LinkOptions, pool_full
+from ._config import ResolvedHost, ssh_g
+from ._errors import SSH_FAILED, classify_connect_failure
 
 log = logging.getLogger("remote_executors.ssh")
 

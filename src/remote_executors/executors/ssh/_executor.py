@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import posixpath
 import shutil
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -14,24 +13,24 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 from anyio.abc import Process
 
-from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupError
-from ._backend import Backend, LinkOptions
-from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
-from ._openssh import OpenSSHBackend
-from ._reattach import ReattachingProcess, grace_seconds, is_supervised
-from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
-from ._ssh_spec import options_from_spec, spec_from_options
-from ._validate import (
+from ...errors import InvalidInput, RemoteSetupError
+from .._backend import Backend, LinkOptions
+from .._capture import DEFAULT_MAX_OUTPUT, check_limit
+from .._cwd_map import cwd_target, under_home
+from .._remote_job import RemoteJob, job_for
+from .._run_job import run_job
+from .._ssh_process import SSHProcess, start_job
+from .._validate import (
     _CONTROL_RE,
     absolute_local,
-    check_env,
     check_host,
     check_path,
     remote_prefix,
-    spawn_attachments,
 )
-from .base import CommandResult, SpawnOptions
+from ..base import CommandResult, SpawnOptions
+from ._openssh import OpenSSHBackend
+from ._reattach import ReattachingProcess, grace_seconds, is_supervised
+from ._spec import options_from_spec, spec_from_options
 
 if TYPE_CHECKING:
     import fabric
@@ -46,8 +45,6 @@ T = TypeVar("T")
 
 log = logging.getLogger("remote_executors.ssh")
 
-#: Seconds without a heartbeat after which the remote watchdog stops the process.
-WATCHDOG_SECONDS = 8
 #: Seconds a spawned process outlives a dropped link by default (``reattach_within``).
 DEFAULT_REATTACH_WITHIN = 300.0
 MAX_REATTACH_WITHIN = 7 * 24 * 3600.0
@@ -125,7 +122,7 @@ class SSHExecutor:
                 host=host,
             )
         self._backend_name = backend
-        from ..credentials import check_forward
+        from ...credentials import check_forward
 
         self._forward_credentials = check_forward(forward_credentials, host=host)
         if not (
@@ -244,26 +241,13 @@ class SSHExecutor:
 
     def _cwd_target(self, local_cwd: str) -> tuple[str | None, str | None]:
         """(absolute remote cwd, home-relative remote cwd); exactly one is set."""
-        local = absolute_local(local_cwd, host=self._host)
-        for prefix, remote in self._path_map:
-            if local == prefix or local.startswith(prefix.rstrip("/") + "/"):
-                rest = os.path.relpath(local, prefix)
-                target = remote if rest == "." else posixpath.join(remote, rest)
-                if target == "~" or target.startswith("~/"):  # relative to the remote home
-                    return None, target[2:]
-                return target, None
-        home = os.path.expanduser("~")
-        if local == home or local.startswith(home.rstrip("/") + "/"):
-            rest = os.path.relpath(local, home)
-            return None, ("" if rest == "." else rest)
-        return local, None
+        return cwd_target(local_cwd, self._path_map, host=self._host)
 
     async def map_cwd(self, local_cwd: str) -> str:
         absolute, relative = self._cwd_target(local_cwd)
         if absolute is not None:
             return absolute
-        home = await self.home()
-        return home if not relative else posixpath.join(home, relative)
+        return under_home(await self.home(), relative or "")
 
     async def home(self) -> str:
         if self._home is None:
@@ -287,32 +271,14 @@ class SSHExecutor:
     # -- processes --------------------------------------------------------
 
     def _job(self, options: SpawnOptions, mode: Literal["run", "spawn"]) -> RemoteJob:
-        check_path(options.command, host=self._host, what="command")
-        if any("\x00" in arg for arg in options.args):
-            raise InvalidInput(
-                f"Refusing to run {options.command} on {self._host}: an argument contains "
-                "a NUL character, which no command line can carry.",
-                host=self._host,
-            )
-        env = check_env(options.env, host=self._host)
-        unset = list(check_env(dict.fromkeys(options.unset_env, ""), host=self._host))
-        attachments = spawn_attachments(options, host=self._host, private_as_files=True, mode=mode)
-        absolute = relative = None
-        if options.cwd is not None:
-            absolute, relative = self._cwd_target(options.cwd)
-        find_claude = options.command == "claude"
-        return RemoteJob(
-            unset_env=unset,
-            attachments={i + 1: a for i, a in attachments.items()},  # argv[0] is the command
-            argv=options.argv,
-            mode=mode,
-            cwd=absolute,
-            cwd_home_relative=relative,
-            env=env,
-            find_claude=find_claude,
-            claude_path=self._claude_path or self._found_claude,
-            claude_path_strict=self._claude_path is not None,
-            heartbeat_misses=WATCHDOG_SECONDS if mode == "spawn" else 0,
+        return job_for(
+            options,
+            mode,
+            host=self._host,
+            where=f"on {self._host}",
+            cwd_target=self._cwd_target,
+            claude_path=self._claude_path,
+            found_claude=self._found_claude,
             grace=(
                 grace_seconds(self._reattach_within)
                 if mode == "spawn" and options.outlive_link
@@ -357,46 +323,20 @@ class SSHExecutor:
         limit = check_limit(max_output, self._host)
         options = SpawnOptions(argv[0], argv[1:], cwd=cwd, env=env or {}, stderr=True)
         job = self._job(options, "run")
-        try:
-            with anyio.fail_after(timeout):
-                process = await start_job(
-                    self._backend, job, pipe_stderr=True, startup_timeout=timeout
-                )
-                try:
-                    return await _collect(process, input, limit)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if process.returncode is None:
-                            # Timed out, cancelled or too much output. Without a
-                            # pty, ending the local ssh leaves the remote command
-                            # running: stop its process group there too.
-                            process.kill()
-                            await process.wait()
-                            await self._kill_remote_group(process.remote_pgid)
-                        await process.aclose()
-        except TimeoutError:
-            raise CommandTimeout(
-                f"{argv[0]} did not finish within {timeout:g} s on {self._host} and was "
-                "stopped there. If it needs longer, pass a larger run(..., timeout=...).",
-                host=self._host,
-            ) from None
-        except Overflow as exc:
-            raise too_large(argv[0], self._host, limit, exc.stream) from None
-
-    async def _kill_remote_group(self, pgid: int | None) -> None:
-        """Best effort, bounded: SIGKILL a ``run`` job's process group on the host."""
-        if pgid is None:
-            return
-        job = RemoteJob(
-            argv=("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh", str(pgid)),
-            mode="run",
+        return await run_job(
+            self._start_run,
+            job,
+            input=input,
+            timeout=timeout,
+            limit=limit,
+            host=self._host,
+            where=f"on {self._host}",
         )
-        with anyio.move_on_after(5, shield=True):
-            try:
-                process = await start_job(self._backend, job, pipe_stderr=True, startup_timeout=5)
-                await _collect(process, None)
-            except (ExecutorError, Overflow) as exc:
-                log.debug("could not stop process group %s on %s: %s", pgid, self._host, exc)
+
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+        return await start_job(
+            self._backend, job, pipe_stderr=True, startup_timeout=startup_timeout
+        )
 
     async def rsync_rsh(self) -> list[str] | None:
         """rsync's ``-e`` argv: ssh sharing this executor's connection (None: not possible).
@@ -470,12 +410,3 @@ def _connection_name(connection: object) -> str:
             host=repr(connection),
         )
     return str(connection.original_host or connection.host)
-
-
-async def _collect(
-    process: SSHProcess, input: bytes | None, limit: int = DEFAULT_MAX_OUTPUT
-) -> CommandResult:
-    """The run job's output and status; :class:`Overflow` past ``limit`` (still running)."""
-    out, err = await capture(process, input, limit)
-    code = await process.wait()
-    return CommandResult(code, out, err)

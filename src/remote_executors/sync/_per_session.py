@@ -23,15 +23,15 @@ from typing import Any
 import anyio
 import attrs
 
-from .errors import ExecutorError, SessionConflict
-from .executors.base import Executor, is_closed, shares_local_filesystem
-from .metadata import LOCAL, SessionRecord, SessionRecords
-from .paths import validate_session_id
-from .sync._follower import LiveFollower
-from .sync._from_store import StoreSession, merge_into_local
-from .sync._locate import locate, same_place, session_paths
-from .sync.base import Limits, SessionPaths, SessionSync
-from .sync.status import SessionSyncStatus
+from ..errors import ExecutorError, SessionConflict
+from ..executors.base import Executor, is_closed, shares_local_filesystem
+from ..paths import validate_session_id
+from ..records import LOCAL, SessionRecord, SessionRecords
+from ._follower import LiveFollower
+from ._from_store import StoreSession, merge_into_local
+from ._locate import locate, same_place, session_paths
+from .base import Limits, SessionPaths, SessionSync
+from .status import SessionSyncStatus
 
 __all__ = ["SessionSyncer"]
 
@@ -356,7 +356,7 @@ class SessionSyncer:
 
     async def _pull_from_previous(self, record: SessionRecord, strategy: SessionSync) -> None:
         """Fetch what the host that last ran the session has, before moving it here."""
-        from .settings import executor_for
+        from ..settings import executor_for
 
         previous = None
         try:
