@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         RemotePathNotFound,
         RemoteSetupError,
         SessionConflict,
+        SessionNotRunning,
         SyncDiskFull,
         SyncError,
         SyncPermissionDenied,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
     from .host_sessions import HostSession, import_session, list_host_sessions
+    from .running import RunningSession, follow_running_session, list_running_sessions
     from .install import InstallResult, install_cli, remote_platform
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
@@ -106,6 +108,7 @@ _WHERE: dict[str, str] = {
             "RemotePathNotFound",
             "RemoteSetupError",
             "SessionConflict",
+            "SessionNotRunning",
             "SyncDiskFull",
             "SyncError",
             "SyncPermissionDenied",
@@ -136,6 +139,9 @@ _WHERE: dict[str, str] = {
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
     **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
+    **dict.fromkeys(
+        ["RunningSession", "follow_running_session", "list_running_sessions"], ".running"
+    ),
     "DockerExecutor": ".executors.docker",
     **dict.fromkeys(
         ["SessionRecord", "SessionRecords", "get_session_record", "list_session_records"],
@@ -209,6 +215,10 @@ __all__ = [
     "HostSession",
     "import_session",
     "list_host_sessions",
+    "RunningSession",
+    "follow_running_session",
+    "list_running_sessions",
+    "SessionNotRunning",
     "HostUnreachable",
     "InstallFailed",
     "InstallResult",

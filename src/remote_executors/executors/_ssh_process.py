@@ -193,7 +193,7 @@ class SSHProcess(Process):
         self._job = job
         self.status = status
         self._stdin = _RelayStdin(channel, job)
-        supervised = job.mode == "attach" or (job.grace > 0 and len(status.values) > 3)
+        supervised = job.mode in ("attach", "watch") or (job.grace > 0 and len(status.values) > 3)
         self._stdout = _FramedStdout(channel.stdout, job.nonce, stdout_rest, end_frames=supervised)
         self._stderr = (
             _CallerStderr(channel.stderr, job.nonce) if channel.stderr is not None else None

@@ -18,7 +18,7 @@ from ..errors import CommandTimeout, ExecutorError, InvalidInput, RemoteSetupErr
 from ._backend import Backend, LinkOptions
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, check_limit, too_large
 from ._openssh import OpenSSHBackend
-from ._reattach import ReattachingProcess, grace_seconds, is_supervised
+from ._reattach import JobWatch, ReattachingProcess, grace_seconds, is_supervised, watch_job
 from ._remote_job import RemoteJob
 from ._ssh_process import SSHProcess, start_job
 from ._ssh_spec import options_from_spec, spec_from_options
@@ -341,6 +341,10 @@ class SSHExecutor:
             return supervised
         self._processes.add(process)
         return process
+
+    async def watch_job(self, job_dir: str, stdout_at: int = 0) -> JobWatch:
+        """A read-only channel to a supervised job there (see ``running.py``)."""
+        return await watch_job(self._backend, job_dir, stdout_at)
 
     async def run(
         self,

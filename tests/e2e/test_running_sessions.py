@@ -1,0 +1,180 @@
+"""Running sessions from a new local process: list, follow to the result, resume.
+
+An app (a real subprocess driving the SDK over the bed) starts a long turn and is
+killed with SIGKILL; the turn goes on under the remote supervisor. This process then
+lists it, follows it read-only to its result (the transcript whole here by then),
+and resumes it. Real sshd, real CLI, the scripted model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    ToolUseBlock,
+    UserMessage,
+    get_session_messages,
+)
+
+import remote_executors as rx
+from _cli import CLI
+from remote_executors.paths import project_dir_from_cwd
+from remote_executors.testing.model import ScriptedModel, text, tool_use
+from remote_executors.testing.plugin import Project
+from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHFault, SSHTestBed
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+APP = """
+import sys, anyio
+from claude_agent_sdk import ClaudeAgentOptions
+import remote_executors as rx
+
+async def main():
+    alias, config, cwd, prompt = sys.argv[1:5]
+    async with rx.SSHExecutor(alias, ssh_config=config) as executor:
+        async for m in rx.query(prompt=prompt, executor=executor,
+                                options=ClaudeAgentOptions(cwd=cwd, allowed_tools=["Bash"])):
+            print(type(m).__name__, getattr(m, "session_id", "") or "", flush=True)
+            if type(m).__name__ == "SystemMessage" and m.subtype == "init":
+                print("SESSION", m.data["session_id"], flush=True)
+
+anyio.run(main)
+"""
+
+
+@pytest.fixture(autouse=True)
+def local_claude(private_local_claude: Path) -> Path:
+    return private_local_claude
+
+
+def transcripts(
+    bed: SSHTestBed, account: RemoteAccount, project: Project, config: Path, sid: str
+) -> tuple[bytes, bytes]:
+    """The session's transcript there and here."""
+    remote = bed.remote_home(account) / ".claude" / "projects"
+    remote /= project_dir_from_cwd(os.path.realpath(project.remote))
+    local = config / "projects" / project_dir_from_cwd(os.path.realpath(project.local))
+    return (remote / f"{sid}.jsonl").read_bytes(), (local / f"{sid}.jsonl").read_bytes()
+
+
+def long_turn(model: ScriptedModel, seconds: float) -> str:
+    prompt = f"work a while {secrets.token_hex(4)}"
+    model.script(
+        tool_use("Bash", {"command": f"echo started; sleep {seconds}; echo slept", "description": "w"}),
+        text("finished the long work"),
+        when=prompt,
+    )
+    return prompt
+
+
+def texts(messages: list[Any]) -> list[str]:
+    return [
+        b.text
+        for m in messages
+        if isinstance(m, AssistantMessage)
+        for b in m.content
+        if isinstance(b, TextBlock)
+    ]
+
+
+def executor_for(cfg: SSHClientConfig) -> rx.SSHExecutor:
+    return rx.SSHExecutor(cfg.alias, ssh_config=cfg.path)
+
+
+async def start_and_kill_app(
+    cfg: SSHClientConfig, project: Project, prompt: str, tmp_path: Path
+) -> str:
+    """Run the app until its turn's tool call is under way, SIGKILL it; its session id."""
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    argv = [sys.executable, str(script), cfg.alias, str(cfg.path), str(project.local), prompt]
+    process = await anyio.open_process(argv, env=os.environ.copy())
+    assert process.stdout is not None
+    lines: list[str] = []
+    buffer = b""
+    with anyio.fail_after(90):
+        while not any(line.startswith("AssistantMessage") for line in lines):
+            buffer += await process.stdout.receive()
+            *done, buffer = buffer.split(b"\n")
+            lines += [line.decode() for line in done]
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    [sid] = [line.split()[1] for line in lines if line.startswith("SESSION ")]
+    return sid
+
+
+@asyncio_only
+async def test_killed_app_session_is_listed_followed_then_resumed(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    local_claude: Path,
+    tmp_path: Path,
+) -> None:
+    prompt = long_turn(rx_model, 5)
+    sid = await start_and_kill_app(rx_ssh_config, rx_project, prompt, tmp_path)
+
+    async with executor_for(rx_ssh_config) as executor:
+        with anyio.fail_after(60):
+            running = await rx.list_running_sessions(executor)
+        [session] = [s for s in running if s.session_id == sid]
+        assert session.host == executor.name
+        assert session.cwd == str(rx_project.remote)
+        assert session.state == "running"
+        assert not session.attached  # the app is dead: nobody holds the channel
+        assert session.running_for.total_seconds() < 60
+
+        with anyio.fail_after(60):
+            messages = [m async for m in rx.follow_running_session(executor, sid)]
+        results = [m for m in messages if isinstance(m, ResultMessage)]
+        assert len(results) == 1 and results[0].subtype == "success"
+        assert results[0].session_id == sid
+        assert messages[-1] is results[0]
+        # The whole turn, from the CLI's start, once each.
+        assert texts(messages) == ["finished the long work"]
+        tool_calls = [
+            b for m in messages if isinstance(m, AssistantMessage) for b in m.content
+            if isinstance(b, ToolUseBlock)
+        ]  # fmt: skip
+        assert len(tool_calls) == 1
+        assert any(isinstance(m, UserMessage) for m in messages)  # the tool's result
+        inits = [m for m in messages if isinstance(m, SystemMessage) and m.subtype == "init"]
+        assert len(inits) == 1
+        uuids = [m.uuid for m in messages if getattr(m, "uuid", None)]
+        assert len(uuids) == len(set(uuids))
+        # The transcript is whole here (an oracle nobody here wrote), and byte-equal.
+        entries = get_session_messages(sid, directory=str(rx_project.local))
+        assert any("finished the long work" in str(e) for e in entries)
+        there, here = transcripts(rx_sshd, rx_account, rx_project, local_claude, sid)
+        assert here == there and b"finished the long work" in here
+
+        # Released: the CLI exited and the host cleaned up its job.
+        with anyio.fail_after(20):
+            while any(s.session_id == sid for s in await rx.list_running_sessions(executor)):
+                await anyio.sleep(0.2)
+        assert not Path(session.job_dir).exists()
+
+        # Resumed as usual: the model sees the followed turn in the history.
+        again = f"and now {secrets.token_hex(4)}"
+        options = ClaudeAgentOptions(cwd=str(rx_project.local), resume=sid)
+        with anyio.fail_after(60):
+            resumed = [m async for m in rx.query(prompt=again, options=options, executor=executor)]
+    assert texts(resumed) == [f"ok: {again}"]  # the scripted model's default answer
+    assert "finished the long work" in json.dumps(rx_model.main_requests[-1].body)
