@@ -399,7 +399,7 @@ class _Follow:
                     limit=MAX_LINE,
                     stream="stdout",
                 )
-        if done and release and not self.attached and self.watch is not None:
+        if done and release and self.watch is not None and not await self._attached_now():
             await self._release(self.watch)
         if self.syncer is not None and self.ended:
             for status in await self.syncer.after_exit():
@@ -429,6 +429,14 @@ class _Follow:
         message = parse_message(data)
         if message is not None:
             yield message
+
+    async def _attached_now(self) -> bool:
+        """Whether a client holds the job's channel now (the one that started the
+        follow may have been on its way out then)."""
+        if not self.attached:
+            return False
+        jobs = await list_running_sessions(self.executor)  # type: ignore[arg-type]
+        return any(j.job_dir == self.job.job_dir and j.attached for j in jobs)
 
     async def _release(self, watch: JobWatch) -> None:
         """Close the CLI's input (nobody else will) and read on to its end."""

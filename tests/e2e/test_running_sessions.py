@@ -132,13 +132,16 @@ async def test_killed_app_session_is_listed_followed_then_resumed(
     sid = await start_and_kill_app(rx_ssh_config, rx_project, prompt, tmp_path)
 
     async with executor_for(rx_ssh_config) as executor:
-        with anyio.fail_after(60):
-            running = await rx.list_running_sessions(executor)
-        [session] = [s for s in running if s.session_id == sid]
+        with anyio.fail_after(30):
+            while True:
+                running = await rx.list_running_sessions(executor)
+                [session] = [s for s in running if s.session_id == sid]
+                if not session.attached:  # the app is dead: its channel closes soon
+                    break
+                await anyio.sleep(0.1)
         assert session.host == executor.name
         assert session.cwd == str(rx_project.remote)
         assert session.state == "running"
-        assert not session.attached  # the app is dead: nobody holds the channel
         assert session.running_for.total_seconds() < 60
 
         with anyio.fail_after(60):
@@ -178,3 +181,83 @@ async def test_killed_app_session_is_listed_followed_then_resumed(
             resumed = [m async for m in rx.query(prompt=again, options=options, executor=executor)]
     assert texts(resumed) == [f"ok: {again}"]  # the scripted model's default answer
     assert "finished the long work" in json.dumps(rx_model.main_requests[-1].body)
+
+
+@asyncio_only
+async def test_following_leaves_an_attached_client_alone(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+) -> None:
+    """The app still runs: a follower sees the same turn, and the app's channel (its stdin,
+    its control requests) stays its own: it gets its result, with no link status."""
+    prompt = long_turn(rx_model, 3)
+    options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
+    own: list[Any] = []
+    followed: list[Any] = []
+    async with executor_for(rx_ssh_config) as executor:
+        with anyio.fail_after(90):
+            async with anyio.create_task_group() as tg:
+                started = anyio.Event()
+                sid = ""
+
+                async def app() -> None:
+                    nonlocal sid
+                    async for m in rx.query(prompt=prompt, options=options, executor=executor):
+                        own.append(m)
+                        if isinstance(m, AssistantMessage) and not started.is_set():
+                            sid = m.session_id or ""
+                            started.set()
+
+                tg.start_soon(app)
+                await started.wait()
+                async with rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path) as other:
+                    [session] = [
+                        s for s in await rx.list_running_sessions(other) if s.session_id == sid
+                    ]
+                    assert session.attached and session.state == "running"
+                    followed = [m async for m in rx.follow_running_session(other, sid)]
+    assert rx.LinkStatus.from_message(own[-1]) is None
+    assert not [m for m in own if rx.LinkStatus.from_message(m) is not None]
+    for messages in (own, followed):
+        results = [m for m in messages if isinstance(m, ResultMessage)]
+        assert len(results) == 1 and results[0].subtype == "success", messages
+        assert texts(messages) == ["finished the long work"]
+    own_uuids = [m.uuid for m in own if getattr(m, "uuid", None)]
+    assert [m.uuid for m in followed if getattr(m, "uuid", None)] == own_uuids
+
+
+@asyncio_only
+async def test_not_running_and_unknown_sessions_and_an_unreachable_host_are_typed(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+) -> None:
+    options = ClaudeAgentOptions(cwd=str(rx_project.local))
+    async with executor_for(rx_ssh_config) as executor:
+        with anyio.fail_after(60):
+            ended = [m async for m in rx.query(prompt="hi", options=options, executor=executor)]
+            sid = ended[-1].session_id
+            with pytest.raises(rx.SessionNotRunning) as not_running:
+                async for _ in rx.follow_running_session(executor, sid):
+                    pass
+            unknown = "0b6e3c2a-58b4-4a5e-9d0b-3f3f0d1e2a77"
+            with pytest.raises(rx.SessionNotRunning) as not_known:
+                async for _ in rx.follow_running_session(executor, unknown):
+                    pass
+    host = executor.name
+    assert not_running.value.known and not_running.value.session_id == sid
+    assert host in str(not_running.value) and f"resume={sid!r}" in str(not_running.value)
+    assert not not_known.value.known and not_known.value.host == host
+    assert f"sessions --running --on {host}" in str(not_known.value)
+
+    refused = rx.SSHExecutor(
+        rx_ssh_config.alias_for(SSHFault.CONNECTION_REFUSED), ssh_config=rx_ssh_config.path
+    )
+    async with refused:
+        with anyio.fail_after(60), pytest.raises(rx.HostUnreachable) as unreachable:
+            await rx.list_running_sessions(refused)
+        with anyio.fail_after(60), pytest.raises(rx.HostUnreachable):
+            async for _ in rx.follow_running_session(refused, sid):
+                pass
+    assert refused.name in str(unreachable.value)
