@@ -58,10 +58,10 @@ if TYPE_CHECKING:
     from .executors.registry import executor_from_spec, register_executor
     from .executors.ssh import SSHExecutor
     from .host_sessions import HostSession, import_session, list_host_sessions
-    from .running import RunningSession, follow_running_session, list_running_sessions
     from .install import InstallResult, install_cli, remote_platform
     from .metadata import SessionRecord, SessionRecords, get_session_record, list_session_records
     from .paths import project_dir_from_cwd
+    from .running import RunningSession, follow_running_session, list_running_sessions
     from .sdk import (
         ClaudeSDKClient,
         ExecutorTransport,

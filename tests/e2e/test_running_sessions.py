@@ -30,7 +30,6 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
-from _cli import CLI
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
@@ -75,7 +74,7 @@ def transcripts(
 def long_turn(model: ScriptedModel, seconds: float) -> str:
     prompt = f"work a while {secrets.token_hex(4)}"
     model.script(
-        tool_use("Bash", {"command": f"echo started; sleep {seconds}; echo slept", "description": "w"}),
+        tool_use("Bash", {"command": f"echo go; sleep {seconds}; echo slept", "description": "w"}),
         text("finished the long work"),
         when=prompt,
     )
@@ -211,7 +210,7 @@ async def test_following_leaves_an_attached_client_alone(
 
                 tg.start_soon(app)
                 await started.wait()
-                async with rx.SSHExecutor(rx_ssh_config.alias, ssh_config=rx_ssh_config.path) as other:
+                async with executor_for(rx_ssh_config) as other:  # as a second app would
                     [session] = [
                         s for s in await rx.list_running_sessions(other) if s.session_id == sid
                     ]
