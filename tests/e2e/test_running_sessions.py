@@ -30,6 +30,7 @@ from claude_agent_sdk import (
 )
 
 import remote_executors as rx
+from _cli import CLI
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
@@ -102,13 +103,17 @@ async def start_and_kill_app(
     script = tmp_path / "app.py"
     script.write_text(APP)
     argv = [sys.executable, str(script), cfg.alias, str(cfg.path), str(project.local), prompt]
-    process = await anyio.open_process(argv, env=os.environ.copy())
+    errors = (tmp_path / "app.err").open("wb")
+    process = await anyio.open_process(argv, env=os.environ.copy(), stderr=errors)
     assert process.stdout is not None
     lines: list[str] = []
     buffer = b""
     with anyio.fail_after(90):
         while not any(line.startswith("AssistantMessage") for line in lines):
-            buffer += await process.stdout.receive()
+            try:
+                buffer += await process.stdout.receive()
+            except anyio.EndOfStream:
+                raise AssertionError((tmp_path / "app.err").read_text()) from None
             *done, buffer = buffer.split(b"\n")
             lines += [line.decode() for line in done]
         process.send_signal(signal.SIGKILL)
@@ -260,3 +265,57 @@ async def test_not_running_and_unknown_sessions_and_an_unreachable_host_are_type
             async for _ in rx.follow_running_session(refused, sid):
                 pass
     assert refused.name in str(unreachable.value)
+
+
+@asyncio_only
+async def test_cli_lists_and_follows_a_running_session(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    tmp_path: Path,
+) -> None:
+    cli = CLI(tmp_path / "cli", rx_model)
+    alias = rx_ssh_config.alias
+    added = cli("executors", "add", alias, "--ssh-config", str(rx_ssh_config.path))
+    assert added.returncode == 0, added.stderr
+    prompt = long_turn(rx_model, 4)
+    sid = await start_and_kill_app(rx_ssh_config, rx_project, prompt, tmp_path)
+
+    listed = await anyio.to_thread.run_sync(cli, "sessions", "--running", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [r for r in json.loads(listed.stdout) if r.get("session_id") == sid]
+    assert row["host"] == alias and row["state"] == "running"
+    assert row["cwd"] == str(rx_project.remote) and row["running_seconds"] < 60
+    table = await anyio.to_thread.run_sync(cli, "sessions", "--running", "--on", alias)
+    assert table.returncode == 0 and sid in table.stdout and "running" in table.stdout
+
+    args = ("sessions", "--follow", sid, "--on", alias, "--cwd", str(rx_project.local), "--json")
+    followed = await anyio.to_thread.run_sync(cli, *args)
+    assert followed.returncode == 0, followed.stderr
+    lines = [json.loads(line) for line in followed.stdout.splitlines()]
+    assert lines[-1]["type"] == "result" and lines[-1]["session_id"] == sid
+    assert "finished the long work" in followed.stdout
+    name = project_dir_from_cwd(os.path.realpath(rx_project.local))
+    here = (cli.claude_dir / "projects" / name / f"{sid}.jsonl").read_text()
+    assert "finished the long work" in here
+
+    again = await anyio.to_thread.run_sync(cli, "sessions", "--follow", sid, "--on", alias)
+    assert again.returncode == 1
+    assert f"is not running on {alias}" in again.stderr
+    assert f"remote-executors run --resume {sid}" in again.stderr
+    assert "ClaudeAgentOptions" not in again.stderr  # Python advice, not for the command line
+
+    unknown = "0b6e3c2a-58b4-4a5e-9d0b-3f3f0d1e2a77"
+    missing = await anyio.to_thread.run_sync(cli, "sessions", "--follow", unknown, "--on", alias)
+    assert missing.returncode == 1
+    assert f"sessions --running --on {alias}" in missing.stderr
+
+    refused = rx_ssh_config.alias_for(SSHFault.CONNECTION_REFUSED)
+    cli("executors", "add", refused, "--ssh-config", str(rx_ssh_config.path))
+    down = await anyio.to_thread.run_sync(cli, "sessions", "--running", "--on", refused)
+    assert down.returncode == 3, down.stderr  # connection
+    assert refused in down.stderr and "refused the connection" in down.stderr
+    # Without --on, an unreachable host is a warning beside the others' sessions.
+    both = await anyio.to_thread.run_sync(cli, "sessions", "--running")
+    assert both.returncode == 0, both.stderr
+    assert refused in both.stdout
