@@ -13,19 +13,17 @@ CLI's control requests: a turn waiting on ``can_use_tool`` stays waiting.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol, runtime_checkable
 
 import anyio
 import attrs
-from claude_agent_sdk import Message, ResultMessage
+from claude_agent_sdk import AssistantMessage, Message, ResultMessage, StreamEvent, UserMessage
 
 from ._sdk_compat import parse_message
 from ._session_sync import SessionSyncer
@@ -40,18 +38,23 @@ __all__ = ["RunningSession", "follow_running_session", "list_running_sessions"]
 log = logging.getLogger("remote_executors.running")
 
 #: Jobs listed per host at most, and bytes of an ``init`` line sent back per job.
-MAX_JOBS = 200
-MAX_INIT = 32 << 10
+MAX_JOBS = 100
+MAX_INIT = 64 << 10
 #: The longest stream-json line a follow accepts (the SDK's own default is 1 MiB).
 MAX_LINE = 16 << 20
 
 # One look at the job directories, in perl (the supervisor needs it anyway;
 # perl-base modules only). Per live supervised job, one line:
-#   rx-job <dir hex> <started> <last output> <spool bytes> <attached> <exited> <idle> <init hex>
-# "idle": the spool's last line is a result (the CLI waits for input).
+#   rx-job <dir> <started> <last output> <spool bytes> <attached> <exited> <idle> <sid> <cwd> <init>
+# with <dir>, <sid>, <cwd> and <init> in hex: the session id and cwd as the
+# init line's JSON string contents (found by pattern: the CLI orders keys as
+# it likes), the init line itself when it is at most MAX_INIT bytes (then it
+# is parsed instead). "idle": the spool's last line is a result, or the
+# CLI's "session_state_changed" to idle that follows one.
 _LIST = r"""
 use strict;
 my ($max_jobs, $max_init) = @ARGV;
+my $keep = 1 << 20;  # bytes of a line looked at
 my $tmp = (defined $ENV{TMPDIR} && length $ENV{TMPDIR}) ? $ENV{TMPDIR} : "/tmp";
 $tmp =~ s{(.)/+\z}{$1};
 opendir(my $dh, $tmp) or exit 0;
@@ -62,6 +65,7 @@ sub first_pid { open(my $h, "<", $_[0]) or return 0; my $l = <$h> // "";
 sub alive { return $_[0] > 1 && kill(0, $_[0]) }
 sub a_perl { my $p = shift; return 0 unless alive($p);
   open(my $c, "<", "/proc/$p/comm") or return 1; return ((<$c> // "") =~ /perl/) ? 1 : 0 }
+sub hex_of { return unpack("H*", $_[0] // "") }
 my $n = 0;
 for my $j (@jobs) {
   my $d = "$tmp/$j";
@@ -73,29 +77,36 @@ for my $j (@jobs) {
   my ($size, $last) = (stat "$d/out")[7, 9];
   open(my $o, "<", "$d/out") or next;
   binmode $o;
-  my ($line, $init, $seen, $b) = ("", undef, 0, "");
+  my ($line, $long, $init, $seen, $b) = ("", 0, undef, 0, "");
   SCAN: while ($seen < (8 << 20) && sysread($o, $b, 65536)) {
     $seen += length $b;
     while (length $b) {
       my $nl = index($b, "\n");
       my $part = $nl < 0 ? $b : substr($b, 0, $nl);
-      $line .= substr($part, 0, $max_init - length $line) if length $line < $max_init;
+      $long += length $part;
+      $line .= substr($part, 0, $keep - length $line) if length $line < $keep;
       last if $nl < 0;
       $b = substr($b, $nl + 1);
-      my $head = substr($line, 0, 200);
-      if ($head =~ /"type":"system"/ && $head =~ /"subtype":"init"/) { $init = $line; last SCAN }
-      $line = "";
+      if ($line =~ /"subtype":"init"/ && $line =~ /"type":"system"/) { $init = $line; last SCAN }
+      ($line, $long) = ("", 0);
     }
+  }
+  my ($sid, $cwd) = ("", "");
+  if (defined $init) {
+    $sid = $1 if $init =~ /"session_id":"([0-9A-Za-z-]{1,64})"/;
+    $cwd = substr($1, 0, 8192) if $init =~ /"cwd":"((?:[^"\\]|\\.)*)"/;
+    $init = "" if $long > $max_init;
   }
   my $idle = 0;
   if ($size > 0 && seek($o, $size > 65536 ? $size - 65536 : 0, 0) && sysread($o, $b, 65536)) {
-    if ($b =~ /\n\z/) {
-      my $at = rindex($b, "\n", length($b) - 2);
-      $idle = 1 if substr($b, $at + 1, 100) =~ /\A\{"type":"result"/;
-    }
+    my $at = rindex($b, "\n", length($b) - 2);
+    my $l = $at >= 0 && $b =~ /\n\z/ ? substr($b, $at + 1) : "";
+    $idle = 1 if $l =~ /"type":"result"/
+      || ($l =~ /"subtype":"session_state_changed"/ && $l =~ /"state":"idle"/);
   }
-  printf "rx-job %s %d %d %d %d %d %d %s\n", unpack("H*", $d), $started, $last, $size,
-    a_perl(first_pid("$d/attach")), (-e "$d/status" ? 1 : 0), $idle, unpack("H*", $init // "");
+  printf "rx-job %s %d %d %d %d %d %d %s %s %s\n", hex_of($d), $started, $last, $size,
+    a_perl(first_pid("$d/attach")), (-e "$d/status" ? 1 : 0), $idle,
+    hex_of($sid), hex_of($cwd), hex_of($init);
 }
 """
 
@@ -149,7 +160,7 @@ async def list_running_sessions(
     result = await executor.run(
         ["perl", "-e", _LIST, "--", str(MAX_JOBS), str(MAX_INIT)],
         timeout=timeout,
-        max_output=MAX_JOBS * (2 * MAX_INIT + 1024),
+        max_output=MAX_JOBS * (2 * MAX_INIT + 2 * 8192 + 1024),
     )
     if result.returncode != 0:
         log.info("%s: listing running sessions failed (%s)", executor.name, result.returncode)
@@ -163,24 +174,22 @@ async def list_running_sessions(
     return found
 
 
-_SID = re.compile(rb'"session_id":"([0-9A-Za-z-]{1,64})"')
-_CWD = re.compile(rb'"cwd":("(?:[^"\\]|\\.)*")')
-
-
 def parse_job_line(host: str, line: bytes) -> RunningSession | None:
     """One ``rx-job`` line of the listing; None for other lines, or a job whose
     CLI has not started a turn yet (no ``init`` line: no session id)."""
     words = line.split(b" ")
-    if len(words) != 9 or words[0] != b"rx-job":
+    if len(words) != 11 or words[0] != b"rx-job":
         return None
     try:
-        job_dir = bytes.fromhex(words[1].decode("ascii")).decode("utf-8", "surrogateescape")
+        job_dir, sid, cwd, init = (
+            bytes.fromhex(w.decode("ascii")).decode("utf-8", "surrogateescape")
+            for w in (words[1], words[8], words[9], words[10])
+        )
         started, last, size, attached, exited, idle = (int(w) for w in words[2:8])
-        init = bytes.fromhex(words[8].decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         return None
-    sid, cwd = _session_of(init)
-    if sid is None:
+    sid, cwd = _session_of(init, sid, cwd)
+    if not sid:
         return None
     try:
         validate_session_id(sid)
@@ -190,7 +199,7 @@ def parse_job_line(host: str, line: bytes) -> RunningSession | None:
     return RunningSession(
         host=host,
         session_id=sid,
-        cwd=cwd or "",
+        cwd=cwd,
         started=dt.datetime.fromtimestamp(started, dt.timezone.utc),
         last_output=dt.datetime.fromtimestamp(last, dt.timezone.utc),
         state=state,
@@ -200,24 +209,24 @@ def parse_job_line(host: str, line: bytes) -> RunningSession | None:
     )
 
 
-def _session_of(init: bytes) -> tuple[str | None, str | None]:
-    """The session id and cwd of an ``init`` line (maybe cut short: then by pattern)."""
+def _session_of(init: str, sid: str, cwd: str) -> tuple[str, str]:
+    """The session id and cwd: from the init line when it came whole, else from the
+    JSON string contents the host's pattern found."""
     try:
-        data = json.loads(init)
+        data = json.loads(init) if init else None
     except ValueError:
         data = None
     if isinstance(data, dict):
-        sid, cwd = data.get("session_id"), data.get("cwd")
+        found_sid, found_cwd = data.get("session_id"), data.get("cwd")
         return (
-            sid if isinstance(sid, str) else None,
-            cwd if isinstance(cwd, str) else None,
+            found_sid if isinstance(found_sid, str) else "",
+            found_cwd if isinstance(found_cwd, str) else "",
         )
-    sid_match, cwd_match = _SID.search(init), _CWD.search(init)
-    cwd = None
-    if cwd_match is not None:
-        with contextlib.suppress(ValueError):
-            cwd = json.loads(cwd_match.group(1))
-    return (sid_match.group(1).decode("ascii") if sid_match else None), cwd
+    try:
+        decoded = json.loads(f'"{cwd}"')
+    except ValueError:
+        decoded = ""
+    return sid, decoded if isinstance(decoded, str) else ""
 
 
 async def find_running_session(executor: Executor, session_id: str) -> RunningSession:
@@ -264,12 +273,13 @@ async def follow_running_session(
 
     Yields the SDK message objects its CLI printed since it started (every
     turn that process ran), live, up to the end of the turn in flight: the
-    first ``ResultMessage`` at or past what the CLI had printed when the
-    follow began (at once, after the history, when it was idle already), or
-    the end of the process. With ``sync`` the transcript reaches the local
-    project directory of ``cwd`` as the turn runs and is complete there when
-    the result is yielded (``cwd`` defaults to the directory recorded for the
-    session, else the local counterpart of the one it ran in there).
+    first ``ResultMessage`` (and the status lines right after it) at or past
+    what the CLI had printed when the follow began (at once, after the
+    history, when it was idle already), or the end of the process. With
+    ``sync`` the transcript reaches the local project directory of ``cwd``
+    as the turn runs and is complete there when the result is yielded
+    (``cwd`` defaults to the directory recorded for the session, else the
+    local counterpart of the one it ran in there).
 
     With ``release`` (the default) and no other local process attached, the
     CLI's input is then closed, as its own client would at the end, so it
@@ -380,6 +390,8 @@ class _Follow:
     async def messages(self, *, release: bool) -> AsyncIterator[Message]:
         buffer = bytearray()
         done = False
+        in_turn = False  # a turn began (output after the last result)
+        results = 0
         while not done and (chunk := await self._receive()) is not None:
             buffer += chunk
             start = 0
@@ -388,8 +400,13 @@ class _Follow:
                 end = self.at - (len(buffer) - start)  # the spool offset past this line
                 async for message in self._line(line):
                     yield message
-                    if isinstance(message, ResultMessage) and end >= (self.stop_at or 0):
-                        done = True
+                    if isinstance(message, ResultMessage):
+                        in_turn, results = False, results + 1
+                    elif isinstance(message, (AssistantMessage, UserMessage, StreamEvent)):
+                        in_turn = True
+                # Past what the CLI had printed when the follow began, and no turn
+                # open: the turn in flight then has ended (or there was none).
+                done = end >= (self.stop_at or 0) and results > 0 and not in_turn
             del buffer[:start]
             if len(buffer) > MAX_LINE:
                 raise OutputTooLarge(

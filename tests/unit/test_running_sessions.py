@@ -6,12 +6,17 @@ The real supervisor, sshd and CLI are in tests/e2e/test_running_sessions.py.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage
 
+from remote_executors import running as running_module
 from remote_executors.errors import OutputTooLarge
 from remote_executors.running import RunningSession, _Follow, parse_job_line
 
@@ -20,15 +25,20 @@ pytestmark = pytest.mark.anyio
 SID = "0b6e3c2a-58b4-4a5e-9d0b-3f3f0d1e2a77"
 
 
-def job_line(init: bytes, *, attached: int = 0, exited: int = 0, idle: int = 0) -> bytes:
-    d = b"/tmp/rx.AbCd1234".hex().encode()
-    return b"rx-job %s 1700000000 1700000100 4096 %d %d %d %s" % (
-        d,
-        attached,
-        exited,
-        idle,
-        init.hex().encode(),
-    )
+def job_line(
+    init: bytes,
+    *,
+    attached: int = 0,
+    exited: int = 0,
+    idle: int = 0,
+    sid: str = "",
+    cwd: str = "",
+) -> bytes:
+    """A listing line as the host sends it (the perl in running.py)."""
+    fields = [b"/tmp/rx.AbCd1234", sid.encode(), cwd.encode(), init]
+    d, s, c, i = (f.hex().encode() for f in fields)
+    head = b"rx-job %s 1700000000 1700000100 4096 %d %d %d" % (d, attached, exited, idle)
+    return b" ".join([head, s, c, i])
 
 
 def init_line(sid: str = SID, cwd: str = "/home/u/shop") -> bytes:
@@ -51,10 +61,12 @@ def test_a_job_line_becomes_a_running_session() -> None:
     assert exited is not None and exited.state == "exited"
 
 
-def test_a_cut_short_init_line_still_names_the_session() -> None:
-    line = init_line(cwd='/home/u/a "b"')[:-5]  # the listing sends at most MAX_INIT bytes
-    session = parse_job_line("box", job_line(line))
-    assert session is not None and session.session_id == SID and session.cwd == '/home/u/a "b"'
+def test_a_long_init_line_is_named_by_the_host_s_patterns() -> None:
+    # Over MAX_INIT the host sends no init line, only what its patterns found: the JSON
+    # string contents of "session_id" and "cwd" (escapes and all).
+    session = parse_job_line("box", job_line(b"", sid=SID, cwd='/home/u/a \\"b\\" \\u00e9'))
+    assert session is not None
+    assert session.session_id == SID and session.cwd == '/home/u/a "b" \u00e9'
 
 
 @pytest.mark.parametrize(
@@ -64,6 +76,7 @@ def test_a_cut_short_init_line_still_names_the_session() -> None:
         b"noise from a login script",
         job_line(b""),  # the CLI started no turn yet: no session id
         job_line(init_line(sid="../../etc")),  # not a session id
+        job_line(b"", sid="../../etc"),
         job_line(b"{}")[:-3] + b"zz",  # not hex
         job_line(init_line()) + b" extra",
     ],
@@ -177,6 +190,7 @@ async def follow(executor: FakeExecutor, release: bool = False) -> list[Any]:
         await run.close()
 
 
+STATE_IDLE = b'{"type":"system","subtype":"session_state_changed","state":"idle"}'
 SPOOL = b"\n".join(
     [
         b'{"type":"control_response","response":{"subtype":"success","request_id":"1"}}',
@@ -186,6 +200,7 @@ SPOOL = b"\n".join(
         init_line(),
         assistant("two", 2),
         result(2),
+        STATE_IDLE,
         b'{"type":"assistant","uuid":"u3","session_id":"' + SID.encode() + b'"',  # unfinished
     ]
 )
@@ -206,9 +221,12 @@ async def test_it_replays_from_the_start_and_stops_at_the_turn_in_flight() -> No
 
 
 async def test_an_idle_session_yields_its_history_and_ends() -> None:
-    idle = SPOOL.index(result(2)) + len(result(2)) + 1
+    # The CLI says it is idle after a result: the follow ends there, not at the next result.
+    idle = SPOOL.index(STATE_IDLE) + len(STATE_IDLE) + 1
     messages = await follow(FakeExecutor(SPOOL, idle, []))
-    assert texts(messages) == ["one", "two"] and isinstance(messages[-1], ResultMessage)
+    assert texts(messages) == ["one", "two"]
+    assert isinstance(messages[-2], ResultMessage) and messages[-2].uuid == "r2"
+    assert isinstance(messages[-1], SystemMessage)  # the state line
 
 
 async def test_a_dropped_channel_is_reopened_from_the_last_byte() -> None:
@@ -232,3 +250,56 @@ async def test_a_line_past_the_limit_stops_the_follow(monkeypatch: pytest.Monkey
     with pytest.raises(OutputTooLarge) as error:
         await follow(FakeExecutor(b'{"type":"assistant"' + b" " * 200 + b"}\n", 0, []))
     assert error.value.host == "box" and "box" in str(error.value)
+
+
+# ---- the host's side of the listing, the real perl over job dirs made here ------------------
+
+
+def make_job(tmp: Path, name: str, lines: list[bytes], *, live: bool = True) -> Path:
+    job = tmp / name
+    job.mkdir(mode=0o700)
+    (job / "out").write_bytes(b"".join(line + b"\n" for line in lines))
+    (job / "wd").write_text(f"{os.getpid() if live else 999999999}\n")  # the watchdog's pid
+    (job / "attach").write_text(f"{os.getpid()} {os.getpid()}\n")  # not perl: not attached
+    os.mkfifo(job / "in")
+    return job
+
+
+def listing(tmp: Path) -> list[RunningSession]:
+    done = subprocess.run(
+        ["perl", "-e", running_module._LIST, "--", "100", str(running_module.MAX_INIT)],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True,
+        check=True,
+    )
+    found = [parse_job_line("box", line) for line in done.stdout.splitlines()]
+    return sorted((s for s in found if s is not None), key=lambda s: s.job_dir)
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="no perl here")
+def test_the_host_listing_finds_live_jobs_whatever_the_key_order(tmp_path: Path) -> None:
+    late_keys = json.dumps(
+        {"tools": ["x"] * 50, "cwd": '/srv/a "q"', "type": "system", "session_id": SID}
+        | {"subtype": "init"},
+        separators=(",", ":"),
+    ).encode()
+    other = "1b6e3c2a-58b4-4a5e-9d0b-3f3f0d1e2a77"
+    huge = json.dumps(
+        {"type": "system", "subtype": "init", "session_id": other, "cwd": "/srv/b"}
+        | {"tools": ["t" * 100] * 2000},
+        separators=(",", ":"),
+    ).encode()
+    result_line = json.dumps(
+        {"is_error": False, "type": "result", "subtype": "success"}, separators=(",", ":")
+    ).encode()
+    spool = [b'{"type":"control_response"}', late_keys, result_line, STATE_IDLE]
+    make_job(tmp_path, "rx.Aaaaaaaa", spool)  # as the CLI ends a turn
+    make_job(tmp_path, "rx.Bbbbbbbb", [huge, b'{"type":"assistant"}'])
+    make_job(tmp_path, "rx.Cccccccc", [late_keys], live=False)  # its supervisor is gone
+    make_job(tmp_path, "rx.Dddddddd", [b'{"type":"control_response"}'])  # no turn yet
+    (tmp_path / "rx.Eeeeeeee").symlink_to(tmp_path / "rx.Aaaaaaaa")
+    idle, running = listing(tmp_path)
+    assert (idle.session_id, idle.cwd, idle.state) == (SID, '/srv/a "q"', "idle")
+    assert (running.session_id, running.cwd, running.state) == (other, "/srv/b", "running")
+    assert len(huge) > running_module.MAX_INIT  # found by pattern, not parsed
+    assert not idle.attached and idle.job_dir == str(tmp_path / "rx.Aaaaaaaa")
