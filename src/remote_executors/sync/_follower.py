@@ -58,6 +58,8 @@ rx_pl=$1
 shift
 exec perl -e "$rx_pl" -- "${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/$1" "$2" "$3" "$4" "$5"
 """
+#: Restarts after a dropped channel, at most, per follower (each from the local sizes).
+MAX_RESTARTS = 20
 #: How long the follower may take to say hello, and to answer a confirmation.
 START_SECONDS = 15.0
 
@@ -276,7 +278,13 @@ class LiveFollower:
         """
         dropped, self._dropped = self._dropped, False
         patience = float(getattr(self.executor, "reattach_within", 0.0) or 0.0)
-        if not dropped or self._stopping or patience <= 0 or is_closed(self.executor):
+        if (
+            not dropped
+            or self._stopping
+            or patience <= 0
+            or is_closed(self.executor)
+            or self.restarts >= MAX_RESTARTS  # one that keeps dying is not a dropped link
+        ):
             if dropped and not self._stopping:
                 self.error = EOFError(f"{self.executor.name}: the live follower stopped")
             return None
