@@ -8,9 +8,7 @@ on this machine) every millisecond.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage, ToolUseBlock
 
 import remote_executors as rx
-from remote_executors.paths import project_dir_from_cwd
+from _sessions import project_dirs
 from remote_executors.testing.link import LinkProxy
 from remote_executors.testing.mirror_watch import MirrorWatch
 from remote_executors.testing.model import ScriptedModel, text, tool_use
@@ -30,12 +28,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 STEPS = 12
 STEP_DELAY = 0.4
-
-
-@pytest.fixture
-def link(rx_sshd: SSHTestBed) -> Iterator[LinkProxy]:
-    with LinkProxy(rx_sshd.host, rx_sshd.port) as proxy:
-        yield proxy
 
 
 @pytest.fixture(autouse=True)
@@ -79,9 +71,7 @@ async def test_lines_keep_landing_live_after_a_reattach(
         keepalive_count=2,
         reattach_within=60,
     )
-    remote_dir = rx_sshd.remote_home(rx_account) / ".claude" / "projects"
-    remote_dir /= project_dir_from_cwd(os.path.realpath(rx_project.remote))
-    local_dir = local_claude / "projects" / project_dir_from_cwd(os.path.realpath(rx_project.local))
+    remote_dir, local_dir = project_dirs(rx_sshd, rx_account, rx_project, local_claude)
     options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
     messages: list[Any] = []
     reattached_at = result_at = 0.0

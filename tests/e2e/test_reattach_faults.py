@@ -8,22 +8,20 @@ sides afterwards.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage, TextBlock
+from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import remote_executors as rx
-from remote_executors.paths import project_dir_from_cwd
+from _sessions import texts, transcripts
 from remote_executors.testing.link import LinkProxy
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
@@ -31,12 +29,6 @@ from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
-
-
-@pytest.fixture
-def link(rx_sshd: SSHTestBed) -> Iterator[LinkProxy]:
-    with LinkProxy(rx_sshd.host, rx_sshd.port) as proxy:
-        yield proxy
 
 
 @pytest.fixture(autouse=True)
@@ -53,25 +45,6 @@ def executor_for(link: LinkProxy, cfg: SSHClientConfig) -> rx.SSHExecutor:
         keepalive_count=2,
         reattach_within=60,
     )
-
-
-def transcripts(
-    bed: SSHTestBed, account: RemoteAccount, project: Project, config: Path, sid: str
-) -> tuple[bytes, bytes]:
-    remote = bed.remote_home(account) / ".claude" / "projects"
-    remote /= project_dir_from_cwd(os.path.realpath(project.remote))
-    local = config / "projects" / project_dir_from_cwd(os.path.realpath(project.local))
-    return (remote / f"{sid}.jsonl").read_bytes(), (local / f"{sid}.jsonl").read_bytes()
-
-
-def texts(messages: list[Any]) -> list[str]:
-    return [
-        b.text
-        for m in messages
-        if isinstance(m, AssistantMessage)
-        for b in m.content
-        if isinstance(b, TextBlock)
-    ]
 
 
 def assert_once_each(messages: list[Any]) -> None:

@@ -23,7 +23,6 @@ from claude_agent_sdk import (
     ClaudeAgentOptions,
     ResultMessage,
     SystemMessage,
-    TextBlock,
     ToolUseBlock,
     UserMessage,
     get_session_messages,
@@ -31,6 +30,7 @@ from claude_agent_sdk import (
 
 import remote_executors as rx
 from _cli import CLI
+from _sessions import texts, transcripts
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
@@ -71,16 +71,6 @@ def local_claude(private_local_claude: Path) -> Path:
     return private_local_claude
 
 
-def transcripts(
-    bed: SSHTestBed, account: RemoteAccount, project: Project, config: Path, sid: str
-) -> tuple[bytes, bytes]:
-    """The session's transcript there and here."""
-    remote = bed.remote_home(account) / ".claude" / "projects"
-    remote /= project_dir_from_cwd(os.path.realpath(project.remote))
-    local = config / "projects" / project_dir_from_cwd(os.path.realpath(project.local))
-    return (remote / f"{sid}.jsonl").read_bytes(), (local / f"{sid}.jsonl").read_bytes()
-
-
 def long_turn(model: ScriptedModel, seconds: float) -> str:
     prompt = f"work a while {secrets.token_hex(4)}"
     model.script(
@@ -89,16 +79,6 @@ def long_turn(model: ScriptedModel, seconds: float) -> str:
         when=prompt,
     )
     return prompt
-
-
-def texts(messages: list[Any]) -> list[str]:
-    return [
-        b.text
-        for m in messages
-        if isinstance(m, AssistantMessage)
-        for b in m.content
-        if isinstance(b, TextBlock)
-    ]
 
 
 def executor_for(cfg: SSHClientConfig) -> rx.SSHExecutor:
