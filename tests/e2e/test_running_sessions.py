@@ -81,8 +81,8 @@ def long_turn(model: ScriptedModel, seconds: float) -> str:
     return prompt
 
 
-def executor_for(cfg: SSHClientConfig) -> rx.SSHExecutor:
-    return rx.SSHExecutor(cfg.alias, ssh_config=cfg.path)
+def executor_for(cfg: SSHClientConfig, backend: str = "openssh") -> rx.SSHExecutor:
+    return rx.SSHExecutor(cfg.alias, ssh_config=cfg.path, backend=backend)  # type: ignore[arg-type]
 
 
 async def start_and_kill_app(
@@ -184,8 +184,13 @@ async def test_killed_app_session_is_listed_followed_then_resumed(
     assert "finished the long work" in json.dumps(rx_model.main_requests[-1].body)
 
 
-@asyncio_only
+@pytest.mark.parametrize(
+    ("anyio_backend", "rx_ssh_backend"),
+    [("asyncio", "openssh"), ("trio", "openssh"), ("asyncio", "fabric")],
+    indirect=["rx_ssh_backend"],
+)
 async def test_following_leaves_an_attached_client_alone(
+    rx_ssh_backend: str,
     rx_ssh_config: SSHClientConfig,
     rx_project: Project,
     rx_model: ScriptedModel,
@@ -196,7 +201,7 @@ async def test_following_leaves_an_attached_client_alone(
     options = ClaudeAgentOptions(cwd=str(rx_project.local), allowed_tools=["Bash"])
     own: list[Any] = []
     followed: list[Any] = []
-    async with executor_for(rx_ssh_config) as executor:
+    async with executor_for(rx_ssh_config, rx_ssh_backend) as executor:
         with anyio.fail_after(90):
             async with anyio.create_task_group() as tg:
                 started = anyio.Event()
@@ -212,7 +217,8 @@ async def test_following_leaves_an_attached_client_alone(
 
                 tg.start_soon(app)
                 await started.wait()
-                async with executor_for(rx_ssh_config) as other:  # as a second app would
+                # A second executor, as a second app would have.
+                async with executor_for(rx_ssh_config, rx_ssh_backend) as other:
                     [session] = [
                         s for s in await rx.list_running_sessions(other) if s.session_id == sid
                     ]
