@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         RemotePathNotFound,
         RemoteSetupError,
         SessionConflict,
+        SessionNotRunning,
         SyncDiskFull,
         SyncError,
         SyncPermissionDenied,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from .install import InstallResult, install_cli, remote_platform
     from .paths import project_dir_from_cwd
     from .records import SessionRecord, SessionRecords, get_session_record, list_session_records
+    from .running import RunningSession, follow_running_session, list_running_sessions
     from .sdk import (
         ClaudeSDKClient,
         ExecutorTransport,
@@ -110,6 +112,7 @@ _WHERE: dict[str, str] = {
             "RemotePathNotFound",
             "RemoteSetupError",
             "SessionConflict",
+            "SessionNotRunning",
             "SyncDiskFull",
             "SyncError",
             "SyncPermissionDenied",
@@ -140,6 +143,9 @@ _WHERE: dict[str, str] = {
     "SSHExecutor": ".executors.ssh",
     **dict.fromkeys(["InstallResult", "install_cli", "remote_platform"], ".install"),
     **dict.fromkeys(["HostSession", "import_session", "list_host_sessions"], ".host_sessions"),
+    **dict.fromkeys(
+        ["RunningSession", "follow_running_session", "list_running_sessions"], ".running"
+    ),
     "DockerExecutor": ".executors.docker",
     "KubernetesExecutor": ".executors.kubernetes",
     **dict.fromkeys(
@@ -215,6 +221,10 @@ __all__ = [
     "HostSession",
     "import_session",
     "list_host_sessions",
+    "RunningSession",
+    "follow_running_session",
+    "list_running_sessions",
+    "SessionNotRunning",
     "HostUnreachable",
     "InstallFailed",
     "InstallResult",

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk import ClaudeAgentOptions, Message
+from claude_agent_sdk._errors import MessageParseError
 from claude_agent_sdk._internal.client import InternalClient
+from claude_agent_sdk._internal.message_parser import parse_message as _parse_message
 from claude_agent_sdk._internal.session_resume import (
     MaterializedResume,
     _load_candidate,
@@ -55,6 +57,7 @@ __all__ = [
     "load_store_session",
     "materialize_resume_session",
     "mirror_projects_dir",
+    "parse_message",
     "resolve_store_continue",
     "set_transport_cli_path",
     "set_transport_options",
@@ -92,6 +95,15 @@ def set_transport_cli_path(transport: SubprocessCLITransport, path: str) -> None
 def transport_connected(transport: SubprocessCLITransport) -> bool:
     """True once the transport started its process."""
     return transport._process is not None
+
+
+def parse_message(data: dict[str, Any]) -> Message | None:
+    """The SDK's message object for one stream-json line of the CLI; None for a
+    line it does not turn into one (a kind it does not know, or malformed)."""
+    try:
+        return _parse_message(data)
+    except MessageParseError:
+        return None
 
 
 #: Routes ``can_use_tool`` over stdio, as the SDK does before it builds its own

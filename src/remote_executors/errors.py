@@ -57,6 +57,7 @@ __all__ = [
     "RemotePathNotFound",
     "RemoteSetupError",
     "SessionConflict",
+    "SessionNotRunning",
     "SyncDiskFull",
     "SyncError",
     "SyncPermissionDenied",
@@ -211,6 +212,19 @@ class ProcessLost(ExecutorError, ProcessError):
         super().__init__(message, host=host, detail=detail)
         self.exit_code = exit_code
         self.stderr = detail
+
+
+class SessionNotRunning(ExecutorError, LookupError):
+    """No Claude Code CLI runs that session on the host (it ended, never ran
+    there, or the id is unknown): resume it instead of following it.
+
+    ``known`` is True when this machine has a record or a transcript of it.
+    """
+
+    def __init__(self, message: str, *, host: str, session_id: str, known: bool) -> None:
+        super().__init__(message, host=host)
+        self.session_id = session_id
+        self.known = known
 
 
 class SyncError(ExecutorError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from remote_executors.testing.link import LinkProxy
+from remote_executors.testing.sshd import SSHTestBed
 
 #: The user_properties key tests/conftest.py collects figures by.
 FIGURE = "rx-figure"
@@ -34,3 +37,10 @@ def private_local_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
     monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "rx-data"))
     return config
+
+
+@pytest.fixture
+def link(rx_sshd: SSHTestBed) -> Iterator[LinkProxy]:
+    """A TCP proxy in front of the bed's sshd that can cut, refuse and freeze the link."""
+    with LinkProxy(rx_sshd.host, rx_sshd.port) as proxy:
+        yield proxy

@@ -205,3 +205,45 @@ async def test_watching_wakes_on_a_write_and_sleeps_otherwise(
         assert read(paths.local_dir / MAIN) == b'{"n":0}\n'
     finally:
         await follower.stop()
+
+
+class Reattaching(rx.LocalExecutor):
+    """Stands for an executor whose sessions outlive a dropped link."""
+
+    reattach_within = 5.0
+
+
+@pytest.mark.parametrize("reattach_within", [5.0, 0.0])
+async def test_a_dropped_follower_restarts_from_the_local_sizes(
+    sides: tuple[Path, SessionPaths], reattach_within: float
+) -> None:
+    remote, paths = sides
+    executor = Reattaching()
+    executor.reattach_within = reattach_within
+    follower = LiveFollower(executor, paths, tick=0.01, wait="poll")
+    local = paths.local_dir / MAIN
+    try:
+        (remote / MAIN).write_bytes(b'{"n":0}\n')
+        follower.begin()
+        await until(lambda: read(local) == b'{"n":0}\n', "the first line")
+        with open(remote / MAIN, "ab") as f:
+            f.write(b'{"n":1}\n{"n"')  # a line in flight when the channel drops
+            f.flush()
+            await until(lambda: read(local).endswith(b'{"n":1}\n'), "the second line")
+            dead = follower._process
+            assert dead is not None
+            dead.kill()  # the channel ends without a stop: what a dropped link shows
+            await dead.wait()
+            f.write(b':2}\n{"n":3}\n')
+        if reattach_within:
+            await until(lambda: read(local) == read(remote / MAIN), "the lines after the drop")
+            assert follower.restarts == 1 and follower.running
+            assert await follower.confirm()
+            assert read(local) == b'{"n":0}\n{"n":1}\n{"n":2}\n{"n":3}\n'  # once each
+        else:
+            await until(lambda: follower.error is not None, "the follower to give up")
+            assert follower.restarts == 0 and not await follower.confirm()
+            assert read(local) == b'{"n":0}\n{"n":1}\n'  # the turn-end pull brings the rest
+    finally:
+        await follower.stop()
+    assert follower._process is None

@@ -118,6 +118,10 @@ _REWRITES: list[tuple[re.Pattern[str], _Rewrite | str]] = [
         ),
         _sync_limit("--max-session-size"),
     ),
+    (
+        re.compile(r"\(ClaudeAgentOptions\(resume='[^']*'\), or (`[^`]*`)\)"),
+        lambda match, _host, _sid: f"({match.group(1)})",
+    ),
     (re.compile(r"allow a slow machine more time with start_timeout=\."), "try again"),
     (re.compile(r"\buse update to change its options\b"), "change its options with {update}"),
     (re.compile(r"\buse add to configure it\b"), "add it with {add}"),

@@ -34,16 +34,52 @@ from ._output import Output
     help="With --on: pull this session here and record it as HOST's, so "
     "`run --resume SESSION_ID` continues it there.",
 )
+@click.option(
+    "--running",
+    is_flag=True,
+    help="List the sessions whose Claude Code CLI still runs on HOST (default: on every "
+    "configured host), e.g. after the app that started them stopped.",
+)
+@click.option(
+    "--follow",
+    "follow_id",
+    metavar="SESSION_ID",
+    help="With --on: show a session still running on HOST until its turn's result (its "
+    "transcript kept here), then let its CLI end so `run --resume` continues it.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
-def sessions(cwd: str | None, host: str | None, import_id: str | None, json_mode: bool) -> None:
+def sessions(
+    cwd: str | None,
+    host: str | None,
+    import_id: str | None,
+    running: bool,
+    follow_id: str | None,
+    json_mode: bool,
+) -> None:
     """List a project's sessions, newest first, with the executor each ran on.
 
     With --on HOST: the sessions HOST has (every project there, or only the
     one --cwd maps to), newest first; "here" marks those this machine has a
     copy of. --import SESSION_ID pulls one of them here.
+
+    --running lists the sessions whose CLI still runs on a host (the app that
+    started them may be gone); --follow SESSION_ID --on HOST shows one of them
+    to the end of its turn, with its transcript kept here.
     """
     if import_id is not None and host is None:
         raise click.UsageError("--import takes a session from a host: give --on HOST too.")
+    if follow_id is not None:
+        if host is None:
+            raise click.UsageError("--follow takes a session on a host: give --on HOST too.")
+        from ._running import follow_session
+
+        follow_session(host, follow_id, cwd, json_mode)
+        return
+    if running:
+        from ._running import running_sessions
+
+        running_sessions(host, json_mode)
+        return
     if host is not None:
         from ._host_sessions import host_sessions
 

@@ -22,7 +22,7 @@ from ..errors import InvalidInput
 from ._validate import check_env, check_path, spawn_attachments
 from .base import Attachment, SpawnOptions, _attachments, _freeze_env, _strings
 
-Mode = Literal["run", "spawn", "attach"]
+Mode = Literal["run", "spawn", "attach", "watch"]
 
 
 @cache
@@ -66,7 +66,7 @@ class RemoteJob:
     attachments: Mapping[int, Attachment] = attrs.field(factory=dict, converter=_attachments)
     # spawn: seconds the process may outlive its channel (0: it ends with it).
     grace: int = 0
-    # attach: the supervised job's directory and the output offsets already had.
+    # attach, watch: the supervised job's directory and the output offsets already had.
     attach_dir: str = ""
     stdout_at: int = 0
     stderr_at: int = 0
@@ -85,7 +85,7 @@ class RemoteJob:
             "unset RX_CWD_REL",
             f"RX_CWD={q(self.cwd or '')}",
         ]
-        if self.grace > 0 or self.mode == "attach":
+        if self.grace > 0 or self.mode in ("attach", "watch"):
             lines.append(f"RX_DIR={q(self.attach_dir)}")
             lines.append(f"RX_OUT_AT={int(self.stdout_at)}")
             lines.append(f"RX_ERR_AT={int(self.stderr_at)}")

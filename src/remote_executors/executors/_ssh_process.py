@@ -196,7 +196,7 @@ class SSHProcess(PipedProcess):
         self._job = job
         self.status = status
         self._stdin = _RelayStdin(channel, job)
-        supervised = job.mode == "attach" or (job.grace > 0 and len(status.values) > 3)
+        supervised = job.mode in ("attach", "watch") or (job.grace > 0 and len(status.values) > 3)
         self._stdout: _FramedStdout = _FramedStdout(
             channel.stdout, job.nonce, stdout_rest, end_frames=supervised
         )

@@ -29,7 +29,7 @@ import sniffio
 from anyio.abc import Process
 
 from remote_executors.errors import ExecutorError
-from remote_executors.executors.base import Executor, SpawnOptions
+from remote_executors.executors.base import Executor, SpawnOptions, is_closed
 from remote_executors.sync._live_files import LiveFiles, local_sizes
 from remote_executors.sync._live_frames import (
     Data,
@@ -58,6 +58,8 @@ rx_pl=$1
 shift
 exec perl -e "$rx_pl" -- "${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/$1" "$2" "$3" "$4" "$5"
 """
+#: Restarts after a dropped channel, at most, per follower (each from the local sizes).
+MAX_RESTARTS = 20
 #: How long the follower may take to say hello, and to answer a confirmation.
 START_SECONDS = 15.0
 
@@ -103,10 +105,19 @@ class LiveFollower:
         self._synced_event = anyio.Event()
         self._ready = anyio.Event()
         self._stopping = False
+        self._dropped = False  # the channel ended while following (not stopped)
+        self._greeted = False  # the current process said hello (confirm may talk to it)
+        self.restarts = 0
+        """How many times the follower was restarted after its channel dropped."""
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self.error is None and not self._stopping
+        return (
+            self._process is not None
+            and self._greeted
+            and self.error is None
+            and not self._stopping
+        )
 
     def begin(self) -> None:
         """Start following in the background (the caller does not wait for the remote)."""
@@ -163,8 +174,9 @@ class LiveFollower:
         try:
             parser = await self._start()
             self._ready.set()
-            if parser is not None:
+            while parser is not None:
                 await self._pump(parser)
+                parser = await self._restart()
         except Exception as exc:  # best effort: the turn-end sync takes over
             self.error = exc
             log.warning(
@@ -190,6 +202,7 @@ class LiveFollower:
         args = ["-c", _START, "rx-live", _SCRIPT, paths.remote_project, sid,
                 str(self._max_file), str(max(1, round(self._tick * 1000))), self._wait]  # fmt: skip
         parser = FrameParser(sid)
+        self._greeted = False
         try:
             self._process = process = await self.executor.spawn(
                 SpawnOptions("/bin/sh", args, env=env)
@@ -226,6 +239,7 @@ class LiveFollower:
             self.error = exc
             return None
         self.mode = hello.mode
+        self._greeted = True
         if hello.mode == "noperl":
             log.info("%s: no perl there: transcripts move at turn ends only", self.executor.name)
             self.error = RuntimeError(f"{self.executor.name}: no perl to follow the session with")
@@ -241,7 +255,7 @@ class LiveFollower:
                     chunk = await process.stdout.receive(1 << 18)
                 except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                     if not self._stopping:
-                        self.error = EOFError(f"{self.executor.name}: the live follower stopped")
+                        self._dropped = True  # the link, most likely: _restart decides
                     return
                 await self._apply(parser.feed(chunk))
         except (LiveProtocolError, OSError, ExecutorError) as exc:
@@ -252,6 +266,46 @@ class LiveFollower:
                 exc,
             )
             self.error = exc
+
+    async def _restart(self) -> FrameParser | None:
+        """After the channel dropped: a new follower from the local sizes, once the
+        link is back (the session's process reattaches meanwhile, see ``_reattach``).
+
+        follow.pl re-sends a window before each local end and the file's head,
+        both checked here, so nothing is lost, repeated or applied over a diverged
+        copy. Gives up (the turn-end sync takes over) when the executor does not
+        reattach, or after its ``reattach_within``.
+        """
+        dropped, self._dropped = self._dropped, False
+        patience = float(getattr(self.executor, "reattach_within", 0.0) or 0.0)
+        if (
+            not dropped
+            or self._stopping
+            or patience <= 0
+            or is_closed(self.executor)
+            or self.restarts >= MAX_RESTARTS  # one that keeps dying is not a dropped link
+        ):
+            if dropped and not self._stopping:
+                self.error = EOFError(f"{self.executor.name}: the live follower stopped")
+            return None
+        grace, self._grace = self._grace, 0.5  # the old channel is dead: don't wait on it
+        await self._end_process()
+        self._grace = grace
+        log.info("%s: live follower lost its channel, restarting", self.executor.name)
+        deadline = anyio.current_time() + patience
+        delay = 0.1
+        while not self._stopping and not is_closed(self.executor):
+            self.error = None
+            parser = await self._start()
+            if parser is not None:
+                self.restarts += 1
+                return parser
+            if self.mode == "noperl" or anyio.current_time() + delay > deadline:
+                return None
+            await self._end_process()
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return None
 
     async def _apply(self, frames: list[Any]) -> None:
         if not frames:

@@ -20,6 +20,7 @@
 #          With RX_GRACE > 0 the process outlives the channel instead, for
 #          that many seconds, under supervisor.sh (sent in the header).
 #   attach a new channel to such a supervised process (supervisor.sh).
+#   watch  a read-only channel to one (supervisor.sh): its output, heartbeats.
 
 umask 077
 rx_hdr=$(head -n 1) || exit 125
@@ -100,6 +101,7 @@ rx_tree() {
 
 # A new channel to a supervised job (supervisor.sh, sent in the header).
 if [ "$RX_MODE" = attach ]; then rx_reattach; fi
+if [ "$RX_MODE" = watch ]; then rx_watch; fi
 
 if [ -n "${RX_CWD_REL+x}" ]; then RX_CWD="$HOME/$RX_CWD_REL"; fi
 if [ -n "$RX_CWD" ]; then

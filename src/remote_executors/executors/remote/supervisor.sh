@@ -229,3 +229,51 @@ rx_reattach() {
   rx_sv_attach "$RX_OUT_AT" "$RX_ERR_AT"
   exit 0
 }
+
+# Whether a client is attached: the relay of the last attachment still runs
+# (it ends as soon as its channel closes; its follower may idle on).
+rx_sv_attached() {
+  # shellcheck disable=SC2046
+  set -- $(cat "$rx_dir/attach" 2>/dev/null)
+  [ $# -gt 0 ] && [ -n "$(rx_sv_ours "$1")" ] && echo 1
+}
+
+# A read-only channel to the job in $RX_DIR (a new local process following a
+# running session): its stdout spool from $RX_OUT_AT, in frames, and
+# heartbeats that keep the job's grace from running out. It takes nothing
+# over: an attached client keeps its channel and stays the only writer of the
+# process's input. Control lines: "hb"; "release" (nobody is attached: close
+# the process's input, as its client would have at the end); "done" (the
+# caller had the end frame: the job may go). The status line holds the
+# spool's size and whether a client is attached.
+rx_watch() {
+  rx_dir=$RX_DIR
+  if [ ! -d "$rx_dir" ] || [ ! -O "$rx_dir" ] || [ ! -f "$rx_dir/out" ] || [ -e "$rx_dir/stop" ] \
+    || [ -z "$rx_perl" ]; then
+    rx_say ERR gone
+    exit 125
+  fi
+  : >"$rx_dir/hb"
+  rx_ok "$(($(wc -c <"$rx_dir/out")))" "$(rx_sv_attached)"
+  export RX_FRAME_TAG="$rx_tag"
+  perl -e "$rx_sv_follow" "$rx_dir" "$RX_OUT_AT" -1 "$rx_fmax" </dev/null 2>/dev/null &
+  rx_fp=$!
+  while IFS= read -r rx_l; do
+    case $rx_l in
+      "$RX_NONCE hb") : >"$rx_dir/hb" ;;
+      "$RX_NONCE release")
+        if [ -z "$(rx_sv_attached)" ] && [ ! -e "$rx_dir/eof" ]; then
+          : >"$rx_dir/eof"
+          kill -USR2 "$(cat "$rx_dir/wd")" 2>/dev/null
+        fi
+        ;;
+      "$RX_NONCE done")
+        if [ -e "$rx_dir/status" ] && [ -z "$(rx_sv_attached)" ]; then : >"$rx_dir/done"; fi
+        break
+        ;;
+    esac
+  done
+  kill -TERM "$rx_fp" 2>/dev/null
+  wait "$rx_fp"
+  exit 0
+}

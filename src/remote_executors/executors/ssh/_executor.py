@@ -29,7 +29,7 @@ from .._validate import (
 )
 from ..base import CommandResult, SpawnOptions
 from ._openssh import OpenSSHBackend
-from ._reattach import ReattachingProcess, grace_seconds, is_supervised
+from ._reattach import JobWatch, ReattachingProcess, grace_seconds, is_supervised, watch_job
 from ._spec import options_from_spec, spec_from_options
 
 if TYPE_CHECKING:
@@ -307,6 +307,10 @@ class SSHExecutor:
             return supervised
         self._processes.add(process)
         return process
+
+    async def watch_job(self, job_dir: str, stdout_at: int = 0) -> JobWatch:
+        """A read-only channel to a supervised job there (see ``running.py``)."""
+        return await watch_job(self._backend, job_dir, stdout_at)
 
     async def run(
         self,

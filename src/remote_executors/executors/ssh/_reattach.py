@@ -28,7 +28,7 @@ from .._remote_job import RemoteJob
 from .._ssh_process import SSHProcess, start_job
 from ..link_status import LinkStatus
 
-__all__ = ["ReattachingProcess", "grace_seconds", "is_supervised"]
+__all__ = ["JobWatch", "ReattachingProcess", "grace_seconds", "is_supervised", "watch_job"]
 
 log = logging.getLogger("remote_executors.ssh")
 
@@ -511,3 +511,75 @@ class _Stdin(ByteSendStream):
 def grace_seconds(reattach_within: float) -> int:
     """The supervisor's grace, whole seconds (0: no supervisor)."""
     return math.ceil(reattach_within) if reattach_within > 0 else 0
+
+
+class JobWatch:
+    """A read-only channel to a supervised job; see :func:`watch_job`."""
+
+    def __init__(self, process: SSHProcess) -> None:
+        self.host = process.host
+        self._process = process
+
+    @property
+    def size_at_start(self) -> int:
+        """The spool's size (bytes of output) when the watch began."""
+        values = self._process.status.values
+        return int(values[0]) if values and values[0].isdigit() else 0
+
+    @property
+    def attached(self) -> bool:
+        """A client held the job's channel when the watch began."""
+        values = self._process.status.values
+        return len(values) > 1 and values[1] == "1"
+
+    @property
+    def ended(self) -> bool:
+        """The job's end frame arrived: the process exited, all its output is here."""
+        return self._process._stdout.decoder.ended
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The job's output; ``anyio.EndOfStream`` at its end or when the channel drops."""
+        try:
+            return await self._process.stdout.receive(max_bytes)
+        except _CHANNEL_ENDED:
+            raise anyio.EndOfStream from None
+
+    async def say(self, word: str) -> None:
+        """A control line: ``release`` (close the process's input when no client
+        is attached) or ``done`` (the output was collected: the job may go)."""
+        channel = self._process._channel
+        with contextlib.suppress(OSError):
+            await anyio.to_thread.run_sync(channel.write_stdin, self._process._job.marker(word))
+
+    async def aclose(self) -> None:
+        process = self._process
+        with anyio.CancelScope(shield=True):
+            process._stop_heartbeat()
+            with contextlib.suppress(*_CHANNEL_ENDED, OSError):
+                await process.stdin.aclose()
+            with anyio.move_on_after(3):
+                await process.wait()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    process.kill()
+            with anyio.move_on_after(5), contextlib.suppress(*_CHANNEL_ENDED, OSError):
+                await process.aclose()
+
+
+async def watch_job(backend: Backend, job_dir: str, stdout_at: int = 0) -> JobWatch:
+    """A read-only channel to the supervised job in ``job_dir`` (``watch`` mode).
+
+    It receives the job's output from byte ``stdout_at``, up to the job's end
+    frame once the process exited; its heartbeats keep the job's grace from
+    running out. A client still attached keeps its channel. Raises
+    :class:`ProcessLost` when the job is gone.
+    """
+    job = RemoteJob(
+        argv=("watch",),
+        mode="watch",
+        attach_dir=job_dir,
+        stdout_at=stdout_at,
+        stderr_at=-1,
+        heartbeat_misses=1,  # any value > 0: the channel sends heartbeats
+    )
+    return JobWatch(await start_job(backend, job, pipe_stderr=False, startup_timeout=30))
