@@ -163,6 +163,32 @@ async def test_stream_survives_cuts_and_ends_with_the_status(
             await anyio.sleep(0.05)
 
 
+async def test_every_drop_gets_the_whole_grace(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """A second cut later than the grace after the first still reattaches: the grace
+    counts from each drop, not from the first one."""
+    process = await executor(make_backend(), 2).spawn(
+        SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True, outlive_link=True)
+    )
+    assert isinstance(process, ReattachingProcess)
+    with anyio.fail_after(30):
+        await process.stdin.send(b"one\n")
+        assert await process.stdout.receive() == b"got one\n"
+        await cut(process)
+        await process.stdin.send(b"two\n")
+        await read_until(process, b"got two\n")
+        await anyio.sleep(2.5)  # past the grace since the first drop
+        await cut(process)
+        await process.stdin.send(b"three\n")
+        await read_until(process, b"got three\n")
+        await process.stdin.aclose()
+        await read_all(process)
+        assert await process.wait() == 3
+    assert process.reattached == 2 and process.lost_error() is None
+    await process.aclose()
+
+
 async def read_until(process: ReattachingProcess, end: bytes) -> bytes:
     out = b""
     while not out.endswith(end):

@@ -334,6 +334,9 @@ class OpenSSHBackend:
                 stderr=stderr_target,
                 # The mark's ProxyCommand runs under $SHELL: one that parses it.
                 env={**os.environ, "SHELL": "/bin/sh"},
+                # Out of the terminal's process group: a Ctrl-C is the app's to
+                # handle (it stops the session), not a dropped link to reattach.
+                start_new_session=True,
             )
         except BaseException:
             master.channels -= 1

@@ -177,10 +177,12 @@ class ReattachingProcess(PipedProcess):
             self._ending = att
             self._kick()
             return
+        # Detached from now on, even if retiring the old channel is cut short
+        # (a cancelled wait() in aclose): the grace counts from here.
+        self._detached_at = time.monotonic()
         await self._retire(att, wait=False)
         if self._returncode is not None:
             return  # stopped by the caller meanwhile
-        self._detached_at = time.monotonic()
         log.info("%s: link lost, reconnecting (up to %g s)", self.host, self._grace)
         self._note(
             LinkStatus(
@@ -217,7 +219,8 @@ class ReattachingProcess(PipedProcess):
                 await att._channel.aclose()
 
     async def _reconnect(self) -> None:
-        assert self._detached_at is not None
+        if self._detached_at is None:  # see _channel_ended
+            self._detached_at = time.monotonic()
         deadline = self._detached_at + self._grace
         last: ExecutorError | None = None
         for attempt in range(1_000_000):
@@ -253,6 +256,8 @@ class ReattachingProcess(PipedProcess):
                 self._give_up(exc)
                 return
             down = time.monotonic() - self._detached_at
+            # The next drop gets the whole grace again, counted from when it happens.
+            self._detached_at = None
             self._att = att
             self._kick()
             self.reattached += 1
