@@ -1,6 +1,6 @@
 """Live transcripts on the loopback test bed: lag per line, and the cost at the result.
 
-    sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R]
+    sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R] [--model-delay S]
         [--backend openssh|fabric|both]
 
 Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
@@ -44,7 +44,7 @@ from remote_executors.sync import _per_session
 from remote_executors.sync._follower import LiveFollower
 from remote_executors.sync._per_session import SessionSyncer
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
-from remote_executors.testing.model import text, tool_use
+from remote_executors.testing.model import ScriptedModel, slow, text, tool_use
 
 HOLDS: list[float] = []  # seconds each result was held back
 
@@ -145,9 +145,16 @@ async def holds(b: BenchBed, backend: str, turns: int, live: bool) -> list[float
 
 
 async def one_session(
-    executor: rx.Executor, options: ClaudeAgentOptions, live: bool
+    executor: rx.Executor,
+    options: ClaudeAgentOptions,
+    live: bool,
+    model: ScriptedModel | None = None,
+    delay: float = 0.0,
 ) -> tuple[float, float]:
-    """Seconds to the first message and to the result of a one-turn session."""
+    """Seconds to the first message and to the result of a one-turn session; with
+    ``delay``, the model answers after that many seconds (as a real one takes)."""
+    if model is not None and delay > 0:
+        model.script(slow(text("hi"), delay=delay))
     start = time.perf_counter()
     first = None
     messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
@@ -160,7 +167,9 @@ async def one_session(
     return first, time.perf_counter() - start
 
 
-async def ratios(b: BenchBed, backend: str, runs: int) -> dict[str, tuple[float, float]]:
+async def ratios(
+    b: BenchBed, backend: str, runs: int, delay: float
+) -> dict[str, tuple[float, float]]:
     """Median (first message, result) of one-turn sessions: local, and on a warm
     executor with and without the follower, interleaved."""
     local_options = ClaudeAgentOptions(
@@ -174,16 +183,21 @@ async def ratios(b: BenchBed, backend: str, runs: int) -> dict[str, tuple[float,
         await one_session(rx.LocalExecutor(), local_options, True)  # warm-up
         await one_session(executor, remote_options, True)
         for _ in range(runs):
-            rows["local"].append(await one_session(rx.LocalExecutor(), local_options, True))
-            rows["live"].append(await one_session(executor, remote_options, True))
-            rows["no live"].append(await one_session(executor, remote_options, False))
+            m = b.model
+            rows["local"].append(
+                await one_session(rx.LocalExecutor(), local_options, True, m, delay)
+            )
+            rows["live"].append(await one_session(executor, remote_options, True, m, delay))
+            rows["no live"].append(await one_session(executor, remote_options, False, m, delay))
     return {
         kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
         for kind, got in rows.items()
     }
 
 
-async def measure(steps: int, turns: int, runs: int, backends: tuple[str, ...]) -> None:
+async def measure(
+    steps: int, turns: int, runs: int, backends: tuple[str, ...], delay: float
+) -> None:
     time_after_turn()
     load = os.getloadavg()
     with bench_bed("local-claude") as b:
@@ -206,12 +220,13 @@ async def measure(steps: int, turns: int, runs: int, backends: tuple[str, ...]) 
                 )
             follower_waits("auto")
             if runs:
-                med = await ratios(b, backend, runs)
+                med = await ratios(b, backend, runs, delay)
                 (lf, lr) = med["local"]
                 for kind in ("live", "no live"):
                     f, r = med[kind]
                     print(
-                        f"[{backend}] warm remote ({kind})/local over {runs} one-turn sessions: "
+                        f"[{backend}] warm remote ({kind})/local over {runs} one-turn sessions"
+                        f" (model replies after {delay:g} s): "
                         f"first message {f / lf:.2f}x, result {r / lr:.2f}x "
                         f"({f * 1000:.0f}/{r * 1000:.0f} ms vs {lf * 1000:.0f}/{lr * 1000:.0f} ms)"
                     )
@@ -235,9 +250,16 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument("--runs", type=int, default=7, help="one-turn sessions for the ratios")
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    parser.add_argument(
+        "--model-delay",
+        type=float,
+        default=0.0,
+        help="seconds the model takes per reply in the ratio sessions (0: at once, so the "
+        "fixed cost of a remote spawn dominates; a real model takes seconds)",
+    )
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    anyio.run(measure, args.steps, args.turns, args.runs, backends)
+    anyio.run(measure, args.steps, args.turns, args.runs, backends, args.model_delay)
 
 
 if __name__ == "__main__":
