@@ -8,8 +8,9 @@ container is the test bed's (testing/docker.py: a debootstrapped Debian, the
 bundled CLI bind-mounted, ``--network host``); "warm" reuses one
 ``DockerExecutor`` (it remembers where the CLI is), "cold" makes a new one per
 session. There is no connection to keep: every process is one ``docker
-exec``. Runs are interleaved so drift in machine load spreads over every row
-alike. Ratios are docker/local; the target for warm is <= 1.10. The "k8s"
+exec``. Runs are interleaved, in an order that turns every round, so drift in
+machine load and the previous session's wind-down spread over every row alike.
+Ratios are docker/local; the target for warm is <= 1.10. The "k8s"
 row is a warm ``KubernetesExecutor`` on the same container, seen as a pod
 through the Kubernetes stand-in (testing/kube_standin.py: the real client,
 a pods/exec WebSocket per process, ``docker exec`` behind it), so it costs
@@ -35,6 +36,8 @@ from remote_executors.testing.kube_standin import KubeStandin
 from remote_executors.testing.model import ScriptedModel
 
 TARGET = 1.10
+#: Seconds between sessions, for the one before to wind down.
+SETTLE = 0.5
 
 
 async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
@@ -86,15 +89,27 @@ async def measure(runs: int) -> None:
             await one_session(rx.LocalExecutor(), local_options)
             await one_session(warm, remote_options)
             await one_session(pod, remote_options)
-            for _ in range(runs):
-                results["local"].append(await one_session(rx.LocalExecutor(), local_options))
+
+            async def cold_session() -> tuple[float, float]:
                 cold = rx.DockerExecutor(box.name, user=box.user)
                 try:
-                    results["cold"].append(await one_session(cold, remote_options))
+                    return await one_session(cold, remote_options)
                 finally:
                     await cold.aclose()
-                results["warm"].append(await one_session(warm, remote_options))
-                results["k8s"].append(await one_session(pod, remote_options))
+
+            kinds = {
+                "local": lambda: one_session(rx.LocalExecutor(), local_options),
+                "cold": cold_session,
+                "warm": lambda: one_session(warm, remote_options),
+                "k8s": lambda: one_session(pod, remote_options),
+            }
+            order = list(kinds)
+            for round_ in range(runs):
+                # A new order each round, and a pause between sessions: the one
+                # before is still winding down (its CLI exiting) when the next starts.
+                for kind in order[round_ % 4 :] + order[: round_ % 4]:
+                    await anyio.sleep(SETTLE)
+                    results[kind].append(await kinds[kind]())
         finally:
             await warm.aclose()
             await pod.aclose()

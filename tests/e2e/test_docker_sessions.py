@@ -10,6 +10,7 @@ resuming the synced session.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import anyio
@@ -27,6 +28,7 @@ from _sessions import options_for, result_of, run
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing._docker_fixtures import ContainerFactory
 from remote_executors.testing.docker import ContainerBed, TestContainer
+from remote_executors.testing.mirror_watch import MirrorWatch
 from remote_executors.testing.model import ScriptedModel, slow, text, tool_use
 from remote_executors.testing.plugin import Project
 
@@ -101,6 +103,46 @@ async def test_a_session_in_a_container_syncs_and_resumes_there(
     assert result_of(messages).session_id == sid
     assert b"third answer" in remote.read_bytes()
     assert local_transcript(local_claude, project, sid).read_bytes() == remote.read_bytes()
+
+
+@pytest.mark.anyio
+async def test_lines_land_locally_while_a_container_turn_runs(
+    rx_container: TestContainer,
+    rx_container_project: Project,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+) -> None:
+    """The live follower runs on perl-base alone, the only perl of slim images
+    (the bed's image has no Time::HiRes, as they do not)."""
+    box, project = rx_container, rx_container_project
+    assert box.exec(["perl", "-MTime::HiRes", "-e1"], check=False).returncode != 0
+    remote_dir = box.path(
+        f"{box.claude_config_dir}/projects/{project_dir_from_cwd(str(project.remote))}"
+    )
+    local_dir = local_claude / "projects" / project_dir_from_cwd(str(project.local))
+    steps = 5
+    rx_model.script(
+        *(
+            tool_use("Bash", {"command": f"echo live-{i}", "description": "echo"}, delay=0.4)
+            for i in range(steps)
+        ),
+        text("All done.", delay=0.4),
+    )
+    result_at = 0.0
+    executor = rx.DockerExecutor(box.name, user=box.user)
+    try:
+        with MirrorWatch(remote_dir, local_dir) as watch:
+            result = result_of(await run("go", options_for(project), executor))
+            result_at = time.time()
+    finally:
+        await executor.aclose()
+    main = f"{result.session_id}.jsonl"
+    # Most of the turn was on the local disk well before its result.
+    total = len(watch.remote[main].times)
+    assert total > 2 * steps
+    assert watch.lines_at(main, result_at - 1.0) >= total // 2, watch.lines_at(main, result_at)
+    assert not watch.violations, watch.violations
+    assert (local_dir / main).read_bytes() == (remote_dir / main).read_bytes()
 
 
 def test_cli_runs_on_a_container_spec(

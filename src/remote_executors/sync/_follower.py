@@ -235,7 +235,8 @@ class LiveFollower:
             anyio.BrokenResourceError,
             anyio.ClosedResourceError,
         ) as exc:
-            log.info("%s: live follow could not start: %s", self.executor.name, exc)
+            why = str(exc) or f"{type(exc).__name__} (it exited before saying hello)"
+            log.info("%s: live follow could not start: %s", self.executor.name, why)
             self.error = exc
             return None
         self.mode = hello.mode

@@ -1,6 +1,6 @@
 # remote-executors: follow one session's files while its CLI runs, and send
 # every byte appended to them, framed, to the local side (see _follow.py).
-# Started by follow.sh; uses core Perl only.
+# Started by _follower.py; needs only what perl-base has.
 #
 # Arguments: BASE SID MAXFILE TICK_MS MODE
 #   BASE     the project dir (…/projects/<name>)
@@ -23,7 +23,9 @@
 #   "S <seq>\n"                           everything on disk at "F <seq>" is sent
 use strict;
 use warnings;
-use Time::HiRes qw(stat lstat time);
+# Sub-second clocks where Time::HiRes is there; perl-base alone (the perl of
+# slim container images) lacks it, and whole seconds still work, only coarser.
+BEGIN { eval { require Time::HiRes; Time::HiRes->import(qw(stat lstat time)); 1 } }
 use Fcntl qw(SEEK_SET);
 
 my ($base, $sid, $maxfile, $tick_ms, $mode) = @ARGV;
