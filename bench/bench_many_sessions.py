@@ -24,7 +24,11 @@ Per row it prints:
 - connections and sshd's refusals (remote rows): the logins sshd accepted and
   the session channels it refused ("no more sessions") during the row, and
   the CPU the remote side (the bed's sshd and everything under it) used
-  over the quiet window, per session.
+  over the quiet window, per session;
+- that remote CPU split into sshd's processes and the account's job
+  processes (shells, watchdogs, relays, followers, stub CLIs), and the forks
+  per second per idle session under sshd, by the forking command
+  (``_remote_cost.py``: exact, from the kernel's process events; needs root).
 
 Targets (issue 16): <= 2 MiB and <= 1 % of a core per idle session.
 """
@@ -41,6 +45,7 @@ from pathlib import Path
 
 import anyio
 from _bed import bench_bed
+from _remote_cost import ForkCounter, split, tree_usage
 from bench_concurrent_sessions import pss_kb, stat_fields, tree_ticks
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
@@ -131,6 +136,11 @@ class Row:
     memory_kb_per_session: float = 0.0
     cpu_per_session: float = 0.0  # fraction of one core
     remote_cpu_per_session: float = 0.0  # the bed's sshd and all under it
+    remote_sshd_per_session: float = 0.0  # of which sshd's own processes
+    remote_jobs_per_session: float = 0.0  # of which the account's job processes
+    remote_forks_per_second: float = -1.0  # per idle session; -1: not counted
+    remote_forks_by: dict[str, int] = field(default_factory=dict)
+    remote_ticks_by: dict[str, int] = field(default_factory=dict)
     processes_before: int = 0
     processes_after: int = 0
     pss_before_kb: int = 0
@@ -188,9 +198,19 @@ async def run_row(
         await anyio.sleep(3)  # let the turn-end syncs and followers settle
         first = measure_tree(marker, remote_root)
         remote_first = tree_ticks(remote_root)
+        usage_first = tree_usage(remote_root)
+        forks = start_fork_counter(remote_root)
         await anyio.sleep(quiet)
+        if forks is not None:
+            forks.__exit__(None, None, None)
+            row.remote_forks_per_second = forks.total() / quiet / sessions
+            row.remote_forks_by = dict(forks.forks.most_common(4))
         last = measure_tree(marker, remote_root)
         remote_last = tree_ticks(remote_root)
+        parts = split(usage_first, tree_usage(remote_root))
+        row.remote_sshd_per_session = parts.sshd / TICKS / quiet / sessions
+        row.remote_jobs_per_session = parts.jobs / TICKS / quiet / sessions
+        row.remote_ticks_by = {k: v for k, v in parts.by_command.most_common(5) if v}
         row.pss_after_kb, row.processes_after = last.pss_kb, last.processes
         row.memory_kb_per_session = (last.pss_kb - before.pss_kb) / sessions
         row.cpu_per_session = (last.ticks - first.ticks) / TICKS / quiet / sessions
@@ -212,6 +232,31 @@ async def run_row(
         row.logins = log.count("Accepted publickey for ")
         row.refused = log.count("no more sessions")
     return row
+
+
+def start_fork_counter(root: int) -> ForkCounter | None:
+    try:
+        return ForkCounter(root).__enter__()
+    except OSError as exc:  # not root: no process events
+        print(f"forks not counted: {exc}")
+        return None
+
+
+def report_remote(row: Row) -> None:
+    if row.name == "docker":
+        return  # the container's processes are not under the bed's sshd
+    ticks = ", ".join(f"{name} {n}" for name, n in row.remote_ticks_by.items()) or "none"
+    print(
+        f"  remote CPU split: sshd {row.remote_sshd_per_session * 100:.3f} %, "
+        f"the account's job processes {row.remote_jobs_per_session * 100:.3f} % "
+        f"per idle session (ticks by command: {ticks})"
+    )
+    if row.remote_forks_per_second >= 0:
+        by = ", ".join(f"{name} {n}" for name, n in row.remote_forks_by.items()) or "none"
+        print(
+            f"  remote forks: {row.remote_forks_per_second:.3f} per second per idle session "
+            f"(by forking command: {by})"
+        )
 
 
 def ratio(a: float, b: float) -> float:
@@ -242,6 +287,8 @@ def report(row: Row, base: Row | None) -> None:
             f"  remote CPU (sshd, watchdogs, followers, stub CLIs): "
             f"{row.remote_cpu_per_session * 100:.3f} % of a core per idle session"
         )
+    if row.name != "local":
+        report_remote(row)
     if base is not None and row is not base:
         print(
             f"  {row.name}/local: open {ratio(row.open_seconds, base.open_seconds):.2f}x, "
@@ -320,6 +367,17 @@ async def measure(args: argparse.Namespace) -> None:
             for r in found
         )
     )
+    remote = [r for r in found if r.name in ("openssh", "fabric")]
+    if remote:
+        print(
+            "remote summary (per idle session): "
+            + "; ".join(
+                f"{r.name} {r.remote_cpu_per_session * 100:.3f} %cpu "
+                f"(jobs {r.remote_jobs_per_session * 100:.3f} %), "
+                f"{r.remote_forks_per_second:.3f} forks/s"
+                for r in remote
+            )
+        )
 
 
 async def docker_row(args: argparse.Namespace, local: Path, marker: str, remote_root: int) -> Row:

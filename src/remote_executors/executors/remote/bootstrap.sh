@@ -264,6 +264,11 @@ rx_fpid=$!
 # The tail's base64 is decoded with unpack("u") (same alphabet, shifted), not
 # MIME::Base64: a minimal Debian (perl-base only, as in slim container
 # images) has perl without that module, and awk would drop NUL bytes.
+# perl also keeps the heartbeat clock: an alarm, re-armed by each "hb" line,
+# ends the relay as EOF would once none came for RX_HB_MISS seconds (a frozen
+# link), even while it is blocked writing to a process that does not read. So
+# an idle job costs no wakeup between heartbeats (a loop of `sleep 1` cost a
+# fork a second per job). awk has no clock: the watchdog loop below is its.
 if [ -n "$rx_perl" ]; then
   rx_relay() {
     export RX_RELAY_NONCE="$RX_NONCE"  # not an argument: those are in everyone's ps
@@ -273,20 +278,25 @@ if [ -n "$rx_perl" ]; then
         my $r = ""; $r .= unpack("u", chr(32 + length($1) * 3 / 4) . $1) while $s =~ /(.{1,60})/gs;
         return $r;
       }
-      my ($m, $out, $hb) = ($ENV{RX_RELAY_NONCE}, @ARGV);
+      my ($m, $out, $miss) = ($ENV{RX_RELAY_NONCE}, @ARGV);
+      # The default action of SIGALRM ends the relay at once, mid-write too (a
+      # handler would exit through a flush that can block again); set in case
+      # the parent left it ignored.
+      $SIG{ALRM} = "DEFAULT";
+      alarm($miss) if $miss > 0;
       open(my $o, ">", $out) or exit 1;
       binmode($o); select($o); $| = 1; select(STDOUT);
       my $done = 0;
       my $tail = "$m tail ";
       while (defined(my $l = <STDIN>)) {
-        if ($l eq "$m hb\n") { open(my $h, ">", $hb) and close($h); next }
+        if ($l eq "$m hb\n") { alarm($miss) if $miss > 0; next }
         if ($l eq "$m eof\n") { close($o) unless $done; $done = 1; next }
         if (index($l, $tail) == 0) {
           print {$o} d64(substr($l, length($tail))) unless $done;
           next;
         }
         print {$o} $l unless $done;
-      }' "$rx_dir/in" "$rx_dir/hb" <&3
+      }' "$rx_dir/in" "${RX_HB_MISS:-0}" <&3
   }
 else
   rx_awk=awk
@@ -297,7 +307,7 @@ else
     export RX_RELAY_NONCE="$RX_NONCE"
     $rx_awk -v out="$rx_dir/in" -v qin="$rx_qin" -v hb="$rx_dir/hb" '
       BEGIN { m = ENVIRON["RX_RELAY_NONCE"]; printf "" > out; fflush(out); tail = m " tail " }
-      $0 == m " hb" { printf "" > hb; close(hb); next }
+      $0 == m " hb" { printf "h" >> hb; close(hb); next }
       $0 == m " eof" { if (!done) { close(out); done = 1 }; next }
       index($0, tail) == 1 {
         if (!done) { fflush(out); system("printf %s " substr($0, length(tail) + 1) " | base64 -d >>" qin) }
@@ -315,12 +325,14 @@ fi
   if kill -0 "$rx_pid" 2>/dev/null; then rx_end; fi
 ) </dev/null >/dev/null 2>&1 &
 
-if [ "${RX_HB_MISS:-0}" -gt 0 ]; then
+# The awk relay's heartbeat clock: each "hb" appends a byte to a file that
+# this loop empties (builtins only: `sleep` is its one fork a second).
+if [ "${RX_HB_MISS:-0}" -gt 0 ] && [ -z "$rx_perl" ]; then
   (
     rx_miss=0
     while sleep 1; do
-      if [ -e "$rx_dir/hb" ]; then
-        rm -f "$rx_dir/hb"
+      if [ -s "$rx_dir/hb" ]; then
+        : >"$rx_dir/hb"
         rx_miss=0
       else
         rx_miss=$((rx_miss + 1))

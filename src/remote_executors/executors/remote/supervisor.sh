@@ -12,36 +12,43 @@
 # a relay that feeds stdin into the FIFO and keeps the count of bytes that
 # reached it in "inpos": a reconnecting client resends from there. stdin
 # itself never touches the disk. A watchdog stops the whole job once no
-# heartbeat arrived for RX_GRACE seconds, or at once on "<nonce> stop".
+# heartbeat arrived for RX_GRACE seconds (looking every tenth of that), or at
+# once on "<nonce> stop".
 # After the process exits the spool stays until the local side says "done"
 # (it had every byte) or the grace runs out.
 
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
 # holding the exit status), stderr spool -> stderr. Polls (no inotify in
-# perl): 1 ms after output, backing off to 8 ms when idle. Only modules of
-# perl-base, which every Debian has even without the perl package.
+# perl): 1 ms after output, backing off to 8 ms while output or input is
+# recent (a turn in flight), then to 256 ms: an idle session wakes it 4 times
+# a second, not 125. Input written to the process brings it back to 1 ms at
+# once (SIGURG from the relay, whose default action is to be ignored), so an
+# answer is not kept waiting by the long nap. Only modules of perl-base, which
+# every Debian has even without the perl package.
 rx_sv_follow='
 use strict;
 my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
 $SIG{TERM} = sub { exit 5 };
+my ($nap, $hot) = (0.001, time + 5);
+$SIG{URG} = sub { ($nap, $hot) = (0.001, time + 5) };  # without SA_RESTART: ends the nap
 open(my $o, "<", "$d/out") or exit 3; open(my $e, "<", "$d/err") or exit 3;
 binmode $o; binmode $e;
 seek($o, $oa, 0) or exit 3; ($ea < 0 ? seek($e, 0, 2) : seek($e, $ea, 0)) or exit 3;
 sub put { my ($fh, $b) = @_; my ($w, $at) = (0, 0);
-  for (; $at < length $b; $at += $w) { $w = syswrite($fh, $b, length($b) - $at, $at); exit 1 unless defined $w } }
-my $nap = 0.001;
+  for (; $at < length $b; $at += $w) { $w = syswrite($fh, $b, length($b) - $at, $at);
+    unless (defined $w) { exit 1 unless $!{EINTR}; $w = 0 } } }
 while (1) {
   my $fin = -e "$d/status";  # written after the process exited: all its output precedes it
   my ($got, $b, $n) = (0);
   while ($n = sysread($o, $b, $max)) { put(\*STDOUT, $t . sprintf("%04x", $n) . $b); $got = 1 }
   while ($n = sysread($e, $b, 65536)) { put(\*STDERR, $b); $got = 1 }
-  if ($got) { $nap = 0.001; next }
+  if ($got) { ($nap, $hot) = (0.001, time + 5); next }
   if ($fin) {
     open(my $s, "<", "$d/status") or exit 3; my $st = <$s>; chomp $st;
     put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
   }
   exit 4 unless -d $d;  # stopped and removed
-  select(undef, undef, undef, $nap); $nap *= 2 if $nap < 0.008;
+  select(undef, undef, undef, $nap); $nap *= 2 if $nap < (time < $hot ? 0.008 : 0.256);
 }'
 
 # Relay: channel lines -> the FIFO, counting what reached it. Control lines
@@ -49,10 +56,12 @@ while (1) {
 # "stop" (end the job now). Writes at most PIPE_BUF bytes at a time (atomic
 # on a FIFO) and counts each, so a relay stopped between two writes never
 # leaves bytes in the FIFO that inpos does not count. TERM (a newer
-# attachment takes over) ends it between writes.
+# attachment takes over) ends it between writes. A heartbeat appends a byte
+# to "hb", which the watchdog empties. After input reached the process it
+# wakes its attachment's follower (pid $2) for the answer.
 rx_sv_relay='
 use strict; use Fcntl;
-my ($d) = @ARGV; my $m = $ENV{RX_RELAY_NONCE};
+my ($d, $fp) = @ARGV; my $m = $ENV{RX_RELAY_NONCE};
 # base64 by hand (uudecode): MIME::Base64 is not in a minimal perl (perl-base).
 sub b64d { my $s = shift; $s =~ tr|A-Za-z0-9+/||cd; $s =~ tr|A-Za-z0-9+/| -_|;
   my $u = ""; while ($s =~ /(.{1,60})/gs) { $u .= chr(32 + int(length($1) * 3 / 4)) . $1 }
@@ -77,6 +86,8 @@ sub open_in {
   $tried = 1; undef $in; return 0;
 }
 sub touch { my $h; open($h, ">", "$d/$_[0]") and close $h }
+sub beat { if (open(my $h, ">>", "$d/hb")) { print $h "h"; close $h } }
+sub wake { kill("URG", $fp) if $fp }
 sub save {
   open(my $p, ">", "$d/inpos.t") or return; print $p $pos; close $p; rename("$d/inpos.t", "$d/inpos");
 }
@@ -87,8 +98,9 @@ sub put_in { my $b = shift; return unless open_in(); my $at = 0;
     if (!defined $w) { if ($!{EINTR}) { exit 0 if $stop; next } undef $in; return }
     $at += $w; $pos += $w; save(); exit 0 if $stop;
   }
+  wake();
 }
-sub ctl_eof { close $in if $in; undef $in; touch("eof");
+sub ctl_eof { close $in if $in; undef $in; touch("eof"); wake();
   if (open(my $k, "<", "$d/wd")) { my $pid = <$k>; chomp $pid; kill("USR2", $pid) if $pid } }
 my ($buf, $tail) = ("", "$m tail ");
 while (!$stop) {
@@ -97,7 +109,7 @@ while (!$stop) {
   last if $n == 0;
   while ((my $nl = index($buf, "\n")) >= 0) {
     my $l = substr($buf, 0, $nl + 1, "");
-    if ($l eq "$m hb\n") { touch("hb"); next }
+    if ($l eq "$m hb\n") { beat(); next }
     if ($l eq "$m eof\n") { ctl_eof(); next }
     if ($l eq "$m done\n") { touch("done"); exit 0 }
     if ($l eq "$m stop\n") {
@@ -124,10 +136,10 @@ rx_sv_ours() {
 # caller that keeps no stderr).
 rx_sv_attach() {
   export RX_RELAY_NONCE="$RX_NONCE" RX_FRAME_TAG="$rx_tag"  # not arguments: those are in ps
-  perl -e "$rx_sv_relay" "$rx_dir" <&3 >/dev/null 2>&1 &
-  rx_rp=$!
   perl -e "$rx_sv_follow" "$rx_dir" "$1" "$2" "$rx_fmax" </dev/null &
   rx_fp=$!
+  perl -e "$rx_sv_relay" "$rx_dir" "$rx_fp" <&3 >/dev/null 2>&1 &
+  rx_rp=$!
   echo "$rx_rp $rx_fp" >"$rx_dir/attach"
   wait "$rx_fp"
   wait "$rx_rp"
@@ -155,20 +167,33 @@ rx_supervise() {
   # (the relay's "stop") ends the job at once; `wait` returns on a trapped signal.
   # It also holds the FIFO's write end (fd 7), so the process's stdin stays
   # open between attachments, until the relay's "eof" (USR2).
+  # It looks every tenth of the grace (every second below 20 s; `sleep` takes
+  # whole seconds), so the job ends between the grace and a tenth more after
+  # the last heartbeat; with builtins only, `sleep` is its one fork per look
+  # (one every 30 s at the default 300 s grace, not one a second).
   (
     trap 'rx_sv_end' USR1
-    trap 'exec 7>&-' USR2
+    trap 'exec 7>&-; rx_again=1' USR2
     exec 7>"$rx_dir/in"
+    rx_nap=$((RX_GRACE / 10))
+    [ "$rx_nap" -gt 0 ] || rx_nap=1
+    rx_looks=$(((RX_GRACE + rx_nap - 1) / rx_nap))
     rx_miss=0
     while :; do
-      sleep 1 7>&- &
-      wait $!
-      if [ -e "$rx_dir/hb" ]; then
-        rm -f "$rx_dir/hb"
+      sleep "$rx_nap" 7>&- &
+      rx_s=$!
+      rx_again=1
+      # A USR2 cuts `wait` short: wait again, or the nap would count whole.
+      while [ -n "$rx_again" ]; do
+        rx_again=
+        wait "$rx_s"
+      done
+      if [ -s "$rx_dir/hb" ]; then
+        : >"$rx_dir/hb"
         rx_miss=0
       else
         rx_miss=$((rx_miss + 1))
-        [ "$rx_miss" -lt "$RX_GRACE" ] || rx_sv_end
+        [ "$rx_miss" -lt "$rx_looks" ] || rx_sv_end
       fi
     done
   ) </dev/null >/dev/null 2>&1 &
@@ -179,8 +204,9 @@ rx_supervise() {
   echo "$rx_st" >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/status"
   wait "$rx_a1"
   # The first attachment ended without "done" (the link dropped): a later one
-  # says it, or the watchdog ends the wait.
-  while [ ! -e "$rx_dir/done" ]; do sleep 0.2; done
+  # says it, or the watchdog ends the wait (a look a second: this only
+  # happens when the link dropped around the exit).
+  while [ ! -e "$rx_dir/done" ]; do sleep 1; done
   trap '' TERM
   for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
   kill -TERM 0 2>/dev/null
@@ -222,7 +248,7 @@ rx_reattach() {
       kill -KILL "$@" 2>/dev/null
     fi
   fi
-  touch "$rx_dir/hb"
+  echo >>"$rx_dir/hb"
   rx_stderr_mark
   rx_ok "$(cat "$rx_dir/inpos" 2>/dev/null || echo 0)" "$([ -e "$rx_dir/eof" ] && echo 1)"
   exec 3<&0
@@ -253,14 +279,14 @@ rx_watch() {
     rx_say ERR gone
     exit 125
   fi
-  : >"$rx_dir/hb"
+  echo >>"$rx_dir/hb"
   rx_ok "$(($(wc -c <"$rx_dir/out")))" "$(rx_sv_attached)"
   export RX_FRAME_TAG="$rx_tag"
   perl -e "$rx_sv_follow" "$rx_dir" "$RX_OUT_AT" -1 "$rx_fmax" </dev/null 2>/dev/null &
   rx_fp=$!
   while IFS= read -r rx_l; do
     case $rx_l in
-      "$RX_NONCE hb") : >"$rx_dir/hb" ;;
+      "$RX_NONCE hb") echo >>"$rx_dir/hb" ;;
       "$RX_NONCE release")
         if [ -z "$(rx_sv_attached)" ] && [ ! -e "$rx_dir/eof" ]; then
           : >"$rx_dir/eof"
