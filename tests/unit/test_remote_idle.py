@@ -182,7 +182,7 @@ async def test_an_idle_supervised_job_starts_nothing_and_naps(
 ) -> None:
     log = tmp_path / "started.log"
     backend = make_backend(env={"PATH": logging_path(tmp_path / "bin", log)})
-    # A 300 s grace: the watchdog looks every 30 s.
+    # A 300 s grace: the watchdog looks every 5 s (one `sleep` each).
     process = await executor(backend, 300).spawn(
         SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True, outlive_link=True)
     )
@@ -197,7 +197,7 @@ async def test_an_idle_supervised_job_starts_nothing_and_naps(
             await anyio.sleep(6.5)  # past the follower's 5 s of recent input and output
             before, naps = started(log), wakeups(follower)
             await anyio.sleep(3)
-            assert started(log)[len(before) :] == []
+            assert started(log)[len(before) :] in ([], ["sleep"])
             idle_naps = wakeups(follower) - naps
             assert idle_naps <= 20, f"{idle_naps} naps in 3 idle seconds (256 ms each: ~12)"
             # Input wakes it at once and it polls fast again (1-8 ms naps).
@@ -223,10 +223,12 @@ async def test_the_grace_is_whole_naps_whatever_signals_the_watchdog_gets(
     )
     assert isinstance(process, ReattachingProcess)
     job = Path(process.remote_dir)
-    watchdog = int((job / "wd").read_text())
     try:
         with anyio.fail_after(10):
             pid = int(await receive_line(process, bytearray()))
+            while not (job / "wd").exists() or not (job / "wd").read_text().strip():
+                await anyio.sleep(0.05)  # written once the watchdog runs
+            watchdog = int((job / "wd").read_text())
         att = process._att
         assert att is not None
         att._stop_heartbeat()  # the link freezes
@@ -237,7 +239,7 @@ async def test_the_grace_is_whole_naps_whatever_signals_the_watchdog_gets(
         await anyio.sleep(16.5 - (time.monotonic() - frozen))
         assert alive(pid), "the watchdog ended the job before the grace"
         assert await wait_dead(pid, 9), "the watchdog let the job outlive the grace"
-        # Between the grace and a tenth more (a nap), with slack for a loaded machine.
+        # Between the grace and one look (2 s) more, with slack for a loaded machine.
         assert 17.5 <= time.monotonic() - frozen <= 25  # its last heartbeat: up to 2 s before
     finally:
         with anyio.fail_after(15):

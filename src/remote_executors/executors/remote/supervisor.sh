@@ -12,8 +12,8 @@
 # a relay that feeds stdin into the FIFO and keeps the count of bytes that
 # reached it in "inpos": a reconnecting client resends from there. stdin
 # itself never touches the disk. A watchdog stops the whole job once no
-# heartbeat arrived for RX_GRACE seconds (looking every tenth of that), or at
-# once on "<nonce> stop".
+# heartbeat arrived for RX_GRACE seconds (looking every 1-5 s), or at once
+# on "<nonce> stop".
 # After the process exits the spool stays until the local side says "done"
 # (it had every byte) or the grace runs out.
 
@@ -167,16 +167,17 @@ rx_supervise() {
   # (the relay's "stop") ends the job at once; `wait` returns on a trapped signal.
   # It also holds the FIFO's write end (fd 7), so the process's stdin stays
   # open between attachments, until the relay's "eof" (USR2).
-  # It looks every tenth of the grace (every second below 20 s; `sleep` takes
-  # whole seconds), so the job ends between the grace and a tenth more after
+  # It looks every tenth of the grace, but every 1 to 5 s (`sleep` takes
+  # whole seconds), so the job ends between the grace and one look more after
   # the last heartbeat; with builtins only, `sleep` is its one fork per look
-  # (one every 30 s at the default 300 s grace, not one a second).
+  # (one every 5 s at the default 300 s grace, not one a second).
   (
     trap 'rx_sv_end' USR1
     trap 'exec 7>&-; rx_again=1' USR2
     exec 7>"$rx_dir/in"
     rx_nap=$((RX_GRACE / 10))
     [ "$rx_nap" -gt 0 ] || rx_nap=1
+    [ "$rx_nap" -le 5 ] || rx_nap=5
     rx_looks=$(((RX_GRACE + rx_nap - 1) / rx_nap))
     rx_miss=0
     while :; do
