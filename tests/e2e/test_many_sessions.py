@@ -117,8 +117,9 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
             control_dir = executor._backend._control_dir  # type: ignore[attr-defined]
         else:
             pool = executor._backend._connections  # type: ignore[attr-defined]
-        # 6 sessions x 2 channels on connections of 2: 6 at least.
-        assert len(pool) >= SESSIONS, pool
+        # 6 sessions, a channel each, and one live follower for all of them, on
+        # connections of 2 channels: 4 at least.
+        assert len(pool) >= (SESSIONS + 1 + 1) // 2, pool
         assert logins == len(pool), (logins, len(pool))
         refused = log.count("no more sessions")
         print(f"{backend}: {len(pool)} connections, {refused} channels refused")
