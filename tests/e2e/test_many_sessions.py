@@ -11,6 +11,7 @@ real SDK; only the CLI is a stand-in.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -76,7 +77,9 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
     two_channel_bed: SSHTestBed,
     private_local_claude: Path,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, "paramiko")
     bed = two_channel_bed
     account = bed.account(label=f"two_{backend}")
     stub = install_stub_cli(account)
@@ -125,6 +128,10 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
         print(f"{backend}: {len(pool)} connections, {refused} channels refused")
         if backend == "fabric":
             assert len(transports()) == len(pool)
+            # paramiko logs each refusal as an error; ours are routine (debug),
+            # so an app without logging set up gets nothing on its stderr.
+            refusals = [r for r in caplog.records if "open FAILED" in r.getMessage()]
+            assert refusals and all(r.levelno == logging.DEBUG for r in refusals), refusals
         else:
             masters = [m for m in pool if m.alive]
             assert len(masters) == len(pool)

@@ -51,6 +51,21 @@ log = logging.getLogger("remote_executors.ssh")
 
 T = TypeVar("T")
 
+#: Our transports log here, below paramiko's own channel (whose handlers still
+#: see every record): a refused channel is how the pool learns the server's
+#: MaxSessions and is retried elsewhere, not an error to print on stderr.
+_PARAMIKO_LOG = "paramiko.transport.remote_executors"
+
+
+class _RefusalIsRoutine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and "open FAILED" in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger(_PARAMIKO_LOG).addFilter(_RefusalIsRoutine())
+
 _STDERR_KEEP = 16384
 #: How a server refuses one more session channel on a connection: OpenSSH's sshd
 #: answers MaxSessions with SSH_OPEN_CONNECT_FAILED (2), others with
@@ -562,6 +577,7 @@ class FabricBackend:
         await self._open(conn)
         self._lost = ""
         transport = conn.transport
+        transport.set_log_channel(_PARAMIKO_LOG)
         sock = transport.sock
         if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small JSON lines and status lines both ways: Nagle plus delayed
