@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol, runtime_checkable
@@ -312,7 +313,7 @@ async def follow_running_session(
 
         local = await _local_cwd(executor, job, cwd)
         syncer: SessionSyncer | None = SessionSyncer(
-            executor, default_sync(executor), local_cwd=local, env={}
+            executor, default_sync(executor), local_cwd=local, env=_remote_env(session_id)
         )
     else:
         syncer = None
@@ -323,6 +324,17 @@ async def follow_running_session(
     finally:
         with anyio.CancelScope(shield=True):
             await follow.close()
+
+
+def _remote_env(session_id: str) -> dict[str, str]:
+    """The CLAUDE_CONFIG_DIR the session ran with there, when its record here knows
+    it (the CLI's environment is not readable there: it may hold secrets)."""
+    record = SessionRecords().get(session_id)
+    project_dir = record.remote_project_dir if record is not None else None
+    if project_dir and project_dir.startswith("/"):
+        # <config>/projects/<project>
+        return {"CLAUDE_CONFIG_DIR": posixpath.dirname(posixpath.dirname(project_dir))}
+    return {}
 
 
 async def _local_cwd(
