@@ -85,6 +85,7 @@ sub event {
         next unless index($path, "$s->{base}/") == 0;
         my $rel = substr($path, length("$s->{base}/"));
         next unless $rel eq $s->{main} || index($rel, "$s->{sid}/") == 0;
+        $s->{poked} = 1;
         if ($what =~ /ISDIR/) { $relist = 1; next }
         next if $rel =~ m{(\A|/)\.} || $rel =~ /[\r]|\.conflict-/;
         if (!exists $s->{off}{$rel}) { next unless lstat($path) && -f _; $s->{off}{$rel} = 0 }
@@ -228,7 +229,12 @@ sub command {
 
 out("L 2 " . ($inw ? 'inotify' : 'poll') . "\n");
 
-my $idle = 0;
+# Each session is looked at on its own schedule: watched, when an event
+# named it (and once a second anyway); polled, every tick while its files
+# change, every 4 ticks once it has been quiet ~1 s. So a hundred idle
+# sessions cost a hundred looks a second or so, not thousands.
+my $iter = 0;
+my $busy = 0;    # some polled session changed lately: tick fast
 while (1) {
     for my $s (values %S) {
         watch_dir($s->{base}, 0);
@@ -239,7 +245,8 @@ while (1) {
     vec($rin, fileno($_->[1]), 1) = 1 for values %watch;
     # Watched (or nothing to follow): a look per event, and one a second
     # anyway. Polled: busy files every tick; after ~1 s of quiet, every 4 ticks.
-    my $wait = (!%S || watched()) ? 1 : $tick_ms / 1000 * ($idle > 50 ? 4 : 1);
+    my $watched = %S && watched();
+    my $wait = (!%S || $watched) ? 1 : $tick_ms / 1000 * ($busy ? 1 : 4);
     my $ready = select(my $rout = $rin, undef, undef, $wait);
     if ($ready > 0) {
         for my $dir (keys %watch) {
@@ -260,8 +267,21 @@ while (1) {
         read_stdin();
         while ($inbuf =~ s/\A([^\n]*)\n//) { command($1) }
     }
-    my $sent = 0;
-    $sent += look($_, $relist ? 2 : 0) for values %S;
-    $idle = $sent ? 0 : $idle + 1;
+    $iter++;
+    my $was_busy = $busy;
+    $busy = 0;
+    my $now = time;
+    for my $s (values %S) {
+        my $quiet = ($s->{idle} //= 0) > 50;
+        if ($watched) {
+            next unless $s->{poked} || $relist || $now - ($s->{looked} // 0) >= 1;
+        } elsif ($quiet && $was_busy && !$relist && $iter % 4) {
+            next;    # quiet while others change (short ticks): every 4th
+        }
+        $s->{poked} = 0;
+        $s->{looked} = $now;
+        $s->{idle} = look($s, $relist ? 2 : 0) ? 0 : $s->{idle} + 1;
+        $busy ||= $s->{idle} <= 50;
+    }
     $relist = 0;
 }
