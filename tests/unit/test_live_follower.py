@@ -311,3 +311,39 @@ async def test_a_project_name_follow_pl_would_not_take_is_left_to_the_pull(
         assert isinstance(follower.error, ValueError) and not follower.running
     finally:
         await follower.stop()
+
+
+async def test_a_pull_of_one_session_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """While a pull holds one session's lock, the shared follower goes on serving
+    the other sessions; the held session's frames wait and land after the pull."""
+    executor = rx.LocalExecutor()
+    remote = tmp_path / "remote-claude" / "projects" / PROJECT
+    remote.mkdir(parents=True)
+    local = tmp_path / "local-claude" / "projects" / PROJECT
+    local.mkdir(parents=True)
+    sids = [f"0f0e0d0c-0b0a-4908-8706-05040302010{n}" for n in range(2)]
+    held, free = (
+        LiveFollower(
+            executor,
+            SessionPaths(local, PROJECT, sid, str(tmp_path / "remote-claude")),
+            tick=0.01,
+            wait="poll",
+        )
+        for sid in sids
+    )
+    for follower in (held, free):
+        follower.begin()
+    try:
+        assert await held.confirm() and await free.confirm()
+        async with held.lock:  # what a pull does
+            for sid in sids:
+                (remote / f"{sid}.jsonl").write_bytes(b'{"n":1}\n')
+            await until(lambda: read(local / f"{sids[1]}.jsonl") == b'{"n":1}\n', "the free one")
+            await anyio.sleep(0.2)
+            assert read(local / f"{sids[0]}.jsonl") == b""  # held back, not applied
+        await held.drain()
+        assert read(local / f"{sids[0]}.jsonl") == b'{"n":1}\n'
+        assert await held.confirm() and held.files.in_step
+    finally:
+        await held.stop()
+        await free.stop()

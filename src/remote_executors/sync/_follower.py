@@ -34,6 +34,8 @@ log = logging.getLogger("remote_executors.sync")
 
 #: Seconds between looks at the session's files while they change.
 TICK = 0.02
+#: Bytes of a session's frames held while a pull of it runs.
+MAX_HELD = 32 << 20
 
 
 class LiveFollower:
@@ -74,6 +76,8 @@ class LiveFollower:
         self._synced = 0
         self._synced_event = anyio.Event()
         self._stopped = False
+        self._held: list[Frame] = []
+        self._held_bytes = 0
 
     @property
     def channel(self) -> FollowChannel | None:
@@ -146,17 +150,47 @@ class LiveFollower:
                 await channel.leave(self._tag, grace)
 
     async def apply(self, frame: Frame) -> None:
-        """One frame of this session, from the follower process."""
+        """One frame of this session, from the follower process.
+
+        While a pull holds :attr:`lock`, the frame waits here instead (the
+        follower process serves other sessions meanwhile); :meth:`drain`
+        applies what waited once the pull is done. Past :data:`MAX_HELD` bytes
+        the waiting data is dropped: the gap it leaves marks the file for the
+        turn-end pull, as any gap does."""
+        if self.lock.locked():
+            self._hold(frame)
+            return
         async with self.lock:
-            if isinstance(frame, Data):
-                self.files.data(frame)
-            elif isinstance(frame, Head):
-                self.files.head(frame)
-            elif isinstance(frame, Problem):
-                self.files.problem(frame)
-            elif isinstance(frame, Synced):
-                self._synced = max(self._synced, frame.seq)
-                self.wake()
+            self._apply_held()
+            self._apply(frame)
+
+    async def drain(self) -> None:
+        """Apply the frames that arrived while a pull held the lock."""
+        async with self.lock:
+            self._apply_held()
+
+    def _hold(self, frame: Frame) -> None:
+        size = len(frame.data) if isinstance(frame, (Data, Head)) else 0
+        if size and self._held_bytes + size > MAX_HELD:
+            return  # dropped: a gap, so the file is left to the pull
+        self._held.append(frame)
+        self._held_bytes += size
+
+    def _apply_held(self) -> None:
+        held, self._held, self._held_bytes = self._held, [], 0
+        for frame in held:
+            self._apply(frame)
+
+    def _apply(self, frame: Frame) -> None:
+        if isinstance(frame, Data):
+            self.files.data(frame)
+        elif isinstance(frame, Head):
+            self.files.head(frame)
+        elif isinstance(frame, Problem):
+            self.files.problem(frame)
+        elif isinstance(frame, Synced):
+            self._synced = max(self._synced, frame.seq)
+            self.wake()
 
     def refuse(self, why: BaseException) -> None:
         """The follower process cannot follow this session: the turn-end sync will."""
