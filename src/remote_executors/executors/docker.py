@@ -27,8 +27,8 @@ from ._capture import DEFAULT_MAX_OUTPUT, check_limit
 from ._container_engine import ENGINES, EngineBackend, engine_failure
 from ._cwd_map import cwd_target, under_home
 from ._remote_job import RemoteJob, job_for
+from ._remote_process import RemoteProcess, start_job
 from ._run_job import run_job
-from ._ssh_process import SSHProcess, start_job
 from ._validate import (
     _CONTROL_RE,
     absolute_local,
@@ -68,7 +68,7 @@ def _check_container(container: object, engine: str) -> str:
     return container
 
 
-class ContainerProcess(SSHProcess):
+class ContainerProcess(RemoteProcess):
     """A process in a container, carried by an ``<engine> exec`` client.
 
     ``pid`` is the local client's. Stopping it ends the client; the engine then
@@ -216,7 +216,7 @@ class DockerExecutor:
         )
         self._home: str | None = None
         self._closed = False
-        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+        self._processes: weakref.WeakSet[RemoteProcess] = weakref.WeakSet()
 
     # -- identity ---------------------------------------------------------------
 
@@ -318,7 +318,7 @@ class DockerExecutor:
 
     async def _start(
         self, job: RemoteJob, *, pipe_stderr: bool, startup_timeout: float = 60.0
-    ) -> SSHProcess:
+    ) -> RemoteProcess:
         try:
             process = await start_job(
                 self._backend,
@@ -393,7 +393,7 @@ class DockerExecutor:
             where=f"in {self._name}",
         )
 
-    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> RemoteProcess:
         return await self._start(job, pipe_stderr=True, startup_timeout=startup_timeout)
 
     async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:

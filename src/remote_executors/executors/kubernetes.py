@@ -27,7 +27,7 @@ from ._capture import DEFAULT_MAX_OUTPUT
 from ._kube_api import KubeBackend
 from ._kube_channel import EXEC_FAILED, V5, KubeChannel
 from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
+from ._remote_process import RemoteProcess, start_job
 from ._validate import check_path
 from .base import CommandResult
 from .docker import ContainerProcess, DockerExecutor
@@ -86,7 +86,7 @@ class PodProcess(ContainerProcess):
             self._stop_heartbeat()
             channel.close_stdin()
             return
-        SSHProcess.send_signal(self, signal)
+        RemoteProcess.send_signal(self, signal)
 
     def lost_error(self) -> ExecutorError | None:
         code = self.returncode
@@ -268,7 +268,7 @@ class KubernetesExecutor(DockerExecutor):
 
     async def _start(
         self, job: RemoteJob, *, pipe_stderr: bool, startup_timeout: float = 60.0
-    ) -> SSHProcess:
+    ) -> RemoteProcess:
         backend: KubeBackend = self._backend  # type: ignore[assignment]
         try:
             process = await start_job(

@@ -18,8 +18,8 @@ from .._backend import Backend, LinkOptions
 from .._capture import DEFAULT_MAX_OUTPUT, check_limit
 from .._cwd_map import cwd_target, under_home
 from .._remote_job import RemoteJob, job_for
+from .._remote_process import RemoteProcess, start_job
 from .._run_job import run_job
-from .._ssh_process import SSHProcess, start_job
 from .._validate import (
     _CONTROL_RE,
     absolute_local,
@@ -184,7 +184,7 @@ class SSHExecutor:
             ),
         }
         self._spec = spec_from_options(self._host, given)
-        self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
+        self._processes: weakref.WeakSet[RemoteProcess | ReattachingProcess] = weakref.WeakSet()
 
     def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
         pairs = []
@@ -337,7 +337,7 @@ class SSHExecutor:
             where=f"on {self._host}",
         )
 
-    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> RemoteProcess:
         return await start_job(
             self._backend, job, pipe_stderr=True, startup_timeout=startup_timeout
         )

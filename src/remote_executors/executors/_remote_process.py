@@ -176,7 +176,7 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-class SSHProcess(PipedProcess):
+class RemoteProcess(PipedProcess):
     """A process running on another machine, driven like a local one.
 
     ``pid`` is the local ``ssh`` client's. ``terminate()``/``kill()`` end the
@@ -367,11 +367,11 @@ async def start_job(
     *,
     pipe_stderr: bool,
     startup_timeout: float = 60.0,
-    process_class: type[SSHProcess] | None = None,
-) -> SSHProcess:
+    process_class: type[RemoteProcess] | None = None,
+) -> RemoteProcess:
     """Open a channel, hand the job to the bootstrap, wait for its status line.
 
-    ``process_class``: the ``SSHProcess`` subclass to return (an executor
+    ``process_class``: the ``RemoteProcess`` subclass to return (an executor
     whose lost links look different, e.g. a container engine's client).
     """
     host = backend.host
@@ -417,7 +417,7 @@ async def start_job(
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
-    return (process_class or SSHProcess)(host, channel, job, status, rest)
+    return (process_class or RemoteProcess)(host, channel, job, status, rest)
 
 
 async def _finish(channel: Channel) -> int:
