@@ -29,6 +29,9 @@ from typing import IO, Any
 
 import anyio
 
+from remote_executors.errors import ExecutorError
+from remote_executors.executors._backend import Ending
+from remote_executors.executors.ssh._errors import lost_link
 from remote_executors.executors.ssh._openssh import OpenSSHChannel
 
 #: What a non-login ssh command gets on Debian/Ubuntu.
@@ -159,6 +162,9 @@ class ShellBackend:
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
         return None
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        return lost_link(self.host, ending)  # it stands for ssh
 
     async def aclose(self) -> None:
         """Kill every process group this backend started (test cleanup)."""

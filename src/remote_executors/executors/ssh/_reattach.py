@@ -100,7 +100,7 @@ class ReattachingProcess(PipedProcess):
         self._stdout = _Stdout(self)
         self._stderr = _Stderr(self) if pipe_stderr else None
 
-    # -- what RemoteProcess offers too -----------------------------------------
+    # -- what RemoteProcess offers too --------------------------------------
 
     @property
     def remote_path(self) -> str:
