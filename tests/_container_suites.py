@@ -11,9 +11,8 @@ could hide a leftover). Containers have no login scripts, so the default
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -36,29 +35,6 @@ TRIO_SUBSET = frozenset(
         "test_cancelling_run_stops_the_command",
     }
 )
-
-Suite = TypeVar("Suite", bound=type)
-
-
-class _OnTrio:
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
-
-
-def on_trio(suite: Suite, keep: Iterable[str], *, of: type = ExecutorConformance) -> Suite:
-    """``suite`` again on trio, running only the tests of ``of`` named in ``keep``.
-
-    Assign it to a ``Test...`` name of the test module for pytest to collect it.
-    """
-    keep = frozenset(keep)
-    unknown = keep - set(dir(of))
-    assert not unknown, f"no such tests in the suite: {unknown}"
-    name = f"{suite.__name__}Trio"
-    skipped = {t: None for t in dir(of) if t.startswith("test_") and t not in keep}
-    body = {"__module__": suite.__module__, "__qualname__": name, **skipped}
-    trio: Suite = type(name, (_OnTrio, suite), body)
-    return trio
 
 
 class ContainerExecutorSuite(ExecutorConformance):

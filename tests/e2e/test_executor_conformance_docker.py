@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from _container_suites import TRIO_SUBSET, ContainerExecutorSuite, on_trio
+from _container_suites import TRIO_SUBSET, ContainerExecutorSuite
+from _trio import on_trio
 from remote_executors.executors.docker import DockerExecutor
 from remote_executors.testing._docker_fixtures import docker_executor
 from remote_executors.testing.docker import TestContainer

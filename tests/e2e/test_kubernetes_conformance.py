@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from _container_suites import TRIO_SUBSET, ContainerExecutorSuite, ContainerSyncSuite, on_trio
+from _container_suites import TRIO_SUBSET, ContainerExecutorSuite, ContainerSyncSuite
+from _trio import on_trio
 from remote_executors.executors.kubernetes import KubernetesExecutor
 from remote_executors.testing._kube_fixtures import kube_executor
 from remote_executors.testing.kube_standin import StandinPod
