@@ -16,11 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from ..errors import (
-    ExecutorError,
-    InvalidInput,
-    ProcessLost,
-)
+from ..errors import ExecutorError, InvalidInput, ProcessLost
 from ._capture import DEFAULT_MAX_OUTPUT
 from ._kube_api import KubeBackend
 from ._kube_channel import V5, KubeChannel

@@ -20,11 +20,7 @@ from .._cwd_map import cwd_target, mapped_cwd, sorted_path_map, usable_home
 from .._remote_job import RemoteJob, job_for
 from .._remote_process import RemoteProcess, start_job
 from .._run_job import run_job
-from .._validate import (
-    _CONTROL_RE,
-    check_host,
-    check_path,
-)
+from .._validate import _CONTROL_RE, check_host, check_path
 from ..base import CommandResult, SpawnOptions
 from ._openssh import OpenSSHBackend
 from ._reattach import JobWatch, ReattachingProcess, grace_seconds, is_supervised, watch_job
