@@ -15,10 +15,13 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["PipeChannel"]
 
@@ -50,8 +53,9 @@ class PipeChannel:
         *,
         pipe_stderr: bool,
         env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
         start_new_session: bool = False,
-    ) -> PipeChannel:
+    ) -> Self:
         """Start ``argv`` with its stdin, stdout (and stderr, if ``pipe_stderr``) piped."""
         read_fd, write_fd = os.pipe()
         stderr_file: IO[bytes] | None = None
@@ -67,6 +71,7 @@ class PipeChannel:
                 stdout=subprocess.PIPE,
                 stderr=stderr_target,
                 env=env,
+                cwd=cwd,
                 start_new_session=start_new_session,
             )
         except BaseException:
