@@ -22,9 +22,11 @@ from ..errors import (
     ExecutorError,
     ExecutorUnavailable,
     HostUnreachable,
+    ProcessLost,
     RemoteSetupError,
 )
-from ._kube_channel import KubeChannel
+from ._backend import Ending
+from ._kube_channel import EXEC_FAILED, KubeChannel
 from ._remote_job import _bootstrap_b64
 
 __all__ = ["KubeBackend", "PodInfo", "import_client"]
@@ -334,6 +336,21 @@ class KubeBackend:
         except ExecutorError as found:
             return found
         return self._failure(exc, "starting an exec in")
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        """The exec stream broke (no exit status came) under a job nobody stopped."""
+        if ending.signalled or ending.returncode != EXEC_FAILED:
+            return None
+        said = (ending.stderr.strip().splitlines() or ["no exit status came"])[-1]
+        return ProcessLost(
+            f"Lost the exec stream to {self.host} while the process was running "
+            f"({said[:300]}). "
+            "The process in the pod is stopped by its watchdog; the session can be "
+            "resumed once the API server answers again.",
+            host=self.host,
+            detail=ending.stderr[-2000:],
+            exit_code=ending.returncode,
+        )
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         """An exec that ended before the bootstrap answered (its status message)."""

@@ -42,9 +42,9 @@ import paramiko
 from anyio.abc import ByteReceiveStream
 
 from ...errors import CommandTimeout, ConnectionFailed, ExecutorError
-from .._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
+from .._backend import MAX_CONNECTIONS, Ending, LinkOptions, pool_full, refused_in_a_row
 from ._config import ResolvedHost, resolve, ssh_g
-from ._errors import SSH_FAILED, classify_connect_failure, connect_error
+from ._errors import SSH_FAILED, classify_connect_failure, connect_error, lost_link
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 
 log = logging.getLogger("remote_executors.ssh")
@@ -726,6 +726,9 @@ class FabricBackend:
                 raise connect_error("other", self.host, self.lost_reason()) from exc
             raise classify_paramiko(self.host, exc) from exc
         return FabricChannel(chan, pipes, pipe_stderr=pipe_stderr, lost_reason=self.lost_reason)
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        return lost_link(self.host, ending)
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         if returncode == SSH_FAILED:
