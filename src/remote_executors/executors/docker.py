@@ -26,6 +26,7 @@ from ..errors import (
 from ._capture import DEFAULT_MAX_OUTPUT, check_limit
 from ._container_engine import ENGINES, EngineBackend, engine_failure
 from ._cwd_map import cwd_target, mapped_cwd, sorted_path_map, usable_home
+from ._docker_api import DockerAPIBackend, api_socket
 from ._remote_job import RemoteJob, job_for
 from ._remote_process import RemoteProcess, start_job
 from ._run_job import run_job
@@ -180,7 +181,14 @@ class DockerExecutor:
             )
         self._user = user
         self._init_common(self._spec(), claude_path, path_map)
-        self._backend = EngineBackend(self._name, engine, container, user)
+        # The carrier: the Engine API in process when the engine is a local
+        # unix socket, else the engine's CLI (contexts, tcp, ssh, podman).
+        socket_path = api_socket(engine)
+        self._backend: EngineBackend | DockerAPIBackend = (
+            DockerAPIBackend(self._name, container, user, socket_path)
+            if socket_path is not None
+            else EngineBackend(self._name, engine, container, user)
+        )
 
     def _init_common(
         self, name: str, claude_path: str | None, path_map: Mapping[str, str] | None
@@ -381,6 +389,14 @@ class DockerExecutor:
 
     async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:
         """Why ``<engine> exec`` exits before the bootstrap runs, from one bare exec."""
+        if isinstance(self._backend, DockerAPIBackend):
+            with anyio.move_on_after(15):
+                probed = await self._backend.probe()
+                if probed is not None:
+                    failure = self._backend.connect_failure(*probed)
+                    if failure is not None:
+                        return failure
+            return self._no_shell(exc)
         argv = self._backend.exec_argv(["/bin/sh", "-c", "exit 0"], interactive=False)
         with anyio.move_on_after(15):
             done = await anyio.run_process(
@@ -392,6 +408,9 @@ class DockerExecutor:
             )
             if failure is not None:
                 return failure
+        return self._no_shell(exc)
+
+    def _no_shell(self, exc: RemoteSetupError) -> RemoteSetupError:
         return RemoteSetupError(
             f"Container {self._name} could not start the process: its shell exited before "
             "running anything. The image needs /bin/sh with base64, awk, mkfifo, mktemp "
@@ -402,6 +421,8 @@ class DockerExecutor:
 
     async def _state(self) -> str | None:
         """The container's state (``running``, ``exited``, ...; ``missing``), None if unknown."""
+        if isinstance(self._backend, DockerAPIBackend):
+            return await self._backend.state()
         try:
             argv = [
                 self._backend.binary(),
