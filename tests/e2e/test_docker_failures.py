@@ -60,7 +60,23 @@ async def test_a_stopped_container(
 async def test_the_engine_is_not_installed(
     rx_container: TestContainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The API carrier needs no docker CLI, so "not installed" is no CLI on
+    # PATH and no engine socket either.
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker on it
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    executor = DockerExecutor(rx_container.name)
+    with pytest.raises(rx.ConnectionFailed) as caught:
+        await executor.run(["true"])
+    named(caught.value, executor, "not installed", "apt-get install")
+
+
+async def test_the_engine_cli_is_not_installed(
+    rx_container: TestContainer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_cli_carrier: str,
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a context needs the CLI, and there is none
     executor = DockerExecutor(rx_container.name)
     with pytest.raises(rx.ConnectionFailed) as caught:
         await executor.run(["true"])
@@ -146,8 +162,10 @@ async def test_container_stopping_under_a_process_is_process_lost(
 
 
 async def test_a_killed_exec_client_leaves_nothing_running(
-    rx_container: TestContainer,
+    rx_container: TestContainer, docker_cli_carrier: str
 ) -> None:
+    # Only the CLI carrier has a client process to kill; the API carrier's
+    # counterpart is the engine link cut below (and tests/e2e/test_docker_api.py).
     executor = DockerExecutor(rx_container.name, user=rx_container.user)
     mark = f"{300 + secrets.randbelow(10**6) / 10**6:.6f}"
     process = await executor.spawn(
