@@ -31,7 +31,7 @@ import select
 import shutil
 import socket
 import threading
-import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -50,13 +50,9 @@ _REPLY_LIMIT = 1 << 20  # an API answer we read is small JSON; a bigger one is r
 _HEADER_LIMIT = 65536  # the 101 answer's headers
 _KEEP = 16384  # bytes of stderr kept for messages when nobody reads it
 _CHUNK = 65536
-#: How long an ended stream may wait for the engine to mark its exec done. A
-#: stream ends after the process's output; the engine notes the exit a moment
-#: later. Past this, the stream broke under a running process.
-_SETTLE = 2.0
 
 
-def api_socket(engine: str, environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
+def api_socket(engine: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The engine's unix socket when the API carrier applies, else None.
 
     It applies to ``docker`` when the docker CLI would itself talk to a local
@@ -310,27 +306,27 @@ class DockerAPIChannel:
                     os.close(fd)
 
     def _exit_status(self) -> tuple[int, str]:
-        """The job's exit code from the engine, once it has noted it.
+        """The job's exit code from the engine.
 
-        Still "running" past ``_SETTLE`` means the stream ended under a live
-        process (the link broke, not the job): ``EXEC_FAILED``, which the
-        executor reports as a lost link. The process itself lost its stdin
-        with the stream and is stopped by its watchdog.
+        The engine notes an exec's exit before it closes the exec's streams,
+        so a stream that ended under a job the engine still calls running
+        broke: ``EXEC_FAILED``, which the executor reports as a lost link.
+        (Asked later, the engine would say 126, its code for an exec whose
+        caller went away, after killing the job's main process; the watchdog
+        stops the rest of its tree, its stdin being closed.)
         """
-        deadline = time.monotonic() + _SETTLE
-        while True:
-            try:
-                info = self._api.call("GET", f"/exec/{self._exec_id}/json", timeout=5)
-            except (OSError, _Refused, ValueError) as exc:
-                return EXEC_FAILED, f"the engine did not say how the exec ended: {exc}"
-            if isinstance(info, dict) and not info.get("Running"):
-                code = info.get("ExitCode")
-                if isinstance(code, int):
-                    return code, ""
-                return EXEC_FAILED, "the engine reported no exit code for the exec"
-            if time.monotonic() > deadline:
-                return EXEC_FAILED, "the exec stream ended while the process was still running"
-            time.sleep(0.02)
+        try:
+            info = self._api.call("GET", f"/exec/{self._exec_id}/json", timeout=5)
+        except (OSError, _Refused, ValueError) as exc:
+            return EXEC_FAILED, f"the engine did not say how the exec ended: {exc}"
+        if not isinstance(info, dict):
+            return EXEC_FAILED, "the engine said nothing about the exec"
+        if info.get("Running"):
+            return EXEC_FAILED, "the exec stream ended while the process was still running"
+        code = info.get("ExitCode")
+        if isinstance(code, int):
+            return code, ""
+        return EXEC_FAILED, "the engine reported no exit code for the exec"
 
     def _write(self, fd: int, data: bytes) -> None:
         """Write all of ``data``, waiting while the pipe is full (dropped once
@@ -433,8 +429,7 @@ class DockerAPIBackend:
         if failure is not None:
             return failure
         return ConnectionFailed(  # engine_failure classifies every 125; kept for mypy
-            f"docker could not run a command in container {self._container} ({self.host}): "
-            f"{said}",
+            f"docker could not run a command in container {self._container} ({self.host}): {said}",
             host=self.host,
         )
 
