@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -256,3 +257,45 @@ async def test_a_broken_stream_is_process_lost(
     assert lost.host == executor.name and rx_container.name in str(lost)
     assert "Lost the link to the docker engine" in lost.message
     await executor.aclose()
+
+
+_TRY_RUN = """
+import anyio, sys
+import remote_executors as rx
+from remote_executors.executors.docker import DockerExecutor
+
+async def main():
+    executor = DockerExecutor(sys.argv[1])
+    try:
+        await executor.run(["true"])
+    except rx.ExecutorError as exc:
+        print(type(exc).__name__, exc.host, exc.message, sep="\\n")
+
+anyio.run(main)
+"""
+
+
+async def test_a_socket_this_user_may_not_use(
+    rx_container: TestContainer, relay: EngineRelay
+) -> None:
+    # Root may use any socket; without CAP_DAC_OVERRIDE it is an ordinary user
+    # outside the docker group, which a socket of mode 0 refuses for real.
+    relay.path.chmod(0)
+    done = await anyio.run_process(
+        [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            sys.executable,
+            "-c",
+            _TRY_RUN,
+            rx_container.name,
+        ],
+        check=False,
+    )
+    kind, host, message = done.stdout.decode().split("\n", 2)
+    assert kind == "HostUnreachable", done.stderr.decode()[-2000:]
+    assert host == f"docker://{rx_container.name}"
+    assert rx_container.name in message
+    assert "Cannot reach the docker engine" in message and "docker group" in message
+    assert relay.sent == []  # refused before anything was sent

@@ -14,10 +14,10 @@ stream ends, ``GET /exec/{id}/json`` for the exit code. ``shutdown(SHUT_WR)``
 ends the job's stdin; closing the stream makes the engine close it too, which
 the watchdog in the container takes as "the caller is gone".
 
-Blocking sockets and one reader thread per job that writes into OS pipes (as
-``_kube_channel`` does) keep it independent of asyncio or trio, and bound
-memory: a pipe holds 64 KiB, a full one blocks the reader, the socket fills
-and the engine stops reading the job's output.
+Blocking sockets and one reader thread per job that writes into OS pipes
+(``_threaded_channel``, as for Kubernetes) keep it independent of asyncio or
+trio, and bound memory: a pipe holds 64 KiB, a full one blocks the reader,
+the socket fills and the engine stops reading the job's output.
 """
 
 from __future__ import annotations
@@ -27,20 +27,18 @@ import errno
 import http.client
 import json
 import os
-import select
 import shutil
 import socket
-import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import anyio
-from anyio.abc import ByteReceiveStream
 
 from ..errors import ConnectionFailed, ExecutorError
 from ._container_engine import engine_failure
-from ._kube_channel import EXEC_FAILED, _PipeStream
+from ._kube_channel import EXEC_FAILED
+from ._threaded_channel import KEEP, ThreadedChannel
 
 __all__ = ["DEFAULT_SOCKET", "DockerAPIBackend", "DockerAPIChannel", "api_socket"]
 
@@ -48,7 +46,6 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 _CONNECT_TIMEOUT = 15.0
 _REPLY_LIMIT = 1 << 20  # an API answer we read is small JSON; a bigger one is refused
 _HEADER_LIMIT = 65536  # the 101 answer's headers
-_KEEP = 16384  # bytes of stderr kept for messages when nobody reads it
 _CHUNK = 65536
 
 
@@ -197,50 +194,18 @@ class _API:
             raise
 
 
-class DockerAPIChannel:
-    """A running exec over one hijacked connection (the ``_backend.Channel`` protocol).
-
-    ``pid`` is this Python process's: no local process carries the job.
-    """
+class DockerAPIChannel(ThreadedChannel):
+    """A running exec over one hijacked connection (the ``_backend.Channel`` protocol)."""
 
     def __init__(
         self, api: _API, exec_id: str, sock: socket.socket, first: bytes, *, pipe_stderr: bool
     ) -> None:
+        super().__init__(pipe_stderr=pipe_stderr, thread_name="rx-docker-exec")
         self._api = api
         self._exec_id = exec_id
         self._sock = sock
         self._first = first
-        self._lock = threading.Lock()  # whole writes: a heartbeat never lands inside one
-        self._stdin_closed = False
-        self._signal: int | None = None
-        self._code: int | None = None
-        self._message = ""
-        self._kept = b""
-        self._dead: set[int] = set()
-        self._ended = False
-        self._waiting: anyio.Event | None = None
-        out_r, self._out_w = os.pipe()
-        os.set_blocking(self._out_w, False)
-        self.stdout: ByteReceiveStream = _PipeStream(out_r)
-        self._err_w: int | None = None
-        self._err: _PipeStream | None = None
-        if pipe_stderr:
-            err_r, self._err_w = os.pipe()
-            os.set_blocking(self._err_w, False)
-            self._err = _PipeStream(err_r)
-        self.stderr: ByteReceiveStream | None = self._err
-        done_r, self._done_w = os.pipe()
-        self._done = _PipeStream(done_r)
-        self._reader = threading.Thread(target=self._read, name="rx-docker-exec", daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
-
-    @property
-    def returncode(self) -> int | None:
-        return self._code
+        self._start_reader()
 
     # -- the reader thread ---------------------------------------------------
 
@@ -259,7 +224,8 @@ class DockerAPIChannel:
         try:
             while True:
                 # An 8-byte header: stream (1 stdout, 2 stderr), 3 zero bytes,
-                # the payload's length (big-endian); then the payload.
+                # the payload's length (big-endian); then the payload, passed
+                # on piece by piece as it comes, however long it says it is.
                 while len(buffer) < 8:
                     data = self._recv()
                     if not data:
@@ -276,34 +242,21 @@ class DockerAPIChannel:
                             return
                     piece, buffer = buffer[:size], buffer[size:]
                     size -= len(piece)
-                    self._deliver(stream, piece)
+                    if stream == 1:
+                        self._stdout(piece)
+                    elif stream == 2:
+                        self._stderr(piece)
         finally:
-            self._finish(broke)
-
-    def _deliver(self, stream: int, data: bytes) -> None:
-        if stream == 1:
-            self._write(self._out_w, data)
-        elif stream == 2:
-            if self._err_w is None:
-                self._kept = (self._kept + data)[-_KEEP:]
+            with self._lock:
+                self._stdin_closed = True
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            if self._signal is not None:
+                self._code = -self._signal
+            elif broke:
+                self._code, self._message = EXEC_FAILED, "the exec stream broke off mid-frame"
             else:
-                self._write(self._err_w, data)
-
-    def _finish(self, broke: bool) -> None:
-        with self._lock:
-            self._stdin_closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
-        if self._signal is not None:
-            self._code = -self._signal
-        elif broke:
-            self._code, self._message = EXEC_FAILED, "the exec stream broke off mid-frame"
-        else:
-            self._code, self._message = self._exit_status()
-        for fd in (self._out_w, self._err_w, self._done_w):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+                self._code, self._message = self._exit_status()
 
     def _exit_status(self) -> tuple[int, str]:
         """The job's exit code from the engine.
@@ -328,24 +281,6 @@ class DockerAPIChannel:
             return code, ""
         return EXEC_FAILED, "the engine reported no exit code for the exec"
 
-    def _write(self, fd: int, data: bytes) -> None:
-        """Write all of ``data``, waiting while the pipe is full (dropped once
-        its reader is gone or the exec was stopped: the stream must still end)."""
-        if fd in self._dead:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    if self._signal is not None:
-                        self._dead.add(fd)
-                        return
-                    select.select([], [fd], [], 0.2)
-        except OSError:
-            self._dead.add(fd)
-
     # -- the Channel protocol --------------------------------------------------
 
     def write_stdin(self, data: bytes) -> None:
@@ -363,32 +298,6 @@ class DockerAPIChannel:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_WR)
 
-    def stderr_text(self) -> str:
-        text = self._kept.decode("utf-8", "replace")
-        if self._message:
-            text += ("\n" if text else "") + self._message
-        return text
-
-    async def wait(self) -> int:
-        # One task waits on the pipe (an fd takes one waiter); others on an event.
-        while not self._ended:
-            if self._waiting is not None:
-                await self._waiting.wait()
-                continue
-            self._waiting = event = anyio.Event()
-            try:
-                with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-                    while True:
-                        await self._done.receive()
-                self._ended = True
-            finally:
-                self._waiting = None
-                event.set()
-        code = self._code  # set before the thread closes its end of _done
-        if code is None:
-            raise anyio.ClosedResourceError  # closed under a waiter: aclose() ran
-        return code
-
     def send_signal(self, signum: int) -> None:
         """Drop the connection: the engine closes the job's stdin and the
         watchdog in the container stops its process tree. (The exec API
@@ -398,15 +307,6 @@ class DockerAPIChannel:
         self._signal = signum
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader; never blocks
-
-    async def aclose(self) -> None:
-        if self._code is None:
-            self.send_signal(9)
-            with anyio.move_on_after(5, shield=True):
-                await self.wait()
-        for stream in (self.stdout, self._err, self._done):
-            if isinstance(stream, _PipeStream):
-                stream.close()
 
 
 class DockerAPIBackend:
@@ -496,7 +396,7 @@ class DockerAPIBackend:
             for stream in (channel.stdout, channel.stderr):
                 assert stream is not None
                 with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-                    while sum(map(len, said)) < _KEEP:
+                    while sum(map(len, said)) < KEEP:
                         said.append(await stream.receive())
             code = await channel.wait()
             await channel.aclose()
