@@ -287,3 +287,37 @@ async def test_no_socket_is_an_unreachable_engine(tmp_path: Path) -> None:
         await missing.open("true", pipe_stderr=False)
     assert caught.value.host == "docker://box"
     assert "box" in caught.value.message
+
+
+async def test_ending_stdin_never_waits_for_a_stuck_write(
+    engine: Callable[..., FakeEngine],
+) -> None:
+    release = threading.Event()
+
+    def script(conn: socket.socket) -> None:
+        release.wait(30)  # reads none of the job's stdin until the test is done
+
+    fake = engine(script)
+    channel = await backend(fake).open("true", pipe_stderr=False)
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            channel.write_stdin(bytes(64 << 20))  # far more than the socket buffers hold
+        except OSError as exc:
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    await anyio.sleep(0.5)
+    assert writer.is_alive()  # stuck: nobody reads
+    started = anyio.current_time()
+    channel.close_stdin()
+    assert anyio.current_time() - started < 0.5
+    await anyio.to_thread.run_sync(writer.join, 10)
+    assert not writer.is_alive() and failed  # the shutdown ended the write
+    release.set()
+    channel.send_signal(9)
+    with anyio.fail_after(10):
+        assert await channel.wait() == -9
+    await channel.aclose()

@@ -290,13 +290,21 @@ class DockerAPIChannel(ThreadedChannel):
             self._sock.sendall(data)
 
     def close_stdin(self) -> None:
-        """Half-close: the engine ends the job's stdin, the output keeps coming."""
-        with self._lock:
+        """Half-close: the engine ends the job's stdin, the output keeps coming.
+
+        Called on the event loop: it never waits for a write stuck on a job
+        that does not read its stdin (the shutdown ends that write too; its
+        input is over either way)."""
+        locked = self._lock.acquire(blocking=False)
+        try:
             if self._stdin_closed:
                 return
             self._stdin_closed = True
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_WR)
+        finally:
+            if locked:
+                self._lock.release()
 
     def send_signal(self, signum: int) -> None:
         """Drop the connection: the engine closes the job's stdin and the
