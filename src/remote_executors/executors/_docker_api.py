@@ -35,7 +35,8 @@ from urllib.parse import quote
 
 import anyio
 
-from ..errors import ConnectionFailed, ExecutorError
+from ..errors import ConnectionFailed, ExecutorError, ProcessLost
+from ._backend import Ending
 from ._container_engine import engine_failure
 from ._kube_channel import EXEC_FAILED
 from ._threaded_channel import KEEP, ThreadedChannel
@@ -392,6 +393,23 @@ class DockerAPIBackend:
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         return engine_failure(self.engine, self._container, self.host, stderr, returncode)
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        """The stream to the engine broke (no exit status, or one still running)
+        under a job nobody stopped. A container that stopped is the executor's
+        to tell (``ContainerProcess``)."""
+        if ending.signalled or ending.returncode != EXEC_FAILED:
+            return None
+        said = (ending.stderr.strip().splitlines() or ["no exit status came"])[-1]
+        return ProcessLost(
+            f"Lost the link to the docker engine of container {self.host} while the "
+            f"process was running ({said[:300]}). The process in the container is "
+            "stopped by its watchdog; the session can be resumed once the engine "
+            "answers again.",
+            host=self.host,
+            detail=ending.stderr[-2000:],
+            exit_code=ending.returncode,
+        )
 
     async def probe(self) -> tuple[str, int] | None:
         """What a bare ``/bin/sh -c 'exit 0'`` exec says and its exit code (the
