@@ -7,8 +7,10 @@ reports the median time to the first message and to the result. The
 container is the test bed's (testing/docker.py: a debootstrapped Debian, the
 bundled CLI bind-mounted, ``--network host``); "warm" reuses one
 ``DockerExecutor`` (it remembers where the CLI is), "cold" makes a new one per
-session. There is no connection to keep: every process is one ``docker
-exec``. Runs are interleaved, in an order that turns every round, so drift in
+session; both use the in-process Engine API carrier. "warm-cli" is a warm one
+carried by one ``docker exec`` client per process (the carrier for contexts
+and remote engines), for the API/CLI ratio. There is no connection to keep:
+every process is one exec. Runs are interleaved, in an order that turns every round, so drift in
 machine load and the previous session's wind-down spread over every row alike.
 Ratios are docker/local; the target for warm is <= 1.10. The "k8s"
 row is a warm ``KubernetesExecutor`` on the same container, seen as a pod
@@ -31,6 +33,7 @@ import anyio
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
+from remote_executors.executors._container_engine import EngineBackend
 from remote_executors.testing.docker import ContainerBed
 from remote_executors.testing.kube_standin import KubeStandin
 from remote_executors.testing.model import ScriptedModel
@@ -77,9 +80,14 @@ async def measure(runs: int) -> None:
             "local": [],
             "cold": [],
             "warm": [],
+            "warm-cli": [],
             "k8s": [],
         }
         warm = rx.DockerExecutor(box.name, user=box.user)
+        # The same, carried by one `docker exec` client per process (the
+        # carrier for contexts and remote engines; the only one before the API's).
+        warm_cli = rx.DockerExecutor(box.name, user=box.user)
+        warm_cli._backend = EngineBackend(warm_cli.name, "docker", box.name, box.user)
         standin.add_pod("bench", "box-0", box.name, user=box.user)
         pod = rx.KubernetesExecutor(
             "box-0", namespace="bench", kubeconfig=str(standin.kubeconfig(Path(tmp) / "kube"))
@@ -88,6 +96,7 @@ async def measure(runs: int) -> None:
             # Warm-up: page the CLI binary into the cache on both sides.
             await one_session(rx.LocalExecutor(), local_options)
             await one_session(warm, remote_options)
+            await one_session(warm_cli, remote_options)
             await one_session(pod, remote_options)
 
             async def cold_session() -> tuple[float, float]:
@@ -101,17 +110,20 @@ async def measure(runs: int) -> None:
                 "local": lambda: one_session(rx.LocalExecutor(), local_options),
                 "cold": cold_session,
                 "warm": lambda: one_session(warm, remote_options),
+                "warm-cli": lambda: one_session(warm_cli, remote_options),
                 "k8s": lambda: one_session(pod, remote_options),
             }
             order = list(kinds)
             for round_ in range(runs):
                 # A new order each round, and a pause between sessions: the one
                 # before is still winding down (its CLI exiting) when the next starts.
-                for kind in order[round_ % 4 :] + order[: round_ % 4]:
+                turn = round_ % len(order)
+                for kind in order[turn:] + order[:turn]:
                     await anyio.sleep(SETTLE)
                     results[kind].append(await kinds[kind]())
         finally:
             await warm.aclose()
+            await warm_cli.aclose()
             await pod.aclose()
             local.rmdir()
 
@@ -122,13 +134,17 @@ async def measure(runs: int) -> None:
     print(f"{'':16}{'first message':>15}{'result':>10}")
     for kind in results:
         print(f"{kind:16}{med(kind, 0):14.3f}s{med(kind, 1):9.3f}s")
-    for kind in ("cold", "warm"):
+    for kind in ("cold", "warm", "warm-cli"):
         ratio = med(kind, 0) / med("local", 0)
         verdict = f"  (target <= {TARGET}: {'ok' if ratio <= TARGET else 'MISSED'})"
         print(
             f"{kind} docker/local: first message {ratio:.2f}x, result "
             f"{med(kind, 1) / med('local', 1):.2f}x" + (verdict if kind == "warm" else "")
         )
+    print(
+        f"warm API/CLI carrier: first message {med('warm', 0) / med('warm-cli', 0):.2f}x, "
+        f"result {med('warm', 1) / med('warm-cli', 1):.2f}x"
+    )
     print(
         f"warm k8s-stand-in/local: first message {med('k8s', 0) / med('local', 0):.2f}x, "
         f"result {med('k8s', 1) / med('local', 1):.2f}x; k8s/docker warm "

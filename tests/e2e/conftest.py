@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,3 +45,26 @@ def link(rx_sshd: SSHTestBed) -> Iterator[LinkProxy]:
     """A TCP proxy in front of the bed's sshd that can cut, refuse and freeze the link."""
     with LinkProxy(rx_sshd.host, rx_sshd.port) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def docker_cli_carrier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make ``DockerExecutor`` use the docker CLI carrier against the same engine:
+    a docker context of its own (in a private ``DOCKER_CONFIG``) selected by
+    ``DOCKER_CONTEXT``, which the in-process API carrier leaves to the CLI.
+    Returns the context's name."""
+    import subprocess
+
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    name = "rx-cli-carrier"
+    subprocess.run(
+        ["docker", "context", "create", name, "--docker", "host=unix:///var/run/docker.sock"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(config)},
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.setenv("DOCKER_CONTEXT", name)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    return name

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import remote_executors as rx
+from _engine_relay import EngineRelay
 from remote_executors._check import check
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.executors.docker import DockerExecutor
@@ -60,7 +61,23 @@ async def test_a_stopped_container(
 async def test_the_engine_is_not_installed(
     rx_container: TestContainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The API carrier needs no docker CLI, so "not installed" is no CLI on
+    # PATH and no engine socket either.
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker on it
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    executor = DockerExecutor(rx_container.name)
+    with pytest.raises(rx.ConnectionFailed) as caught:
+        await executor.run(["true"])
+    named(caught.value, executor, "not installed", "apt-get install")
+
+
+async def test_the_engine_cli_is_not_installed(
+    rx_container: TestContainer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_cli_carrier: str,
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a context needs the CLI, and there is none
     executor = DockerExecutor(rx_container.name)
     with pytest.raises(rx.ConnectionFailed) as caught:
         await executor.run(["true"])
@@ -146,8 +163,10 @@ async def test_container_stopping_under_a_process_is_process_lost(
 
 
 async def test_a_killed_exec_client_leaves_nothing_running(
-    rx_container: TestContainer,
+    rx_container: TestContainer, docker_cli_carrier: str
 ) -> None:
+    # Only the CLI carrier has a client process to kill; the API carrier's
+    # counterpart is the engine link cut below (and tests/e2e/test_docker_api.py).
     executor = DockerExecutor(rx_container.name, user=rx_container.user)
     mark = f"{300 + secrets.randbelow(10**6) / 10**6:.6f}"
     process = await executor.spawn(
@@ -229,70 +248,10 @@ async def test_check_names_each_problem(
     assert report.steps[0].status == "fail" and f"docker start {bare.name}" in report.steps[0].hint
 
 
-class _EngineLink:
-    """A unix-socket relay in front of the engine's socket whose connections can be cut."""
-
-    def __init__(self, path: Path, engine_socket: str = "/var/run/docker.sock") -> None:
-        import socket
-        import threading
-
-        self.path = path
-        self._engine = engine_socket
-        self._socket = socket
-        self._server = socket.socket(socket.AF_UNIX)
-        self._server.bind(str(path))
-        self._server.listen(16)
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import threading
-
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            upstream = self._socket.socket(self._socket.AF_UNIX)
-            upstream.connect(self._engine)
-            with self._lock:
-                self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, a: object, b: object) -> None:
-        import contextlib
-
-        src, dst = a, b
-        assert isinstance(src, self._socket.socket) and isinstance(dst, self._socket.socket)
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(self._socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """Drop every connection and refuse new ones (the engine's link is gone)."""
-        import contextlib
-
-        # shutdown() wakes the accept() blocked in the other thread (close() alone
-        # would leave it accepting); the path goes so nothing can connect again.
-        with contextlib.suppress(OSError):
-            self._server.shutdown(self._socket.SHUT_RDWR)
-        self._server.close()
-        self.path.unlink()
-        with self._lock:
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(self._socket.SHUT_RDWR)
-                sock.close()
-
-
 async def test_losing_the_engine_mid_process_is_process_lost(
     rx_container: TestContainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    link = _EngineLink(tmp_path / "engine.sock")
+    link = EngineRelay(tmp_path / "engine.sock")  # still a unix socket: the API carrier
     monkeypatch.setenv("DOCKER_HOST", f"unix://{link.path}")
     executor = DockerExecutor(rx_container.name, user=rx_container.user)
     mark = f"{300 + secrets.randbelow(10**6) / 10**6:.6f}"
@@ -302,7 +261,7 @@ async def test_losing_the_engine_mid_process_is_process_lost(
     with anyio.fail_after(30):
         while not any(f"sleep {mark}" in p for p in rx_container.processes()):
             await anyio.sleep(0.05)
-    link.cut()
+    link.cut(refuse_new=True)
     with anyio.fail_after(20):
         await process.wait()
         # The watchdog in the container: stdin closed by the engine, or no heartbeats.

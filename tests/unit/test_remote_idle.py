@@ -24,9 +24,9 @@ from test_bootstrap import read_line
 from test_bootstrap_extras import BOOTSTRAP_TOOLS, tools_without_perl
 
 from remote_executors import SpawnOptions, SSHExecutor
-from remote_executors.executors import _ssh_process
+from remote_executors.executors import _remote_process
 from remote_executors.executors._remote_job import RemoteJob
-from remote_executors.executors._ssh_process import SSHProcess, start_job
+from remote_executors.executors._remote_process import RemoteProcess, start_job
 from remote_executors.executors.ssh._reattach import ReattachingProcess
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ def wakeups(pid: int) -> int:
     raise AssertionError(f"no context switches for {pid}")
 
 
-async def spawn_echo(backend: ShellBackend, **job: object) -> tuple[SSHProcess, bytearray, int]:
+async def spawn_echo(backend: ShellBackend, **job: object) -> tuple[RemoteProcess, bytearray, int]:
     process = await start_job(backend, RemoteJob(argv=["sh", "-c", ECHO], **job), pipe_stderr=True)
     pending = bytearray()
     assert process.stdout is not None
@@ -69,7 +69,7 @@ async def spawn_echo(backend: ShellBackend, **job: object) -> tuple[SSHProcess, 
     return process, pending, pid
 
 
-async def echo(process: SSHProcess, pending: bytearray, word: bytes) -> None:
+async def echo(process: RemoteProcess, pending: bytearray, word: bytes) -> None:
     assert process.stdin is not None and process.stdout is not None
     with anyio.fail_after(10):
         await process.stdin.send(word + b"\n")
@@ -84,7 +84,7 @@ async def test_an_idle_job_with_perl_starts_nothing(
     make_backend: Callable[..., ShellBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """perl's relay keeps the heartbeat clock itself: no watchdog loop, no `sleep`."""
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.2)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.2)
     log = tmp_path / "started.log"
     backend = make_backend(env={"PATH": logging_path(tmp_path / "bin", log)})
     process, pending, pid = await spawn_echo(backend, heartbeat_misses=2)
@@ -104,7 +104,7 @@ async def test_an_idle_job_without_perl_only_sleeps(
     make_backend: Callable[..., ShellBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """awk has no clock: a loop of `sleep 1`, and nothing else (no `rm` per heartbeat)."""
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.2)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.2)
     log = tmp_path / "started.log"
     backend = make_backend(env={"PATH": logging_path(tmp_path / "bin", log, perl=False)})
     process, pending, pid = await spawn_echo(backend, heartbeat_misses=2)
@@ -125,7 +125,7 @@ async def test_an_idle_job_without_perl_only_sleeps(
 async def test_missing_heartbeats_stop_the_job_without_perl(
     make_backend: Callable[..., ShellBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.1)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.1)
     path = tools_without_perl(tmp_path / "bin", tmp_path / "awk.log")
     backend = make_backend(env={"PATH": path})
     process, _pending, pid = await spawn_echo(backend, heartbeat_misses=2)
@@ -146,7 +146,7 @@ async def test_missing_heartbeats_stop_a_job_whose_relay_is_blocked(
 ) -> None:
     """perl's clock is an alarm: it fires while the relay is stuck writing to a
     process that does not read, as the separate watchdog loop did."""
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.1)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.1)
     job = RemoteJob(argv=["sh", "-c", 'echo "$$"; exec sleep 300'], heartbeat_misses=1)
     process = await start_job(make_backend(), job, pipe_stderr=True)
     assert process.stdin is not None and process.stdout is not None

@@ -3,9 +3,8 @@
 The official client's ``stream()`` opens the socket (kubeconfig, TLS, auth,
 the ``v5.channel.k8s.io``/``v4.channel.k8s.io`` negotiation) and hands back
 its ``WSClient``; from there one reader thread takes frames off the socket
-and writes each stream's bytes into an OS pipe that the event loop reads.
-A pipe holds 64 KiB: when nobody reads, the reader blocks, the socket fills
-and the server stops sending, so memory stays bounded whatever the pod sends.
+and writes each stream's bytes into an OS pipe that the event loop reads
+(``_threaded_channel``), so memory stays bounded whatever the pod sends.
 
 Channels of the exec protocol: 0 stdin, 1 stdout, 2 stderr, 3 the final
 status (a ``metav1.Status`` JSON), 4 resize (unused: no tty); under v5, a
@@ -16,13 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import select
 import threading
 from typing import Any
 
-import anyio
-from anyio.abc import ByteReceiveStream
+from ._threaded_channel import ThreadedChannel
 
 __all__ = ["EXEC_FAILED", "KubeChannel", "V4", "V5", "exit_code_of"]
 
@@ -33,7 +29,6 @@ _STDIN, _STDOUT, _STDERR, _STATUS, _CLOSE = 0, 1, 2, 3, 255
 #: No status came, or it named no exit code: the link, not the program, ended
 #: (the value ssh and the engine CLIs use for their own failures).
 EXEC_FAILED = 255
-_KEEP = 16384  # bytes of stderr kept for messages when nobody reads it
 _STATUS_LIMIT = 65536  # a status is a small JSON object; a bigger one is cut
 
 
@@ -59,38 +54,7 @@ def exit_code_of(status: bytes) -> tuple[int, str]:
     return EXEC_FAILED, message or str(parsed)[:2000]
 
 
-class _PipeStream(ByteReceiveStream):
-    """The read end of a pipe the reader thread writes into."""
-
-    def __init__(self, fd: int) -> None:
-        os.set_blocking(fd, False)
-        self._fd: int | None = fd
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        while True:
-            fd = self._fd
-            if fd is None:
-                raise anyio.ClosedResourceError
-            try:
-                data = os.read(fd, max_bytes)
-            except BlockingIOError:
-                await anyio.wait_readable(fd)
-                continue
-            if not data:
-                raise anyio.EndOfStream
-            return data
-
-    async def aclose(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            anyio.notify_closing(fd)
-            os.close(fd)
-
-
-class KubeChannel:
+class KubeChannel(ThreadedChannel):
     """A running ``pods/exec``: byte streams, stdin writes, the exit status.
 
     ``pid`` is this Python process's: no local process carries the exec.
@@ -99,44 +63,15 @@ class KubeChannel:
     """
 
     def __init__(self, client: Any, *, pipe_stderr: bool) -> None:
+        super().__init__(pipe_stderr=pipe_stderr, thread_name="rx-kube-exec")
         self._client = client  # kubernetes.stream.ws_client.WSClient
         self._sock = client.sock
         self.protocol: str = str(client.subprotocol or "")
-        self._lock = threading.Lock()  # whole writes: a heartbeat never lands inside one
-        self._stdin_closed = False
-        self._signal: int | None = None
-        self._code: int | None = None
-        self._message = ""
-        self._kept = b""
-        self._dead: set[int] = set()  # write ends whose reader is gone
-        self._ended = False  # the reader thread finished (or the channel was closed)
-        self._waiting: anyio.Event | None = None  # the one task reading _done
-        out_r, self._out_w = os.pipe()
-        os.set_blocking(self._out_w, False)
-        self.stdout: ByteReceiveStream = _PipeStream(out_r)
-        self._err_w: int | None = None
-        self._err: _PipeStream | None = None
-        if pipe_stderr:
-            err_r, self._err_w = os.pipe()
-            os.set_blocking(self._err_w, False)
-            self._err = _PipeStream(err_r)
-        self.stderr: ByteReceiveStream | None = self._err
-        done_r, self._done_w = os.pipe()
-        self._done = _PipeStream(done_r)
-        self._reader = threading.Thread(target=self._read, name="rx-kube-exec", daemon=True)
-        self._reader.start()
+        self._start_reader()
 
     @property
     def closes_stdin(self) -> bool:
         return self.protocol == V5
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
-
-    @property
-    def returncode(self) -> int | None:
-        return self._code
 
     # -- the reader thread ---------------------------------------------------
 
@@ -155,12 +90,9 @@ class KubeChannel:
                     continue
                 channel, payload = data[0], data[1:]
                 if channel == _STDOUT:
-                    self._write(self._out_w, payload)
+                    self._stdout(payload)
                 elif channel == _STDERR:
-                    if self._err_w is None:
-                        self._kept = (self._kept + payload)[-_KEEP:]
-                    else:
-                        self._write(self._err_w, payload)
+                    self._stderr(payload)
                 elif channel == _STATUS:
                     status = (status + payload)[:_STATUS_LIMIT]
                 # 255 from the server (it closed a stream) and anything else: nothing to do
@@ -176,29 +108,6 @@ class KubeChannel:
                 self._stdin_closed = True
             with contextlib.suppress(Exception):
                 self._client.close()
-            for fd in (self._out_w, self._err_w, self._done_w):
-                if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-
-    def _write(self, fd: int, data: bytes) -> None:
-        """Write all of ``data``, waiting while the pipe is full. Dropped once the
-        reader went away, or once the exec was stopped (then nobody may read
-        again, and the stream must still end so that ``wait()`` returns)."""
-        if fd in self._dead:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    if self._signal is not None:
-                        self._dead.add(fd)
-                        return
-                    select.select([], [fd], [], 0.2)
-        except OSError:
-            self._dead.add(fd)
 
     # -- the Channel protocol --------------------------------------------------
 
@@ -222,32 +131,6 @@ class KubeChannel:
                 with contextlib.suppress(Exception):
                     self._client.close_channel(_STDIN)
 
-    def stderr_text(self) -> str:
-        text = self._kept.decode("utf-8", "replace")
-        if self._message:
-            text += ("\n" if text else "") + self._message
-        return text
-
-    async def wait(self) -> int:
-        # One task waits on the pipe (an fd takes one waiter); others on an event.
-        while not self._ended:
-            if self._waiting is not None:
-                await self._waiting.wait()
-                continue
-            self._waiting = event = anyio.Event()
-            try:
-                with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
-                    while True:
-                        await self._done.receive()
-                self._ended = True
-            finally:
-                self._waiting = None
-                event.set()
-        code = self._code  # set before the thread closes its end of _done
-        if code is None:
-            raise anyio.ClosedResourceError  # closed under a waiter: aclose() ran
-        return code
-
     def send_signal(self, signum: int) -> None:
         """End the exec: the stream closes, the pod's side closes the command's
         stdin and the watchdog there stops its process tree. The exec API
@@ -263,15 +146,3 @@ class KubeChannel:
             self._sock.close(timeout=2)
         with contextlib.suppress(Exception):
             self._sock.shutdown()
-
-    async def aclose(self) -> None:
-        if self._code is None:
-            self.send_signal(9)
-            with anyio.move_on_after(5, shield=True):
-                await self.wait()
-        self.stdout_close()
-
-    def stdout_close(self) -> None:
-        for stream in (self.stdout, self._err, self._done):
-            if isinstance(stream, _PipeStream):
-                stream.close()
