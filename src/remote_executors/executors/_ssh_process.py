@@ -25,6 +25,7 @@ from ._backend import Backend, Channel, ChannelRefused, refused_in_a_row
 from ._frames import FrameDecoder
 from ._piped_process import PipedProcess
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
+from ._spare import SpareChannel
 from .ssh._errors import SSH_FAILED, classify_lost
 
 log = logging.getLogger("remote_executors.ssh")
@@ -368,56 +369,90 @@ async def start_job(
     pipe_stderr: bool,
     startup_timeout: float = 60.0,
     process_class: type[SSHProcess] | None = None,
+    spare: SpareChannel | None = None,
 ) -> SSHProcess:
     """Open a channel, hand the job to the bootstrap, wait for its status line.
 
     ``process_class``: the ``SSHProcess`` subclass to return (an executor
     whose lost links look different, e.g. a container engine's client).
+    ``spare``: the job goes to its waiting channel when it has one, and the
+    next spare opens while the bootstrap works; a spare that turns out dead
+    is dropped and a channel opened as usual.
     """
     host = backend.host
-    for attempt in range(_OPEN_ATTEMPTS):
-        channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
-        try:
-            with anyio.fail_after(startup_timeout):
-                # If the channel already died, the status read below says why.
-                with contextlib.suppress(OSError):
-                    await anyio.to_thread.run_sync(channel.write_stdin, job.header())
-                status, rest = await _read_status(channel, job)
-        except TimeoutError:
-            channel.send_signal(signal.SIGKILL)
-            raise ConnectionFailed(
-                f"{host} did not start the remote process within {startup_timeout:.0f} s. "
-                f"Check that `ssh {host} true` returns promptly (a login script may be "
-                "waiting for input).",
+    status: JobStatus | None = None
+    rest = b""
+    channel = await spare.take(pipe_stderr) if spare is not None else None
+    if spare is not None and channel is not None:
+        status, rest = await _handshake(channel, job, startup_timeout, host, spare, pipe_stderr)
+        if status is None:
+            log.debug("%s: the spare channel was gone, opening another", host)
+            await spare.discard(channel)
+    if status is None:
+        for attempt in range(_OPEN_ATTEMPTS):
+            channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
+            status, rest = await _handshake(channel, job, startup_timeout, host, spare, pipe_stderr)
+            if status is not None:
+                break
+            code = await _finish(channel)
+            stderr = await _drain_stderr(channel)
+            failure = backend.connect_failure(stderr, code)
+            if isinstance(failure, ChannelRefused):
+                # Nothing ran there: the backend has made room (another connection).
+                log.debug("%s: channel not opened (%s), attempt %d", host, failure, attempt + 1)
+                await channel.aclose()
+                continue
+            if failure is not None:
+                raise failure
+            raise RemoteSetupError(
+                f"The remote shell on {host} exited (status {code}) before starting the "
+                f"process. Check that /bin/sh, base64, awk, mkfifo and mktemp exist on {host}.",
                 host=host,
-            ) from None
-        except BaseException:
-            channel.send_signal(signal.SIGKILL)
-            raise
-        if status is not None:
-            break
-        code = await _finish(channel)
-        stderr = await _drain_stderr(channel)
-        failure = backend.connect_failure(stderr, code)
-        if isinstance(failure, ChannelRefused):
-            # Nothing ran there: the backend has made room (another connection).
-            log.debug("%s: channel not opened (%s), attempt %d", host, failure, attempt + 1)
-            await channel.aclose()
-            continue
-        if failure is not None:
-            raise failure
-        raise RemoteSetupError(
-            f"The remote shell on {host} exited (status {code}) before starting the process. "
-            f"Check that /bin/sh, base64, awk, mkfifo and mktemp exist on {host}.",
-            host=host,
-            detail=stderr,
-        )
-    else:
-        raise refused_in_a_row(host, _OPEN_ATTEMPTS)
+                detail=stderr,
+            )
+        else:
+            raise refused_in_a_row(host, _OPEN_ATTEMPTS)
+    assert channel is not None
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
     return (process_class or SSHProcess)(host, channel, job, status, rest)
+
+
+async def _handshake(
+    channel: Channel,
+    job: RemoteJob,
+    startup_timeout: float,
+    host: str,
+    spare: SpareChannel | None,
+    pipe_stderr: bool,
+) -> tuple[JobStatus | None, bytes]:
+    """Send the header, read the status line (None: the channel died first).
+
+    Meanwhile the next spare opens: the remote is busy with this job then.
+    """
+    try:
+        with anyio.fail_after(startup_timeout):
+            # If the channel already died, the status read below says why.
+            with contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(channel.write_stdin, job.header())
+            if spare is None:
+                return await _read_status(channel, job)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(spare.refill, pipe_stderr)
+                status = await _read_status(channel, job)
+            return status
+    except TimeoutError:
+        channel.send_signal(signal.SIGKILL)
+        raise ConnectionFailed(
+            f"{host} did not start the remote process within {startup_timeout:.0f} s. "
+            f"Check that `ssh {host} true` returns promptly (a login script may be "
+            "waiting for input).",
+            host=host,
+        ) from None
+    except BaseException:
+        channel.send_signal(signal.SIGKILL)
+        raise
 
 
 async def _finish(channel: Channel) -> int:
