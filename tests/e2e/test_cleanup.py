@@ -46,6 +46,7 @@ from remote_executors.testing.sshd import (
     RemoteAccount,
     SSHClientConfig,
     SSHTestBed,
+    spare_channels,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -65,8 +66,6 @@ loops_and_backends = pytest.mark.parametrize(
 CLEANUP_DEADLINE = 5.0
 #: The remote watchdog's limit for missing heartbeats (``SSHExecutor`` WATCHDOG_SECONDS).
 WATCHDOG_SECONDS = 8
-#: How the bootstrap's shell shows in ps (the fixed remote command line, exec'd by the login shell).
-BOOTSTRAP_ARGS = '/bin/sh -c eval "$(echo '
 
 
 # ---- measuring -------------------------------------------------------------------------
@@ -89,25 +88,10 @@ def is_master_session(account: RemoteAccount, args: str) -> bool:
     }
 
 
-def idle_spares(procs: list[ProcessInfo]) -> set[int]:
-    """PIDs of spare channels (``warm_spawn``): a bootstrap still waiting for its job
-    header, i.e. the bootstrap's ``/bin/sh`` whose only process below is ``head -n 1``.
-    An open executor keeps one; it goes when the executor closes (checked below)."""
-    spares: set[int] = set()
-    for shell in procs:
-        if not shell.args.startswith(BOOTSTRAP_ARGS):
-            continue
-        below = [p for p in procs if p.ppid == shell.pid]
-        if len(below) == 1 and below[0].args == "head -n 1":
-            if not any(p.ppid == below[0].pid for p in procs):
-                spares |= {shell.pid, below[0].pid}
-    return spares
-
-
 def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
     """The account's processes, the ControlMaster's session and one idle spare excepted."""
     procs = [p for p in bed.processes(account) if not is_master_session(account, p.args)]
-    spares = idle_spares(procs)
+    spares = spare_channels(procs)
     # One executor here: more than one waiting spare would be a leak.
     assert len(spares) <= 2, f"more than one spare channel: {brief(procs)}"
     return [p for p in procs if p.pid not in spares]

@@ -28,6 +28,7 @@ from ._container_engine import ENGINES, EngineBackend, engine_failure
 from ._cwd_map import cwd_target, under_home
 from ._remote_job import RemoteJob, job_for
 from ._run_job import run_job
+from ._spare import SpareChannel
 from ._ssh_process import SSHProcess, start_job
 from ._validate import (
     _CONTROL_RE,
@@ -163,10 +164,18 @@ class DockerExecutor:
       claude_path: where the Claude Code CLI is in the container (skips the search).
       path_map: local directory prefix -> container directory prefix (absolute,
         or relative to the container user's home: ``"code/x"``, ``"~/code/x"``).
+      warm_spawn: keep one ``exec`` open and waiting (the bootstrap, idle) so
+        the next spawn skips starting it: most of the engine's ~90 ms per exec.
+        It costs one idle shell in the container, closes after 2 minutes
+        unused and with the executor. On by default.
 
     The container needs ``/bin/sh``, coreutils, ``ps`` (procps) and, for
     sessions, the Claude Code CLI (glibc-based images).
     """
+
+    #: An exec waiting for the next spawn (warm_spawn; none for subclasses
+    #: that start jobs their own way).
+    _spare: SpareChannel | None = None
 
     def __init__(
         self,
@@ -176,6 +185,7 @@ class DockerExecutor:
         user: str | None = None,
         claude_path: str | None = None,
         path_map: Mapping[str, str] | None = None,
+        warm_spawn: bool = True,
     ) -> None:
         if engine not in ENGINES:
             raise InvalidInput(
@@ -194,6 +204,7 @@ class DockerExecutor:
         self._user = user
         self._init_common(self._spec(), claude_path, path_map)
         self._backend = EngineBackend(self._name, engine, container, user)
+        self._spare = SpareChannel(self._backend) if warm_spawn else None
 
     def _init_common(
         self, name: str, claude_path: str | None, path_map: Mapping[str, str] | None
@@ -326,6 +337,7 @@ class DockerExecutor:
                 pipe_stderr=pipe_stderr,
                 startup_timeout=startup_timeout,
                 process_class=ContainerProcess,
+                spare=self._spare if job.mode == "spawn" else None,
             )
         except RemotePathNotFound as exc:
             raise RemotePathNotFound(
@@ -458,6 +470,8 @@ class DockerExecutor:
             for process in list(self._processes):
                 if process.returncode is None:
                     process.terminate()
+            if self._spare is not None:
+                await self._spare.aclose()
             await self._backend.aclose()
 
     async def __aenter__(self) -> Self:
