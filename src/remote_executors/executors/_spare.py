@@ -12,6 +12,10 @@ A spare costs one idle ``/bin/sh`` on the remote (and one session channel,
 counted against sshd's ``MaxSessions`` like any other). It never outlives
 its use: the bootstrap exits quietly at the end of its stdin, which closing
 the executor, a spare past ``max_age``, or a dropped link all bring about.
+
+The next spare opens when a job of the executor ends, not while one starts:
+its login shell would compete with the starting program for the CPU (on the
+loopback test bed, the very same CPU).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SpareChannel:
         self._max_age = max_age
         self._channel: Channel | None = None
         self._pipe_stderr = False
+        self._wanted_stderr = False  # what the last spawn asked for
         self._opened_at = 0.0
         self._expiry: threading.Timer | None = None
         self._opening = False
@@ -60,6 +65,7 @@ class SpareChannel:
     async def take(self, pipe_stderr: bool) -> Channel | None:
         """The spare, if it is alive, fresh and of the kind asked for; else None
         (a spare that is not is closed)."""
+        self._wanted_stderr = pipe_stderr
         channel, self._channel = self._channel, None
         self._stop_expiry()
         if channel is None:
@@ -71,8 +77,11 @@ class SpareChannel:
         await self.discard(channel)
         return None
 
-    async def refill(self, pipe_stderr: bool) -> None:
-        """Open the next spare, unless there is one (or one is being opened)."""
+    async def refill(self, pipe_stderr: bool | None = None) -> None:
+        """Open the next spare, unless there is one (or one is being opened);
+        by default of the stderr kind the last spawn asked for."""
+        if pipe_stderr is None:
+            pipe_stderr = self._wanted_stderr
         if self._closed or self._opening or self._channel is not None:
             return
         self._opening = True

@@ -206,6 +206,8 @@ class SSHProcess(PipedProcess):
         )
         self._heartbeat: _Heartbeat | None = None
         self._signalled = False
+        #: Topped up when this job ends (see start_job).
+        self.spare: SpareChannel | None = None
         if job.mode != "run" and job.heartbeat_misses > 0:
             self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
             self._heartbeat.start()
@@ -245,9 +247,15 @@ class SSHProcess(PipedProcess):
 
     async def wait(self) -> int:
         try:
-            return await self._channel.wait()
+            code = await self._channel.wait()
         finally:
             self._stop_heartbeat()
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            # The job is over: a quiet moment to open the next spare (opened
+            # while the job starts, it would compete with it for the CPU).
+            await spare.refill()
+        return code
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -375,23 +383,23 @@ async def start_job(
 
     ``process_class``: the ``SSHProcess`` subclass to return (an executor
     whose lost links look different, e.g. a container engine's client).
-    ``spare``: the job goes to its waiting channel when it has one, and the
-    next spare opens while the bootstrap works; a spare that turns out dead
-    is dropped and a channel opened as usual.
+    ``spare`` (spawn jobs): the job goes to its waiting channel when it has
+    one (a spare that turns out dead is dropped and a channel opened as
+    usual); the next spare opens when the job ends.
     """
     host = backend.host
     status: JobStatus | None = None
     rest = b""
     channel = await spare.take(pipe_stderr) if spare is not None else None
     if spare is not None and channel is not None:
-        status, rest = await _handshake(channel, job, startup_timeout, host, spare, pipe_stderr)
+        status, rest = await _handshake(channel, job, startup_timeout, host)
         if status is None:
             log.debug("%s: the spare channel was gone, opening another", host)
             await spare.discard(channel)
     if status is None:
         for attempt in range(_OPEN_ATTEMPTS):
             channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
-            status, rest = await _handshake(channel, job, startup_timeout, host, spare, pipe_stderr)
+            status, rest = await _handshake(channel, job, startup_timeout, host)
             if status is not None:
                 break
             code = await _finish(channel)
@@ -416,7 +424,9 @@ async def start_job(
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
-    return (process_class or SSHProcess)(host, channel, job, status, rest)
+    process = (process_class or SSHProcess)(host, channel, job, status, rest)
+    process.spare = spare
+    return process
 
 
 async def _handshake(
@@ -424,24 +434,14 @@ async def _handshake(
     job: RemoteJob,
     startup_timeout: float,
     host: str,
-    spare: SpareChannel | None,
-    pipe_stderr: bool,
 ) -> tuple[JobStatus | None, bytes]:
-    """Send the header, read the status line (None: the channel died first).
-
-    Meanwhile the next spare opens: the remote is busy with this job then.
-    """
+    """Send the header, read the status line (None: the channel died first)."""
     try:
         with anyio.fail_after(startup_timeout):
             # If the channel already died, the status read below says why.
             with contextlib.suppress(OSError):
                 await anyio.to_thread.run_sync(channel.write_stdin, job.header())
-            if spare is None:
-                return await _read_status(channel, job)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(spare.refill, pipe_stderr)
-                status = await _read_status(channel, job)
-            return status
+            return await _read_status(channel, job)
     except TimeoutError:
         channel.send_signal(signal.SIGKILL)
         raise ConnectionFailed(
