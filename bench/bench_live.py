@@ -68,7 +68,7 @@ def follower_cpu(b: BenchBed) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for p in b.bed.processes(b.account):
-        if "follow one session" in p.args:
+        if "follow the files of" in p.args:
             with open(f"/proc/{p.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick

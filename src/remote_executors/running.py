@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import AsyncIterator
 from typing import Literal, Protocol, runtime_checkable
@@ -268,6 +269,7 @@ async def follow_running_session(
     cwd: str | os.PathLike[str] | None = None,
     sync: bool = True,
     release: bool = True,
+    since: Literal["start", "now"] = "start",
 ) -> AsyncIterator[Message]:
     """Follow a session whose CLI still runs on ``executor``'s host, read-only.
 
@@ -276,6 +278,10 @@ async def follow_running_session(
     first ``ResultMessage`` (and the status lines right after it) at or past
     what the CLI had printed when the follow began (at once, after the
     history, when it was idle already), or the end of the process. With
+    ``since="now"`` only what it prints from then on is read and yielded
+    (nothing at all when it was idle already): for a UI that shows the
+    history from the local transcript, or a long-running CLI whose output
+    since its start is large. With
     ``sync`` the transcript reaches the local project directory of ``cwd``
     as the turn runs and is complete there when the result is yielded
     (``cwd`` defaults to the directory recorded for the session, else the
@@ -288,10 +294,13 @@ async def follow_running_session(
     keeps its channel and its session untouched.
 
     Raises :class:`SessionNotRunning` (not running there, or unknown),
-    :class:`InvalidInput` (an executor that cannot follow), and what the
-    executor raises when the host cannot be reached.
+    :class:`InvalidInput` (an executor that cannot follow, or a ``since``
+    that is neither), and what the executor raises when the host cannot be
+    reached.
     """
     host = executor.name
+    if since not in ("start", "now"):
+        raise InvalidInput(f'since must be "start" or "now", not {since!r}', host=host)
     if not isinstance(executor, _Watchable):
         raise InvalidInput(
             f"{host} cannot follow a running session: only SSH executors run the "
@@ -304,17 +313,28 @@ async def follow_running_session(
 
         local = await _local_cwd(executor, job, cwd)
         syncer: SessionSyncer | None = SessionSyncer(
-            executor, default_sync(executor), local_cwd=local, env={}
+            executor, default_sync(executor), local_cwd=local, env=_remote_env(session_id)
         )
     else:
         syncer = None
-    follow = _Follow(executor, job, syncer)
+    follow = _Follow(executor, job, syncer, from_now=since == "now")
     try:
         async for message in follow.messages(release=release):
             yield message
     finally:
         with anyio.CancelScope(shield=True):
             await follow.close()
+
+
+def _remote_env(session_id: str) -> dict[str, str]:
+    """The CLAUDE_CONFIG_DIR the session ran with there, when its record here knows
+    it (the CLI's environment is not readable there: it may hold secrets)."""
+    record = SessionRecords().get(session_id)
+    project_dir = record.remote_project_dir if record is not None else None
+    if project_dir and project_dir.startswith("/"):
+        # <config>/projects/<project>
+        return {"CLAUDE_CONFIG_DIR": posixpath.dirname(posixpath.dirname(project_dir))}
+    return {}
 
 
 async def _local_cwd(
@@ -336,14 +356,22 @@ class _Follow:
     tells it."""
 
     def __init__(
-        self, executor: _Watchable, job: RunningSession, syncer: SessionSyncer | None
+        self,
+        executor: _Watchable,
+        job: RunningSession,
+        syncer: SessionSyncer | None,
+        *,
+        from_now: bool = False,
     ) -> None:
         self.executor = executor
         self.host = job.host
         self.job = job
         self.syncer = syncer
         self.watch: JobWatch | None = None
-        self.at = 0  # spool bytes received
+        # From now: from the byte before the spool's end as listed, so the line
+        # in progress there is known to be one (it is skipped whole, see messages()).
+        self.from_now = from_now
+        self.at = max(0, job.spool_bytes - 1) if from_now else 0  # spool bytes received
         self.stop_at: int | None = None  # the first result ending here or later ends it
         self.attached = False
         self.ended = False  # the end frame arrived: the CLI exited
@@ -390,11 +418,27 @@ class _Follow:
     async def messages(self, *, release: bool) -> AsyncIterator[Message]:
         buffer = bytearray()
         done = False
-        in_turn = False  # a turn began (output after the last result)
+        # A turn began (output after the last result); from now, one is in flight
+        # when the listing said so (its start is behind us).
+        in_turn = self.from_now and self.job.state == "running"
         results = 0
+        skip = self.from_now and self.at > 0  # up to the first newline: a line begun before
+        if self.from_now:
+            if self.syncer is not None:
+                # The init line is behind us: the listing has what the syncer needs.
+                init = {"type": "system", "subtype": "init", "session_id": self.job.session_id}
+                self.syncer.on_init(init, self.job.cwd or None)
+            await self._open()
+            done = self.job.state == "idle"  # no turn in flight: nothing to wait for
         while not done and (chunk := await self._receive()) is not None:
             buffer += chunk
             start = 0
+            if skip:
+                newline = buffer.find(b"\n")
+                if newline < 0:
+                    buffer.clear()
+                    continue
+                start, skip = newline + 1, False
             while not done and (newline := buffer.find(b"\n", start)) >= 0:
                 line, start = bytes(buffer[start:newline]), newline + 1
                 end = self.at - (len(buffer) - start)  # the spool offset past this line
@@ -406,7 +450,7 @@ class _Follow:
                         in_turn = True
                 # Past what the CLI had printed when the follow began, and no turn
                 # open: the turn in flight then has ended (or there was none).
-                done = end >= (self.stop_at or 0) and results > 0 and not in_turn
+                done = end >= (self.stop_at or 0) and (results > 0 or self.from_now) and not in_turn
             del buffer[:start]
             if len(buffer) > MAX_LINE:
                 raise OutputTooLarge(

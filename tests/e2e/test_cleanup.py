@@ -377,16 +377,11 @@ async def test_local_ssh_client_killed(
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run)
             await turn.running(rx_sshd, rx_account)
-            # The session's channel, its live follower's (started after init) and the
-            # spare waiting for the next spawn (opened while the session's started).
-            expected = 3 if fast_executor.warm_spawn else 2
-            await wait_until(
-                lambda: len(our_ssh_channels(rx_ssh_config)) == expected,
-                10,
-                f"{expected} channels",
-            )
+            # The session's channel and its live follower's (started after init); no
+            # spare yet: one opens when a spawned job ends.
+            await wait_until(lambda: len(our_ssh_channels(rx_ssh_config)) == 2, 10, "2 channels")
             channels = our_ssh_channels(rx_ssh_config)
-            assert len(channels) == expected, channels  # nothing else
+            assert len(channels) == 2, channels  # nothing else
             os.kill(min(channels, key=started_at), signal.SIGKILL)  # the session's
             ended = time.monotonic()
             await consumer.ended.wait()

@@ -18,13 +18,19 @@ import pytest
 from claude_agent_sdk import (
     ClaudeAgentOptions,
     ProcessError,
-    get_session_messages,
-    list_sessions,
 )
 
 import remote_executors as rx
-from _cli import CLI, last_line, ok, session_of
-from _sessions import options_for, result_of, run
+from _cli import CLI, ok
+from _sessions import (
+    cli_resume_where_it_ran,
+    cli_run_on,
+    first_turn_in,
+    options_for,
+    result_of,
+    resume_in,
+    run,
+)
 from remote_executors.paths import project_dir_from_cwd
 from remote_executors.testing._docker_fixtures import ContainerFactory
 from remote_executors.testing.docker import ContainerBed, TestContainer
@@ -45,16 +51,6 @@ def local_claude(private_local_claude: Path) -> Path:
     return private_local_claude
 
 
-def container_transcript(box: TestContainer, project: Project, sid: str) -> Path:
-    return box.path(
-        f"{box.claude_config_dir}/projects/{project_dir_from_cwd(str(project.remote))}/{sid}.jsonl"
-    )
-
-
-def local_transcript(config: Path, project: Project, sid: str) -> Path:
-    return config / "projects" / project_dir_from_cwd(str(project.local)) / f"{sid}.jsonl"
-
-
 @pytest.mark.anyio
 async def test_a_session_in_a_container_syncs_and_resumes_there(
     rx_container: TestContainer,
@@ -62,47 +58,16 @@ async def test_a_session_in_a_container_syncs_and_resumes_there(
     rx_model: ScriptedModel,
     local_claude: Path,
 ) -> None:
-    project = rx_container_project
-    executor = rx.DockerExecutor(rx_container.name, user=rx_container.user)
-    rx_model.script(
-        tool_use("Bash", {"command": "echo in-container-$(id -un)", "description": "echo"}),
-        text("first answer c-one"),
-    )
-    try:
-        sid = result_of(await run("first question", options_for(project), executor)).session_id
-    finally:
-        await executor.aclose()
-    # The tool ran in the container, as its user, and the turn is on the local disk.
-    entries = get_session_messages(sid, directory=str(project.local))
-    assert "in-container-agent" in repr([e.message for e in entries])
-    assert [s.session_id for s in list_sessions(directory=str(project.local))] == [sid]
-    remote = container_transcript(rx_container, project, sid)
-    assert local_transcript(local_claude, project, sid).read_bytes() == remote.read_bytes()
-    record = rx.get_session_record(sid)
-    assert record is not None and record.executor == f"docker://{rx_container.name}?user=agent"
-    assert record.remote_cwd == str(project.remote)
-
+    box, project = rx_container, rx_container_project
+    executor = rx.DockerExecutor(box.name, user=box.user)
+    assert executor.spec == f"docker://{box.name}?user=agent"
+    sid = await first_turn_in(executor, box, project, rx_model, local_claude, tag="container")
     # Resume there with a new executor for the same container: the CLI in the
     # container continues the conversation (the model sees the first turn).
-    rx_model.script(text("second answer"))
-    again = rx.DockerExecutor(rx_container.name, user=rx_container.user)
-    try:
-        messages = await run("second question", options_for(project, resume=sid), again)
-    finally:
-        await again.aclose()
-    assert result_of(messages).session_id == sid
-    seen = repr(rx_model.main_requests[-1].messages)
-    assert "first answer c-one" in seen and "second question" in seen
-    after = remote.read_bytes()
-    assert b"second answer" in after
-    assert local_transcript(local_claude, project, sid).read_bytes() == after
-
+    again = rx.DockerExecutor(box.name, user=box.user)
+    await resume_in(again, box, project, rx_model, local_claude, sid, turn="second")
     # And with no executor at all: the record names the container.
-    rx_model.script(text("third answer"))
-    messages = await run("third question", options_for(project, resume=sid), None)
-    assert result_of(messages).session_id == sid
-    assert b"third answer" in remote.read_bytes()
-    assert local_transcript(local_claude, project, sid).read_bytes() == remote.read_bytes()
+    await resume_in(None, box, project, rx_model, local_claude, sid, turn="third")
 
 
 @pytest.mark.anyio
@@ -153,28 +118,9 @@ def test_cli_runs_on_a_container_spec(
 ) -> None:
     cli = CLI(tmp_path / "cli", rx_model)
     spec = f"docker://{rx_container.name}?user={rx_container.user}"
-    rx_model.script(
-        tool_use("Bash", {"command": "echo cli-in-$(hostname -s) $HOME", "description": "echo"}),
-        text("Answered from the container."),
+    sid = cli_run_on(
+        cli, spec, rx_container_project, rx_model, where="container", home=rx_container.home
     )
-    out = ok(
-        cli(
-            "run",
-            "--on",
-            spec,
-            "--cwd",
-            str(rx_container_project.local),
-            "--allow",
-            "Bash",
-            "where are you?",
-        )
-    )
-    assert "Answered from the container." in out
-    assert f"/home/{rx_container.user}" in out
-    assert spec in last_line(out)
-    sid = session_of(out)
-    sessions = json.loads(ok(cli("sessions", "--cwd", str(rx_container_project.local), "--json")))
-    assert [(s["session_id"], s["spec"]) for s in sessions] == [(sid, spec)]
     # sync and check take the spec too.
     synced = json.loads(ok(cli("sync", spec, "--cwd", str(rx_container_project.local), "--json")))
     assert synced["host"] == spec
@@ -183,11 +129,7 @@ def test_cli_runs_on_a_container_spec(
     assert f"{sid}.jsonl" in [f["path"] for f in synced["files"]]
     checked = json.loads(ok(cli("check", spec, "--json")))
     assert checked["ok"] and checked["host"] == spec
-    # --resume with no --on runs where the session last ran: in the container.
-    rx_model.script(text("Resumed in the container."))
-    out = ok(cli("run", "--resume", sid, "--cwd", str(rx_container_project.local), "more"))
-    assert "Resumed in the container." in out
-    assert spec in last_line(out)
+    cli_resume_where_it_ran(cli, spec, rx_container_project, rx_model, sid)
 
 
 def _cli_running(box: TestContainer) -> bool:

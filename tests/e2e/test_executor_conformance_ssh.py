@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from _chatty import make_chatty
+from _trio import on_trio
 from remote_executors.executors.ssh import BACKENDS, SSHExecutor
 from remote_executors.testing._sshd_fixtures import AccountFactory
 from remote_executors.testing.executor_conformance import ExecutorConformance
@@ -111,15 +112,7 @@ class TestSSHExecutor(ExecutorConformance):
         return lambda: [p.args for p in rx_sshd.processes(rx_account)]
 
 
-class TestSSHExecutorTrio(TestSSHExecutor):
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "trio"
-
-
 # Only TRIO_SUBSET runs on trio (see the module docstring).
-_unknown = (TRIO_SUBSET | set(KNOWN_FAILURES)) - set(dir(ExecutorConformance))
+TestSSHExecutorTrio = on_trio(TestSSHExecutor, TRIO_SUBSET)
+_unknown = set(KNOWN_FAILURES) - set(dir(ExecutorConformance))
 assert not _unknown, f"no such tests in the suite: {_unknown}"
-for _name in dir(ExecutorConformance):
-    if _name.startswith("test_") and _name not in TRIO_SUBSET:
-        setattr(TestSSHExecutorTrio, _name, None)

@@ -37,7 +37,7 @@ def local_claude(private_local_claude: Path) -> Path:
 
 def followers(bed: SSHTestBed, account: RemoteAccount) -> list[str]:
     """The account's live followers (follow.pl's first line is in their argv)."""
-    return [p.args[:80] for p in bed.processes(account) if "follow one session" in p.args]
+    return [p.args[:80] for p in bed.processes(account) if "follow the files of" in p.args]
 
 
 @pytest.mark.parametrize(

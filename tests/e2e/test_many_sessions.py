@@ -11,6 +11,7 @@ real SDK; only the CLI is a stand-in.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -76,7 +77,9 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
     two_channel_bed: SSHTestBed,
     private_local_claude: Path,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, "paramiko")
     bed = two_channel_bed
     account = bed.account(label=f"two_{backend}")
     stub = install_stub_cli(account)
@@ -117,13 +120,18 @@ async def test_sessions_past_maxsessions_spill_over_to_more_connections(
             control_dir = executor._backend._control_dir  # type: ignore[attr-defined]
         else:
             pool = executor._backend._connections  # type: ignore[attr-defined]
-        # 6 sessions x 2 channels on connections of 2: 6 at least.
-        assert len(pool) >= SESSIONS, pool
+        # 6 sessions, a channel each, and one live follower for all of them, on
+        # connections of 2 channels: 4 at least.
+        assert len(pool) >= (SESSIONS + 1 + 1) // 2, pool
         assert logins == len(pool), (logins, len(pool))
         refused = log.count("no more sessions")
         print(f"{backend}: {len(pool)} connections, {refused} channels refused")
         if backend == "fabric":
             assert len(transports()) == len(pool)
+            # paramiko logs each refusal as an error; ours are routine (debug),
+            # so an app without logging set up gets nothing on its stderr.
+            refusals = [r for r in caplog.records if "open FAILED" in r.getMessage()]
+            assert refusals and all(r.levelno == logging.DEBUG for r in refusals), refusals
         else:
             masters = [m for m in pool if m.alive]
             assert len(masters) == len(pool)

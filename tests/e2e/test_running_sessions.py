@@ -184,6 +184,48 @@ async def test_killed_app_session_is_listed_followed_then_resumed(
     assert "finished the long work" in json.dumps(rx_model.main_requests[-1].body)
 
 
+@asyncio_only
+async def test_following_from_now_skips_the_history(
+    rx_ssh_config: SSHClientConfig,
+    rx_project: Project,
+    rx_model: ScriptedModel,
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    local_claude: Path,
+    tmp_path: Path,
+) -> None:
+    """``since="now"``: only what the CLI prints from then on (no init, no first
+    assistant message), to the turn's result; the transcript is still whole here."""
+    prompt = long_turn(rx_model, 6)
+    sid = await start_and_kill_app(rx_ssh_config, rx_project, prompt, tmp_path, "client")
+    async with executor_for(rx_ssh_config) as executor:
+        with anyio.fail_after(60):
+            follow = rx.follow_running_session(executor, sid, since="now", release=False)
+            messages = [m async for m in follow]
+        results = [m for m in messages if isinstance(m, ResultMessage)]
+        assert len(results) == 1 and results[0].session_id == sid
+        assert not [m for m in messages if isinstance(m, SystemMessage) and m.subtype == "init"]
+        # The tool call was printed before the follow began: not yielded again.
+        assert not any(
+            isinstance(b, ToolUseBlock)
+            for m in messages
+            if isinstance(m, AssistantMessage)
+            for b in m.content
+        ), messages
+        assert texts(messages) == ["finished the long work"]
+        there, here = transcripts(rx_sshd, rx_account, rx_project, local_claude, sid)
+        assert here == there and b"finished the long work" in here
+        # Not released: the CLI waits for input. From now, nothing is in flight.
+        with anyio.fail_after(30):
+            assert [m async for m in rx.follow_running_session(executor, sid, since="now")] == []
+        # That follow released it: the CLI ends and the host cleans up.
+        with anyio.fail_after(20):
+            while any(s.session_id == sid for s in await rx.list_running_sessions(executor)):
+                await anyio.sleep(0.2)
+        with pytest.raises(rx.InvalidInput, match="since"):
+            [m async for m in rx.follow_running_session(executor, sid, since="later")]  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("anyio_backend", "rx_ssh_backend"),
     [("asyncio", "openssh"), ("trio", "openssh"), ("asyncio", "fabric")],
@@ -309,6 +351,9 @@ async def test_cli_lists_and_follows_a_running_session(
     assert f"is not running on {alias}" in again.stderr
     assert f"remote-executors run --resume {sid}" in again.stderr
     assert "ClaudeAgentOptions" not in again.stderr  # Python advice, not for the command line
+
+    lonely = await anyio.to_thread.run_sync(cli, "sessions", "--running", "--from-now")
+    assert lonely.returncode == 2 and "--from-now goes with --follow" in lonely.stderr
 
     unknown = "0b6e3c2a-58b4-4a5e-9d0b-3f3f0d1e2a77"
     missing = await anyio.to_thread.run_sync(cli, "sessions", "--follow", unknown, "--on", alias)

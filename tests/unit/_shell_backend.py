@@ -5,8 +5,8 @@
 ``[shell, "-c", remote_command]`` the way sshd runs a command under the
 user's login shell, with
 
-- stdin from an ``os.pipe`` whose write end goes into ``OpenSSHChannel`` (as
-  the real backend does, so writes are the same blocking, locked ``os.write``),
+- stdin from an ``os.pipe`` written by ``OpenSSHChannel`` (a ``PipeChannel``,
+  as the real backends' are, so writes are the same blocking, locked ``os.write``),
 - ``start_new_session=True``, so the bootstrap is a session and process-group
   leader, as it is under sshd,
 - an sshd-like environment: the non-login PATH, ``HOME``, ``SHELL``, ``USER``.
@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import tempfile
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import Any
 
 import anyio
 
+from remote_executors.errors import ExecutorError
+from remote_executors.executors._backend import Ending
+from remote_executors.executors.ssh._errors import lost_link
 from remote_executors.executors.ssh._openssh import OpenSSHChannel
 
 #: What a non-login ssh command gets on Debian/Ubuntu.
@@ -129,36 +130,21 @@ class ShellBackend:
         self.connects += 1
 
     async def open(self, remote_command: str, *, pipe_stderr: bool) -> ShellChannel:
-        read_fd, write_fd = os.pipe()
-        stderr_file: IO[bytes] | None = None
-        try:
-            if pipe_stderr:
-                stderr_target: int = subprocess.PIPE
-            else:
-                stderr_file = tempfile.TemporaryFile()
-                stderr_target = stderr_file.fileno()
-            process = await anyio.open_process(
-                [self.shell, "-c", self.prelude + remote_command],
-                stdin=read_fd,
-                stdout=subprocess.PIPE,
-                stderr=stderr_target,
-                cwd=self.home,
-                env=self.env,
-                start_new_session=True,
-            )
-        except BaseException:
-            os.close(write_fd)
-            if stderr_file is not None:
-                stderr_file.close()
-            raise
-        finally:
-            os.close(read_fd)
-        channel = ShellChannel(process, write_fd, stderr_file)
+        channel = await ShellChannel.start(
+            [self.shell, "-c", self.prelude + remote_command],
+            pipe_stderr=pipe_stderr,
+            env=self.env,
+            cwd=self.home,
+            start_new_session=True,
+        )
         self.channels.append(channel)
         return channel
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
         return None
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        return lost_link(self.host, ending)  # it stands for ssh
 
     async def aclose(self) -> None:
         """Kill every process group this backend started (test cleanup)."""

@@ -31,10 +31,10 @@ from remote_executors.errors import (
     RemotePathNotFound,
     RemoteSetupError,
 )
-from remote_executors.executors import _ssh_process
+from remote_executors.executors import _remote_process
 from remote_executors.executors._remote_job import RemoteJob, remote_command
+from remote_executors.executors._remote_process import RemoteProcess, start_job
 from remote_executors.executors._run_job import collect
-from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import CommandResult
 
 pytestmark = pytest.mark.anyio
@@ -411,7 +411,7 @@ async def test_spawn_relays_exactly_with_perl_base_only(
 async def test_heartbeats_never_land_inside_a_line(
     make_backend: Callable[..., ShellBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.01)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.01)
     job = RemoteJob(argv=["cat"], heartbeat_misses=5)
     process = await start_job(make_backend(), job, pipe_stderr=True)
     with anyio.fail_after(15):
@@ -473,7 +473,9 @@ async def test_run_mode_exit_status_and_stderr(make_backend: Callable[..., Shell
 # --- the watchdog --------------------------------------------------------------------
 
 
-async def _start_sleeper(backend: ShellBackend, **job_args: object) -> tuple[SSHProcess, int, int]:
+async def _start_sleeper(
+    backend: ShellBackend, **job_args: object
+) -> tuple[RemoteProcess, int, int]:
     """A process that leaves a child behind: both must die with the group."""
     script = 'sleep 300 & echo "$$ $!"; wait'
     job = RemoteJob(argv=["sh", "-c", script], **job_args)
@@ -528,7 +530,7 @@ async def test_process_aclose_stops_it(make_backend: Callable[..., ShellBackend]
 async def test_missing_heartbeats_stop_the_process(
     make_backend: Callable[..., ShellBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_ssh_process, "HEARTBEAT_INTERVAL", 0.1)
+    monkeypatch.setattr(_remote_process, "HEARTBEAT_INTERVAL", 0.1)
     backend = make_backend()
     process, pid, child = await _start_sleeper(backend, heartbeat_misses=1)
     # Heartbeats flowing: the watchdog checks every second and stays quiet.

@@ -31,8 +31,8 @@ from remote_executors import LocalExecutor, SpawnOptions, SSHExecutor, _cli_argv
 from remote_executors._sdk_compat import SubprocessCLITransport
 from remote_executors.errors import InvalidInput, ProcessLost
 from remote_executors.executors._remote_job import RemoteJob
+from remote_executors.executors._remote_process import RemoteProcess, start_job
 from remote_executors.executors._run_job import collect
-from remote_executors.executors._ssh_process import SSHProcess, start_job
 from remote_executors.executors.base import Attachment, CommandResult
 from remote_executors.executors.ssh._reattach import ReattachingProcess
 
@@ -61,7 +61,7 @@ async def read_until(stream: ByteReceiveStream, end: bytes) -> bytes:
     return data
 
 
-async def drain(process: SSHProcess) -> None:
+async def drain(process: RemoteProcess) -> None:
     """Until the whole remote side is gone: stdout and stderr both at EOF."""
     with anyio.fail_after(10):
         await read_all(process.stdout)
@@ -360,7 +360,7 @@ async def test_unset_env_through_the_bootstrap(
         "/usr/bin/env", ["-0"], unset_env=["RXT_DROP", "RXT_NEVER_SET"], stderr=True
     )
     process = await ssh_executor(backend).spawn(options)
-    assert isinstance(process, (SSHProcess, ReattachingProcess))
+    assert isinstance(process, (RemoteProcess, ReattachingProcess))
     with anyio.fail_after(10):
         spawned_env = parse_env0(await read_all(process.stdout))
         assert await process.wait() == 0
@@ -417,7 +417,7 @@ async def test_caller_stderr_starts_after_login_chatter(
     executor = ssh_executor(make_backend(prelude=CHATTER))
     program = ["-c", "echo from the program >&2; echo out"]
     process = await executor.spawn(SpawnOptions("sh", program, stderr=True))
-    assert isinstance(process, SSHProcess) and process.stderr is not None
+    assert isinstance(process, RemoteProcess) and process.stderr is not None
     err = b""
     with anyio.fail_after(10):
         try:
@@ -523,7 +523,7 @@ SETSID_CHILD = 'setsid sh -c \'echo $$ >"$1"; exec sleep 300\' sh "$1" &'
 
 async def _start_with_setsid_child(
     backend: ShellBackend, tmp_path: Path, then: str
-) -> tuple[SSHProcess, int]:
+) -> tuple[RemoteProcess, int]:
     pidfile = tmp_path / "setsid.pid"
     job = RemoteJob(argv=["sh", "-c", SETSID_CHILD + then, "sh", str(pidfile)])
     process = await start_job(backend, job, pipe_stderr=True)

@@ -16,8 +16,8 @@ from _shell_backend import ShellBackend, ShellChannel
 from remote_executors.errors import ConnectionFailed
 from remote_executors.executors._backend import ChannelRefused
 from remote_executors.executors._remote_job import RemoteJob
+from remote_executors.executors._remote_process import _OPEN_ATTEMPTS, start_job
 from remote_executors.executors._run_job import collect as _collect
-from remote_executors.executors._ssh_process import _OPEN_ATTEMPTS, start_job
 
 pytestmark = pytest.mark.anyio
 

@@ -29,7 +29,7 @@ from test_bootstrap_extras import BOOTSTRAP_TOOLS, all_command_lines, drain, ssh
 
 from _chatty import CHATTER, rc_line
 from remote_executors.errors import RemoteSetupError
-from remote_executors.executors import _remote_job, _ssh_process
+from remote_executors.executors import _remote_job, _remote_process
 from remote_executors.executors._frames import (
     PIPE_BUF,
     FrameDecoder,
@@ -38,7 +38,7 @@ from remote_executors.executors._frames import (
     max_payload,
 )
 from remote_executors.executors._remote_job import RemoteJob
-from remote_executors.executors._ssh_process import SSHProcess, start_job
+from remote_executors.executors._remote_process import RemoteProcess, start_job
 from remote_executors.executors.base import CommandResult
 
 pytestmark = pytest.mark.anyio
@@ -222,7 +222,7 @@ async def test_spawned_stdout_stays_clean_while_chatter_arrives(
     assert _decoder(process).noise > 0  # the chatter did arrive, and was dropped
 
 
-def _decoder(process: SSHProcess) -> FrameDecoder:
+def _decoder(process: RemoteProcess) -> FrameDecoder:
     return process._stdout.decoder  # type: ignore[attr-defined, no-any-return]
 
 
@@ -370,7 +370,7 @@ async def test_frames_keep_to_posix_pipe_buf_off_linux(
     text = text.replace("/proc/sys/fs/pipe-max-size", "/nonexistent/pipe-max-size")
     script = base64.b64encode(text.encode()).decode()
     command = f"exec /bin/sh -c 'eval \"$(echo {script} | base64 -d)\"'"
-    monkeypatch.setattr(_ssh_process, "remote_command", lambda: command)
+    monkeypatch.setattr(_remote_process, "remote_command", lambda: command)
     env = {} if perl else {"PATH": tools_without_perl(tmp_path / "bin")}
     data = os.urandom(100_000)
     (tmp_path / "data").write_bytes(data)

@@ -112,7 +112,8 @@ async def test_stop_leaves_no_process(
 ) -> None:
     follower.begin()
     assert await follower.confirm()
-    process = follower._process
+    assert follower.channel is not None
+    process = follower.channel.process
     assert process is not None
     await follower.stop()
     assert process.returncode is not None
@@ -138,10 +139,10 @@ class Liar:
 @pytest.mark.parametrize(
     "stream",
     [
-        pytest.param(b"L 1 poll\nD 0 6 ../../../evil\nowned\n", id="escape"),
-        pytest.param(b"L 1 poll\nD 0 99999999999 " + MAIN.encode() + b"\n", id="huge"),
+        pytest.param(b"L 2 poll\nD 1 0 6 ../../../evil\nowned\n", id="escape"),
+        pytest.param(b"L 2 poll\nD 1 0 99999999999 " + MAIN.encode() + b"\n", id="huge"),
         pytest.param(b"garbage\n", id="no-hello"),
-        pytest.param(b"L 1 poll\nD 0 4 " + MAIN.encode() + b"\nok\nX\n", id="bad-frame"),
+        pytest.param(b"L 2 poll\nD 1 0 4 " + MAIN.encode() + b"\nok\nX\n", id="bad-frame"),
     ],
 )
 async def test_a_lying_remote_changes_nothing_here(
@@ -230,7 +231,8 @@ async def test_a_dropped_follower_restarts_from_the_local_sizes(
             f.write(b'{"n":1}\n{"n"')  # a line in flight when the channel drops
             f.flush()
             await until(lambda: read(local).endswith(b'{"n":1}\n'), "the second line")
-            dead = follower._process
+            assert follower.channel is not None
+            dead = follower.channel.process
             assert dead is not None
             dead.kill()  # the channel ends without a stop: what a dropped link shows
             await dead.wait()
@@ -246,4 +248,102 @@ async def test_a_dropped_follower_restarts_from_the_local_sizes(
             assert read(local) == b'{"n":0}\n{"n":1}\n'  # the turn-end pull brings the rest
     finally:
         await follower.stop()
-    assert follower._process is None
+    assert follower.channel is not None and follower.channel.process is None
+
+
+async def test_the_sessions_of_an_executor_share_one_follower(tmp_path: Path) -> None:
+    """One remote process per executor (one more channel, not one per session):
+    each session gets its own files, one leaving does not stop the others, and
+    the last one out stops the process."""
+    executor = rx.LocalExecutor()
+    remote = tmp_path / "remote-claude" / "projects" / PROJECT
+    remote.mkdir(parents=True)
+    sids = [f"0f0e0d0c-0b0a-4908-8706-05040302010{n}" for n in range(3)]
+    followers = []
+    for n, sid in enumerate(sids):
+        local = tmp_path / "local-claude" / "projects" / PROJECT
+        local.mkdir(parents=True, exist_ok=True)
+        (remote / f"{sid}.jsonl").write_bytes(b'{"s":%d}\n' % n)
+        paths = SessionPaths(local, PROJECT, sid, str(tmp_path / "remote-claude"))
+        followers.append(LiveFollower(executor, paths, tick=0.01, wait="poll"))
+    for follower in followers:
+        follower.begin()
+    channel = followers[0].channel
+    assert channel is not None and all(f.channel is channel for f in followers)
+    try:
+        for follower in followers:
+            assert await follower.confirm()
+        local = tmp_path / "local-claude" / "projects" / PROJECT
+        for n, sid in enumerate(sids):
+            assert read(local / f"{sid}.jsonl") == b'{"s":%d}\n' % n
+        process = channel.process
+        assert process is not None
+        await followers[0].stop()
+        assert not followers[0].running and process.returncode is None
+        with open(remote / f"{sids[1]}.jsonl", "ab") as f:
+            f.write(b'{"more":1}\n')
+        await until(lambda: read(local / f"{sids[1]}.jsonl").endswith(b'{"more":1}\n'), "it")
+        assert await followers[2].confirm() and followers[1].running
+        # A session that joins later shares the same process.
+        late = LiveFollower(executor, followers[0].paths, tick=0.01, wait="poll")
+        late.begin()
+        assert late.channel is channel and await late.confirm()
+        await late.stop()
+    finally:
+        for follower in followers[1:]:
+            await follower.stop()
+    assert channel.process is None and process.returncode is not None
+
+
+@pytest.mark.parametrize("project", ["-home-u-my shop", "-x A 9 1 p", "-café"])
+async def test_a_project_name_follow_pl_would_not_take_is_left_to_the_pull(
+    tmp_path: Path, project: str
+) -> None:
+    """Nothing odd reaches the remote command stream: the session is not followed,
+    at once (no confirmation waits for an answer that cannot come)."""
+    local = tmp_path / "local"
+    local.mkdir()
+    follower = LiveFollower(rx.LocalExecutor(), SessionPaths(local, project, SID, None))
+    follower.begin()
+    try:
+        with anyio.fail_after(4):
+            assert not await follower.confirm()
+        assert isinstance(follower.error, ValueError) and not follower.running
+    finally:
+        await follower.stop()
+
+
+async def test_a_pull_of_one_session_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """While a pull holds one session's lock, the shared follower goes on serving
+    the other sessions; the held session's frames wait and land after the pull."""
+    executor = rx.LocalExecutor()
+    remote = tmp_path / "remote-claude" / "projects" / PROJECT
+    remote.mkdir(parents=True)
+    local = tmp_path / "local-claude" / "projects" / PROJECT
+    local.mkdir(parents=True)
+    sids = [f"0f0e0d0c-0b0a-4908-8706-05040302010{n}" for n in range(2)]
+    held, free = (
+        LiveFollower(
+            executor,
+            SessionPaths(local, PROJECT, sid, str(tmp_path / "remote-claude")),
+            tick=0.01,
+            wait="poll",
+        )
+        for sid in sids
+    )
+    for follower in (held, free):
+        follower.begin()
+    try:
+        assert await held.confirm() and await free.confirm()
+        async with held.lock:  # what a pull does
+            for sid in sids:
+                (remote / f"{sid}.jsonl").write_bytes(b'{"n":1}\n')
+            await until(lambda: read(local / f"{sids[1]}.jsonl") == b'{"n":1}\n', "the free one")
+            await anyio.sleep(0.2)
+            assert read(local / f"{sids[0]}.jsonl") == b""  # held back, not applied
+        await held.drain()
+        assert read(local / f"{sids[0]}.jsonl") == b'{"n":1}\n'
+        assert await held.confirm() and held.files.in_step
+    finally:
+        await held.stop()
+        await free.stop()

@@ -303,3 +303,24 @@ def test_the_host_listing_finds_live_jobs_whatever_the_key_order(tmp_path: Path)
     assert (running.session_id, running.cwd, running.state) == (other, "/srv/b", "running")
     assert len(huge) > running_module.MAX_INIT  # found by pattern, not parsed
     assert not idle.attached and idle.job_dir == str(tmp_path / "rx.Aaaaaaaa")
+
+
+async def test_a_follow_looks_for_the_transcript_where_the_session_kept_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session started with CLAUDE_CONFIG_DIR there: its record says where its
+    project dir is, and the follow's sync looks in that config dir."""
+    from remote_executors.records import SessionRecord, SessionRecords
+
+    monkeypatch.setenv("REMOTE_EXECUTORS_DATA_DIR", str(tmp_path / "data"))
+    assert running_module._remote_env(SID) == {}  # no record: the CLI's default
+    SessionRecords().put(
+        SessionRecord(
+            SID,
+            "ssh://box",
+            "/home/me/shop",
+            remote_cwd="/srv/shop",
+            remote_project_dir="/srv/claude cfg/projects/-srv-shop",
+        )
+    )
+    assert running_module._remote_env(SID) == {"CLAUDE_CONFIG_DIR": "/srv/claude cfg"}

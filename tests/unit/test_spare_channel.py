@@ -17,9 +17,9 @@ import pytest
 from _shell_backend import ShellBackend, alive, wait_dead
 
 from remote_executors.executors._remote_job import RemoteJob, remote_command
+from remote_executors.executors._remote_process import start_job
 from remote_executors.executors._run_job import collect as _collect
 from remote_executors.executors._spare import SpareChannel
-from remote_executors.executors._ssh_process import start_job
 
 pytestmark = pytest.mark.anyio
 

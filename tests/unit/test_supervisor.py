@@ -25,7 +25,7 @@ from remote_executors import SpawnOptions, SSHExecutor
 from remote_executors.errors import InvalidInput
 from remote_executors.executors._frames import FrameDecoder, encode_frames, frame_tag
 from remote_executors.executors._remote_job import RemoteJob
-from remote_executors.executors._ssh_process import SSHProcess
+from remote_executors.executors._remote_process import RemoteProcess
 from remote_executors.executors.ssh._reattach import ReattachingProcess
 from remote_executors.settings import HostSettings
 
@@ -116,7 +116,7 @@ async def test_only_processes_that_ask_outlive_the_link(
     """Status lines would break any byte stream but a line-based JSON one: a plain
     spawn stays unsupervised whatever reattach_within says."""
     process = await executor(make_backend()).spawn(SpawnOptions("/bin/sh", ["-c", "echo hi"]))
-    assert isinstance(process, SSHProcess)
+    assert isinstance(process, RemoteProcess)
     with anyio.fail_after(10):
         assert await process.wait() == 0
     await process.aclose()
@@ -126,7 +126,7 @@ async def test_reattach_within_zero_is_the_unsupervised_process(
     make_backend: Callable[..., ShellBackend],
 ) -> None:
     process = await executor(make_backend(), 0).spawn(SpawnOptions("/bin/sh", ["-c", "echo hi"]))
-    assert isinstance(process, SSHProcess)
+    assert isinstance(process, RemoteProcess)
     with anyio.fail_after(10):
         assert await process.wait() == 0
     await process.aclose()

@@ -115,7 +115,9 @@ def _duration(delta: dt.timedelta) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def follow_session(host: str, session_id: str, cwd: str | None, json_mode: bool) -> None:
+def follow_session(
+    host: str, session_id: str, cwd: str | None, json_mode: bool, *, from_now: bool = False
+) -> None:
     from ..running import follow_running_session
     from ..settings import executor_for
     from ._render import Renderer
@@ -128,7 +130,9 @@ def follow_session(host: str, session_id: str, cwd: str | None, json_mode: bool)
         executor = executor_for(host)
         try:
             out.progress(f"following {session_id} on {host}…")
-            messages: Any = follow_running_session(executor, session_id, cwd=cwd)
+            messages: Any = follow_running_session(
+                executor, session_id, cwd=cwd, since="now" if from_now else "start"
+            )
             async with aclosing(messages) as stream:
                 async for message in stream:
                     if json_mode:

@@ -47,6 +47,11 @@ from ._output import Output
     help="With --on: show a session still running on HOST until its turn's result (its "
     "transcript kept here), then let its CLI end so `run --resume` continues it.",
 )
+@click.option(
+    "--from-now",
+    is_flag=True,
+    help="With --follow: show only what the session prints from now on, not its history.",
+)
 @click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 def sessions(
     cwd: str | None,
@@ -54,6 +59,7 @@ def sessions(
     import_id: str | None,
     running: bool,
     follow_id: str | None,
+    from_now: bool,
     json_mode: bool,
 ) -> None:
     """List a project's sessions, newest first, with the executor each ran on.
@@ -68,12 +74,14 @@ def sessions(
     """
     if import_id is not None and host is None:
         raise click.UsageError("--import takes a session from a host: give --on HOST too.")
+    if from_now and follow_id is None:
+        raise click.UsageError("--from-now goes with --follow SESSION_ID --on HOST.")
     if follow_id is not None:
         if host is None:
             raise click.UsageError("--follow takes a session on a host: give --on HOST too.")
         from ._running import follow_session
 
-        follow_session(host, follow_id, cwd, json_mode)
+        follow_session(host, follow_id, cwd, json_mode, from_now=from_now)
         return
     if running:
         from ._running import running_sessions

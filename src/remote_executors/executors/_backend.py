@@ -1,8 +1,10 @@
-"""The internal seam between ``SSHExecutor`` and an SSH implementation.
+"""The internal seam between an executor and what carries its jobs.
 
-A backend does two things: connect (and say precisely why it can't), and
-open one remote command line as a channel with byte pipes. Everything above
-it (the bootstrap protocol, the watchdog, the SDK) is shared by every backend.
+A backend (OpenSSH, Fabric, a container engine's CLI, a Kubernetes exec
+stream) does three things: connect (and say precisely why it can't), open one
+remote command line as a channel with byte pipes, and say when a job ended
+because its carrier failed rather than its program. Everything above it (the
+bootstrap protocol, the watchdog, the SDK) is shared by every backend.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol
 import attrs
 from anyio.abc import ByteReceiveStream
 
-from ..errors import ConnectionFailed
+from ..errors import ConnectionFailed, ExecutorError
 
 #: Connections one backend opens to a host at most: sshd's MaxSessions caps the
 #: channels of each (10 by default), and past the first one each carries the
@@ -62,6 +64,16 @@ class LinkOptions:
     keepalive_count: int = 3
 
 
+@attrs.frozen
+class Ending:
+    """How a job's channel ended, for ``Backend.lost_error`` to judge."""
+
+    returncode: int  # nonzero; negative: the local client was killed by that signal
+    pid: int  # the local client's (this process's own when there is no client)
+    signalled: bool  # this side stopped it (terminate, kill, a gentle stop)
+    stderr: str  # the end of what came on stderr
+
+
 class Channel(Protocol):
     """One running remote command line, as the backend carries it."""
 
@@ -91,7 +103,7 @@ class Channel(Protocol):
 
 
 class Backend(Protocol):
-    """How ``SSHExecutor`` reaches one host."""
+    """How an executor reaches one machine (an SSH host, a container, a pod)."""
 
     host: str
 
@@ -104,5 +116,10 @@ class Backend(Protocol):
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
         """Classify a channel that died before the remote side answered
         (``ChannelRefused``: it never reached it; open another)."""
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        """The typed error (usually ``ProcessLost``) when the carrier (the link,
+        the local client, the exec stream) and not the program ended a job whose
+        exit status was nonzero; None when the program's own status stands."""
 
     async def aclose(self) -> None: ...

@@ -3,10 +3,11 @@
 ``DockerExecutor`` runs every job the way ``SSHExecutor`` does (the bootstrap
 script, the job on stdin, heartbeats and the watchdog), so it only needs what
 ``_backend.Backend`` asks for: open one command in the container with byte
-pipes, and say why that failed. One ``<engine> exec -i`` client per job
-carries it; the command line it gets is the fixed bootstrap text, the same
-for every job, so nothing about a job (argv, env, secrets) is on any command
-line here or in the container.
+pipes, say why that failed, and say when the client, not the program, ended
+a job. One ``<engine> exec -i`` client per job (a ``PipeChannel``) carries
+it; the command line it gets is the fixed bootstrap text, the same for every
+job, so nothing about a job (argv, env, secrets) is on any command line here
+or in the container.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-from typing import IO
 
-import anyio
+from ..errors import (
+    ConnectionFailed,
+    ExecutorError,
+    HostUnreachable,
+    ProcessLost,
+    RemoteSetupError,
+)
+from ._backend import Ending
+from ._pipe_channel import PipeChannel
 
-from ..errors import ConnectionFailed, ExecutorError, HostUnreachable, RemoteSetupError
-from .ssh._openssh import OpenSSHChannel
-
-__all__ = ["ENGINES", "EngineBackend", "EngineChannel", "engine_failure"]
+__all__ = ["ENGINES", "EngineBackend", "engine_failure"]
 
 #: The engines ``DockerExecutor(engine=...)`` accepts.
 ENGINES = ("docker", "podman")
-
-#: A plain process with pipes: the OpenSSH backend's channel is exactly that
-#: (an ``ssh`` client process), and carries an ``<engine> exec`` client as well.
-EngineChannel = OpenSSHChannel
+#: The engine CLI's exit status when its connection to the engine broke.
+_CLIENT_FAILED = 255
 
 # The engine CLIs print English, but not always the same English; these
 # cover docker 20-28 and podman 4-5.
@@ -157,37 +158,44 @@ class EngineBackend:
     async def connect(self) -> None:
         self.binary()
 
-    async def open(self, remote_command_text: str, *, pipe_stderr: bool) -> EngineChannel:
-        argv = self.exec_argv(["/bin/sh", "-c", remote_command_text])
-        read_fd, write_fd = os.pipe()
-        stderr_file: IO[bytes] | None = None
-        try:
-            if pipe_stderr:
-                stderr_target: int = subprocess.PIPE
-            else:
-                # Nobody reads it: a file never fills up and keeps the diagnostics.
-                stderr_file = tempfile.TemporaryFile()
-                stderr_target = stderr_file.fileno()
-            proc = await anyio.open_process(
-                argv,
-                stdin=read_fd,
-                stdout=subprocess.PIPE,
-                stderr=stderr_target,
-                # Stable English diagnostics from the engine CLI; the command in
-                # the container gets its own environment, not ours.
-                env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-            )
-        except BaseException:
-            os.close(write_fd)
-            if stderr_file is not None:
-                stderr_file.close()
-            raise
-        finally:
-            os.close(read_fd)
-        return EngineChannel(proc, write_fd, stderr_file)
+    async def open(self, remote_command_text: str, *, pipe_stderr: bool) -> PipeChannel:
+        return await PipeChannel.start(
+            self.exec_argv(["/bin/sh", "-c", remote_command_text]),
+            pipe_stderr=pipe_stderr,
+            # Stable English diagnostics from the engine CLI; the command in
+            # the container gets its own environment, not ours.
+            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+        )
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         return engine_failure(self._engine_name, self._container, self.host, stderr, returncode)
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        """The exec client lost the engine, or was killed, under a job nobody stopped
+        (a container that stopped is the executor's to tell: see ``ContainerProcess``)."""
+        if ending.signalled:
+            return None
+        engine, code = self._engine_name, ending.returncode
+        if code == _CLIENT_FAILED:
+            return ProcessLost(
+                f"Lost the link to the {engine} engine of container {self.host} "
+                f"while the process was running (client exit {code}). The process in the "
+                "container is stopped by its watchdog; the session can be resumed once the "
+                "engine answers again.",
+                host=self.host,
+                detail=ending.stderr[-2000:],
+                exit_code=code,
+            )
+        if code < 0:
+            return ProcessLost(
+                f"The {engine} exec client for {self.host} (pid {ending.pid}) was "
+                f"killed by signal {-code} while the process was running; the process in the "
+                "container is stopped by its watchdog. The session can be resumed.",
+                host=self.host,
+                detail=ending.stderr[-2000:],
+                exit_code=code,
+            )
+        return None
 
     async def aclose(self) -> None:
         """Nothing to release: every job has its own client process."""

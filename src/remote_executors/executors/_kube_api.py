@@ -11,6 +11,7 @@ container with byte streams, and say why that failed, naming the pod.
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Any
 
 import anyio
@@ -21,9 +22,11 @@ from ..errors import (
     ExecutorError,
     ExecutorUnavailable,
     HostUnreachable,
+    ProcessLost,
     RemoteSetupError,
 )
-from ._kube_channel import KubeChannel
+from ._backend import Ending
+from ._kube_channel import EXEC_FAILED, KubeChannel
 from ._remote_job import _bootstrap_b64
 
 __all__ = ["KubeBackend", "PodInfo", "import_client"]
@@ -76,6 +79,27 @@ def _status_of(exc: BaseException) -> int:
         return int(status)
     cause = exc.__cause__ or exc.__context__
     return int(getattr(cause, "status_code", 0) or 0)
+
+
+def _untrusted(exc: BaseException) -> str:
+    """Why the server's certificate was refused, when that is what failed (urllib3
+    wraps the ssl error in its retries, websocket-client raises it as is)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return error.verify_message or str(error)
+        todo += [e for e in (error.__cause__, error.__context__) if e is not None]
+        todo += [a for a in getattr(error, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(error, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    text = str(exc)
+    return "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else ""
 
 
 class KubeBackend:
@@ -176,6 +200,15 @@ class KubeBackend:
             return HostUnreachable(
                 f"There is no {self.where} ({self.host}). Check the name with "
                 f"{self._kubectl('get pods')}, or create the pod first.",
+                host=self.host,
+                detail=detail,
+            )
+        if status == 0 and _untrusted(exc):
+            return ConnectionFailed(
+                f"The Kubernetes API server's certificate is not trusted while {doing} "
+                f"{self.where}: {_untrusted(exc)}. Check the cluster's "
+                "certificate-authority(-data) in the kubeconfig (`kubectl config view "
+                "--raw`) and that its server address is the one the certificate names.",
                 host=self.host,
                 detail=detail,
             )
@@ -303,6 +336,21 @@ class KubeBackend:
         except ExecutorError as found:
             return found
         return self._failure(exc, "starting an exec in")
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        """The exec stream broke (no exit status came) under a job nobody stopped."""
+        if ending.signalled or ending.returncode != EXEC_FAILED:
+            return None
+        said = (ending.stderr.strip().splitlines() or ["no exit status came"])[-1]
+        return ProcessLost(
+            f"Lost the exec stream to {self.host} while the process was running "
+            f"({said[:300]}). "
+            "The process in the pod is stopped by its watchdog; the session can be "
+            "resumed once the API server answers again.",
+            host=self.host,
+            detail=ending.stderr[-2000:],
+            exit_code=ending.returncode,
+        )
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         """An exec that ended before the bootstrap answered (its status message)."""

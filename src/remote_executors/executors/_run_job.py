@@ -16,7 +16,7 @@ import anyio
 from ..errors import CommandTimeout, ExecutorError
 from ._capture import DEFAULT_MAX_OUTPUT, Overflow, capture, too_large
 from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess
+from ._remote_process import RemoteProcess
 from .base import CommandResult
 
 __all__ = ["StartJob", "collect", "run_job"]
@@ -24,13 +24,13 @@ __all__ = ["StartJob", "collect", "run_job"]
 log = logging.getLogger("remote_executors.executors")
 
 #: Starts one job with stderr piped, giving its bootstrap ``startup_timeout`` seconds.
-StartJob = Callable[[RemoteJob, float], Awaitable[SSHProcess]]
+StartJob = Callable[[RemoteJob, float], Awaitable[RemoteProcess]]
 
 _KILL_GROUP = ("/bin/sh", "-c", 'kill -s KILL -- "-$1" 2>/dev/null; exit 0', "sh")
 
 
 async def collect(
-    process: SSHProcess, input: bytes | None, limit: int = DEFAULT_MAX_OUTPUT
+    process: RemoteProcess, input: bytes | None, limit: int = DEFAULT_MAX_OUTPUT
 ) -> CommandResult:
     """The run job's output and status; :class:`Overflow` past ``limit`` (still running)."""
     out, err = await capture(process, input, limit)

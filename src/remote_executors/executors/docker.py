@@ -25,17 +25,12 @@ from ..errors import (
 )
 from ._capture import DEFAULT_MAX_OUTPUT, check_limit
 from ._container_engine import ENGINES, EngineBackend, engine_failure
-from ._cwd_map import cwd_target, under_home
+from ._cwd_map import cwd_target, mapped_cwd, sorted_path_map, usable_home
 from ._remote_job import RemoteJob, job_for
+from ._remote_process import RemoteProcess, start_job
 from ._run_job import run_job
 from ._spare import SpareChannel
-from ._ssh_process import SSHProcess, start_job
-from ._validate import (
-    _CONTROL_RE,
-    absolute_local,
-    check_path,
-    remote_prefix,
-)
+from ._validate import check_path
 from .base import CommandResult, SpawnOptions
 
 if TYPE_CHECKING:
@@ -47,8 +42,6 @@ log = logging.getLogger("remote_executors.docker")
 
 #: A job SIGKILLed in the container (128 + 9), as a stopping container does.
 _KILLED = 137
-#: The engine CLI's exit status when its connection to the engine broke.
-_CLIENT_FAILED = 255
 
 _GENTLE = frozenset({_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP})
 
@@ -69,18 +62,17 @@ def _check_container(container: object, engine: str) -> str:
     return container
 
 
-class ContainerProcess(SSHProcess):
+class ContainerProcess(RemoteProcess):
     """A process in a container, carried by an ``<engine> exec`` client.
 
     ``pid`` is the local client's. Stopping it ends the client; the engine then
     closes the process's stdin and the watchdog in the container stops its
-    whole process tree. ``lost_error`` also tells a container that stopped (or
-    an engine that went away) under a running process from the process's own
-    failure.
+    whole process tree. ``lost_error`` also tells a container that stopped
+    under a running process from the process's own failure (an engine that
+    went away is the backend's to tell).
     """
 
     executor: DockerExecutor | None = None  # asked for the container's state after a failure
-    _engine_name = "docker"
     _container_state: str | None = None  # None: not asked, or the engine did not say
 
     async def wait(self) -> int:
@@ -117,34 +109,20 @@ class ContainerProcess(SSHProcess):
         code = self.returncode
         if code is None or code == 0:
             return None
-        if self._container_state not in (None, "running"):
-            return ProcessLost(
-                f"Container {self.host} stopped ({self._container_state}) while the "
-                f"process was running (exit {code}). Start it again and resume the session.",
-                host=self.host,
-                detail=self.stderr_tail()[-2000:],
-                exit_code=code,
-            )
-        if code == _CLIENT_FAILED and not self._signalled:
-            return ProcessLost(
-                f"Lost the link to the {self._engine_name} engine of container {self.host} "
-                f"while the process was running (client exit {code}). The process in the "
-                "container is stopped by its watchdog; the session can be resumed once the "
-                "engine answers again.",
-                host=self.host,
-                detail=self.stderr_tail()[-2000:],
-                exit_code=code,
-            )
-        if code < 0 and not self._signalled:
-            return ProcessLost(
-                f"The {self._engine_name} exec client for {self.host} (pid {self.pid}) was "
-                f"killed by signal {-code} while the process was running; the process in the "
-                "container is stopped by its watchdog. The session can be resumed.",
-                host=self.host,
-                detail=self.stderr_tail()[-2000:],
-                exit_code=code,
-            )
-        return None
+        state = self._container_state
+        if state not in (None, "running"):
+            return self._stopped_error(state, code)
+        return super().lost_error()
+
+    def _stopped_error(self, state: str, code: int) -> ExecutorError | None:
+        """The error when the container was no longer running after a failed job."""
+        return ProcessLost(
+            f"Container {self.host} stopped ({state}) while the "
+            f"process was running (exit {code}). Start it again and resume the session.",
+            host=self.host,
+            detail=self.stderr_tail()[-2000:],
+            exit_code=code,
+        )
 
 
 class DockerExecutor:
@@ -173,8 +151,15 @@ class DockerExecutor:
     sessions, the Claude Code CLI (glibc-based images).
     """
 
-    #: An exec waiting for the next spawn (warm_spawn; none for subclasses
-    #: that start jobs their own way).
+    # What a subclass with another carrier (KubernetesExecutor) changes.
+    #: The class every job runs as.
+    _process_class: type[ContainerProcess] = ContainerProcess
+    #: What holds the container, in advice on paths: ``mount the project into the ...``.
+    _holder = "container"
+    #: Whether an exec that died before the bootstrap ran is asked again with a
+    #: bare ``<engine> exec`` (see ``_diagnose``).
+    _diagnoses_early_exit = True
+    #: An exec waiting for the next spawn (warm_spawn; KubernetesExecutor has none yet).
     _spare: SpareChannel | None = None
 
     def __init__(
@@ -215,19 +200,10 @@ class DockerExecutor:
             check_path(claude_path, host=self._name, what="claude_path")
         self._claude_path = claude_path
         self._found_claude: str | None = None
-        self._path_map = tuple(
-            sorted(
-                (
-                    (absolute_local(local, host=self._name), remote_prefix(remote, host=self._name))
-                    for local, remote in (path_map or {}).items()
-                ),
-                key=lambda pair: len(pair[0]),
-                reverse=True,  # longest local prefix wins
-            )
-        )
+        self._path_map = sorted_path_map(path_map, host=self._name)
         self._home: str | None = None
         self._closed = False
-        self._processes: weakref.WeakSet[SSHProcess] = weakref.WeakSet()
+        self._processes: weakref.WeakSet[RemoteProcess] = weakref.WeakSet()
 
     # -- identity ---------------------------------------------------------------
 
@@ -292,26 +268,18 @@ class DockerExecutor:
         return cwd_target(local_cwd, self._path_map, host=self._name)
 
     async def map_cwd(self, local_cwd: str) -> str:
-        absolute, relative = self._cwd_target(local_cwd)
-        if absolute is not None:
-            return absolute
-        return under_home(await self.home(), relative or "")
+        return await mapped_cwd(local_cwd, self._path_map, host=self._name, home=self.home)
 
     async def home(self) -> str:
         if self._home is None:
-            result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
-            home = result.stdout.decode("utf-8", "surrogateescape")
-            if not result.ok or not home.startswith("/") or _CONTROL_RE.search(home):
-                raise RemoteSetupError(
-                    f"Container {self._name} did not report a usable home directory: $HOME "
-                    f"there is {home[:200]!r} (exit status {result.returncode}). Give the "
-                    "user a home in the image (or `-e HOME=...` when creating the "
-                    "container), or pass "
-                    f"{type(self).__name__}(..., path_map={{local: container}}).",
-                    host=self._name,
-                    detail=result.stderr.decode("utf-8", "replace")[-2000:],
-                )
-            self._home = home
+            self._home = await usable_home(
+                self.run,
+                host=self._name,
+                who=f"Container {self._name}",
+                advice=". Give the user a home in the image (or `-e HOME=...` when creating "
+                f"the container), or pass {type(self).__name__}(..., path_map={{local: "
+                "container}).",
+            )
         return self._home
 
     # -- processes --------------------------------------------------------------
@@ -327,45 +295,58 @@ class DockerExecutor:
             found_claude=self._found_claude,
         )
 
+    @property
+    def _place(self) -> str:
+        """Where jobs run, as messages name it."""
+        return f"container {self._name}"
+
+    def _started(self, process: ContainerProcess) -> None:
+        """A step after every start (KubernetesExecutor notes the exec protocol)."""
+
     async def _start(
         self, job: RemoteJob, *, pipe_stderr: bool, startup_timeout: float = 60.0
-    ) -> SSHProcess:
+    ) -> RemoteProcess:
+        kind = type(self).__name__
         try:
             process = await start_job(
                 self._backend,
                 job,
                 pipe_stderr=pipe_stderr,
                 startup_timeout=startup_timeout,
-                process_class=ContainerProcess,
+                process_class=self._process_class,
                 spare=self._spare if job.mode == "spawn" else None,
             )
         except RemotePathNotFound as exc:
             raise RemotePathNotFound(
-                f"Path {exc.path} doesn't exist in container {self._name}. Create it there "
-                "(or mount the project into the container), or map the local directory to "
-                "an existing one with DockerExecutor(..., path_map={local: container}).",
+                f"Path {exc.path} doesn't exist in {self._place}. Create it there "
+                f"(or mount the project into the {self._holder}), or map the local directory "
+                f"to an existing one with {kind}(..., path_map={{local: {self._holder}}}).",
                 host=self._name,
                 path=exc.path,
             ) from None
         except ClaudeNotFound as exc:
             places = "; ".join(exc.searched) or "nowhere"
             raise ClaudeNotFound(
-                f"Claude CLI not installed in container {self._name}. Looked in: {places}. "
+                f"Claude CLI not installed in {self._place}. Looked in: {places}. "
                 "Install it in the image (e.g. `npm install -g @anthropic-ai/claude-code`, "
-                "or copy the native binary to ~/.local/bin), or pass "
-                "DockerExecutor(..., claude_path='/path/in/container').",
+                f"or copy the native binary to ~/.local/bin), or pass {kind}(..., "
+                "claude_path='/path/in/container').",
                 host=self._name,
                 searched=exc.searched,
             ) from None
         except RemoteSetupError as exc:
-            if type(exc) is not RemoteSetupError or "before starting" not in exc.message:
+            if (
+                not self._diagnoses_early_exit
+                or type(exc) is not RemoteSetupError
+                or "before starting" not in exc.message
+            ):
                 raise
             # The engine's own refusals (no such user, no /bin/sh) come on the
             # exec's stdout, which the job's status read passed over: ask again.
             raise await self._diagnose(exc) from None
         assert isinstance(process, ContainerProcess)
         process.executor = self
-        process._engine_name = self._engine
+        self._started(process)
         return process
 
     async def spawn(self, options: SpawnOptions) -> Process:
@@ -405,7 +386,7 @@ class DockerExecutor:
             where=f"in {self._name}",
         )
 
-    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> RemoteProcess:
         return await self._start(job, pipe_stderr=True, startup_timeout=startup_timeout)
 
     async def _diagnose(self, exc: RemoteSetupError) -> ExecutorError:

@@ -16,18 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from ..errors import (
-    ClaudeNotFound,
-    ExecutorError,
-    InvalidInput,
-    ProcessLost,
-    RemotePathNotFound,
-)
+from ..errors import ExecutorError, InvalidInput, ProcessLost
 from ._capture import DEFAULT_MAX_OUTPUT
 from ._kube_api import KubeBackend
-from ._kube_channel import EXEC_FAILED, V5, KubeChannel
-from ._remote_job import RemoteJob
-from ._ssh_process import SSHProcess, start_job
+from ._kube_channel import V5, KubeChannel
+from ._remote_process import RemoteProcess
 from ._validate import check_path
 from .base import CommandResult
 from .docker import ContainerProcess, DockerExecutor
@@ -70,9 +63,8 @@ class PodProcess(ContainerProcess):
     gently ends its stdin (v5), so the watchdog in the container stops the
     whole process tree and the real exit status still comes back; anything
     else (or a v4 server) ends the stream, which ends stdin in the pod too.
+    A broken exec stream is the backend's to tell (``KubeBackend.lost_error``).
     """
-
-    _engine_name = "kubernetes"
 
     def send_signal(self, signal: int) -> None:
         channel = self._channel
@@ -86,35 +78,20 @@ class PodProcess(ContainerProcess):
             self._stop_heartbeat()
             channel.close_stdin()
             return
-        SSHProcess.send_signal(self, signal)
+        RemoteProcess.send_signal(self, signal)
 
-    def lost_error(self) -> ExecutorError | None:
-        code = self.returncode
-        if code is None or code == 0 or self._signalled:
+    def _stopped_error(self, state: str, code: int) -> ExecutorError | None:
+        if self._signalled:
             return None
-        state = self._container_state
-        if state not in (None, "running"):
-            what = "is gone" if state == "missing" else f"stopped ({state})"
-            return ProcessLost(
-                f"The pod of {self.host} {what} while the process was running (exit "
-                f"{code}). Start a pod again (same name, same volume for ~/.claude) and "
-                "resume the session.",
-                host=self.host,
-                detail=self.stderr_tail()[-2000:],
-                exit_code=code,
-            )
-        if code == EXEC_FAILED:
-            said = (self.stderr_tail().strip().splitlines() or ["no exit status came"])[-1]
-            return ProcessLost(
-                f"Lost the exec stream to {self.host} while the process was running "
-                f"({said[:300]}). "
-                "The process in the pod is stopped by its watchdog; the session can be "
-                "resumed once the API server answers again.",
-                host=self.host,
-                detail=self.stderr_tail()[-2000:],
-                exit_code=code,
-            )
-        return None
+        what = "is gone" if state == "missing" else f"stopped ({state})"
+        return ProcessLost(
+            f"The pod of {self.host} {what} while the process was running (exit "
+            f"{code}). Start a pod again (same name, same volume for ~/.claude) and "
+            "resume the session.",
+            host=self.host,
+            detail=self.stderr_tail()[-2000:],
+            exit_code=code,
+        )
 
 
 class KubernetesExecutor(DockerExecutor):
@@ -140,6 +117,11 @@ class KubernetesExecutor(DockerExecutor):
     and, for sessions, the Claude Code CLI (glibc-based images). Install the
     client with ``pip install 'remote-executors[kubernetes]'``.
     """
+
+    _process_class = PodProcess
+    _holder = "pod"
+    # No bare exec to ask again with: KubeBackend.open diagnoses a refused exec itself.
+    _diagnoses_early_exit = False
 
     def __init__(
         self,
@@ -169,9 +151,8 @@ class KubernetesExecutor(DockerExecutor):
             check_path(kubeconfig, host=shown, what="kubeconfig")
         self._kubeconfig = kubeconfig
         self._protocol: str | None = None  # what the server speaks, once seen
-        # The shared state DockerExecutor's methods use (see docker.py).
-        self._engine = "kubernetes"  # type: ignore[assignment]  # messages only
-        self._container = self._kube_container or self._pod
+        # The shared state DockerExecutor's methods use (see docker.py); the
+        # engine- and container-named ones are overridden here.
         self._user = None
         self._init_common(self._spec(), claude_path, path_map)
         self._backend = KubeBackend(  # type: ignore[assignment]
@@ -266,42 +247,15 @@ class KubernetesExecutor(DockerExecutor):
 
     # -- processes --------------------------------------------------------------
 
-    async def _start(
-        self, job: RemoteJob, *, pipe_stderr: bool, startup_timeout: float = 60.0
-    ) -> SSHProcess:
+    @property
+    def _place(self) -> str:
         backend: KubeBackend = self._backend  # type: ignore[assignment]
-        try:
-            process = await start_job(
-                backend,
-                job,
-                pipe_stderr=pipe_stderr,
-                startup_timeout=startup_timeout,
-                process_class=PodProcess,
-            )
-        except RemotePathNotFound as exc:
-            raise RemotePathNotFound(
-                f"Path {exc.path} doesn't exist in {backend.where} ({self._name}). Create "
-                "it there (or mount the project into the pod), or map the local directory "
-                "to an existing one with KubernetesExecutor(..., path_map={local: pod}).",
-                host=self._name,
-                path=exc.path,
-            ) from None
-        except ClaudeNotFound as exc:
-            places = "; ".join(exc.searched) or "nowhere"
-            raise ClaudeNotFound(
-                f"Claude CLI not installed in {backend.where} ({self._name}). Looked in: "
-                f"{places}. Install it in the image (e.g. `npm install -g "
-                "@anthropic-ai/claude-code`, or copy the native binary to ~/.local/bin), "
-                "or pass KubernetesExecutor(..., claude_path='/path/in/container').",
-                host=self._name,
-                searched=exc.searched,
-            ) from None
-        assert isinstance(process, PodProcess)
-        process.executor = self
+        return f"{backend.where} ({self._name})"
+
+    def _started(self, process: ContainerProcess) -> None:
         channel = process._channel
         if isinstance(channel, KubeChannel):
             self._protocol = channel.protocol
-        return process
 
     async def run(
         self,

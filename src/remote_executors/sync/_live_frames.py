@@ -10,6 +10,7 @@ below one header plus one payload, whatever the stream holds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import attrs
 
@@ -34,12 +35,13 @@ MAX_HEADER = 8192
 MAX_PAYLOAD = 1 << 20
 
 _NUM = rb"(0|[1-9][0-9]{0,19})"
+_TAG = rb"([1-9][0-9]{0,8}) "
 _HELLO = re.compile(rb"L ([0-9]{1,4}) ([a-z]{1,16})")
-_HEAD = re.compile(rb"H " + _NUM + rb" (.+)", re.DOTALL)
-_DATA = re.compile(rb"D " + _NUM + rb" " + _NUM + rb" (.+)", re.DOTALL)
-_PROBLEM = re.compile(rb"([TB]) " + _NUM + rb" (.+)", re.DOTALL)
-_UNREADABLE = re.compile(rb"E (.+)", re.DOTALL)
-_SYNCED = re.compile(rb"S " + _NUM)
+_HEAD = re.compile(rb"H " + _TAG + _NUM + rb" (.+)", re.DOTALL)
+_DATA = re.compile(rb"D " + _TAG + _NUM + rb" " + _NUM + rb" (.+)", re.DOTALL)
+_PROBLEM = re.compile(rb"([TB]) " + _TAG + _NUM + rb" (.+)", re.DOTALL)
+_UNREADABLE = re.compile(rb"E " + _TAG + rb"(.+)", re.DOTALL)
+_SYNCED = re.compile(rb"S " + _TAG + _NUM)
 
 
 class LiveProtocolError(Exception):
@@ -56,6 +58,7 @@ class Hello:
 class Head:
     """The file's first bytes, to check against the local ones."""
 
+    tag: int
     rel: str
     data: bytes
 
@@ -64,6 +67,7 @@ class Head:
 class Data:
     """The file's bytes ``[offset, offset + len(data))``."""
 
+    tag: int
     rel: str
     offset: int
     data: bytes
@@ -73,6 +77,7 @@ class Data:
 class Problem:
     """A file the follower will not send: ``shrunk``, ``too-big`` or ``unreadable``."""
 
+    tag: int
     rel: str
     kind: str
     size: int = -1
@@ -80,8 +85,10 @@ class Problem:
 
 @attrs.frozen
 class Synced:
-    """Everything on the remote disk when flush ``seq`` was asked for has been sent."""
+    """Everything of session ``tag`` on the remote disk when flush ``seq`` was asked
+    for has been sent."""
 
+    tag: int
     seq: int
 
 
@@ -89,10 +96,18 @@ Frame = Hello | Head | Data | Problem | Synced
 
 
 class FrameParser:
-    """Push parser: :meth:`feed` bytes as they arrive, get whole frames back."""
+    """Push parser: :meth:`feed` bytes as they arrive, get whole frames back.
 
-    def __init__(self, session_id: str, *, max_payload: int = MAX_PAYLOAD) -> None:
-        self._sid = session_id
+    Every frame but the hello names a session by the tag the local side gave
+    it; ``session_of`` maps a tag to the session id whose files it may name.
+    Frames of a tag it does not know (a session just let go, whose last bytes
+    were in flight) are read and dropped.
+    """
+
+    def __init__(
+        self, session_of: Callable[[int], str | None], *, max_payload: int = MAX_PAYLOAD
+    ) -> None:
+        self._session_of = session_of
         self._max_payload = max_payload
         self._buf = bytearray()
         self._pending: tuple[bytes, int] | None = None  # header awaiting its payload
@@ -109,7 +124,9 @@ class FrameParser:
                 payload = bytes(self._buf[:size])
                 del self._buf[:size]
                 self._pending = None
-                frames.append(self._with_payload(header, payload))
+                frame = self._with_payload(header, payload)
+                if frame is not None:
+                    frames.append(frame)
                 continue
             end = self._buf.find(b"\n", 0, MAX_HEADER + 1)
             if end < 0:
@@ -130,35 +147,47 @@ class FrameParser:
             self._hello = True
             return Hello(int(hello[1]), hello[2].decode("ascii"))
         if (m := _DATA.fullmatch(line)) is not None:
-            size = int(m[2])
+            size = int(m[3])
             if size == 0 or size > self._max_payload:
                 raise LiveProtocolError(f"a data frame of {size} bytes")
             self._pending = (line, size)
             return None
         if (m := _HEAD.fullmatch(line)) is not None:
-            size = int(m[1])
+            size = int(m[2])
             if size > WINDOW:
                 raise LiveProtocolError(f"a head of {size} bytes")
             self._pending = (line, size)
             return None
         if (m := _SYNCED.fullmatch(line)) is not None:
-            return Synced(int(m[1]))
+            return Synced(int(m[1]), int(m[2]))
         if (m := _PROBLEM.fullmatch(line)) is not None:
             kind = "shrunk" if m[1] == b"T" else "too-big"
-            return Problem(self._rel(m[3]), kind, int(m[2]))
+            tag = int(m[2])
+            rel = self._rel(tag, m[4])
+            return None if rel is None else Problem(tag, rel, kind, int(m[3]))
         if (m := _UNREADABLE.fullmatch(line)) is not None:
-            return Problem(self._rel(m[1]), "unreadable")
+            tag = int(m[1])
+            rel = self._rel(tag, m[2])
+            return None if rel is None else Problem(tag, rel, "unreadable")
         raise LiveProtocolError(f"unexpected line {line[:80]!r}")
 
-    def _with_payload(self, header: bytes, payload: bytes) -> Frame:
+    def _with_payload(self, header: bytes, payload: bytes) -> Frame | None:
         if (m := _DATA.fullmatch(header)) is not None:
-            return Data(self._rel(m[3]), int(m[1]), payload)
+            tag = int(m[1])
+            rel = self._rel(tag, m[4])
+            return None if rel is None else Data(tag, rel, int(m[2]), payload)
         m = _HEAD.fullmatch(header)
         assert m is not None
-        return Head(self._rel(m[2]), payload)
+        tag = int(m[1])
+        rel = self._rel(tag, m[3])
+        return None if rel is None else Head(tag, rel, payload)
 
-    def _rel(self, raw: bytes) -> str:
+    def _rel(self, tag: int, raw: bytes) -> str | None:
+        """The file name, checked against the tag's session; None for a tag not followed."""
+        sid = self._session_of(tag)
+        if sid is None:
+            return None
         rel = raw.decode("utf-8", "surrogateescape")
-        if not is_session_file(rel, self._sid):
-            raise LiveProtocolError(f"{rel[:120]!r} is not a file of session {self._sid}")
+        if not is_session_file(rel, sid):
+            raise LiveProtocolError(f"{rel[:120]!r} is not a file of session {sid}")
         return rel

@@ -325,18 +325,24 @@ class SessionSyncer:
         self._retired = []
         follower = self._follower
         lock = follower.lock if follower is not None else None
-        async with lock if lock is not None else contextlib.nullcontext():
-            try:
-                # A strategy that can pull just what changed since its last pull does
-                # so after each turn (the session's other files are as last synced).
-                recent = getattr(strategy, "pull_recent", None)
-                if callable(recent):
-                    await recent(self._executor, paths)
-                else:
-                    await strategy.pull(self._executor, paths)
-            finally:
-                if follower is not None:
-                    follower.files.reset()
+        try:
+            async with lock if lock is not None else contextlib.nullcontext():
+                try:
+                    # A strategy that can pull just what changed since its last pull
+                    # does so after each turn (the other files are as last synced).
+                    recent = getattr(strategy, "pull_recent", None)
+                    if callable(recent):
+                        await recent(self._executor, paths)
+                    else:
+                        await strategy.pull(self._executor, paths)
+                finally:
+                    if follower is not None:
+                        follower.files.reset()
+        finally:
+            if follower is not None:
+                # What landed meanwhile, checked against the pulled copy.
+                with anyio.CancelScope(shield=True):
+                    await follower.drain()
 
     def _failure(self, exc: BaseException) -> dict[str, Any]:
         self._failed = exc

@@ -1,26 +1,31 @@
-# remote-executors: follow one session's files while its CLI runs, and send
-# every byte appended to them, framed, to the local side (see _follow.py).
-# Started by _follower.py; needs only what perl-base has.
+# remote-executors: follow the files of every session of one executor while
+# their CLIs run, and send each byte appended to them, framed, to the local
+# side (see _follow_channel.py). One process per executor however many
+# sessions it runs; needs only what perl-base has.
 #
-# Arguments: BASE SID MAXFILE TICK_MS MODE
-#   BASE     the project dir (…/projects/<name>)
-#   SID      the session id: follows BASE/SID.jsonl and every file under BASE/SID/
-#   MAXFILE  a file larger than this is announced (B), never sent
+# Arguments: TICK_MS MODE
 #   TICK_MS  the poll interval while files are changing (idle: 4x)
 #   MODE     "auto": wait on inotifywait where it is installed (a look per
 #            event, and one a second anyway), else poll; "poll": always poll
-# stdin: "SIZE REL" per file the local side holds, then "."; afterwards
-#   "F SEQ" asks for everything on disk now, answered by "S SEQ" once sent.
+# stdin, one command per line:
+#   "A <tag> <maxfile> <project> <sid> <config>"  follow a session: its files
+#            are CONFIG/projects/PROJECT/SID.jsonl and every file under
+#            .../PROJECT/SID/; CONFIG is "-" for the CLI's default, else the
+#            directory in hex. A file larger than MAXFILE is announced (B),
+#            never sent. Then "SIZE REL" per file the local side holds, and ".".
+#   "R <tag>"        stop following that session
+#   "F <tag> <seq>"  send everything of that session on disk now; "S" answers
 #   End of stdin stops the follower.
 # stdout, frames only:
-#   "L 1 <inotify|poll>\n"               hello, once
-#   "H <len> <rel>\n" + len bytes         the file's first bytes, sent before the
-#                                         first data of a file the local side holds
-#   "D <offset> <len> <rel>\n" + len bytes the file's bytes [offset, offset+len)
-#   "T <size> <rel>\n"                    the file shrank below what was sent
-#   "B <size> <rel>\n"                    over MAXFILE: not sent
-#   "E <rel>\n"                           unreadable
-#   "S <seq>\n"                           everything on disk at "F <seq>" is sent
+#   "L 2 <inotify|poll>\n"                    hello, once
+#   "H <tag> <len> <rel>\n" + len bytes       the file's first bytes, sent before
+#                                             the first data of a file the local
+#                                             side holds
+#   "D <tag> <offset> <len> <rel>\n" + bytes  the file's bytes [offset, offset+len)
+#   "T <tag> <size> <rel>\n"                  the file shrank below what was sent
+#   "B <tag> <size> <rel>\n"                  over MAXFILE: not sent
+#   "E <tag> <rel>\n"                         unreadable
+#   "S <tag> <seq>\n"                         everything on disk at "F" is sent
 use strict;
 use warnings;
 # Sub-second clocks where Time::HiRes is there; perl-base alone (the perl of
@@ -28,43 +33,19 @@ use warnings;
 BEGIN { eval { require Time::HiRes; Time::HiRes->import(qw(stat lstat time)); 1 } }
 use Fcntl qw(SEEK_SET);
 
-my ($base, $sid, $maxfile, $tick_ms, $mode) = @ARGV;
+my ($tick_ms, $mode) = @ARGV;
 my $CHUNK = 262144;    # bytes per data frame
 my $WINDOW = 4096;     # overlap re-sent before the first new byte of a known file
 my $RESCAN = 0.5;      # seconds between full directory listings
 $SIG{PIPE} = sub { exit 0 };    # the local side went away
 $SIG{TERM} = sub { exit 0 };
 
-my (%off, %dead, %dirs, %hot, @cold);
-my $main = "$sid.jsonl";
+my %S;    # tag -> the session: base, sid, main, maxfile, off, dead, dirs, hot, ...
 
 sub out { my $data = shift; while (length $data) { my $n = syswrite(STDOUT, $data); exit 0 unless $n; substr($data, 0, $n) = ''; } }
 
-# The local side's sizes: where each known file's data starts.
-my $inbuf = '';
-sub read_stdin {
-    my $n = sysread(STDIN, my $got, 65536);
-    exit 0 unless $n;    # stdin closed: the session ended
-    $inbuf .= $got;
-    exit 0 if length($inbuf) > 1 << 26;    # not a local side that we know
-}
-my %known;
-while (1) {
-    if ($inbuf =~ s/\A([^\n]*)\n//) {
-        my $line = $1;
-        last if $line eq '.';
-        if ($line =~ /\A([0-9]{1,20}) (.+)\z/s) { $known{$2} = $1 + 0 }
-        next;
-    }
-    read_stdin();
-}
-for my $rel (keys %known) {
-    # Re-send a window before the local end, checked there; the head too.
-    $off{$rel} = $known{$rel} > $WINDOW ? $known{$rel} - $WINDOW : 0;
-}
-
-# Waiting: inotifywait where it is installed (one on BASE for the transcript,
-# one on BASE/SID and below once it exists), else a short poll.
+# Waiting: inotifywait where it is installed (one per project dir for the
+# transcripts, one per session dir and below once it exists), else a short poll.
 my $inw;
 if (($mode // 'auto') eq 'auto') {
     for my $dir (split /:/, $ENV{PATH} // '') {
@@ -84,126 +65,193 @@ sub watch_dir {
     $watch{$dir} = [$pid, $fh, ''];
     $grace = time + 0.3;
 }
-sub unwatch { for my $w (values %watch) { kill 'TERM', $w->[0]; close($w->[1]) } %watch = () }
+sub unwatch_dir { my $w = delete $watch{$_[0]} or return; kill 'TERM', $w->[0]; close($w->[1]) }
+sub unwatch { unwatch_dir($_) for keys %watch }
 END { unwatch() }
+sub wanted_dirs { my %d; for my $s (values %S) { $d{$s->{base}} = 1; $d{"$s->{base}/$s->{sid}"} = 1 } return \%d }
 sub watched {
-    return 0 unless $inw && $watch{$base};
-    return 0 if !$watch{"$base/$sid"} && -d "$base/$sid";
+    return 0 unless $inw;
+    for my $s (values %S) {
+        return 0 unless $watch{$s->{base}};
+        return 0 if !$watch{"$s->{base}/$s->{sid}"} && -d "$s->{base}/$s->{sid}";
+    }
     return time >= $grace;
 }
 sub event {
     my ($line) = @_;
     my ($what, $path) = split / /, $line, 2;
-    return unless defined $path && index($path, "$base/") == 0;
-    my $rel = substr($path, length("$base/"));
-    return unless $rel eq $main || index($rel, "$sid/") == 0;
-    if ($what =~ /ISDIR/) { $relist = 1; return }
-    return if $rel =~ m{(\A|/)\.} || $rel =~ /[\r]|\.conflict-/;
-    if (!exists $off{$rel}) { return unless lstat($path) && -f _; $off{$rel} = 0 }
-    $hot{$rel} = time;
+    return unless defined $path;
+    for my $s (values %S) {
+        next unless index($path, "$s->{base}/") == 0;
+        my $rel = substr($path, length("$s->{base}/"));
+        next unless $rel eq $s->{main} || index($rel, "$s->{sid}/") == 0;
+        $s->{poked} = 1;
+        if ($what =~ /ISDIR/) { $relist = 1; next }
+        next if $rel =~ m{(\A|/)\.} || $rel =~ /[\r]|\.conflict-/;
+        if (!exists $s->{off}{$rel}) { next unless lstat($path) && -f _; $s->{off}{$rel} = 0 }
+        $s->{hot}{$rel} = time;
+    }
 }
-
-out("L 1 " . ($inw ? 'inotify' : 'poll') . "\n");
 
 # Listing: the transcript, and every file under SID/ (a directory is read
 # again when its mtime moves, and every RESCAN seconds anyway).
-my $listed_at = 0;
 sub list_dir {
-    my ($dir, $force) = @_;
-    my $path = "$base/$dir";
+    my ($s, $dir, $force) = @_;
+    my $path = "$s->{base}/$dir";
     my @st = stat($path);
     return unless @st;
     my $stamp = "$st[9]/$st[10]";
-    return if !$force && defined $dirs{$dir} && $dirs{$dir} eq $stamp;
-    $dirs{$dir} = $stamp;
+    return if !$force && defined $s->{dirs}{$dir} && $s->{dirs}{$dir} eq $stamp;
+    $s->{dirs}{$dir} = $stamp;
     opendir(my $dh, $path) or return;
     my @names = grep { !/\A\./ && !/[\n\r]/ && !/\.conflict-/ } readdir($dh);
     closedir($dh);
     for my $name (@names) {
         my $rel = "$dir/$name";
-        next unless lstat("$base/$rel");    # symlinks are never followed
-        if (-d _) { list_dir($rel, $force) }
-        elsif (-f _ && !exists $off{$rel}) { $off{$rel} = 0; $hot{$rel} = time }
+        next unless lstat("$s->{base}/$rel");    # symlinks are never followed
+        if (-d _) { list_dir($s, $rel, $force) }
+        elsif (-f _ && !exists $s->{off}{$rel}) { $s->{off}{$rel} = 0; $s->{hot}{$rel} = time }
     }
 }
 sub list_all {
-    my ($force) = @_;
-    $off{$main} //= 0;
-    list_dir($sid, $force) if -d "$base/$sid";
-    $listed_at = time if $force;
+    my ($s, $force) = @_;
+    $s->{off}{$s->{main}} //= 0;
+    list_dir($s, $s->{sid}, $force) if -d "$s->{base}/$s->{sid}";
+    $s->{listed_at} = time if $force;
 }
 
 # Sending: whatever a file holds past what was sent.
-my %headed;
 sub send_file {
-    my ($rel) = @_;
-    return 0 if $dead{$rel};
-    my @st = stat("$base/$rel");
+    my ($s, $rel) = @_;
+    return 0 if $s->{dead}{$rel};
+    my $tag = $s->{tag};
+    my $path = "$s->{base}/$rel";
+    my @st = stat($path);
     return 0 unless @st;
     my $size = $st[7];
-    my $at = $off{$rel} // 0;
+    my $at = $s->{off}{$rel} // 0;
     return 0 if $size == $at;
-    if ($size < $at) { out("T $size $rel\n"); $dead{$rel} = 1; return 0 }
-    if ($size > $maxfile) { out("B $size $rel\n"); $dead{$rel} = 1; return 0 }
+    if ($size < $at) { out("T $tag $size $rel\n"); $s->{dead}{$rel} = 1; return 0 }
+    if ($size > $s->{maxfile}) { out("B $tag $size $rel\n"); $s->{dead}{$rel} = 1; return 0 }
     my $fh;
-    unless (open($fh, '<:raw', "$base/$rel")) { out("E $rel\n"); $dead{$rel} = 1; return 0 }
-    if (!$headed{$rel} && exists $known{$rel} && $known{$rel} > 0) {
-        my $want = $known{$rel} < $WINDOW ? $known{$rel} : $WINDOW;
+    unless (open($fh, '<:raw', $path)) { out("E $tag $rel\n"); $s->{dead}{$rel} = 1; return 0 }
+    my $known = $s->{known}{$rel};
+    if (!$s->{headed}{$rel} && $known) {
+        my $want = $known < $WINDOW ? $known : $WINDOW;
         my $n = read($fh, my $head, $want) // 0;
-        out("H $n $rel\n$head");
+        out("H $tag $n $rel\n$head");
     }
-    $headed{$rel} = 1;
+    $s->{headed}{$rel} = 1;
     my $sent = 0;
     seek($fh, $at, SEEK_SET);
     while ($at < $size) {
         my $want = $size - $at < $CHUNK ? $size - $at : $CHUNK;
         my $n = read($fh, my $buf, $want);
         last unless $n;
-        out("D $at $n $rel\n$buf");
+        out("D $tag $at $n $rel\n$buf");
         $at += $n;
         $sent += $n;
     }
     close($fh);
-    $off{$rel} = $at;
-    $hot{$rel} = time if $sent;
+    $s->{off}{$rel} = $at;
+    $s->{hot}{$rel} = time if $sent;
     return $sent;
 }
 
-# One look: hot files (and the transcript) every tick, the others a slice at a time.
-my $cold_at = 0;
+# One look at a session: its hot files (and the transcript) every tick, the
+# others a slice at a time.
 sub look {
-    my ($all) = @_;    # 1: send everything; 2: list everything, send what is busy
-    list_all($all || time - $listed_at >= $RESCAN);
+    my ($s, $all) = @_;    # 1: send everything; 2: list everything, send what is busy
+    list_all($s, $all || time - $s->{listed_at} >= $RESCAN);
     my $now = time;
     my $sent = 0;
+    my $off = $s->{off};
     if ($all == 1) {
-        for my $rel (sort keys %off) { $sent += send_file($rel) }
+        for my $rel (sort keys %$off) { $sent += send_file($s, $rel) }
         return $sent;
     }
-    my @files = keys %off;
-    for my $rel ($main, grep { $hot{$_} && $now - $hot{$_} < 5 } @files) { $sent += send_file($rel) }
-    @cold = grep { !$hot{$_} || $now - $hot{$_} >= 5 } @files if $cold_at >= @cold;
-    $cold_at = 0 if $cold_at >= @cold;
-    my $stop = $cold_at + 200;
-    while ($cold_at < @cold && $cold_at < $stop) { $sent += send_file($cold[$cold_at++]) }
+    my $hot = $s->{hot};
+    my @files = keys %$off;
+    for my $rel ($s->{main}, grep { $hot->{$_} && $now - $hot->{$_} < 5 } @files) {
+        $sent += send_file($s, $rel);
+    }
+    my $cold = $s->{cold};
+    @$cold = grep { !$hot->{$_} || $now - $hot->{$_} >= 5 } @files if $s->{cold_at} >= @$cold;
+    $s->{cold_at} = 0 if $s->{cold_at} >= @$cold;
+    my $stop = $s->{cold_at} + 200;
+    while ($s->{cold_at} < @$cold && $s->{cold_at} < $stop) {
+        $sent += send_file($s, $cold->[$s->{cold_at}++]);
+    }
     return $sent;
 }
 
-my $idle = 0;
+# Commands. A session's listing follows its "A" line; it is followed from
+# the "." on (re-sending a window before each local end, checked there, and
+# each file's head).
+my $inbuf = '';
+my $adding;    # the session whose listing is being read
+sub read_stdin {
+    my $n = sysread(STDIN, my $got, 65536);
+    exit 0 unless $n;    # stdin closed: the last session ended
+    $inbuf .= $got;
+    exit 0 if length($inbuf) > 1 << 26;    # not a local side that we know
+}
+sub command {
+    my ($line) = @_;
+    if ($adding) {
+        if ($line eq '.') {
+            my $s = $adding;
+            undef $adding;
+            for my $rel (keys %{$s->{known}}) {
+                my $k = $s->{known}{$rel};
+                $s->{off}{$rel} = $k > $WINDOW ? $k - $WINDOW : 0;
+            }
+            $S{$s->{tag}} = $s;
+        } elsif ($line =~ /\A([0-9]{1,20}) (.+)\z/s) {
+            $adding->{known}{$2} = $1 + 0;
+        }
+    } elsif ($line =~ /\AA ([0-9]{1,9}) ([0-9]{1,20}) ([A-Za-z0-9._-]{1,255}) ([A-Za-z0-9_-]{1,128}) (-|(?:[0-9a-f]{2})+)\z/) {
+        my ($tag, $maxfile, $project, $sid, $config) = ($1, $2, $3, $4, $5);
+        return if $project eq '.' || $project eq '..';
+        $config = $config eq '-' ? ($ENV{CLAUDE_CONFIG_DIR} || "$ENV{HOME}/.claude") : pack('H*', $config);
+        $adding = { tag => $tag, maxfile => $maxfile, sid => $sid, main => "$sid.jsonl",
+                    base => "$config/projects/$project", known => {}, off => {}, dead => {},
+                    dirs => {}, hot => {}, headed => {}, cold => [], cold_at => 0, listed_at => 0 };
+    } elsif ($line =~ /\AR ([0-9]{1,9})\z/) {
+        delete $S{$1};
+        my $want = wanted_dirs();
+        $want->{$_} || unwatch_dir($_) for keys %watch;
+    } elsif ($line =~ /\AF ([0-9]{1,9}) ([0-9]{1,20})\z/) {
+        look($S{$1}, 1) if $S{$1};
+        out("S $1 $2\n");
+    }
+}
+
+out("L 2 " . ($inw ? 'inotify' : 'poll') . "\n");
+
+# Each session is looked at on its own schedule: watched, when an event
+# named it (and once a second anyway); polled, every tick while its files
+# change, every 4 ticks once it has been quiet ~1 s. So a hundred idle
+# sessions cost a hundred looks a second or so, not thousands.
+my $iter = 0;
+my $busy = 0;    # some polled session changed lately: tick fast
 while (1) {
-    watch_dir($base, 0);
-    watch_dir("$base/$sid", 1);
+    for my $s (values %S) {
+        watch_dir($s->{base}, 0);
+        watch_dir("$s->{base}/$s->{sid}", 1);
+    }
     my $rin = '';
     vec($rin, fileno(STDIN), 1) = 1;
     vec($rin, fileno($_->[1]), 1) = 1 for values %watch;
-    # Watched: a look per event, and one a second anyway. Polled: busy files
-    # every tick; after ~1 s of quiet, every 4 ticks.
-    my $wait = watched() ? 1 : $tick_ms / 1000 * ($idle > 50 ? 4 : 1);
+    # Watched (or nothing to follow): a look per event, and one a second
+    # anyway. Polled: busy files every tick; after ~1 s of quiet, every 4 ticks.
+    my $watched = %S && watched();
+    my $wait = (!%S || $watched) ? 1 : $tick_ms / 1000 * ($busy ? 1 : 4);
     my $ready = select(my $rout = $rin, undef, undef, $wait);
     if ($ready > 0) {
         for my $dir (keys %watch) {
             my $w = $watch{$dir};
-            next unless vec($rout, fileno($w->[1]), 1);
+            next unless $w && vec($rout, fileno($w->[1]), 1);
             my $n = sysread($w->[1], my $got, 65536);
             unless ($n) {    # it died (e.g. out of watches): poll from now on
                 unwatch();
@@ -215,19 +263,25 @@ while (1) {
             $w->[2] = '' if length($w->[2]) > 65536;
         }
     }
-    my $flush;
     if ($ready > 0 && vec($rout, fileno(STDIN), 1)) {
         read_stdin();
-        while ($inbuf =~ s/\A([^\n]*)\n//) {
-            my $cmd = $1;
-            $flush = $1 if $cmd =~ /\AF ([0-9]{1,20})\z/;
+        while ($inbuf =~ s/\A([^\n]*)\n//) { command($1) }
+    }
+    $iter++;
+    my $was_busy = $busy;
+    $busy = 0;
+    my $now = time;
+    for my $s (values %S) {
+        my $quiet = ($s->{idle} //= 0) > 50;
+        if ($watched) {
+            next unless $s->{poked} || $relist || $now - ($s->{looked} // 0) >= 1;
+        } elsif ($quiet && $was_busy && !$relist && $iter % 4) {
+            next;    # quiet while others change (short ticks): every 4th
         }
+        $s->{poked} = 0;
+        $s->{looked} = $now;
+        $s->{idle} = look($s, $relist ? 2 : 0) ? 0 : $s->{idle} + 1;
+        $busy ||= $s->{idle} <= 50;
     }
-    if (defined $flush) {
-        look(1);
-        out("S $flush\n");
-        next;
-    }
-    $idle = look($relist ? 2 : 0) ? 0 : $idle + 1;
     $relist = 0;
 }

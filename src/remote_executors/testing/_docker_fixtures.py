@@ -13,6 +13,9 @@
 - ``rx_docker_executor``: a ``DockerExecutor`` for ``rx_container``'s user.
 - ``rx_container_project``: a project directory under the local home whose
   home-relative counterpart exists in ``rx_container``.
+
+``docker_executor(box)`` is the ``DockerExecutor`` for a test container's
+user, for fixtures of their own (``async with`` closes it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ContainerFactory",
+    "docker_executor",
     "rx_container",
     "rx_container_bed",
     "rx_container_factory",
@@ -109,6 +113,13 @@ def rx_container_factory(
         rx_container_bed.remove(box.name)
 
 
+def docker_executor(box: TestContainer) -> DockerExecutor:
+    """A ``DockerExecutor`` for ``box``'s user."""
+    from ..executors.docker import DockerExecutor
+
+    return DockerExecutor(box.name, user=box.user)
+
+
 @pytest.fixture
 async def rx_docker_executor(
     rx_container: TestContainer, rx_isolated: Isolated
@@ -117,13 +128,8 @@ async def rx_docker_executor(
 
     Sessions it runs are synced and recorded in the test's own dirs (``rx_isolated``).
     """
-    from ..executors.docker import DockerExecutor
-
-    executor = DockerExecutor(rx_container.name, user=rx_container.user)
-    try:
+    async with docker_executor(rx_container) as executor:
         yield executor
-    finally:
-        await executor.aclose()
 
 
 @pytest.fixture

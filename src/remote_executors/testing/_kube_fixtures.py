@@ -10,6 +10,9 @@
   reaches the stand-in with its token.
 - ``rx_kube_executor``: a ``KubernetesExecutor`` for ``rx_kube_pod`` through
   ``rx_kubeconfig``, closed afterwards.
+
+``kube_executor(pod, kubeconfig)`` is that executor, for fixtures of their own
+(``async with`` closes it).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from .docker import ContainerBed, TestContainer
     from .kube_standin import KubeStandin, StandinPod
 
-__all__ = ["rx_kube_executor", "rx_kube_pod", "rx_kube_standin", "rx_kubeconfig"]
+__all__ = ["kube_executor", "rx_kube_executor", "rx_kube_pod", "rx_kube_standin", "rx_kubeconfig"]
 
 #: Where ``rx_kube_pod`` lives.
 NAMESPACE = "rx-test"
@@ -57,20 +60,19 @@ def rx_kubeconfig(rx_kube_standin: KubeStandin, tmp_path_factory: pytest.TempPat
     return rx_kube_standin.kubeconfig(tmp_path_factory.mktemp("kube") / "config")
 
 
+def kube_executor(pod: StandinPod, kubeconfig: Path) -> KubernetesExecutor:
+    """A ``KubernetesExecutor`` for ``pod``'s first container through ``kubeconfig``."""
+    from ..executors.kubernetes import KubernetesExecutor
+
+    return KubernetesExecutor(
+        pod.name, namespace=pod.namespace, container=pod.containers[0], kubeconfig=str(kubeconfig)
+    )
+
+
 @pytest.fixture
 async def rx_kube_executor(
     rx_kube_pod: StandinPod, rx_kubeconfig: Path, rx_isolated: Isolated
 ) -> AsyncIterator[KubernetesExecutor]:
     """A ``KubernetesExecutor`` for ``rx_kube_pod`` (needs an anyio test), closed afterwards."""
-    from ..executors.kubernetes import KubernetesExecutor
-
-    executor = KubernetesExecutor(
-        rx_kube_pod.name,
-        namespace=rx_kube_pod.namespace,
-        container=rx_kube_pod.containers[0],
-        kubeconfig=str(rx_kubeconfig),
-    )
-    try:
+    async with kube_executor(rx_kube_pod, rx_kubeconfig) as executor:
         yield executor
-    finally:
-        await executor.aclose()

@@ -17,20 +17,28 @@ exactly what the executor uses and nothing else:
   ``runAsUser`` would), so the process, its watchdog and its files are real.
 
 Every request needs the bearer token of the kubeconfig that ``kubeconfig()``
-writes (401 otherwise); ``forbid`` makes pod reads or execs of a pod answer
-403, as missing RBAC does. Each exec's query is kept in ``execs`` so tests
-can see what reached the "cluster" (e.g. that no secret is in a command).
+writes (401 otherwise): in it (``auth="token"``) or from an exec credential
+plugin (``auth="exec"``, a small script the kubeconfig runs, as cloud
+providers' ``aws eks get-token`` or ``gke-gcloud-auth-plugin`` are run).
+``tls=True`` serves HTTPS/WSS with a certificate made for 127.0.0.1, whose
+CA the kubeconfig carries (``certificate-authority-data``). ``forbid`` makes
+pod reads or execs of a pod answer 403, as missing RBAC does. Each exec's
+query is kept in ``execs`` so tests can see what reached the "cluster" (e.g.
+that no secret is in a command).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import os
 import secrets
+import ssl
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -75,6 +83,42 @@ def _status(code: int, reason: str, message: str, **extra: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+def _self_signed(ip: str) -> tuple[bytes, bytes]:
+    """(certificate, key) PEM for ``ip``, self-signed (``cryptography``, which
+    paramiko already needs)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rx-kube-standin")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def exit_status(code: int) -> bytes:
     """Channel 3's last word: ``Success`` or ``NonZeroExitCode`` with the code."""
     if code == 0:
@@ -93,9 +137,13 @@ def exit_status(code: int) -> bytes:
 class KubeStandin:
     """The stand-in API server. ``start()`` it, ``add_pod()``, then ``kubeconfig()``."""
 
-    def __init__(self, engine: str = "docker", *, protocols: Iterable[str] = (V5, V4)) -> None:
+    def __init__(
+        self, engine: str = "docker", *, protocols: Iterable[str] = (V5, V4), tls: bool = False
+    ) -> None:
         self.engine = engine
         self.protocols = tuple(protocols)
+        self.tls = tls
+        self._cert: tuple[bytes, bytes] | None = None  # (certificate PEM, key PEM)
         self.token = secrets.token_hex(16)
         self.pods: dict[tuple[str, str], StandinPod] = {}
         self.forbidden: set[tuple[str, str, str]] = set()  # (ns, pod, "get"|"exec")
@@ -130,15 +178,42 @@ class KubeStandin:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def kubeconfig(self, path: Path, *, context: str = "standin", token: str | None = None) -> Path:
-        """Write a kubeconfig (0600) whose ``context`` reaches this server."""
+    @property
+    def ca_pem(self) -> bytes:
+        """The (self-signed) certificate the server presents with ``tls``."""
+        if self._cert is None:
+            self._cert = _self_signed("127.0.0.1")
+        return self._cert[0]
+
+    def kubeconfig(
+        self,
+        path: Path,
+        *,
+        context: str = "standin",
+        token: str | None = None,
+        auth: str = "token",
+        ca_pem: bytes | None = None,
+    ) -> Path:
+        """Write a kubeconfig (0600) whose ``context`` reaches this server.
+
+        ``auth="exec"``: the token comes from an exec credential plugin (a script
+        written beside the kubeconfig) instead of the file. ``ca_pem``: the CA to
+        trust instead of the server's own (with ``tls``)."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls:
+            cluster["certificate-authority-data"] = base64.b64encode(ca_pem or self.ca_pem).decode()
+        user: dict[str, Any] = {"token": token or self.token}
+        if auth == "exec":
+            user = {"exec": self._credential_plugin(path, token or self.token)}
+        elif auth != "token":
+            raise ValueError(f"auth is 'token' or 'exec', not {auth!r}")
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": token or self.token}}],
+            "clusters": [{"name": "standin", "cluster": cluster}],
+            "users": [{"name": "tester", "user": user}],
             "contexts": [{"name": context, "context": {"cluster": "standin", "user": "tester"}}],
             "current-context": context,
         }
@@ -147,6 +222,26 @@ class KubeStandin:
         with os.fdopen(fd, "w") as f:
             json.dump(config, f)  # JSON is YAML
         return path
+
+    def _credential_plugin(self, kubeconfig: Path, token: str) -> dict[str, Any]:
+        """An exec credential plugin that prints ``token`` (the token is in the
+        script, 0700, not in any argv: the client runs the command as given)."""
+        script = kubeconfig.parent / f"{kubeconfig.name}-credential"
+        credential = {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": token},
+        }
+        body = f"#!/bin/sh\ncat <<'JSON'\n{json.dumps(credential)}\nJSON\n"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+        with os.fdopen(fd, "w") as f:
+            f.write(body)
+        return {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(script),
+            "interactiveMode": "Never",
+        }
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -197,6 +292,16 @@ class KubeStandin:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        context = None
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ca_pem  # noqa: B018 (makes the certificate)
+            assert self._cert is not None
+            with tempfile.TemporaryDirectory() as tmp:
+                cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+                cert.write_bytes(self._cert[0])
+                key.write_bytes(self._cert[1])
+                context.load_cert_chain(cert, key)
         async with serve(
             self._exec,
             "127.0.0.1",
@@ -204,6 +309,7 @@ class KubeStandin:
             process_request=self._http,
             select_subprotocol=self._select,
             max_size=16 * 1024 * 1024,
+            ssl=context,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()

@@ -10,6 +10,7 @@ from ...errors import (
     HostUnreachable,
     ProcessLost,
 )
+from .._backend import Ending
 
 SSH_FAILED = 255  # ssh's own exit status for its own failures
 
@@ -120,6 +121,16 @@ def classify_connect_failure(host: str, stderr: str) -> ExecutorError:
     else:
         kind = "other"
     return connect_error(kind, host, _tail(stderr))
+
+
+def lost_link(host: str, ending: Ending) -> ExecutorError | None:
+    """``ProcessLost`` when the link, not the program, ended a job: ssh failed
+    (255), or the local client was killed by a signal nobody here sent. Both
+    SSH backends' ``lost_error``."""
+    code = ending.returncode
+    if code == SSH_FAILED or (code < 0 and not ending.signalled):
+        return classify_lost(host, ending.stderr, code)
+    return None
 
 
 def classify_lost(host: str, stderr: str, returncode: int | None) -> ExecutorError:

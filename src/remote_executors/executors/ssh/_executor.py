@@ -13,21 +13,15 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 import anyio
 from anyio.abc import Process
 
-from ...errors import InvalidInput, RemoteSetupError
+from ...errors import InvalidInput
 from .._backend import Backend, LinkOptions
 from .._capture import DEFAULT_MAX_OUTPUT, check_limit
-from .._cwd_map import cwd_target, under_home
+from .._cwd_map import cwd_target, mapped_cwd, sorted_path_map, usable_home
 from .._remote_job import RemoteJob, job_for
+from .._remote_process import RemoteProcess, start_job
 from .._run_job import run_job
 from .._spare import SpareChannel
-from .._ssh_process import SSHProcess, start_job
-from .._validate import (
-    _CONTROL_RE,
-    absolute_local,
-    check_host,
-    check_path,
-    remote_prefix,
-)
+from .._validate import _CONTROL_RE, check_host, check_path
 from ..base import CommandResult, SpawnOptions
 from ._openssh import OpenSSHBackend
 from ._reattach import JobWatch, ReattachingProcess, grace_seconds, is_supervised, watch_job
@@ -147,7 +141,7 @@ class SSHExecutor:
             check_path(claude_path, host=host, what="claude_path")
         self._claude_path = claude_path
         self._found_claude: str | None = None
-        self._path_map = self._check_path_map(path_map or {})
+        self._path_map = sorted_path_map(path_map, host=self._host)
         for key, value in (ssh_options or {}).items():
             # ASCII keyword, value without control characters: one -oKey=Value
             # that ssh reads as exactly that option.
@@ -193,15 +187,7 @@ class SSHExecutor:
             "warm_spawn": bool(warm_spawn),
         }
         self._spec = spec_from_options(self._host, given)
-        self._processes: weakref.WeakSet[SSHProcess | ReattachingProcess] = weakref.WeakSet()
-
-    def _check_path_map(self, path_map: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        pairs = []
-        for local, remote in path_map.items():
-            local_abs = absolute_local(local, host=self._host)
-            pairs.append((local_abs, remote_prefix(remote, host=self._host)))
-        # Longest local prefix wins.
-        return tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
+        self._processes: weakref.WeakSet[RemoteProcess | ReattachingProcess] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"SSHExecutor({self._host!r})"
@@ -258,28 +244,19 @@ class SSHExecutor:
         return cwd_target(local_cwd, self._path_map, host=self._host)
 
     async def map_cwd(self, local_cwd: str) -> str:
-        absolute, relative = self._cwd_target(local_cwd)
-        if absolute is not None:
-            return absolute
-        return under_home(await self.home(), relative or "")
+        return await mapped_cwd(local_cwd, self._path_map, host=self._host, home=self.home)
 
     async def home(self) -> str:
         if self._home is None:
-            result = await self.run(["/bin/sh", "-c", 'printf %s "$HOME"'], timeout=30)
-            home = result.stdout.decode("utf-8", "surrogateescape")
-            # Cached for the executor's life and joined into every mapped path:
-            # only a plain absolute path may be kept.
-            if not result.ok or not home.startswith("/") or _CONTROL_RE.search(home):
-                raise RemoteSetupError(
-                    f"{self._host} did not report a usable home directory: $HOME there is "
-                    f"{home[:200]!r} (exit status {result.returncode}), not an absolute path "
-                    "without control characters. Check that HOME is set for the login on "
-                    f"{self._host} (e.g. in its ~/.ssh/environment or login scripts), or pass "
-                    "SSHExecutor(..., path_map={local: remote}) so nothing depends on it.",
-                    host=self._host,
-                    detail=result.stderr.decode("utf-8", "replace")[-2000:],
-                )
-            self._home = home
+            self._home = await usable_home(
+                self.run,
+                host=self._host,
+                who=self._host,
+                advice=", not an absolute path without control characters. Check that HOME "
+                f"is set for the login on {self._host} (e.g. in its ~/.ssh/environment or "
+                "login scripts), or pass SSHExecutor(..., path_map={local: remote}) so "
+                "nothing depends on it.",
+            )
         return self._home
 
     # -- processes --------------------------------------------------------
@@ -351,7 +328,7 @@ class SSHExecutor:
             where=f"on {self._host}",
         )
 
-    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> SSHProcess:
+    async def _start_run(self, job: RemoteJob, startup_timeout: float) -> RemoteProcess:
         return await start_job(
             self._backend, job, pipe_stderr=True, startup_timeout=startup_timeout
         )

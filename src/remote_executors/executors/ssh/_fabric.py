@@ -42,14 +42,29 @@ import paramiko
 from anyio.abc import ByteReceiveStream
 
 from ...errors import CommandTimeout, ConnectionFailed, ExecutorError
-from .._backend import MAX_CONNECTIONS, LinkOptions, pool_full, refused_in_a_row
+from .._backend import MAX_CONNECTIONS, Ending, LinkOptions, pool_full, refused_in_a_row
 from ._config import ResolvedHost, resolve, ssh_g
-from ._errors import SSH_FAILED, classify_connect_failure, connect_error
+from ._errors import SSH_FAILED, classify_connect_failure, connect_error, lost_link
 from ._host_keys import AcceptNew, RefuseUnknown, UnknownHostKey, load_known_keys
 
 log = logging.getLogger("remote_executors.ssh")
 
 T = TypeVar("T")
+
+#: Our transports log here, below paramiko's own channel (whose handlers still
+#: see every record): a refused channel is how the pool learns the server's
+#: MaxSessions and is retried elsewhere, not an error to print on stderr.
+_PARAMIKO_LOG = "paramiko.transport.remote_executors"
+
+
+class _RefusalIsRoutine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and "open FAILED" in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger(_PARAMIKO_LOG).addFilter(_RefusalIsRoutine())
 
 _STDERR_KEEP = 16384
 #: How a server refuses one more session channel on a connection: OpenSSH's sshd
@@ -562,6 +577,7 @@ class FabricBackend:
         await self._open(conn)
         self._lost = ""
         transport = conn.transport
+        transport.set_log_channel(_PARAMIKO_LOG)
         sock = transport.sock
         if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small JSON lines and status lines both ways: Nagle plus delayed
@@ -710,6 +726,9 @@ class FabricBackend:
                 raise connect_error("other", self.host, self.lost_reason()) from exc
             raise classify_paramiko(self.host, exc) from exc
         return FabricChannel(chan, pipes, pipe_stderr=pipe_stderr, lost_reason=self.lost_reason)
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        return lost_link(self.host, ending)
 
     def connect_failure(self, stderr: str, returncode: int) -> ExecutorError | None:
         if returncode == SSH_FAILED:

@@ -24,21 +24,20 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Sequence
 from functools import partial
 from typing import IO
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import Process
 
-from ...errors import ConnectionFailed
-from .._backend import MAX_CONNECTIONS, ChannelRefused, LinkOptions, pool_full
+from ...errors import ConnectionFailed, ExecutorError
+from .._backend import MAX_CONNECTIONS, ChannelRefused, Ending, LinkOptions, pool_full
+from .._pipe_channel import PipeChannel
 from ._config import ResolvedHost, ssh_g
-from ._errors import SSH_FAILED, classify_connect_failure
+from ._errors import SSH_FAILED, classify_connect_failure, lost_link
 
 log = logging.getLogger("remote_executors.ssh")
 
@@ -51,7 +50,7 @@ _DEFAULT_MAX_SESSIONS = 10
 _REFUSED = "Session open refused by peer"
 
 
-class OpenSSHChannel:
+class OpenSSHChannel(PipeChannel):
     """One ``ssh`` client process (a ControlMaster client) carrying one command."""
 
     def __init__(
@@ -61,69 +60,13 @@ class OpenSSHChannel:
         stderr_file: IO[bytes] | None,
         master: _Master | None = None,
     ) -> None:
-        self._process = process
+        super().__init__(process, stdin_fd, stderr_file)
         self._master = master  # released once, when the client process has ended
-        self._stdin_fd: int | None = stdin_fd
-        self._lock = threading.Lock()
-        self._stderr_file = stderr_file
-        assert process.stdout is not None
-        self.stdout: ByteReceiveStream = process.stdout
-        self.stderr: ByteReceiveStream | None = process.stderr
 
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.returncode
-
-    def write_stdin(self, data: bytes) -> None:
-        with self._lock:
-            if self._stdin_fd is None:
-                raise BrokenPipeError("stdin is closed")
-            view = memoryview(data)
-            while view:
-                written = os.write(self._stdin_fd, view)
-                view = view[written:]
-
-    def close_stdin(self) -> None:
-        with self._lock:
-            if self._stdin_fd is not None:
-                os.close(self._stdin_fd)
-                self._stdin_fd = None
-
-    def stderr_text(self) -> str:
-        if self._stderr_file is None:
-            return ""
-        try:
-            self._stderr_file.seek(0)
-            return self._stderr_file.read()[-16384:].decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
-
-    def _release(self) -> None:
+    def _ended(self) -> None:
         master, self._master = self._master, None
         if master is not None:
             master.channels -= 1
-
-    async def wait(self) -> int:
-        code = await self._process.wait()
-        self.close_stdin()
-        self._release()
-        return code
-
-    async def aclose(self) -> None:
-        self.close_stdin()
-        # Closes the stdout/stderr pipes too: left to the garbage collector,
-        # asyncio complains about (or crashes on) transports of a closed loop.
-        await self._process.aclose()
-        self._release()
-
-    def send_signal(self, signum: int) -> None:
-        if self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.send_signal(signal.Signals(signum))
 
 
 class _Master:
@@ -360,6 +303,9 @@ class OpenSSHBackend:
         async with self._lock:
             master = await self._pick()
         return [*self._base(master), "-oControlMaster=no"]
+
+    def lost_error(self, ending: Ending) -> ExecutorError | None:
+        return lost_link(self.host, ending)
 
     def connect_failure(self, stderr: str, returncode: int) -> Exception | None:
         if returncode != SSH_FAILED:

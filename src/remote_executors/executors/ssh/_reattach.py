@@ -25,7 +25,7 @@ from ...errors import ExecutorError, ProcessLost
 from .._backend import Backend
 from .._piped_process import PipedProcess
 from .._remote_job import RemoteJob
-from .._ssh_process import SSHProcess, start_job
+from .._remote_process import RemoteProcess, start_job
 from ..link_status import LinkStatus
 
 __all__ = ["JobWatch", "ReattachingProcess", "grace_seconds", "is_supervised", "watch_job"]
@@ -44,7 +44,7 @@ UNREAD_KEEP = 1 << 20
 _CHANNEL_ENDED = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
-def is_supervised(process: SSHProcess) -> bool:
+def is_supervised(process: RemoteProcess) -> bool:
     """True when the bootstrap put the job under the supervisor (the host has perl)."""
     return len(process.status.values) > 3 and bool(process.status.values[3])
 
@@ -60,7 +60,7 @@ class ReattachingProcess(PipedProcess):
         self,
         backend: Backend,
         job: RemoteJob,
-        first: SSHProcess,
+        first: RemoteProcess,
         *,
         grace: float,
         pipe_stderr: bool,
@@ -72,8 +72,8 @@ class ReattachingProcess(PipedProcess):
         self._dir = first.status.values[3]
         self._grace = grace
         self._pipe_stderr = pipe_stderr
-        self._att: SSHProcess | None = first
-        self._retired: list[SSHProcess] = []
+        self._att: RemoteProcess | None = first
+        self._retired: list[RemoteProcess] = []
         self._out_at = 0  # stdout bytes received from the remote
         self._err_at = 0  # stderr bytes received (piped stderr only)
         self._line_start = True
@@ -93,14 +93,14 @@ class ReattachingProcess(PipedProcess):
         self._signalled = False
         self._detached_at: float | None = None
         self._stop_pending = False
-        self._ending: SSHProcess | None = None  # finished, its channel not closed yet
+        self._ending: RemoteProcess | None = None  # finished, its channel not closed yet
         self._err_ends: dict[int, anyio.Event] = {}
         self.reattached = 0  # how many times the stream was resumed
         self._stdin = _Stdin(self)
         self._stdout = _Stdout(self)
         self._stderr = _Stderr(self) if pipe_stderr else None
 
-    # -- what SSHProcess offers too -----------------------------------------
+    # -- what RemoteProcess offers too --------------------------------------
 
     @property
     def remote_path(self) -> str:
@@ -162,7 +162,7 @@ class ReattachingProcess(PipedProcess):
         self._line_start = data.endswith(b"\n")
         return data
 
-    async def _channel_ended(self, att: SSHProcess) -> None:
+    async def _channel_ended(self, att: RemoteProcess) -> None:
         decoder = att._stdout.decoder
         if decoder.ended:
             # Every byte is here: let the supervisor remove the spool, then end.
@@ -196,7 +196,7 @@ class ReattachingProcess(PipedProcess):
     def _note(self, status: LinkStatus) -> None:
         self._notes.append(status.to_line())
 
-    async def _retire(self, att: SSHProcess, *, wait: bool) -> None:
+    async def _retire(self, att: RemoteProcess, *, wait: bool) -> None:
         if self._att is att:
             self._att = None
             self._kick()
@@ -273,7 +273,7 @@ class ReattachingProcess(PipedProcess):
             )
             return
 
-    async def _resume_stdin(self, att: SSHProcess) -> None:
+    async def _resume_stdin(self, att: RemoteProcess) -> None:
         """Resend what the remote did not write into the process's input yet."""
         values = att.status.values
         acked = int(values[0]) if values and values[0].isdigit() else -1
@@ -365,7 +365,7 @@ class ReattachingProcess(PipedProcess):
 
     # -- stderr -------------------------------------------------------------
 
-    def _err_done(self, att: SSHProcess) -> anyio.Event:
+    def _err_done(self, att: RemoteProcess) -> anyio.Event:
         """Set once the caller read ``att``'s stderr to its end."""
         return self._err_ends.setdefault(id(att), anyio.Event())
 
@@ -521,7 +521,7 @@ def grace_seconds(reattach_within: float) -> int:
 class JobWatch:
     """A read-only channel to a supervised job; see :func:`watch_job`."""
 
-    def __init__(self, process: SSHProcess) -> None:
+    def __init__(self, process: RemoteProcess) -> None:
         self.host = process.host
         self._process = process
 

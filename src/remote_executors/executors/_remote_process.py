@@ -1,6 +1,8 @@
 """A remote job as an ``anyio.abc.Process``: bootstrap handshake, relay stdin, heartbeats.
 
-Backend-independent: it drives a ``Channel`` from any backend.
+Backend-independent: it drives a ``Channel`` from any backend (SSH, a
+container engine's client, a Kubernetes exec stream), and asks the backend
+whether a failed job was lost with its carrier.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
@@ -21,12 +24,11 @@ from ..errors import (
     RemotePathNotFound,
     RemoteSetupError,
 )
-from ._backend import Backend, Channel, ChannelRefused, refused_in_a_row
+from ._backend import Backend, Channel, ChannelRefused, Ending, refused_in_a_row
 from ._frames import FrameDecoder
 from ._piped_process import PipedProcess
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
 from ._spare import SpareChannel
-from .ssh._errors import SSH_FAILED, classify_lost
 
 log = logging.getLogger("remote_executors.ssh")
 
@@ -177,11 +179,13 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-class SSHProcess(PipedProcess):
+class RemoteProcess(PipedProcess):
     """A process running on another machine, driven like a local one.
 
-    ``pid`` is the local ``ssh`` client's. ``terminate()``/``kill()`` end the
-    local client; the remote watchdog then stops the remote process group.
+    ``pid`` is the local client's (``ssh``, ``docker exec``; this process's
+    own for a stream with no client). ``terminate()``/``kill()`` end the
+    channel; the remote watchdog then stops the remote process group.
+    ``lost_error`` asks the backend that carried it (``Backend.lost_error``).
     """
 
     def __init__(
@@ -191,8 +195,11 @@ class SSHProcess(PipedProcess):
         job: RemoteJob,
         status: JobStatus,
         stdout_rest: bytes,
+        *,
+        carrier_lost: Callable[[Ending], ExecutorError | None],
     ) -> None:
         self.host = host
+        self._carrier_lost = carrier_lost
         self._channel = channel
         self._job = job
         self.status = status
@@ -234,12 +241,14 @@ class SSHProcess(PipedProcess):
         return self._channel.stderr_text()
 
     def lost_error(self) -> ExecutorError | None:
-        """``ProcessLost`` when the link, not the program, ended: ssh failed (255),
-        or the local ssh client was killed by a signal nobody here sent."""
+        """``ProcessLost`` when the carrier (link, client, stream), not the
+        program, ended the job; as the backend judges it."""
         code = self.returncode
-        if code == SSH_FAILED or (code is not None and code < 0 and not self._signalled):
-            return classify_lost(self.host, self.stderr_tail(), code)
-        return None
+        if code is None or code == 0:
+            return None
+        return self._carrier_lost(
+            Ending(code, self.pid, signalled=self._signalled, stderr=self.stderr_tail())
+        )
 
     def _stop_heartbeat(self) -> None:
         if self._heartbeat is not None:
@@ -376,13 +385,13 @@ async def start_job(
     *,
     pipe_stderr: bool,
     startup_timeout: float = 60.0,
-    process_class: type[SSHProcess] | None = None,
+    process_class: type[RemoteProcess] = RemoteProcess,
     spare: SpareChannel | None = None,
-) -> SSHProcess:
+) -> RemoteProcess:
     """Open a channel, hand the job to the bootstrap, wait for its status line.
 
-    ``process_class``: the ``SSHProcess`` subclass to return (an executor
-    whose lost links look different, e.g. a container engine's client).
+    ``process_class``: the ``RemoteProcess`` subclass to return (e.g. one
+    that stops a container's job its own way).
     ``spare`` (spawn jobs): the job goes to its waiting channel when it has
     one (a spare that turns out dead is dropped and a channel opened as
     usual); the next spare opens when the job ends.
@@ -424,7 +433,7 @@ async def start_job(
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
-    process = (process_class or SSHProcess)(host, channel, job, status, rest)
+    process = process_class(host, channel, job, status, rest, carrier_lost=backend.lost_error)
     process.spare = spare
     return process
 
