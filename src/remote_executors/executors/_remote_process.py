@@ -32,6 +32,10 @@ from ._spare import SpareChannel
 
 log = logging.getLogger("remote_executors.ssh")
 
+#: At most this long for opening the next spare channel after a job: it only
+#: saves time when it is quick (a new connection, say, is not).
+_REFILL_SECONDS = 2.0
+
 _NOISE_LIMIT = 1 << 20  # bytes of login-shell chatter tolerated before the status line
 HEARTBEAT_INTERVAL = 2.0
 #: Tries to open one channel when connections refuse it (each refusal makes room).
@@ -260,10 +264,13 @@ class RemoteProcess(PipedProcess):
         finally:
             self._stop_heartbeat()
         spare, self.spare = self.spare, None
-        if spare is not None:
+        if spare is not None and RemoteProcess.lost_error(self) is None:
             # The job is over: a quiet moment to open the next spare (opened
             # while the job starts, it would compete with it for the CPU).
-            await spare.refill()
+            # Not when the link is what ended it: a reattach must not wait
+            # for a channel nobody asked for.
+            with anyio.move_on_after(_REFILL_SECONDS):
+                await spare.refill()
         return code
 
     def terminate(self) -> None:
