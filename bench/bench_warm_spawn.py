@@ -63,7 +63,7 @@ async def spawn_to_command(executor: rx.Executor) -> float:
     return float(out.split()[-1]) - start
 
 
-async def measure(runs: int, docker: bool) -> None:
+async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
     load = os.getloadavg()
     with contextlib.ExitStack() as stack:
         b = stack.enter_context(bench_bed())
@@ -73,7 +73,7 @@ async def measure(runs: int, docker: bool) -> None:
         )
         remote_options = ClaudeAgentOptions(cwd=str(b.local))
         executors: dict[str, Any] = {}
-        for backend in ("openssh", "fabric"):
+        for backend in backends:
             for warm in (False, True):
                 executors[f"{backend} {'spare' if warm else 'plain'}"] = rx.SSHExecutor(
                     b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend, warm_spawn=warm
@@ -135,8 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--docker", action="store_true", help="also DockerExecutor")
+    parser.add_argument("--backend", choices=["openssh", "fabric", "both"], default="both")
     args = parser.parse_args()
-    anyio.run(measure, args.runs, args.docker)
+    backends = ("openssh", "fabric") if args.backend == "both" else (args.backend,)
+    anyio.run(measure, args.runs, args.docker, backends)
 
 
 if __name__ == "__main__":
