@@ -46,6 +46,7 @@ from remote_executors.testing.sshd import (
     RemoteAccount,
     SSHClientConfig,
     SSHTestBed,
+    spare_channels,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -88,8 +89,12 @@ def is_master_session(account: RemoteAccount, args: str) -> bool:
 
 
 def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
-    """The account's processes, the ControlMaster's session excepted."""
-    return [p for p in bed.processes(account) if not is_master_session(account, p.args)]
+    """The account's processes, the ControlMaster's session and one idle spare excepted."""
+    procs = [p for p in bed.processes(account) if not is_master_session(account, p.args)]
+    spares = spare_channels(procs)
+    # One executor here: more than one waiting spare would be a leak.
+    assert len(spares) <= 2, f"more than one spare channel: {brief(procs)}"
+    return [p for p in procs if p.pid not in spares]
 
 
 def brief(procs: list[ProcessInfo]) -> str:
@@ -372,7 +377,8 @@ async def test_local_ssh_client_killed(
         async with anyio.create_task_group() as tg:
             tg.start_soon(consumer.run)
             await turn.running(rx_sshd, rx_account)
-            # The session's channel and its live follower's (started after init).
+            # The session's channel and its live follower's (started after init); no
+            # spare yet: one opens when a spawned job ends.
             await wait_until(lambda: len(our_ssh_channels(rx_ssh_config)) == 2, 10, "2 channels")
             channels = our_ssh_channels(rx_ssh_config)
             assert len(channels) == 2, channels  # nothing else

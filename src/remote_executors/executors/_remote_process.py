@@ -28,8 +28,13 @@ from ._backend import Backend, Channel, ChannelRefused, Ending, refused_in_a_row
 from ._frames import FrameDecoder
 from ._piped_process import PipedProcess
 from ._remote_job import JobStatus, RemoteJob, parse_status, remote_command
+from ._spare import SpareChannel
 
 log = logging.getLogger("remote_executors.ssh")
+
+#: At most this long for opening the next spare channel after a job: it only
+#: saves time when it is quick (a new connection, say, is not).
+_REFILL_SECONDS = 2.0
 
 _NOISE_LIMIT = 1 << 20  # bytes of login-shell chatter tolerated before the status line
 HEARTBEAT_INTERVAL = 2.0
@@ -212,6 +217,8 @@ class RemoteProcess(PipedProcess):
         )
         self._heartbeat: _Heartbeat | None = None
         self._signalled = False
+        #: Topped up when this job ends (see start_job).
+        self.spare: SpareChannel | None = None
         if job.mode != "run" and job.heartbeat_misses > 0:
             self._heartbeat = _Heartbeat(channel, job.marker("hb"), HEARTBEAT_INTERVAL)
             self._heartbeat.start()
@@ -253,9 +260,18 @@ class RemoteProcess(PipedProcess):
 
     async def wait(self) -> int:
         try:
-            return await self._channel.wait()
+            code = await self._channel.wait()
         finally:
             self._stop_heartbeat()
+        spare, self.spare = self.spare, None
+        if spare is not None and RemoteProcess.lost_error(self) is None:
+            # The job is over: a quiet moment to open the next spare (opened
+            # while the job starts, it would compete with it for the CPU).
+            # Not when the link is what ended it: a reattach must not wait
+            # for a channel nobody asked for.
+            with anyio.move_on_after(_REFILL_SECONDS):
+                await spare.refill()
+        return code
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -377,56 +393,82 @@ async def start_job(
     pipe_stderr: bool,
     startup_timeout: float = 60.0,
     process_class: type[RemoteProcess] = RemoteProcess,
+    spare: SpareChannel | None = None,
 ) -> RemoteProcess:
     """Open a channel, hand the job to the bootstrap, wait for its status line.
 
     ``process_class``: the ``RemoteProcess`` subclass to return (e.g. one
     that stops a container's job its own way).
+    ``spare`` (spawn jobs): the job goes to its waiting channel when it has
+    one (a spare that turns out dead is dropped and a channel opened as
+    usual); the next spare opens when the job ends.
     """
     host = backend.host
-    for attempt in range(_OPEN_ATTEMPTS):
-        channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
-        try:
-            with anyio.fail_after(startup_timeout):
-                # If the channel already died, the status read below says why.
-                with contextlib.suppress(OSError):
-                    await anyio.to_thread.run_sync(channel.write_stdin, job.header())
-                status, rest = await _read_status(channel, job)
-        except TimeoutError:
-            channel.send_signal(signal.SIGKILL)
-            raise ConnectionFailed(
-                f"{host} did not start the remote process within {startup_timeout:.0f} s. "
-                f"Check that `ssh {host} true` returns promptly (a login script may be "
-                "waiting for input).",
+    status: JobStatus | None = None
+    rest = b""
+    channel = await spare.take(pipe_stderr) if spare is not None else None
+    if spare is not None and channel is not None:
+        status, rest = await _handshake(channel, job, startup_timeout, host)
+        if status is None:
+            log.debug("%s: the spare channel was gone, opening another", host)
+            await spare.discard(channel)
+    if status is None:
+        for attempt in range(_OPEN_ATTEMPTS):
+            channel = await backend.open(remote_command(), pipe_stderr=pipe_stderr)
+            status, rest = await _handshake(channel, job, startup_timeout, host)
+            if status is not None:
+                break
+            code = await _finish(channel)
+            stderr = await _drain_stderr(channel)
+            failure = backend.connect_failure(stderr, code)
+            if isinstance(failure, ChannelRefused):
+                # Nothing ran there: the backend has made room (another connection).
+                log.debug("%s: channel not opened (%s), attempt %d", host, failure, attempt + 1)
+                await channel.aclose()
+                continue
+            if failure is not None:
+                raise failure
+            raise RemoteSetupError(
+                f"The remote shell on {host} exited (status {code}) before starting the "
+                f"process. Check that /bin/sh, base64, awk, mkfifo and mktemp exist on {host}.",
                 host=host,
-            ) from None
-        except BaseException:
-            channel.send_signal(signal.SIGKILL)
-            raise
-        if status is not None:
-            break
-        code = await _finish(channel)
-        stderr = await _drain_stderr(channel)
-        failure = backend.connect_failure(stderr, code)
-        if isinstance(failure, ChannelRefused):
-            # Nothing ran there: the backend has made room (another connection).
-            log.debug("%s: channel not opened (%s), attempt %d", host, failure, attempt + 1)
-            await channel.aclose()
-            continue
-        if failure is not None:
-            raise failure
-        raise RemoteSetupError(
-            f"The remote shell on {host} exited (status {code}) before starting the process. "
-            f"Check that /bin/sh, base64, awk, mkfifo and mktemp exist on {host}.",
-            host=host,
-            detail=stderr,
-        )
-    else:
-        raise refused_in_a_row(host, _OPEN_ATTEMPTS)
+                detail=stderr,
+            )
+        else:
+            raise refused_in_a_row(host, _OPEN_ATTEMPTS)
+    assert channel is not None
     if not status.ok:
         await _finish(channel)
         raise _setup_error(host, status, job)
-    return process_class(host, channel, job, status, rest, carrier_lost=backend.lost_error)
+    process = process_class(host, channel, job, status, rest, carrier_lost=backend.lost_error)
+    process.spare = spare
+    return process
+
+
+async def _handshake(
+    channel: Channel,
+    job: RemoteJob,
+    startup_timeout: float,
+    host: str,
+) -> tuple[JobStatus | None, bytes]:
+    """Send the header, read the status line (None: the channel died first)."""
+    try:
+        with anyio.fail_after(startup_timeout):
+            # If the channel already died, the status read below says why.
+            with contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(channel.write_stdin, job.header())
+            return await _read_status(channel, job)
+    except TimeoutError:
+        channel.send_signal(signal.SIGKILL)
+        raise ConnectionFailed(
+            f"{host} did not start the remote process within {startup_timeout:.0f} s. "
+            f"Check that `ssh {host} true` returns promptly (a login script may be "
+            "waiting for input).",
+            host=host,
+        ) from None
+    except BaseException:
+        channel.send_signal(signal.SIGKILL)
+        raise
 
 
 async def _finish(channel: Channel) -> int:

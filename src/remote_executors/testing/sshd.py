@@ -192,6 +192,27 @@ class ProcessInfo:
         return self.state.startswith("Z")
 
 
+#: How the bootstrap's shell shows in ps: the fixed remote command line, which
+#: the login shell execs.
+_BOOTSTRAP_ARGS = '/bin/sh -c eval "$(echo '
+
+
+def spare_channels(procs: list[ProcessInfo]) -> set[int]:
+    """PIDs of spare channels (``warm_spawn``) among ``procs``: a bootstrap still
+    waiting for its job header, i.e. the bootstrap's ``/bin/sh`` whose only
+    process below is ``head -n 1``. An open executor keeps at most one; it goes
+    when the executor closes."""
+    spares: set[int] = set()
+    for shell in procs:
+        if not shell.args.startswith(_BOOTSTRAP_ARGS):
+            continue
+        below = [p for p in procs if p.ppid == shell.pid]
+        waiting = len(below) == 1 and below[0].args == "head -n 1"
+        if waiting and not any(p.ppid == below[0].pid for p in procs):
+            spares |= {shell.pid, below[0].pid}
+    return spares
+
+
 @attrs.frozen
 class RemoteAccount:
     """A provisioned login account on the bed ("the remote user").

@@ -24,8 +24,13 @@
 
 umask 077
 rx_hdr=$(head -n 1) || exit 125
+# No header: the channel closed first (a spare channel nobody needed, or a
+# spawn cancelled before it sent the job). Nothing to do, and nothing below
+# may run without a nonce (rx_tagged would match every job's processes).
+[ -n "$rx_hdr" ] || exit 0
 eval "$(printf '%s' "$rx_hdr" | base64 -d)" || exit 125
 unset rx_hdr
+[ -n "$RX_NONCE" ] || exit 125
 
 # The leading newline ends any login-shell output that lacks one, so the
 # status line always starts a line of its own.

@@ -20,6 +20,7 @@ from .._cwd_map import cwd_target, mapped_cwd, sorted_path_map, usable_home
 from .._remote_job import RemoteJob, job_for
 from .._remote_process import RemoteProcess, start_job
 from .._run_job import run_job
+from .._spare import SpareChannel
 from .._validate import _CONTROL_RE, check_host, check_path
 from ..base import CommandResult, SpawnOptions
 from ._openssh import OpenSSHBackend
@@ -76,6 +77,11 @@ class SSHExecutor:
         repeated; past it the host stops the process and the caller gets
         ``ProcessLost``. 0: the process ends with its link (no supervisor).
         Needs perl on the host; without it the process ends with its link.
+      warm_spawn: keep one channel open and waiting (a login shell and the
+        bootstrap, idle) so the next spawn skips opening it: about 15 ms less
+        to the first message on a LAN. It costs one idle shell on the host and
+        one of sshd's MaxSessions channels, closes after 2 minutes unused and
+        with the executor. On by default.
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class SSHExecutor:
         ssh_options: Mapping[str, str] | None = None,
         forward_credentials: str | None = None,
         reattach_within: float = DEFAULT_REATTACH_WITHIN,
+        warm_spawn: bool = True,
     ) -> None:
         connection = None
         backend_asked = backend
@@ -160,6 +167,7 @@ class SSHExecutor:
             self._backend = FabricBackend(self._host, link, connection=connection)
         else:
             self._backend = OpenSSHBackend(self._host, link)
+        self._spare = SpareChannel(self._backend) if warm_spawn else None
         self._home: str | None = None
         self._closed = False
         given = {
@@ -176,6 +184,7 @@ class SSHExecutor:
             "reattach_within": (
                 None if reattach_within == DEFAULT_REATTACH_WITHIN else float(reattach_within)
             ),
+            "warm_spawn": bool(warm_spawn),
         }
         self._spec = spec_from_options(self._host, given)
         self._processes: weakref.WeakSet[RemoteProcess | ReattachingProcess] = weakref.WeakSet()
@@ -217,6 +226,11 @@ class SSHExecutor:
     def reattach_within(self) -> float:
         """Seconds a spawned process outlives a dropped link (0: it does not)."""
         return self._reattach_within
+
+    @property
+    def warm_spawn(self) -> bool:
+        """A spare channel waits for the next spawn (see the class's options)."""
+        return self._spare is not None
 
     @property
     def ssh_config(self) -> str | None:
@@ -269,7 +283,7 @@ class SSHExecutor:
         ``options.cwd`` is a *local* path, mapped with ``map_cwd`` rules.
         """
         job = self._job(options, "spawn")
-        process = await start_job(self._backend, job, pipe_stderr=options.stderr)
+        process = await start_job(self._backend, job, pipe_stderr=options.stderr, spare=self._spare)
         if job.find_claude and process.remote_path:
             self._found_claude = process.remote_path
         if job.grace and is_supervised(process):
@@ -372,6 +386,8 @@ class SSHExecutor:
                 if isinstance(process, ReattachingProcess):
                     # Its "stop" must reach the host before the connection goes.
                     await process.aclose()
+            if self._spare is not None:
+                await self._spare.aclose()
             await self._backend.aclose()
 
     async def __aenter__(self) -> SSHExecutor:

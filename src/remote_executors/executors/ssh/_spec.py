@@ -29,6 +29,7 @@ _STRINGS = ("backend", "ssh_config", "claude_path", "forward_credentials")
 _FLOATS = ("connect_timeout", "reattach_within")
 _INTS = ("keepalive_interval", "keepalive_count")
 _BOOLS = ("accept_new_host_keys",)
+_BOOLS_ON = ("warm_spawn",)  # on by default: only "off" is written
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -43,6 +44,9 @@ def spec_from_options(host: str, options: Mapping[str, Any]) -> str:
         pairs.append(
             (key, "1" if value is True else f"{value:g}" if key in _FLOATS else str(value))
         )
+    for key in _BOOLS_ON:
+        if options.get(key) is False:
+            pairs.append((key, "0"))
     for local, remote in (options.get("path_map") or {}).items():
         pairs.append((_PATH_MAP + local, remote))
     for name, value in (options.get("ssh_options") or {}).items():
@@ -71,13 +75,21 @@ def options_from_spec(spec: str) -> tuple[str, dict[str, Any]]:
             ssh_options[key[len(_SSH_OPTION) :]] = value
         elif key in _STRINGS:
             options[key] = value
-        elif key in _BOOLS:
+        elif key in _BOOLS or key in _BOOLS_ON:
             options[key] = _boolean(spec, key, value, host)
         elif key in _FLOATS or key in _INTS:
             options[key] = _number(spec, key, value, host)
         else:
             known = ", ".join(
-                (*_STRINGS, *_BOOLS, *_FLOATS, *_INTS, "path_map:LOCAL", "ssh_option:NAME")
+                (
+                    *_STRINGS,
+                    *_BOOLS,
+                    *_BOOLS_ON,
+                    *_FLOATS,
+                    *_INTS,
+                    "path_map:LOCAL",
+                    "ssh_option:NAME",
+                )
             )
             raise InvalidInput(
                 f"Unknown option {key!r} in {spec!r}; ssh:// specs take {known}.", host=host
