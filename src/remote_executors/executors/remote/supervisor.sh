@@ -20,8 +20,9 @@
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
 # holding the exit status), stderr spool -> stderr. Polls (no inotify in
 # perl): 1 ms after output, backing off to 8 ms while output or input is
-# recent (a turn in flight), then to 256 ms: an idle session wakes it 4 times
-# a second, not 125. Input written to the process brings it back to 1 ms at
+# recent (a turn in flight), then to 64 ms: an idle session wakes it 16 times
+# a second, not 125, and output after a long quiet spell (a model thinking, a
+# long tool run) waits at most 64 ms for it. Input written to the process brings it back to 1 ms at
 # once (SIGURG from the relay, whose default action is to be ignored), so an
 # answer is not kept waiting by the long nap. Only modules of perl-base, which
 # every Debian has even without the perl package.
@@ -48,7 +49,7 @@ while (1) {
     put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
   }
   exit 4 unless -d $d;  # stopped and removed
-  select(undef, undef, undef, $nap); $nap *= 2 if $nap < (time < $hot ? 0.008 : 0.256);
+  select(undef, undef, undef, $nap); $nap *= 2 if $nap < (time < $hot ? 0.008 : 0.064);
 }'
 
 # Relay: channel lines -> the FIFO, counting what reached it. Control lines
