@@ -261,6 +261,17 @@ class FaultedSession:
                         30,
                         lambda: f"sleep {self.sleep} never ran: {brief(bed.processes(account))}",
                     )
+                    # The CLI writes its transcript asynchronously: the tool call
+                    # may run before its line is on disk. Break things once it is,
+                    # so the interrupted turn is in what must be kept.
+                    call = f"echo tool-{self.marker}".encode()
+                    await wait_until(
+                        lambda: any(
+                            call in line for line in transcript(self.session_id).lines()[1]
+                        ),
+                        30,
+                        "the tool call never reached the remote transcript",
+                    )
                     before = transcript(self.session_id).lines()
                     injected_at = time.monotonic()
                     inject()
