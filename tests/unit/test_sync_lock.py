@@ -101,6 +101,10 @@ def open_fds() -> int:
     return len(os.listdir("/dev/fd"))
 
 
+# A leak shows as more descriptors after than before. Fewer is no leak: the
+# worker runs other tests first, and what they left may be collected meanwhile.
+
+
 async def test_tasks_are_serialized(tmp_path: Path) -> None:
     lock = tmp_path / "s.lock"
     inside = 0
@@ -160,7 +164,7 @@ async def test_timeout_raises_and_leaves_the_lock_usable(tmp_path: Path) -> None
         assert 0.09 <= time.monotonic() - started < 1.5
     async with session_lock(lock, timeout=1):
         pass
-    assert open_fds() == fds
+    assert open_fds() <= fds
 
 
 async def test_cancelled_wait_ends_promptly_and_leaks_nothing(tmp_path: Path) -> None:
@@ -176,7 +180,7 @@ async def test_cancelled_wait_ends_promptly_and_leaks_nothing(tmp_path: Path) ->
     await anyio.sleep(0.05)
     async with session_lock(lock, timeout=0.5):
         pass
-    assert open_fds() == fds
+    assert open_fds() <= fds
 
 
 def test_a_wait_stopped_before_its_thread_runs_never_takes_the_lock(tmp_path: Path) -> None:
