@@ -7,9 +7,13 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import NamedTuple
 
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+
+import remote_executors as rx
 from remote_executors.testing.model import ScriptedModel
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
@@ -40,3 +44,17 @@ def bench_bed(synced: str = "synced-claude") -> Iterator[BenchBed]:
         finally:
             with contextlib.suppress(OSError):
                 local.rmdir()
+
+
+async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
+    """One one-prompt session: (seconds to its first message, seconds to its result)."""
+    start = time.perf_counter()
+    first = None
+    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
+        async for message in stream:
+            if first is None:
+                first = time.perf_counter() - start
+            if isinstance(message, ResultMessage):
+                break
+    assert first is not None
+    return first, time.perf_counter() - start

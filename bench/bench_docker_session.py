@@ -26,11 +26,11 @@ import os
 import statistics
 import tempfile
 import time
-from contextlib import aclosing
 from pathlib import Path
 
 import anyio
-from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+from _bed import one_session
+from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
 from remote_executors.executors._container_engine import EngineBackend
@@ -41,19 +41,6 @@ from remote_executors.testing.model import ScriptedModel
 TARGET = 1.10
 #: Seconds between sessions, for the one before to wind down.
 SETTLE = 0.5
-
-
-async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
-    start = time.perf_counter()
-    first = None
-    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
-        async for message in stream:
-            if first is None:
-                first = time.perf_counter() - start
-            if isinstance(message, ResultMessage):
-                break
-    assert first is not None
-    return first, time.perf_counter() - start
 
 
 async def measure(runs: int) -> None:

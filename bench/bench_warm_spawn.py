@@ -23,31 +23,17 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 import anyio
-from _bed import bench_bed
-from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+from _bed import bench_bed, one_session
+from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
 from remote_executors.executors.base import SpawnOptions
 
 SETTLE = 0.5
-
-
-async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
-    start = time.perf_counter()
-    first = None
-    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
-        async for message in stream:
-            if first is None:
-                first = time.perf_counter() - start
-            if isinstance(message, ResultMessage):
-                break
-    assert first is not None
-    return first, time.perf_counter() - start
 
 
 async def spawn_to_command(executor: rx.Executor) -> float:
