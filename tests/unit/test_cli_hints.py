@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import _isolated_ast
 import remote_executors
 from remote_executors.cli._hints import PYTHON_RE, cli_terms
 from remote_executors.executors.ssh._errors import connect_error
@@ -54,10 +55,9 @@ def _docstrings(tree: ast.AST) -> set[int]:
 def library_hints() -> list[tuple[str, str]]:
     """(where, message text) for each non-docstring string in the library with a Python hint."""
     hints = []
-    for path in sorted(SRC.rglob("*.py")):
-        if path.parts[-2] in ("cli", "testing"):
-            continue
-        tree = ast.parse(path.read_text())
+    paths = [p for p in sorted(SRC.rglob("*.py")) if p.parts[-2] not in ("cli", "testing")]
+    trees = _isolated_ast.parse_all([p.read_text() for p in paths])
+    for path, tree in zip(paths, trees, strict=True):
         skip = _docstrings(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):  # its parts are read with it

@@ -15,6 +15,8 @@ from pathlib import Path
 import claude_agent_sdk
 from claude_agent_sdk import ClaudeAgentOptions
 
+import _isolated_ast
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "docs" / "options.md"
 ROW = re.compile(r"^\| `(?P<field>[a-z_]+)` \|(?P<middle>.*)\| `(?P<test>tests/[^`]+)` \|$")
@@ -51,7 +53,7 @@ def test_every_row_says_an_outcome_and_names_a_test_that_exists() -> None:
 
 
 def test_passed_through_rows_are_the_ones_the_argv_oracle_runs() -> None:
-    module = ast.parse((ROOT / "tests/e2e/test_options.py").read_text())
+    module = _isolated_ast.parse((ROOT / "tests/e2e/test_options.py").read_text())
     [table] = [
         node.value
         for node in module.body

@@ -10,7 +10,6 @@ else: the message says what moved.
 from __future__ import annotations
 
 import ast
-import concurrent.futures
 import inspect
 import os
 import subprocess
@@ -29,6 +28,7 @@ from claude_agent_sdk import ClaudeAgentOptions, CLIConnectionError, ProcessErro
 from claude_agent_sdk._internal.transport import subprocess_cli
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
+import _isolated_ast
 import remote_executors as rx
 from remote_executors import _cli_argv, _sdk_compat, sdk
 from remote_executors.errors import (
@@ -64,11 +64,7 @@ def arg_value(args: Any, flag: str) -> str | None:
 
 
 def _parse(source: str) -> ast.Module:
-    """ast.parse in a fresh thread: on CPython 3.11 a thread whose recursion count an
-    earlier test left off fails any later parse ("AST constructor recursion depth
-    mismatch"); a new thread starts clean."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(ast.parse, source).result()
+    return _isolated_ast.parse(source)
 
 
 def _open_process_calls(func: Callable[..., Any]) -> list[ast.Call]:
