@@ -45,7 +45,9 @@ __all__ = [
     "local_files",
     "pread",
     "pull_files",
+    "prefixes",
     "reconcile",
+    "tail_offset",
     "window_offset",
 ]
 
@@ -103,6 +105,9 @@ class Request:
     local_dir: Path | None = None
     settled: Mapping[str, int] = attrs.field(factory=dict)
     """rel -> the size both copies had when the last sync saw them equal."""
+    verified: Mapping[str, int] = attrs.field(factory=dict)
+    """rel -> a local size the last sync saw to be a prefix of the remote copy:
+    a tail starts at or before it (see :func:`tail_offset`)."""
     minutes: int = 0
     """More than 0: list only files modified in the last ``minutes`` minutes, plus
     the transcript and the files in ``local_sizes`` (the rest are as last seen)."""
@@ -111,7 +116,7 @@ class Request:
     def offset(self, rel: str) -> int:
         if self.mode == "only":
             return 0
-        return window_offset(self.local_sizes.get(rel))
+        return tail_offset(self.local_sizes.get(rel), self.verified.get(rel))
 
     def skippable(self, rel: str, size: int) -> bool:
         """Whether ``rel`` may be left unread: not a main transcript, and both copies
@@ -189,6 +194,19 @@ files (unreadable, too large) come back in the list, not raised."""
 def window_offset(local_size: int | None) -> int:
     """Where a tail fetch should start for a local copy of ``local_size`` bytes."""
     return 0 if local_size is None else max(0, local_size - WINDOW)
+
+
+def tail_offset(local_size: int | None, verified: int | None) -> int:
+    """Where a tail fetch should start: a window before the local end, or earlier,
+    at ``verified`` (the local size last seen to be a prefix of the remote copy),
+    so that every local byte appended since is compared. Comparing only a
+    window would take two copies that both grew by more than a window for one
+    another's prefix whenever their last window's bytes agree (long lines of
+    the same padding do)."""
+    start = window_offset(local_size)
+    if verified is not None and 0 <= verified < start:
+        return verified
+    return start
 
 
 def is_session_file(rel: str, session_id: str | None) -> bool:
@@ -352,8 +370,9 @@ async def pull_files(
     mains = frozenset(rel for rel in sizes_here if "/" not in rel) | {main}
     results: dict[str, FileSync] = {}
     with contextlib.ExitStack() as cleanup:
+        verified = state.verified()
         first = Request("all", sizes_here, limits, mains, paths.local_dir, state.settled,
-                        minutes=minutes)  # fmt: skip
+                        verified, minutes=minutes)  # fmt: skip
         cleanup.callback(_close_spools, first)
         copies, errors = await fetch(first)
         again: dict[str, int] = {}
@@ -392,6 +411,9 @@ async def pull_files(
     # the next pull so it fetches their tails, not their whole. A first pull
     # moves everything; a few hundred is plenty to follow what is active.
     moved = frozenset(sorted(rel for rel, outcome in results.items() if outcome.moved)[:RECENT])
+    prefix = {rel: n for rel, n in state.prefix.items() if rel not in results} if minutes else {}
+    # The transcript always: a partial pull after a full one has no settled list.
+    prefix.update(prefixes(paths.local_dir, results, {main} | moved | unsettled, verified))
     save_state(
         paths,
         host,
@@ -403,6 +425,7 @@ async def pull_files(
             started,
             state.partial_pulls + 1 if minutes else 0,
             frozenset(sweeper.kept),
+            prefix,
         ),
     )
     if errors:
@@ -426,6 +449,29 @@ def in_step(
         if (here if here is not None else file_size(local_dir / rel)) == size:
             settled[rel] = size
     return settled
+
+
+def prefixes(
+    local_dir: Path,
+    results: Mapping[str, FileSync],
+    rels: Iterable[str],
+    before: Mapping[str, int],
+) -> dict[str, int]:
+    """For those of ``rels`` a sync looked at, a local size known to be a prefix of
+    the remote copy (see ``SyncState.prefix``): the size now when the sync left it
+    one (SAME or PULL), else what was known ``before`` (a conflict changes neither
+    copy, so the point where they were last in step stays where it was)."""
+    found: dict[str, int] = {}
+    for rel in rels:
+        outcome = results.get(rel)
+        if outcome is None:
+            continue
+        size = file_size(local_dir / rel) if outcome.kind in (Kind.SAME, Kind.PULL) else None
+        if size is None:
+            size = before.get(rel)
+        if size is not None:
+            found[rel] = size
+    return found
 
 
 def _sizes(local_dir: Path, rels: Iterable[str]) -> dict[str, int]:

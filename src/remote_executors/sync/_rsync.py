@@ -92,9 +92,10 @@ from remote_executors.sync._reconcile import (
     local_error,
     local_files,
     pread,
+    prefixes,
     reconcile,
+    tail_offset,
     too_large,
-    window_offset,
 )
 from remote_executors.sync._state import SyncState, load_state, save_state
 from remote_executors.sync._sweep import Sweeper
@@ -882,7 +883,9 @@ class RsyncSessionSync:
         results: dict[str, FileSync] = {}
         sizes: dict[str, int] = {}
         for rel in admitted:
-            outcome, sizes[rel] = self._reconcile(paths, snapshot, rel, host, state.settled)
+            outcome, sizes[rel] = self._reconcile(
+                paths, snapshot, rel, host, state.settled, state.verified()
+            )
             results[rel] = outcome
         refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
         for rel in mine:
@@ -890,8 +893,14 @@ class RsyncSessionSync:
                 results[rel] = FileSync(rel, Kind.PUSH)
         settled = in_step(paths.local_dir, results, sizes)
         unsettled = set(results) | {e.path for e in errors if isinstance(e, SyncTooLarge)}
+        unsettled -= set(settled)
+        main = {f"{paths.session_id}.jsonl"}
+        prefix = prefixes(paths.local_dir, results, main | unsettled, state.verified())
         save_state(
-            paths, host, SyncState(settled, frozenset(unsettled - set(settled))), everything=True
+            paths,
+            host,
+            SyncState(settled, frozenset(unsettled), prefix=prefix),
+            everything=True,
         )
         if errors:
             raise errors[0]
@@ -967,6 +976,7 @@ class RsyncSessionSync:
         rel: str,
         host: str,
         settled: Mapping[str, int] | None = None,
+        verified: Mapping[str, int] | None = None,
     ) -> tuple[FileSync, int]:
         """Decide ``rel`` as TailSessionSync would, with the staging copy as the remote's
         (read from disk a chunk at a time, never whole into memory)."""
@@ -980,7 +990,7 @@ class RsyncSessionSync:
             # First the bytes from a window before the local end and the first
             # bytes (TailSessionSync's first round trip), then, if they do not
             # prove the local copy a prefix, the whole file (its second).
-            offset = window_offset(local_size)
+            offset = tail_offset(local_size, (verified or {}).get(rel))
             if offset > size:
                 offset = 0
             blob = Blob(path=staged, length=size)

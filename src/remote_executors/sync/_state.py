@@ -54,6 +54,16 @@ class SyncState:
     """Pulls since the last one that looked at every file."""
     temps: frozenset[str] = frozenset()
     """Temp files of ours seen too fresh to remove (looked at again next time)."""
+    prefix: Mapping[str, int] = attrs.field(factory=dict)
+    """rel -> a local size the last pull saw to be a prefix of the remote copy, for
+    the transcript and the files not in step or just moved. A tail must start at
+    or before it: bytes appended locally since were never compared, and the
+    window before the local end alone cannot prove them in the remote copy
+    (both sides may have appended lines whose last 4 KiB happen to agree)."""
+
+    def verified(self) -> dict[str, int]:
+        """rel -> a local size known to be a prefix of the remote copy."""
+        return {**self.settled, **self.prefix}
 
 
 def state_path(paths: SessionPaths, host: str) -> Path:
@@ -100,6 +110,7 @@ def _load_head(paths: SessionPaths, host: str) -> SyncState:
     names = raw.get("unsettled"), raw.get("recent")
     pulled_at, partial = raw.get("pulled_at"), raw.get("partial_pulls")
     temps = raw.get("temps", [])
+    prefix = raw.get("prefix", {})  # records written before it have none
     if not isinstance(settled, dict) or not all(isinstance(n, list) for n in (*names, temps)):
         return SyncState()
     return SyncState(
@@ -109,6 +120,9 @@ def _load_head(paths: SessionPaths, host: str) -> SyncState:
         float(pulled_at) if isinstance(pulled_at, (int, float)) else None,
         partial if type(partial) is int else 0,
         frozenset(t for t in temps if isinstance(t, str)),
+        {k: v for k, v in prefix.items() if isinstance(k, str) and type(v) is int}
+        if isinstance(prefix, dict)
+        else {},
     )
 
 
@@ -126,6 +140,7 @@ def save_state(paths: SessionPaths, host: str, state: SyncState, *, everything: 
         "pulled_at": state.pulled_at,
         "partial_pulls": state.partial_pulls,
         "temps": sorted(state.temps),
+        "prefix": dict(state.prefix),
     }
     with contextlib.suppress(OSError):
         if everything:

@@ -173,11 +173,13 @@ class TailSessionSync:
                 str(limits.max_session_bytes), str(request.minutes)]  # fmt: skip
         present = request.local_sizes if known is None else known
         # SKIP 1: the remote may leave the file out if it still has this size.
+        # FROM: where its tail starts (Request.offset).
         listing = b"".join(
-            b"%d %d %s\n"
+            b"%d %d %d %s\n"
             % (
                 size,
                 rel in present and request.skippable(rel, size),
+                request.offset(rel),
                 rel.encode("utf-8", "surrogateescape"),
             )
             for rel, size in request.local_sizes.items()

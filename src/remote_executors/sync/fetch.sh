@@ -15,8 +15,9 @@
 #            side knows every other file is as it was at its last pull. Such a
 #            modified file it did not list is only announced (RX-CHANGED): the
 #            local side asks for its tail ("some") or lets it be
-# stdin ("all", "only"): one line "SIZE SKIP REL" per local file (SKIP 1: a file
-#   of the same size here is not sent). Names travel on stdin, never as
+# stdin ("all", "only"): one line "SIZE SKIP FROM REL" per local file (SKIP 1: a
+#   file of the same size here is not sent; FROM: where its tail starts, at
+#   most SIZE, chosen by the local side). Names travel on stdin, never as
 #   arguments: a session may have 100k files.
 # Output, in name order: for each file one of
 #   "RX-FILE <size> <offset> <head> <rel>\n", its first <head> bytes (up to
@@ -68,13 +69,13 @@ rx_nl='
 '
 rx_names() {
   if [ "$rx_mode" = only ] || [ "$rx_mode" = some ]; then
-    sed 's/^[0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
+    sed 's/^[0-9]* [0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
       [ -f "$rx_f" ] && printf '%s\n' "$rx_f"
     done
   elif [ -n "$rx_sid" ] && [ "$rx_minutes" -gt 0 ]; then
     [ -f "$rx_sid.jsonl" ] && printf '%s\n' "$rx_sid.jsonl"
     [ -d "$rx_sid" ] && find "$rx_sid" -type f -mmin "-$rx_minutes" ! -path "*$rx_nl*" -print
-    sed 's/^[0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
+    sed 's/^[0-9]* [0-9]* [0-9]* //' "$rx_tmp/local" | while IFS= read -r rx_f; do
       [ -f "$rx_f" ] && printf '%s\n' "$rx_f"
     done
   elif [ -n "$rx_sid" ]; then
@@ -102,8 +103,9 @@ awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" -v minute
   BEGIN {
     while ((getline line < lf) > 0) {
       n = index(line, " "); s = substr(line, 1, n - 1); rest = substr(line, n + 1)
-      n = index(rest, " "); k = substr(rest, 1, n - 1); rel = substr(rest, n + 1)
-      lsize[rel] = s + 0; lskip[rel] = k
+      n = index(rest, " "); k = substr(rest, 1, n - 1); rest = substr(rest, n + 1)
+      n = index(rest, " "); f = substr(rest, 1, n - 1); rel = substr(rest, n + 1)
+      lsize[rel] = s + 0; lskip[rel] = k; lfrom[rel] = f + 0
     }
     while ((getline line < sf) > 0) {
       sub(/^[ \t]*/, "", line)
@@ -129,7 +131,7 @@ awk -v mode="$rx_mode" -v budget="$rx_inline" -v maxfile="$rx_maxfile" -v minute
       printf "RX-SAME %.0f %s\n", size, rel; next
     }
     off = 0
-    if (tails && known) { off = lsize[rel] - 4096; if (off < 0) off = 0 }
+    if (tails && known) off = lfrom[rel]
     if (off > size) off = 0
     head = off; if (head > 4096) head = 4096
     need = head + size - off

@@ -1304,6 +1304,26 @@ class SessionSyncConformance:
         with pytest.raises(SessionConflict):
             await h.push()
 
+    async def test_both_sides_grew_past_a_window_since_they_were_in_step(
+        self, harness: SyncHarness
+    ) -> None:
+        """After a sync, each side appends more than a window, ending in bytes that agree
+        (long lines of the same padding). The tail is compared from where the copies were
+        last in step, not only over the window before the local end: a conflict (found
+        by the random operations test; before, this pull reported the copies the same)."""
+        h = harness
+        h.remote.write(h.transcript, transcript(100, tag="shared"))  # past the first 4 KiB
+        await h.pull()
+        pad = "z" * 6000
+        h.local_append(h.transcript, jsonl({"w": "cc"}) + jsonl({"side": "local", "pad": pad}))
+        h.remote.append(h.transcript, jsonl({"w": "a"}) + jsonl({"side": "remote", "pad": pad}))
+        local, remote = h.local_read(h.transcript), h.remote.read(h.transcript)
+        assert local[-4096:] == remote[-4096:] and local != remote
+        with pytest.raises(SessionConflict):
+            await h.pull()
+        with pytest.raises(SessionConflict):
+            await h.push()
+
     async def test_divergence_before_the_window(self, harness: SyncHarness) -> None:
         """Copies that differ only in the middle: same length, same first and last 4 KiB.
 
@@ -1313,8 +1333,10 @@ class SessionSyncConformance:
         and, once the remote grows, the local copy is fast-forwarded with the remote's new
         lines after its own diverged middle. No line is lost on either side (checked as
         everywhere), but the divergence goes unreported. Transcripts are append-only, so
-        real copies diverge after the point they were last in step, inside the window,
-        where it is detected (see test_diverged_copies_are_kept_and_reported).
+        real copies diverge at or after the point they were last in step, and a tail is
+        compared from there (see test_diverged_copies_are_kept_and_reported and
+        test_both_sides_grew_past_a_window_since_they_were_in_step); these two copies
+        have no such point: no sync ever saw them.
         """
         h = harness
         head = transcript(100, tag="first")  # more than 4 KiB on each side of the change
