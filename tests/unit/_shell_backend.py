@@ -23,6 +23,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -179,3 +180,12 @@ async def wait_dead(pid: int, within: float) -> bool:
             await anyio.sleep(0.05)
         return True
     return not alive(pid)
+
+
+def reader_of(fifo: Path) -> int:
+    """The pid of the process whose stdin is ``fifo``."""
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/fd/0") == str(fifo):
+                return int(entry)
+    raise AssertionError(f"nothing reads {fifo}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _shell_backend import SSH_PATH, ShellBackend, alive, wait_dead
+from _shell_backend import SSH_PATH, ShellBackend, alive, reader_of, wait_dead
 from test_bootstrap import read_line
 from test_bootstrap_extras import BOOTSTRAP_TOOLS, tools_without_perl
 
@@ -194,18 +194,20 @@ async def test_an_idle_supervised_job_starts_nothing_and_naps(
             follower = int((Path(process.remote_dir) / "attach").read_text().split()[1])
             await process.stdin.send(b"one\n")
             assert await receive_line(process, pending) == b"got one"
-            await anyio.sleep(6.5)  # past the follower's 5 s of recent input and output
-            before, naps = started(log), wakeups(follower)
+            await anyio.sleep(1.5)
+            spooler = reader_of(Path(process.remote_dir) / "out.p")
+            before, naps, spooler_naps = started(log), wakeups(follower), wakeups(spooler)
             await anyio.sleep(3)
             assert started(log)[len(before) :] in ([], ["sleep"])
+            # Each looks once a second while nothing happens (the follower polled
+            # every 64 ms before the spooler poked it).
             idle_naps = wakeups(follower) - naps
-            assert idle_naps <= 60, f"{idle_naps} naps in 3 idle seconds (64 ms each: ~47)"
-            # Input wakes it at once and it polls fast again (1-8 ms naps).
-            naps = wakeups(follower)
+            assert idle_naps <= 8, f"the follower woke {idle_naps} times in 3 idle seconds"
+            spooler_naps = wakeups(spooler) - spooler_naps
+            assert spooler_naps <= 8, f"the spooler woke {spooler_naps} times in 3 idle seconds"
+            # Output wakes it at once, however long it napped.
             await process.stdin.send(b"two\n")
             assert await receive_line(process, pending) == b"got two"
-            await anyio.sleep(1)
-            assert wakeups(follower) - naps >= 15
     finally:
         with anyio.fail_after(15):
             await process.aclose()

@@ -9,20 +9,24 @@ without the job's end frame, exactly what a dropped link shows both sides. The e
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
+import os
+import signal
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
-from _shell_backend import ShellBackend
+from _shell_backend import ShellBackend, reader_of, wait_dead
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import remote_executors as rx
+from _tmpfs import tmpfs
 from remote_executors import SpawnOptions, SSHExecutor
-from remote_executors.errors import InvalidInput
+from remote_executors.errors import InvalidInput, ProcessLost
 from remote_executors.executors._frames import FrameDecoder, encode_frames, frame_tag
 from remote_executors.executors._remote_job import RemoteJob
 from remote_executors.executors._remote_process import RemoteProcess
@@ -328,3 +332,118 @@ async def test_a_last_line_without_newline_arrives_exactly(
         await process.stdin.aclose()
         assert await read_all(process) == b"a\n" + tail
         assert await process.wait() == 0
+
+
+# ---- the spooler ---------------------------------------------------------------------
+
+
+async def test_output_just_before_the_exit_is_all_spooled(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """The process exits right after a burst: the spooler passes the pipes on to
+    their end before the exit status is published."""
+    burst = 'i=0; while [ $i -lt 3000 ]; do printf "%099d\\n" $i; i=$((i+1)); done; exit 7'
+    process = await executor(make_backend()).spawn(
+        SpawnOptions("/bin/sh", ["-c", burst], stderr=True, outlive_link=True)
+    )
+    assert isinstance(process, ReattachingProcess)
+    with anyio.fail_after(20):
+        out = await read_all(process)
+        assert await process.wait() == 7
+    assert out == b"".join(b"%099d\n" % i for i in range(3000))
+
+
+async def test_a_background_child_holding_stdout_does_not_hold_the_end(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """Its pipe never reaches its end: once the process exited, what is in it is
+    spooled and the status follows (within about a second), and the child goes
+    with the job."""
+    process = await executor(make_backend()).spawn(
+        SpawnOptions(
+            "/bin/sh",
+            ["-c", 'echo a; sleep 300 & echo "$!"; echo b; exit 3'],
+            stderr=True,
+            outlive_link=True,
+        )
+    )
+    assert isinstance(process, ReattachingProcess)
+    with anyio.fail_after(10):
+        out = (await read_all(process)).decode().split()
+        assert await process.wait() == 3
+    assert out[0] == "a" and out[2] == "b" and len(out) == 3
+    assert await wait_dead(int(out[1]), 10), "the child outlived the job"
+
+
+async def test_a_killed_spooler_ends_the_job_instead_of_hanging_it(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """The process ignores SIGPIPE, as node does: its output goes nowhere, so
+    the watchdog ends the job, and the caller sees it lost."""
+    process = await executor(make_backend()).spawn(
+        SpawnOptions("/bin/sh", ["-c", f"trap '' PIPE; {ECHO}"], stderr=True, outlive_link=True)
+    )
+    assert isinstance(process, ReattachingProcess)
+    fifo = Path(process.remote_dir) / "out.p"
+    with anyio.fail_after(20):
+        await process.stdin.send(b"one\n")
+        assert await process.stdout.receive() == b"got one\n"
+        os.kill(reader_of(fifo), signal.SIGKILL)
+        await process.stdin.send(b"two\n")
+        await read_all(process)
+        assert await process.wait() == 255
+    assert isinstance(process.lost_error(), ProcessLost)
+    await process.aclose()
+    with anyio.fail_after(10):
+        while Path(process.remote_dir).exists():  # the job's end removes it
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (the CI runs as root)")
+async def test_a_full_disk_holds_output_back_and_loses_none(
+    make_backend: Callable[..., ShellBackend], tmp_path: Path
+) -> None:
+    """Spool writes that fail (ENOSPC) are tried again until there is room: the
+    process waits on its full pipe, and every byte it printed arrives."""
+    disk = tmp_path / "disk"
+    lines = 'read go; i=0; while [ $i -lt 2000 ]; do printf "%099d\\n" $i; i=$((i+1)); done'
+    with tmpfs(disk, "1m"):
+        process = await executor(make_backend(env={"TMPDIR": str(disk)})).spawn(
+            SpawnOptions("/bin/sh", ["-c", lines], stderr=True, outlive_link=True)
+        )
+        assert isinstance(process, ReattachingProcess)
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
+        with anyio.fail_after(30):
+            await process.stdin.send(b"go\n")
+            got = bytearray()
+            with anyio.move_on_after(1.5):
+                while True:
+                    got += await process.stdout.receive()
+            assert len(got) < 200_000, "the spool could not have held it all"
+            filler.unlink()
+            got += await read_all(process)
+            assert await process.wait() == 0
+        assert got == b"".join(b"%099d\n" % i for i in range(2000))
+
+
+async def test_input_closed_at_once_ends_the_process(
+    make_backend: Callable[..., ShellBackend],
+) -> None:
+    """The relay's "eof" may come before the watchdog has set its trap (it holds
+    the FIFO's write end): the signal must not be lost, nor end the watchdog."""
+    backend = make_backend()
+    for _ in range(6):
+        process = await executor(backend).spawn(
+            SpawnOptions("/bin/sh", ["-c", ECHO], stderr=True, outlive_link=True)
+        )
+        assert isinstance(process, ReattachingProcess)
+        await process.stdin.aclose()
+        with anyio.fail_after(15):
+            assert await read_all(process) == b"end\n"
+            assert await process.wait() == 3
+        await process.aclose()

@@ -158,9 +158,15 @@ if [ -z "$rx_perl" ]; then
     command -v "$rx_t" >/dev/null 2>&1 || { rx_say ERR tools "$(rx_b64 "$rx_t")"; exit 125; }
   done
 fi
+# A supervised job (below) has its own FIFOs (supervisor.sh).
+rx_sv=
+if [ "${RX_GRACE:-0}" -gt 0 ] && [ -n "$rx_perl" ]; then rx_sv=1; fi
 if [ "$RX_MODE" != run ] || [ -z "$rx_perl" ]; then
   rx_dir=$(mktemp -d "${TMPDIR:-/tmp}/rx.XXXXXXXX") \
-    && { [ "$RX_MODE" = run ] || mkfifo "$rx_dir/in" "$rx_dir/out"; } \
+    && if [ "$RX_MODE" = run ]; then :
+    elif [ -n "$rx_sv" ]; then
+      mkfifo "$rx_dir/in" "$rx_dir/out.p" "$rx_dir/err.p" "$rx_dir/poke"
+    else mkfifo "$rx_dir/in" "$rx_dir/out"; fi \
     || { rx_say ERR tmp "$(rx_b64 "${TMPDIR:-/tmp}")"; exit 125; }
   trap 'rm -rf "$rx_dir"' EXIT
 fi
@@ -240,7 +246,7 @@ rx_end() {
 
 # Reattach on: the process outlives the channel (supervisor.sh). It needs
 # perl; without it the job runs as below and ends with its channel.
-if [ "${RX_GRACE:-0}" -gt 0 ] && [ -n "$rx_perl" ]; then rx_supervise "$@"; fi
+if [ -n "$rx_sv" ]; then rx_supervise "$@"; fi
 
 rx_stderr_mark
 rx_ok "$rx_found" "$(pwd -P)"

@@ -4,12 +4,13 @@
 # host has perl), so its functions exist when bootstrap.sh runs; every other
 # job pays nothing for it.
 #
-# The process writes its stdout and stderr into private spool files (0600 in
-# the job's 0700 directory) and reads its stdin from a FIFO that the
-# watchdog holds open, so none of them depends on the channel that started it. Each
-# attachment (the first channel, then one per reconnect) runs a follower that
-# sends the spool on from the offsets the local side asks for, as frames, and
-# a relay that feeds stdin into the FIFO and keeps the count of bytes that
+# The process writes its stdout and stderr into pipes to a spooler, which
+# appends them to private spool files (0600 in the job's 0700 directory) and
+# pokes a FIFO after each write; it reads its stdin from a FIFO that the
+# watchdog holds open. None of them depends on the channel that started it.
+# Each attachment (the first channel, then one per reconnect) runs a follower
+# that sends the spool on from the offsets the local side asks for, as frames,
+# and a relay that feeds stdin into the FIFO and keeps the count of bytes that
 # reached it in "inpos": a reconnecting client resends from there. stdin
 # itself never touches the disk. A watchdog stops the whole job once no
 # heartbeat arrived for RX_GRACE seconds (looking every 1-5 s), or at once
@@ -17,20 +18,59 @@
 # After the process exits the spool stays until the local side says "done"
 # (it had every byte) or the grace runs out.
 
+# Spooler: the process's stdout (stdin here) and stderr (fd 3) -> "out" and
+# "err", one poke byte after each write. perl has no inotify, so without the
+# poke the follower could only poll the spool, and each message would wait
+# for its nap (up to 8 ms in a turn). A write that fails (disk full) is tried
+# again every 0.1 s: the process then blocks on its full pipe, and no byte it
+# printed is lost. Once both pipes are at their end and the shell has noted
+# the exit status (status.t), it publishes it ("status": all output precedes
+# it) and pokes. A process that exited while something it started still holds
+# its stdout open: whatever is in the pipes by then is spooled, the rest is
+# not waited for (it looks once a second). Only modules of perl-base.
+rx_sv_spool='
+use strict; use Fcntl;
+my ($d) = @ARGV;
+open(my $so, ">>", "$d/out") or exit 3; open(my $se, ">>", "$d/err") or exit 3;
+open(my $ei, "<&=", 3) or exit 3;
+sysopen(my $pk, "$d/poke", O_RDWR | O_NONBLOCK) or exit 3;  # RDWR: never blocks, never ends
+binmode $so; binmode $se;
+sub put { my ($fh, $b) = @_; my $at = 0;
+  while ($at < length $b) { my $w = syswrite($fh, $b, length($b) - $at, $at);
+    if (defined $w) { $at += $w } elsif (!$!{EINTR}) { select(undef, undef, undef, 0.1) } } }
+my @src = ([\*STDIN, $so], [$ei, $se]);
+my $exited = 0;
+while (@src) {
+  my $want = ""; vec($want, fileno($_->[0]), 1) = 1 for @src;
+  my $n = select(my $ready = $want, undef, undef, $exited ? 0 : 1);
+  if ($n < 0) { next if $!{EINTR}; last }
+  if ($n == 0) { last if $exited; $exited = -e "$d/status.t"; next }
+  for my $s (@src) {
+    next unless vec($ready, fileno($s->[0]), 1);
+    my $k = sysread($s->[0], my $b, 65536);
+    next if !defined $k && $!{EINTR};
+    if ($k) { put($s->[1], $b); syswrite($pk, "o") } else { $s->[2] = 1 }
+  }
+  @src = grep { !$_->[2] } @src;
+}
+close $so; close $se;
+select(undef, undef, undef, 0.01) until -e "$d/status.t" || !-d $d;
+rename("$d/status.t", "$d/status"); syswrite($pk, "s");'
+
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
-# holding the exit status), stderr spool -> stderr. Polls (no inotify in
-# perl): 1 ms after output, backing off to 8 ms while output or input is
-# recent (a turn in flight), then to 64 ms: an idle session wakes it 16 times
-# a second, not 125, and output after a long quiet spell (a model thinking, a
-# long tool run) waits at most 64 ms for it. Input written to the process brings it back to 1 ms at
-# once (SIGURG from the relay, whose default action is to be ignored), so an
-# answer is not kept waiting by the long nap. Only modules of perl-base, which
-# every Debian has even without the perl package.
+# holding the exit status), stderr spool -> stderr. An attachment's follower
+# waits for the spooler's pokes, looking anyway once a second. A watching one
+# (rx_watch: any number may run) leaves the pokes to the attachment's and
+# polls: 1 ms after output, backing off to 8 ms while output is recent, then
+# to 64 ms. Input written to the process brings a poller back to 1 ms at once
+# (SIGURG from the relay, whose default action is to be ignored). Only
+# modules of perl-base, which every Debian has even without the perl package.
 rx_sv_follow='
-use strict;
-my ($d, $oa, $ea, $max) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
+use strict; use Fcntl;
+my ($d, $oa, $ea, $max, $poked) = @ARGV; my $t = $ENV{RX_FRAME_TAG};
 $SIG{TERM} = sub { exit 5 };
-my ($nap, $hot) = (0.001, time + 5);
+my ($nap, $hot, $pk, $pkv) = (0.001, time + 5, undef, "");
+if ($poked) { sysopen($pk, "$d/poke", O_RDWR | O_NONBLOCK) or exit 3; vec($pkv, fileno($pk), 1) = 1 }
 $SIG{URG} = sub { ($nap, $hot) = (0.001, time + 5) };  # without SA_RESTART: ends the nap
 open(my $o, "<", "$d/out") or exit 3; open(my $e, "<", "$d/err") or exit 3;
 binmode $o; binmode $e;
@@ -39,7 +79,7 @@ sub put { my ($fh, $b) = @_; my ($w, $at) = (0, 0);
   for (; $at < length $b; $at += $w) { $w = syswrite($fh, $b, length($b) - $at, $at);
     unless (defined $w) { exit 1 unless $!{EINTR}; $w = 0 } } }
 while (1) {
-  my $fin = -e "$d/status";  # written after the process exited: all its output precedes it
+  my $fin = -e "$d/status";  # published after the process exited: all its output precedes it
   my ($got, $b, $n) = (0);
   while ($n = sysread($o, $b, $max)) { put(\*STDOUT, $t . sprintf("%04x", $n) . $b); $got = 1 }
   while ($n = sysread($e, $b, 65536)) { put(\*STDERR, $b); $got = 1 }
@@ -49,6 +89,10 @@ while (1) {
     put(\*STDOUT, $t . "0000" . $t . sprintf("%04x", length $st) . $st); exit 0;
   }
   exit 4 unless -d $d;  # stopped and removed
+  if ($pk) {  # a poke left from output already sent costs one more look, nothing else
+    select(my $r = $pkv, undef, undef, 1) > 0 and sysread($pk, $b, 4096);
+    next;
+  }
   select(undef, undef, undef, $nap); $nap *= 2 if $nap < (time < $hot ? 0.008 : 0.064);
 }'
 
@@ -90,7 +134,10 @@ sub touch { my $h; open($h, ">", "$d/$_[0]") and close $h }
 sub beat { if (open(my $h, ">>", "$d/hb")) { print $h "h"; close $h } }
 sub wake { kill("URG", $fp) if $fp }
 sub save {
-  open(my $p, ">", "$d/inpos.t") or return; print $p $pos; close $p; rename("$d/inpos.t", "$d/inpos");
+  # Unchanged when the write fails (disk full): an empty inpos would mean 0, and all
+  # input would be sent again on a reattach.
+  open(my $p, ">", "$d/inpos.t") or return; print $p $pos or return; close $p or return;
+  rename("$d/inpos.t", "$d/inpos");
 }
 sub put_in { my $b = shift; return unless open_in(); my $at = 0;
   while ($at < length $b) {
@@ -137,7 +184,7 @@ rx_sv_ours() {
 # caller that keeps no stderr).
 rx_sv_attach() {
   export RX_RELAY_NONCE="$RX_NONCE" RX_FRAME_TAG="$rx_tag"  # not arguments: those are in ps
-  perl -e "$rx_sv_follow" "$rx_dir" "$1" "$2" "$rx_fmax" </dev/null &
+  perl -e "$rx_sv_follow" "$rx_dir" "$1" "$2" "$rx_fmax" 1 </dev/null &
   rx_fp=$!
   perl -e "$rx_sv_relay" "$rx_dir" "$rx_fp" <&3 >/dev/null 2>&1 &
   rx_rp=$!
@@ -148,15 +195,19 @@ rx_sv_attach() {
 
 # The first channel: start the process under supervision and attach to it.
 rx_supervise() {
-  # The bootstrap made "out" a FIFO; here it is a plain file.
-  { rm -f "$rx_dir/out" && : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
+  # The bootstrap made the FIFOs in, out.p, err.p and poke; the spool files
+  # are plain ones.
+  { : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
     || { rx_say ERR tmp "$(rx_b64 "$rx_dir")"; exit 125; }
   (
     rx_env
     export REMOTE_EXECUTORS_JOB="$RX_NONCE"
     exec "$@"
-  ) <"$rx_dir/in" >"$rx_dir/out" 2>"$rx_dir/err" &
+  ) <"$rx_dir/in" >"$rx_dir/out.p" 2>"$rx_dir/err.p" &
   rx_pid=$!
+  # Opens the pipes in the order the process does, so both opens meet.
+  perl -e "$rx_sv_spool" "$rx_dir" <"$rx_dir/out.p" 3<"$rx_dir/err.p" >/dev/null 2>&1 &
+  rx_sp=$!
   rx_stderr_mark
   rx_ok "$rx_found" "$(pwd -P)" "" "$rx_dir"
   exec 3<&0
@@ -172,10 +223,19 @@ rx_supervise() {
   # whole seconds), so the job ends between the grace and one look more after
   # the last heartbeat; with builtins only, `sleep` is its one fork per look
   # (one every 5 s at the default 300 s grace, not one a second).
+  # USR1 and USR2 ignored until the watchdog's traps are set (the relay may
+  # send them as soon as "wd" exists): their default action would end the
+  # watchdog. The relay creates "stop" or "eof" before it signals, so a signal
+  # lost that way is made up for by the looks at those files once the FIFO is
+  # open (and, for "eof", at every look after).
+  trap '' USR1 USR2
   (
     trap 'rx_sv_end' USR1
     trap 'exec 7>&-; rx_again=1' USR2
+    [ ! -e "$rx_dir/stop" ] || rx_sv_end
     exec 7>"$rx_dir/in"
+    [ ! -e "$rx_dir/stop" ] || rx_sv_end
+    [ ! -e "$rx_dir/eof" ] || exec 7>&-
     rx_nap=$((RX_GRACE / 10))
     [ "$rx_nap" -gt 0 ] || rx_nap=1
     [ "$rx_nap" -le 5 ] || rx_nap=5
@@ -190,6 +250,7 @@ rx_supervise() {
         rx_again=
         wait "$rx_s"
       done
+      [ ! -e "$rx_dir/eof" ] || exec 7>&-
       if [ -s "$rx_dir/hb" ]; then
         : >"$rx_dir/hb"
         rx_miss=0
@@ -197,13 +258,25 @@ rx_supervise() {
         rx_miss=$((rx_miss + 1))
         [ "$rx_miss" -lt "$rx_looks" ] || rx_sv_end
       fi
+      # A spooler gone before the status (killed): no output could ever reach
+      # the caller again, and a process that ignores SIGPIPE (node) would go
+      # on unseen. End the job as "stop" does (no reattach finds it), so the
+      # caller sees it lost, not a silent hang.
+      if ! kill -0 "$rx_sp" 2>/dev/null && [ ! -e "$rx_dir/status" ]; then
+        : >"$rx_dir/stop"
+        rx_sv_end
+      fi
     done
   ) </dev/null >/dev/null 2>&1 &
   echo $! >"$rx_dir/wd"
 
   wait "$rx_pid"
   rx_st=$?
-  echo "$rx_st" >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/status"
+  # The spooler publishes it once it has spooled the last output; if it is
+  # gone (killed), the status still must be, or no follower would ever end.
+  echo "$rx_st" >"$rx_dir/status.t"
+  wait "$rx_sp"
+  [ -e "$rx_dir/status" ] || mv "$rx_dir/status.t" "$rx_dir/status"
   wait "$rx_a1"
   # The first attachment ended without "done" (the link dropped): a later one
   # says it, or the watchdog ends the wait (a look a second: this only
