@@ -16,8 +16,9 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   before); prints the median time the result was held back for each (target:
   <= 10 ms with the follower).
 - warm ratios: R one-turn sessions each locally and on a warm executor with
-  and without the follower, interleaved; prints remote/local medians of the
-  time to the first message and to the result (target: <= 1.05).
+  and without the follower, interleaved (rotated order, a 0.5 s pause before
+  each); prints remote/local medians of the time to the first message and to
+  the result (target: <= 1.05).
 """
 
 from __future__ import annotations
@@ -182,13 +183,19 @@ async def ratios(
     async with executor:
         await one_session(rx.LocalExecutor(), local_options, True)  # warm-up
         await one_session(executor, remote_options, True)
-        for _ in range(runs):
-            m = b.model
-            rows["local"].append(
-                await one_session(rx.LocalExecutor(), local_options, True, m, delay)
-            )
-            rows["live"].append(await one_session(executor, remote_options, True, m, delay))
-            rows["no live"].append(await one_session(executor, remote_options, False, m, delay))
+        kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool]] = [
+            ("local", rx.LocalExecutor(), local_options, True),
+            ("live", executor, remote_options, True),
+            ("no live", executor, remote_options, False),
+        ]
+        for n in range(runs):
+            # Each kind once per round, in a rotated order, each after a pause (a user
+            # reading the last answer): a session does not start while the previous
+            # one winds down (its CLI exiting, the spare channel reopening), which
+            # would charge that work to whichever kind came next.
+            for kind, ex, options, live in kinds[n % 3 :] + kinds[: n % 3]:
+                await anyio.sleep(0.5)
+                rows[kind].append(await one_session(ex, options, live, b.model, delay))
     return {
         kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
         for kind, got in rows.items()
