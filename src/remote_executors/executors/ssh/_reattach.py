@@ -95,6 +95,7 @@ class ReattachingProcess(PipedProcess):
         self._stop_pending = False
         self._ending: RemoteProcess | None = None  # finished, its channel not closed yet
         self._err_ends: dict[int, anyio.Event] = {}
+        self._err_read = False  # whether the caller ever read stderr
         self.reattached = 0  # how many times the stream was resumed
         self._stdin = _Stdin(self)
         self._stdout = _Stdout(self)
@@ -207,9 +208,10 @@ class ReattachingProcess(PipedProcess):
             if wait:
                 with anyio.move_on_after(5):
                     await att._channel.wait()
-                if att.stderr is not None:
+                if att.stderr is not None and self._err_read:
                     # Its stderr may still hold the job's last bytes: let the
-                    # caller's reader have them before the pipe closes.
+                    # caller's reader have them before the pipe closes (a
+                    # caller that never read stderr is not waited for).
                     with anyio.move_on_after(2):
                         await self._err_done(att).wait()
             if att.returncode is None:
@@ -370,6 +372,7 @@ class ReattachingProcess(PipedProcess):
         return self._err_ends.setdefault(id(att), anyio.Event())
 
     async def _receive_err(self, max_bytes: int) -> bytes:
+        self._err_read = True
         while True:
             att = self._att if self._att is not None else self._ending
             changed = self._changed
