@@ -24,10 +24,11 @@
 # for its nap (up to 8 ms in a turn). A write that fails (disk full) is tried
 # again every 0.1 s: the process then blocks on its full pipe, and no byte it
 # printed is lost. Once both pipes are at their end and the shell has noted
-# the exit status (status.t), it publishes it ("status": all output precedes
-# it) and pokes. A process that exited while something it started still holds
-# its stdout open: whatever is in the pipes by then is spooled, the rest is
-# not waited for (it looks once a second). Only modules of perl-base.
+# the exit status ("exited", renamed into place whole), it publishes it
+# ("status": all output precedes it) and pokes. A process that exited while
+# something it started still holds its stdout open: whatever is in the pipes
+# by then is spooled, the rest is not waited for (it looks once a second).
+# Only modules of perl-base.
 rx_sv_spool='
 use strict; use Fcntl;
 my ($d) = @ARGV;
@@ -44,7 +45,7 @@ while (@src) {
   my $want = ""; vec($want, fileno($_->[0]), 1) = 1 for @src;
   my $n = select(my $ready = $want, undef, undef, $exited ? 0 : 1);
   if ($n < 0) { next if $!{EINTR}; last }
-  if ($n == 0) { last if $exited; $exited = -e "$d/status.t"; next }
+  if ($n == 0) { last if $exited; $exited = -e "$d/exited"; next }
   for my $s (@src) {
     next unless vec($ready, fileno($s->[0]), 1);
     my $k = sysread($s->[0], my $b, 65536);
@@ -54,8 +55,8 @@ while (@src) {
   @src = grep { !$_->[2] } @src;
 }
 close $so; close $se;
-select(undef, undef, undef, 0.01) until -e "$d/status.t" || !-d $d;
-rename("$d/status.t", "$d/status"); syswrite($pk, "s");'
+select(undef, undef, undef, 0.01) until -e "$d/exited" || !-d $d;
+rename("$d/exited", "$d/status"); syswrite($pk, "s");'
 
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame
 # holding the exit status), stderr spool -> stderr. An attachment's follower
@@ -274,9 +275,11 @@ rx_supervise() {
   rx_st=$?
   # The spooler publishes it once it has spooled the last output; if it is
   # gone (killed), the status still must be, or no follower would ever end.
-  echo "$rx_st" >"$rx_dir/status.t"
+  # Renamed into place: the spooler must never see it half written (an empty
+  # status reads as a lost process, 255).
+  echo "$rx_st" >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/exited"
   wait "$rx_sp"
-  [ -e "$rx_dir/status" ] || mv "$rx_dir/status.t" "$rx_dir/status"
+  [ -e "$rx_dir/status" ] || mv "$rx_dir/exited" "$rx_dir/status"
   wait "$rx_a1"
   # The first attachment ended without "done" (the link dropped): a later one
   # says it, or the watchdog ends the wait (a look a second: this only
