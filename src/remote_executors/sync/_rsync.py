@@ -882,9 +882,10 @@ class RsyncSessionSync:
         state = load_state(paths, host)
         results: dict[str, FileSync] = {}
         sizes: dict[str, int] = {}
+        verified = state.verified()  # once: it merges every settled file's entry
         for rel in admitted:
             outcome, sizes[rel] = self._reconcile(
-                paths, snapshot, rel, host, state.settled, state.verified()
+                paths, snapshot, rel, host, state.settled, verified
             )
             results[rel] = outcome
         refused = {e.path for e in errors if isinstance(e, SyncTooLarge)}
@@ -895,7 +896,7 @@ class RsyncSessionSync:
         unsettled = set(results) | {e.path for e in errors if isinstance(e, SyncTooLarge)}
         unsettled -= set(settled)
         main = {f"{paths.session_id}.jsonl"}
-        prefix = prefixes(paths.local_dir, results, main | unsettled, state.verified())
+        prefix = prefixes(paths.local_dir, results, main | unsettled, verified)
         save_state(
             paths,
             host,
