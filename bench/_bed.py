@@ -46,11 +46,18 @@ def bench_bed(synced: str = "synced-claude") -> Iterator[BenchBed]:
                 local.rmdir()
 
 
-async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
-    """One one-prompt session: (seconds to its first message, seconds to its result)."""
+async def one_session(
+    executor: rx.Executor, options: ClaudeAgentOptions, *, live: bool = True
+) -> tuple[float, float]:
+    """One one-prompt session: (seconds to its first message, seconds to its result).
+
+    ``live=False``: without the live follower (the local copy moves at the turn's end).
+    """
     start = time.perf_counter()
     first = None
-    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
+    # aclosing: the session must be over before the executor may be closed.
+    messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
+    async with aclosing(messages) as stream:
         async for message in stream:
             if first is None:
                 first = time.perf_counter() - start

@@ -24,7 +24,6 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _bed import BenchBed, bench_bed
+from _bed import BenchBed, bench_bed, one_session
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -145,27 +144,18 @@ async def holds(b: BenchBed, backend: str, turns: int, live: bool) -> list[float
         return HOLDS[1 : turns + 1]
 
 
-async def one_session(
+async def scripted_session(
     executor: rx.Executor,
     options: ClaudeAgentOptions,
     live: bool,
-    model: ScriptedModel | None = None,
-    delay: float = 0.0,
+    model: ScriptedModel,
+    delay: float,
 ) -> tuple[float, float]:
-    """Seconds to the first message and to the result of a one-turn session; with
-    ``delay``, the model answers after that many seconds (as a real one takes)."""
-    if model is not None and delay > 0:
+    """:func:`_bed.one_session`; with ``delay``, the model answers after that many
+    seconds (as a real one takes)."""
+    if delay > 0:
         model.script(slow(text("hi"), delay=delay))
-    start = time.perf_counter()
-    first = None
-    messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
-    async with contextlib.aclosing(messages) as stream:
-        async for message in stream:
-            first = first or time.perf_counter() - start
-            if isinstance(message, ResultMessage):
-                break
-    assert first is not None
-    return first, time.perf_counter() - start
+    return await one_session(executor, options, live=live)
 
 
 async def ratios(
@@ -181,8 +171,8 @@ async def ratios(
     rows: dict[str, list[tuple[float, float]]] = {"local": [], "live": [], "no live": []}
     executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
     async with executor:
-        await one_session(rx.LocalExecutor(), local_options, True)  # warm-up
-        await one_session(executor, remote_options, True)
+        await one_session(rx.LocalExecutor(), local_options)  # warm-up
+        await one_session(executor, remote_options)
         kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool]] = [
             ("local", rx.LocalExecutor(), local_options, True),
             ("live", executor, remote_options, True),
@@ -195,7 +185,7 @@ async def ratios(
             # would charge that work to whichever kind came next.
             for kind, ex, options, live in kinds[n % 3 :] + kinds[: n % 3]:
                 await anyio.sleep(0.5)
-                rows[kind].append(await one_session(ex, options, live, b.model, delay))
+                rows[kind].append(await scripted_session(ex, options, live, b.model, delay))
     return {
         kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
         for kind, got in rows.items()

@@ -18,30 +18,16 @@ import argparse
 import os
 import statistics
 import time
-from contextlib import aclosing
 
 import anyio
-from _bed import bench_bed
-from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+from _bed import bench_bed, one_session
+from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.testing.link import LinkProxy
 
 TICKER = 'i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.02; done'
-
-
-async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
-    start = time.perf_counter()
-    first = None
-    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
-        async for message in stream:
-            if first is None:
-                first = time.perf_counter() - start
-            if isinstance(message, ResultMessage):
-                break
-    assert first is not None
-    return first, time.perf_counter() - start
 
 
 def pct(values: list[float], q: float) -> float:

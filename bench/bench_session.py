@@ -16,30 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
-from contextlib import aclosing
 from pathlib import Path
 
 import anyio
-from _bed import bench_bed
-from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
+from _bed import bench_bed, one_session
+from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
-
-
-async def one_session(executor: rx.Executor, options: ClaudeAgentOptions) -> tuple[float, float]:
-    start = time.perf_counter()
-    first = None
-    # aclosing: the session must be over before the executor may be closed.
-    async with aclosing(rx.query(prompt="hello", options=options, executor=executor)) as stream:
-        async for message in stream:
-            if first is None:
-                first = time.perf_counter() - start
-            if isinstance(message, ResultMessage):
-                break
-    assert first is not None
-    return first, time.perf_counter() - start
 
 
 async def measure(runs: int, backends: tuple[str, ...]) -> None:
