@@ -15,13 +15,6 @@ pytestmark = [
 ]
 
 
-def _connections(bed, account) -> list[int]:
-    """Per-connection sshd processes serving the account (one per TCP connection)."""
-    return [
-        p.pid for p in bed.processes(account) if p.comm.startswith("sshd") and "@notty" in p.args
-    ]
-
-
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_sessions_and_commands_share_one_connection(
     rx_executor, rx_project, rx_sshd, rx_account
@@ -34,10 +27,10 @@ async def test_sessions_and_commands_share_one_connection(
             if isinstance(m, ResultMessage)
         ]
         assert results and not results[0].is_error
-        assert len(_connections(rx_sshd, rx_account)) == 1
+        assert len(rx_sshd.connections(rx_account)) == 1
     for _ in range(3):
         assert (await rx_executor.run(["true"])).ok
-    assert len(_connections(rx_sshd, rx_account)) == 1
+    assert len(rx_sshd.connections(rx_account)) == 1
     # Where claude was found is remembered for the next spawn.
     assert rx_executor._found_claude == str(rx_sshd.remote_home(rx_account) / ".local/bin/claude")
 
@@ -45,10 +38,10 @@ async def test_sessions_and_commands_share_one_connection(
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_aclose_ends_the_shared_connection(rx_executor, rx_sshd, rx_account):
     assert await rx_executor.home() == str(rx_sshd.remote_home(rx_account))
-    assert len(_connections(rx_sshd, rx_account)) == 1
+    assert len(rx_sshd.connections(rx_account)) == 1
     await rx_executor.aclose()
     import anyio
 
     with anyio.fail_after(5):
-        while _connections(rx_sshd, rx_account):
+        while rx_sshd.connections(rx_account):
             await anyio.sleep(0.05)

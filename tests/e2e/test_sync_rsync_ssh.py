@@ -73,12 +73,6 @@ def logins(bed: SSHTestBed, account: RemoteAccount) -> int:
     return bed.log_text().count(f"Accepted publickey for {account.user} ")
 
 
-def connections(bed: SSHTestBed, account: RemoteAccount) -> int:
-    return sum(
-        1 for p in bed.processes(account) if p.comm.startswith("sshd") and "@notty" in p.args
-    )
-
-
 # -- the shared connection -----------------------------------------------------------
 
 
@@ -111,7 +105,7 @@ async def test_pull_and_push_ride_the_executors_master_connection(
     # Every rsync went through the master: one login, one connection, and the
     # master still answers on its control socket.
     assert logins(rx_sshd, rx_account) - before == 1
-    assert connections(rx_sshd, rx_account) == 1
+    assert len(rx_sshd.connections(rx_account)) == 1
     argv = await rx_executor.rsync_rsh()
     assert argv is not None
     control = next(a for a in argv if a.startswith("-oControlPath="))

@@ -769,6 +769,19 @@ class SSHTestBed:
                 found.append(p)
         return found
 
+    def connections(self, account: RemoteAccount) -> list[int]:
+        """PIDs of the per-connection sshd processes serving the account, one per
+        TCP connection.
+
+        A channel's session process is forked from its connection's process and
+        carries the same name until it execs the login shell: a child of one is
+        not counted.
+        """
+        sshd = [p for p in self.processes(account) if p.comm.startswith("sshd")]
+        sshd = [p for p in sshd if "@notty" in p.args]
+        pids = {p.pid for p in sshd}
+        return [p.pid for p in sshd if p.ppid not in pids]
+
     def kill_account_processes(
         self, account: RemoteAccount, sig: signal.Signals = signal.SIGKILL
     ) -> list[int]:
