@@ -241,8 +241,11 @@ async def test_past_the_grace_it_is_process_lost_and_the_job_is_gone(
         assert await process.wait() == 255
         lost = process.lost_error()
         assert isinstance(lost, rx.ProcessLost) and "reattach_within" in str(lost)
-        while spool.exists():  # the watchdog: grace, then the whole group
+    # The watchdog: grace, then the whole group, then the spool.
+    with anyio.move_on_after(20):
+        while spool.exists():
             await anyio.sleep(0.1)
+    assert not spool.exists(), sorted(p.name for p in spool.iterdir())
 
 
 # ---- property: random cuts never lose, repeat or reorder a byte --------------------------

@@ -237,11 +237,24 @@ rx_end() {
     rx_i=$((rx_i + 1))
   done
   rx_self=$(exec sh -c 'echo "$PPID"')
-  for rx_k in $rx_kids $(rx_tree "$$") $(rx_tagged); do
+  # The main shell ($$) first when this is its watchdog: woken by the ends of
+  # the processes killed here, it would go on to write the exit status into
+  # the directory as rm removes it.
+  for rx_k in "$$" $rx_kids $(rx_tree "$$") $(rx_tagged); do
     [ "$rx_k" = "$rx_self" ] || kill -KILL "$rx_k" 2>/dev/null
   done
-  rm -rf "$rx_dir"
+  rx_rm_dir
   kill -KILL 0
+}
+
+# Remove the job's directory. A writer signalled just before (SIGKILL too
+# takes effect only once it is scheduled) may still add a file while rm goes
+# through the directory, and rm then fails on it, not empty: once more, after
+# the writers are gone.
+rx_rm_dir() {
+  rm -rf "$rx_dir" 2>/dev/null && return 0
+  sleep 0.1
+  rm -rf "$rx_dir" 2>/dev/null
 }
 
 # Reattach on: the process outlives the channel (supervisor.sh). It needs
@@ -363,5 +376,5 @@ for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; don
 kill -TERM 0 2>/dev/null
 # The framer's input ends once nothing holds the FIFO open any more.
 wait "$rx_fpid"
-rm -rf "$rx_dir"
+rx_rm_dir
 exit "$rx_st"

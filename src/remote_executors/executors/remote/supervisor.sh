@@ -288,7 +288,7 @@ rx_supervise() {
   trap '' TERM
   for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
   kill -TERM 0 2>/dev/null
-  rm -rf "$rx_dir"
+  rx_rm_dir
   exit "$rx_st"
 }
 
