@@ -1,7 +1,7 @@
 """Live transcripts on the loopback test bed: lag per line, and the cost at the result.
 
     sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R] [--model-delay S]
-        [--backend openssh|fabric|both]
+        [--backend openssh|fabric|both] [--cores shared|split|both]
 
 Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
 
@@ -18,23 +18,29 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
 - warm ratios: R one-turn sessions each locally and on a warm executor with
   and without the follower, interleaved (rotated order, a 0.5 s pause before
   each); prints remote/local medians of the time to the first message and to
-  the result (target: <= 1.05).
+  the result (target: <= 1.05). Twice by default: with every process on every
+  core, as the bed is, and with the bed split into two 1-core machines
+  (``--cores``): on shared cores the remote side's CPU (sshd, its shells and
+  perls, the remote CLI) also slows the local side, which two machines would
+  not do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import shutil
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 from _bed import BenchBed, bench_bed, one_session
+from _remote_cost import descendants
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -158,6 +164,37 @@ async def scripted_session(
     return await one_session(executor, options, live=live)
 
 
+@contextlib.contextmanager
+def two_machines(b: BenchBed) -> Iterator[None]:
+    """The bed as two 1-core machines: sshd and all it starts on CPU 1 (the
+    remote), this process and all it starts on CPU 0 (the app's machine, with
+    its local CLIs, its ssh clients and the stand-in model).
+
+    Shared cores charge the remote's work (sshd, its shells and perls, the
+    remote CLI) to the local side's time too, which two machines would not.
+    Affinity is inherited at fork: only what starts inside the block is split.
+    """
+    if (os.cpu_count() or 1) < 2 or b.bed.pid is None:
+        raise SystemExit("--cores split needs 2 cores and a running bed")
+    everything = os.sched_getaffinity(0)
+    threads = [int(t) for t in os.listdir("/proc/self/task")]
+    remote = descendants(b.bed.pid)
+    for tid in threads:
+        os.sched_setaffinity(tid, {0})
+    for pid in remote:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {1})
+    try:
+        yield
+    finally:
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, everything)
+        for pid in descendants(b.bed.pid):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, everything)
+
+
 async def ratios(
     b: BenchBed, backend: str, runs: int, delay: float
 ) -> dict[str, tuple[float, float]]:
@@ -193,7 +230,12 @@ async def ratios(
 
 
 async def measure(
-    steps: int, turns: int, runs: int, backends: tuple[str, ...], delay: float
+    steps: int,
+    turns: int,
+    runs: int,
+    backends: tuple[str, ...],
+    delay: float,
+    cores: tuple[str, ...],
 ) -> None:
     time_after_turn()
     load = os.getloadavg()
@@ -216,14 +258,15 @@ async def measure(
                     f"over the session (the long turn alone took {seconds:.1f} s)"
                 )
             follower_waits("auto")
-            if runs:
-                med = await ratios(b, backend, runs, delay)
+            for how in cores if runs else ():
+                with two_machines(b) if how == "split" else contextlib.nullcontext():
+                    med = await ratios(b, backend, runs, delay)
                 (lf, lr) = med["local"]
                 for kind in ("live", "no live"):
                     f, r = med[kind]
                     print(
-                        f"[{backend}] warm remote ({kind})/local over {runs} one-turn sessions"
-                        f" (model replies after {delay:g} s): "
+                        f"[{backend}, {how} cores] warm remote ({kind})/local over {runs} "
+                        f"one-turn sessions (model replies after {delay:g} s): "
                         f"first message {f / lf:.2f}x, result {r / lr:.2f}x "
                         f"({f * 1000:.0f}/{r * 1000:.0f} ms vs {lf * 1000:.0f}/{lr * 1000:.0f} ms)"
                     )
@@ -254,9 +297,18 @@ def main() -> None:
         help="seconds the model takes per reply in the ratio sessions (0: at once, so the "
         "fixed cost of a remote spawn dominates; a real model takes seconds)",
     )
+    parser.add_argument(
+        "--cores",
+        choices=["shared", "split", "both"],
+        default="both",
+        help="for the ratios: every process on every core (the bed as it is), or the bed "
+        "as two 1-core machines (the remote side on CPU 1, this process and the local "
+        "CLIs on CPU 0)",
+    )
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    anyio.run(measure, args.steps, args.turns, args.runs, backends, args.model_delay)
+    cores = ("shared", "split") if args.cores == "both" else (args.cores,)
+    anyio.run(measure, args.steps, args.turns, args.runs, backends, args.model_delay, cores)
 
 
 if __name__ == "__main__":

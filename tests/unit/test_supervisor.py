@@ -395,7 +395,9 @@ async def test_a_killed_spooler_ends_the_job_instead_of_hanging_it(
         await process.stdin.send(b"two\n")
         await read_all(process)
         assert await process.wait() == 255
-    assert isinstance(process.lost_error(), ProcessLost)
+    lost = process.lost_error()
+    assert isinstance(lost, ProcessLost) and "output" in str(lost) and "shellbox" in str(lost)
+    assert "reattach" not in str(lost)  # the link never dropped
     await process.aclose()
     with anyio.fail_after(10):
         while Path(process.remote_dir).exists():  # the job's end removes it

@@ -262,9 +262,14 @@ rx_supervise() {
       # A spooler gone before the status (killed): no output could ever reach
       # the caller again, and a process that ignores SIGPIPE (node) would go
       # on unseen. End the job as "stop" does (no reattach finds it), so the
-      # caller sees it lost, not a silent hang.
+      # caller sees it lost, not a silent hang; an attached follower first
+      # passes on why, as the status ("spool"), woken by a poke.
       if ! kill -0 "$rx_sp" 2>/dev/null && [ ! -e "$rx_dir/status" ]; then
         : >"$rx_dir/stop"
+        if echo spool >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/status"; then
+          { printf s >&8; } 8<>"$rx_dir/poke"
+          sleep 1
+        fi
         rx_sv_end
       fi
     done

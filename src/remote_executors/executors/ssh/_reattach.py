@@ -169,6 +169,15 @@ class ReattachingProcess(PipedProcess):
             # Every byte is here: let the supervisor remove the spool, then end.
             text = decoder.trailer.decode("ascii", "replace").strip()
             code = int(text) if text.lstrip("-").isdigit() else 255
+            if text == "spool":
+                self._lost = ProcessLost(
+                    f"The process on {self.host} was stopped: the supervisor process that "
+                    "kept its output on the host (a perl) was killed, so no output could "
+                    "reach this side any more. Check what kills processes there (the OOM "
+                    f"killer: `dmesg` on {self.host}); the session can be resumed.",
+                    host=self.host,
+                    exit_code=255,
+                )
             with contextlib.suppress(OSError):
                 await anyio.to_thread.run_sync(att._channel.write_stdin, att._job.marker("done"))
             self._finish(code)
