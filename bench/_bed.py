@@ -46,15 +46,23 @@ def bench_bed(synced: str = "synced-claude") -> Iterator[BenchBed]:
                 local.rmdir()
 
 
+class Timing(NamedTuple):
+    """Seconds from a one-prompt session's start."""
+
+    first: float  # its first message arrived
+    result: float  # its ResultMessage arrived
+    closed: float  # the session was over (CLI exited, transcripts in step)
+
+
 async def one_session(
     executor: rx.Executor, options: ClaudeAgentOptions, *, live: bool = True
-) -> tuple[float, float]:
-    """One one-prompt session: (seconds to its first message, seconds to its result).
+) -> Timing:
+    """One one-prompt session, timed.
 
     ``live=False``: without the live follower (the local copy moves at the turn's end).
     """
     start = time.perf_counter()
-    first = None
+    first = result = None
     # aclosing: the session must be over before the executor may be closed.
     messages = rx.query(prompt="hello", options=options, executor=executor, live=live)
     async with aclosing(messages) as stream:
@@ -62,6 +70,7 @@ async def one_session(
             if first is None:
                 first = time.perf_counter() - start
             if isinstance(message, ResultMessage):
+                result = time.perf_counter() - start
                 break
-    assert first is not None
-    return first, time.perf_counter() - start
+    assert first is not None and result is not None
+    return Timing(first, result, time.perf_counter() - start)

@@ -17,12 +17,13 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   <= 10 ms with the follower).
 - warm ratios: R one-turn sessions each locally and on a warm executor with
   and without the follower, interleaved (rotated order, a 0.5 s pause before
-  each); prints remote/local medians of the time to the first message and to
-  the result (target: <= 1.05). Twice by default: with every process on every
-  core, as the bed is, and with the bed split into two 1-core machines
-  (``--cores``): on shared cores the remote side's CPU (sshd, its shells and
-  perls, the remote CLI) also slows the local side, which two machines would
-  not do.
+  each); prints remote/local medians of the time to the first message, to
+  the result (target: <= 1.05) and to the session's end (the CLI exited,
+  the transcripts in step: what a caller waiting for the query to finish
+  sees). Twice by default: with every process on every core, as the bed is,
+  and with the bed split into two 1-core machines (``--cores``): on shared
+  cores the remote side's CPU (sshd, its shells and perls, the remote CLI)
+  also slows the local side, which two machines would not do.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _bed import BenchBed, bench_bed, one_session
+from _bed import BenchBed, Timing, bench_bed, one_session
 from _remote_cost import descendants
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
@@ -156,7 +157,7 @@ async def scripted_session(
     live: bool,
     model: ScriptedModel,
     delay: float,
-) -> tuple[float, float]:
+) -> Timing:
     """:func:`_bed.one_session`; with ``delay``, the model answers after that many
     seconds (as a real one takes)."""
     if delay > 0:
@@ -195,17 +196,15 @@ def two_machines(b: BenchBed) -> Iterator[None]:
                 os.sched_setaffinity(pid, everything)
 
 
-async def ratios(
-    b: BenchBed, backend: str, runs: int, delay: float
-) -> dict[str, tuple[float, float]]:
-    """Median (first message, result) of one-turn sessions: local, and on a warm
-    executor with and without the follower, interleaved."""
+async def ratios(b: BenchBed, backend: str, runs: int, delay: float) -> dict[str, Timing]:
+    """Median timings of one-turn sessions: local, and on a warm executor with and
+    without the follower, interleaved."""
     local_options = ClaudeAgentOptions(
         cwd=str(b.local),
         env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
     )
     remote_options = ClaudeAgentOptions(cwd=str(b.local))
-    rows: dict[str, list[tuple[float, float]]] = {"local": [], "live": [], "no live": []}
+    rows: dict[str, list[Timing]] = {"local": [], "live": [], "no live": []}
     executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
     async with executor:
         await one_session(rx.LocalExecutor(), local_options)  # warm-up
@@ -224,7 +223,7 @@ async def ratios(
                 await anyio.sleep(0.5)
                 rows[kind].append(await scripted_session(ex, options, live, b.model, delay))
     return {
-        kind: (statistics.median(r[0] for r in got), statistics.median(r[1] for r in got))
+        kind: Timing(*(statistics.median(column) for column in zip(*got, strict=True)))
         for kind, got in rows.items()
     }
 
@@ -261,14 +260,17 @@ async def measure(
             for how in cores if runs else ():
                 with two_machines(b) if how == "split" else contextlib.nullcontext():
                     med = await ratios(b, backend, runs, delay)
-                (lf, lr) = med["local"]
+                lo = med["local"]
                 for kind in ("live", "no live"):
-                    f, r = med[kind]
+                    t = med[kind]
                     print(
                         f"[{backend}, {how} cores] warm remote ({kind})/local over {runs} "
                         f"one-turn sessions (model replies after {delay:g} s): "
-                        f"first message {f / lf:.2f}x, result {r / lr:.2f}x "
-                        f"({f * 1000:.0f}/{r * 1000:.0f} ms vs {lf * 1000:.0f}/{lr * 1000:.0f} ms)"
+                        f"first message {t.first / lo.first:.2f}x, result "
+                        f"{t.result / lo.result:.2f}x, session over {t.closed / lo.closed:.2f}x "
+                        f"({t.first * 1000:.0f}/{t.result * 1000:.0f}/{t.closed * 1000:.0f} ms "
+                        f"vs {lo.first * 1000:.0f}/{lo.result * 1000:.0f}/"
+                        f"{lo.closed * 1000:.0f} ms)"
                     )
             with_live = await holds(b, backend, turns, live=True)
             without = await holds(b, backend, turns, live=False)

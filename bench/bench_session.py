@@ -74,9 +74,9 @@ async def measure(runs: int, backends: tuple[str, ...]) -> None:
         f"load average (1 min) at start/end: {load[0]:.1f} / {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores"
     )
-    print(f"{'':16}{'first message':>15}{'result':>10}")
+    print(f"{'':16}{'first message':>15}{'result':>10}{'over':>10}")
     for kind in results:
-        print(f"{kind:16}{med(kind, 0):15.3f}{med(kind, 1):10.3f}")
+        print(f"{kind:16}{med(kind, 0):15.3f}{med(kind, 1):10.3f}{med(kind, 2):10.3f}")
     for backend in backends:
         for temp in ("cold", "warm"):
             kind = f"{temp} {backend}"

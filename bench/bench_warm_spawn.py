@@ -7,8 +7,9 @@ executors: local, then SSHExecutor over openssh and fabric, each with
 ``warm_spawn`` off and on (and DockerExecutor likewise with ``--docker``).
 Every round runs each kind once, in a rotated order and after a pause, so a
 session's wind-down does not always land on the same row. Prints medians to
-the first message and to the result, and remote/local ratios (issue 15's
-target for SSH is <= 1.05, issue 16's for Docker <= 1.10).
+the first message, to the result and to the session being over, and
+remote/local ratios (issue 15's target for SSH is <= 1.05, issue 16's for
+Docker <= 1.10).
 
 A second table times ``spawn()`` alone (``/bin/sh -c 'date +%s.%N'``): from
 the call to the remote command running, read off the remote clock (the bed
@@ -105,12 +106,16 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
     end_load = os.getloadavg()[0]
     print(f"{runs} rounds, medians; load average (1 min) {load[0]:.1f} -> {end_load:.1f}")
     print(f"on {os.cpu_count()} cores")
-    print(f"{'':16}{'first message':>14}{'result':>9}{'ratio first':>13}{'ratio result':>14}")
+    print(
+        f"{'':16}{'first message':>14}{'result':>9}{'over':>8}"
+        f"{'ratio first':>13}{'ratio result':>14}{'ratio over':>12}"
+    )
     for kind in sessions:
-        first, result = med(kind, 0), med(kind, 1)
+        first, result, over = med(kind, 0), med(kind, 1), med(kind, 2)
         print(
-            f"{kind:16}{first:13.3f}s{result:8.3f}s"
+            f"{kind:16}{first:13.3f}s{result:8.3f}s{over:7.3f}s"
             f"{first / med('local', 0):12.2f}x{result / med('local', 1):13.2f}x"
+            f"{over / med('local', 2):11.2f}x"
         )
     print(f"{'spawn() -> remote command runs':34}{'median':>8}{'min':>8}")
     for kind, values in spawns.items():
