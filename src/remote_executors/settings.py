@@ -18,16 +18,13 @@ One small JSON file under the user's config dir
 ``remote_executors`` is the ordered list of executors: ssh aliases, and specs
 of other kinds (``docker://c``, ``k8s://ns/pod``); ``hosts`` holds the options
 of the aliases that have any (ssh_config, claude_path, path_map,
-accept_new_host_keys, connect_timeout, forward_credentials). A host without an entry uses
+accept_new_host_keys, connect_timeout, forward_credentials, reattach_within,
+warm_spawn). A host without an entry uses
 :class:`~remote_executors.SSHExecutor`'s defaults. An ``ssh://box?...`` spec
 given to :meth:`SettingsStore.add` is kept as the alias ``box`` with its
 options, so a file that holds only SSH hosts stays readable by versions that
 know nothing of specs (format version 1); one that lists another kind is
 written as version 2.
-``remote_executors`` is the ordered list of ssh aliases; ``hosts`` holds the
-options of those that have any (ssh_config, claude_path, path_map,
-accept_new_host_keys, connect_timeout, reattach_within). A host without an entry uses
-:class:`~remote_executors.SSHExecutor`'s defaults.
 
 Guarantees:
 
@@ -102,6 +99,7 @@ _OPTIONS = (
     "connect_timeout",
     "forward_credentials",
     "reattach_within",
+    "warm_spawn",
 )
 _TOP_KEYS = ("version", "remote_executors", "hosts")
 
@@ -259,6 +257,11 @@ def _default_false(value: object) -> object:
     return False if value is None else value
 
 
+def _default_true(value: object) -> object:
+    """``None`` is the default (True)."""
+    return True if value is None else value
+
+
 def _to_timeout(value: object) -> object:
     """Ints are seconds too; anything else is left for the validator to refuse."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -348,6 +351,9 @@ class HostSettings:
     reattach_within: float | None = attrs.field(
         default=None, converter=_to_timeout, validator=_check_reattach
     )
+    warm_spawn: bool = attrs.field(default=True, converter=_default_true, validator=_check_bool)
+    """False: no spare channel kept open and waiting for the next spawn (see
+    :class:`~remote_executors.SSHExecutor`)."""
 
     def options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as keyword arguments."""
@@ -366,6 +372,8 @@ class HostSettings:
             out["forward_credentials"] = self.forward_credentials
         if self.reattach_within is not None:
             out["reattach_within"] = self.reattach_within
+        if not self.warm_spawn:
+            out["warm_spawn"] = False
         return out
 
     def executor(self) -> Executor:

@@ -92,6 +92,15 @@ def test_executors_add_list_update_remove(cli: CLI, tmp_path: Path) -> None:
         ok(cli.inproc("executors", "update", "box", "--reset", "claude-path", "--json"))
     )
     assert reset["claude_path"] is None and reset["accept_new_host_keys"] is True
+    # warm_spawn: on by default, stored only when off, and kept in the spec.
+    assert reset["warm_spawn"] is True
+    cold = json.loads(ok(cli.inproc("executors", "update", "box", "--no-warm-spawn", "--json")))
+    assert cold["warm_spawn"] is False and "warm_spawn=0" in cold["spec"]
+    assert cold["accept_new_host_keys"] is True  # the rest kept
+    warm = json.loads(
+        ok(cli.inproc("executors", "update", "box", "--reset", "warm-spawn", "--json"))
+    )
+    assert warm["warm_spawn"] is True and "warm_spawn" not in warm["spec"]
     nothing = cli.inproc("executors", "update", "box")
     assert nothing.returncode == 2
     missing = cli("executors", "update", "nobox", "--claude-path", "/x")

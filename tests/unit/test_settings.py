@@ -38,6 +38,8 @@ FULL: dict[str, Any] = {
     "path_map": {"/home/me/code": "/srv/me/code", "/data": "/mnt/data"},
     "accept_new_host_keys": True,
     "connect_timeout": 7.5,
+    "reattach_within": 30.0,
+    "warm_spawn": False,
 }
 
 BAD_ALIASES = ["-oProxyCommand=x", "a b", "", "x\ny", "box;rm", "a/b", "tab\there"]
@@ -66,6 +68,9 @@ BAD_OPTIONS: list[tuple[str, object]] = [
     ("connect_timeout", float("nan")),
     ("connect_timeout", float("inf")),
     ("connect_timeout", True),
+    ("reattach_within", -1.0),
+    ("warm_spawn", "no"),
+    ("warm_spawn", 0),
     ("no_such_option", "x"),
     ("host", "other"),
 ]
@@ -167,6 +172,12 @@ def test_round_trip_through_the_file(store: SettingsStore) -> None:
     assert dict(box.path_map) == FULL["path_map"]
     assert box.connect_timeout == 7.5
     assert box.accept_new_host_keys is True
+    assert (box.reattach_within, box.warm_spawn) == (30.0, False)
+    executor = box.executor()
+    assert isinstance(executor, SSHExecutor)
+    assert (executor.reattach_within, executor.warm_spawn) == (30.0, False)
+    assert "warm_spawn=0" in box.spec
+    assert HostSettings("gpu").executor().warm_spawn is True  # type: ignore[attr-defined]
 
 
 def test_file_shape_is_the_documented_one(store: SettingsStore) -> None:
@@ -202,6 +213,7 @@ def test_nulls_in_the_file_read_as_defaults(store: SettingsStore) -> None:
                     "path_map": None,
                     "accept_new_host_keys": None,
                     "connect_timeout": None,
+                    "warm_spawn": None,
                 }
             },
         },

@@ -147,7 +147,8 @@ def cli_terms(text: str, *, host: str = "", session_id: str = "") -> str:
 
 #: Settings option names as the command's flags (for refused input).
 _OPTION_FLAGS = re.compile(
-    r"\b(path_map|claude_path|ssh_config|connect_timeout|accept_new_host_keys|reattach_within)\b"
+    r"\b(path_map|claude_path|ssh_config|connect_timeout|accept_new_host_keys|reattach_within"
+    r"|warm_spawn)\b"
 )
 
 

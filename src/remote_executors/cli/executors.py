@@ -20,6 +20,7 @@ _RESETTABLE = {
     "connect-timeout": "connect_timeout",
     "forward-credentials": "forward_credentials",
     "reattach-within": "reattach_within",
+    "warm-spawn": "warm_spawn",
 }
 
 
@@ -34,6 +35,7 @@ def _host_dict(host: HostSettings) -> dict[str, Any]:
         "connect_timeout": host.connect_timeout,
         "forward_credentials": host.forward_credentials,
         "reattach_within": host.reattach_within,
+        "warm_spawn": host.warm_spawn,
     }
 
 
@@ -111,6 +113,7 @@ def _options(
     connect_timeout: float | None,
     forward_credentials: str | None = None,
     reattach_within: float | None = None,
+    warm_spawn: bool | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if forward_credentials is not None:
@@ -127,6 +130,8 @@ def _options(
         options["connect_timeout"] = connect_timeout
     if reattach_within is not None:
         options["reattach_within"] = reattach_within
+    if warm_spawn is not None:
+        options["warm_spawn"] = warm_spawn
     return options
 
 
@@ -163,6 +168,12 @@ _REATTACH = click.option(
     help="Keep a session running on the host this long after the link drops, and "
     "reconnect to it (default 300; 0: a lost link ends the session).",
 )
+_WARM = click.option(
+    "--warm-spawn/--no-warm-spawn",
+    default=None,
+    help="Keep one channel open and waiting on the host so the next session starts "
+    "sooner (default: on; it costs one idle shell there).",
+)
 _FORCE = click.option(
     "--force",
     is_flag=True,
@@ -180,6 +191,7 @@ _JSON = click.option("--json", "json_mode", is_flag=True, help="Print JSON.")
 @_TIMEOUT
 @_FORWARD
 @_REATTACH
+@_WARM
 @_FORCE
 @_JSON
 def add(
@@ -191,6 +203,7 @@ def add(
     connect_timeout: float | None,
     forward_credentials: str | None,
     reattach_within: float | None,
+    warm_spawn: bool | None,
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -208,6 +221,7 @@ def add(
         connect_timeout=connect_timeout,
         forward_credentials=forward_credentials,
         reattach_within=reattach_within,
+        warm_spawn=warm_spawn,
     )
     store = SettingsStore()
     store.load()  # an unreadable file is the first thing to hear about
@@ -241,6 +255,7 @@ def add(
 @_TIMEOUT
 @_FORWARD
 @_REATTACH
+@_WARM
 @click.option(
     "--reset",
     "reset",
@@ -259,6 +274,7 @@ def update(
     connect_timeout: float | None,
     forward_credentials: str | None,
     reattach_within: float | None,
+    warm_spawn: bool | None,
     reset: tuple[str, ...],
     force: bool,
     json_mode: bool,
@@ -277,6 +293,7 @@ def update(
         connect_timeout=connect_timeout,
         forward_credentials=forward_credentials,
         reattach_within=reattach_within,
+        warm_spawn=warm_spawn,
     )
     for name in reset:
         key = _RESETTABLE[name]
