@@ -181,7 +181,8 @@ def two_machines(b: BenchBed) -> Iterator[None]:
     threads = [int(t) for t in os.listdir("/proc/self/task")]
     remote = descendants(b.bed.pid)
     for tid in threads:
-        os.sched_setaffinity(tid, {0})
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, {0})
     for pid in remote:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(pid, {1})

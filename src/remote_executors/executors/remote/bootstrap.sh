@@ -104,6 +104,31 @@ rx_tree() {
     }'
 }
 
+# What a job's end stops: every descendant of $1 and every process that
+# carries the job's tag. With perl, one pass over /proc in one process; else
+# the two pipelines above, seven processes (about 10 ms more, on every end).
+rx_sweep_pl='
+my ($root, $tag) = ($ARGV[0], $ENV{RX_SWEEP_TAG}); my (%kids, %out);
+opendir(my $d, "/proc") or exit 0;
+for my $p (grep { /^\d+$/ } readdir $d) {
+  if (open(my $s, "<", "/proc/$p/stat")) {
+    my $l = <$s>; push @{$kids{$1}}, $p if defined $l && $l =~ /\)\s+\S+\s+(\d+)/;
+  }
+  if (open(my $e, "<", "/proc/$p/environ")) {
+    local $/; my $v = <$e>; $out{$p} = 1 if defined $v && index("\0$v", "\0$tag\0") >= 0;
+  }
+}
+my @todo = @{$kids{$root} || []};
+while (@todo) { my $p = pop @todo; $out{$p} = 1; push @todo, @{$kids{$p} || []} }
+delete @out{$$, getppid()}; print join(" ", keys %out), "\n";'
+rx_sweep() {
+  if [ -n "$rx_perl" ] && [ -d /proc/self ]; then
+    RX_SWEEP_TAG="REMOTE_EXECUTORS_JOB=$RX_NONCE" perl -e "$rx_sweep_pl" "$1" 2>/dev/null
+  else
+    echo "$(rx_tree "$1") $(rx_tagged)"
+  fi
+}
+
 # A new channel to a supervised job (supervisor.sh, sent in the header).
 if [ "$RX_MODE" = attach ]; then rx_reattach; fi
 if [ "$RX_MODE" = watch ]; then rx_watch; fi
@@ -240,7 +265,7 @@ rx_end() {
   # The main shell ($$) first when this is its watchdog: woken by the ends of
   # the processes killed here, it would go on to write the exit status into
   # the directory as rm removes it.
-  for rx_k in "$$" $rx_kids $(rx_tree "$$") $(rx_tagged); do
+  for rx_k in "$$" $rx_kids $(rx_sweep "$$"); do
     [ "$rx_k" = "$rx_self" ] || kill -KILL "$rx_k" 2>/dev/null
   done
   rx_rm_dir
@@ -372,7 +397,7 @@ rx_st=$?
 # Normal end: take the relay, the watchdog and anything the process left
 # running in this session down with us, but keep our own exit status.
 trap '' TERM
-for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
+for rx_k in $(rx_sweep "$$"); do kill -TERM "$rx_k" 2>/dev/null; done
 kill -TERM 0 2>/dev/null
 # The framer's input ends once nothing holds the FIFO open any more.
 wait "$rx_fpid"

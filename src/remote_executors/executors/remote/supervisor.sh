@@ -291,7 +291,7 @@ rx_supervise() {
   # happens when the link dropped around the exit).
   while [ ! -e "$rx_dir/done" ]; do sleep 1; done
   trap '' TERM
-  for rx_k in $(rx_tree "$$") $(rx_tagged); do kill -TERM "$rx_k" 2>/dev/null; done
+  for rx_k in $(rx_sweep "$$"); do kill -TERM "$rx_k" 2>/dev/null; done
   kill -TERM 0 2>/dev/null
   rx_rm_dir
   exit "$rx_st"
