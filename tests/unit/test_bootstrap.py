@@ -673,6 +673,38 @@ async def test_claude_path_not_strict_falls_back(
     await collect(process, None)
 
 
+HAS_C_UTF8 = any(Path("/usr/lib/locale", name).is_dir() for name in ("C.utf8", "C.UTF-8"))
+LOCALE = 'printf "%s|%s|%s" "${LANG-}" "${LC_ALL-}" "${LC_CTYPE-}"'
+
+
+@pytest.mark.skipif(not HAS_C_UTF8, reason="this machine has no C.UTF-8 locale")
+@pytest.mark.parametrize("mode", ["run", "spawn"])
+async def test_claude_gets_a_utf8_locale_where_the_host_sets_none(
+    make_backend: Callable[..., ShellBackend], remote_home: Path, mode: str
+) -> None:
+    """sshd without PAM passes no locale (the shell backend passes none either):
+    the CLI gets C.UTF-8, as a local CLI has a UTF-8 one. What the host or the
+    caller set is kept, and other commands are left alone."""
+    claude = remote_home / ".local" / "bin" / "claude"
+    claude.parent.mkdir(parents=True)
+    claude.write_text(f"#!/bin/sh\n{LOCALE}\n")
+    claude.chmod(0o755)
+
+    async def locale(backend: ShellBackend, job: RemoteJob) -> str:
+        result = await run_job(backend, job)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.decode()
+
+    cli = RemoteJob(argv=["claude"], mode=mode, find_claude=True)
+    assert await locale(make_backend(), cli) == "C.UTF-8||"
+    assert await locale(make_backend(env={"LANG": "de_DE.UTF-8"}), cli) == "de_DE.UTF-8||"
+    assert await locale(make_backend(env={"LC_ALL": "C"}), cli) == "|C|"
+    caller = RemoteJob(argv=["claude"], mode=mode, find_claude=True, env={"LANG": "C"})
+    assert await locale(make_backend(), caller) == "C||"
+    other = RemoteJob(argv=["sh", "-c", LOCALE], mode=mode)
+    assert await locale(make_backend(), other) == "||"
+
+
 async def test_claude_as_an_ordinary_command_without_find_claude(
     make_backend: Callable[..., ShellBackend],
 ) -> None:

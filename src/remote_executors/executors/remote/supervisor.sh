@@ -201,7 +201,7 @@ rx_supervise() {
   { : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
     || { rx_say ERR tmp "$(rx_b64 "$rx_dir")"; exit 125; }
   (
-    rx_env
+    rx_proc_env
     export REMOTE_EXECUTORS_JOB="$RX_NONCE"
     exec "$@"
   ) <"$rx_dir/in" >"$rx_dir/out.p" 2>"$rx_dir/err.p" &
