@@ -266,7 +266,7 @@ rx_supervise() {
       # passes on why, as the status ("spool"), woken by a poke.
       if ! kill -0 "$rx_sp" 2>/dev/null && [ ! -e "$rx_dir/status" ]; then
         : >"$rx_dir/stop"
-        if echo spool >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/status"; then
+        if rx_sv_put status spool; then
           { printf s >&8; } 8<>"$rx_dir/poke"
           sleep 1
         fi
@@ -280,9 +280,7 @@ rx_supervise() {
   rx_st=$?
   # The spooler publishes it once it has spooled the last output; if it is
   # gone (killed), the status still must be, or no follower would ever end.
-  # Renamed into place: the spooler must never see it half written (an empty
-  # status reads as a lost process, 255).
-  echo "$rx_st" >"$rx_dir/status.t" && mv "$rx_dir/status.t" "$rx_dir/exited"
+  rx_sv_put exited "$rx_st"
   wait "$rx_sp"
   [ -e "$rx_dir/status" ] || mv "$rx_dir/exited" "$rx_dir/status"
   wait "$rx_a1"
@@ -295,6 +293,14 @@ rx_supervise() {
   kill -TERM 0 2>/dev/null
   rx_rm_dir
   exit "$rx_st"
+}
+
+# File $1 of the job's directory, holding $2, renamed into place whole: a
+# reader (spooler, follower) must never see a status half written (an empty
+# one reads as a lost process, 255). Each name has its own temporary file, so
+# the main shell ("exited") and the watchdog ("status") never share one.
+rx_sv_put() {
+  echo "$2" >"$rx_dir/$1.t" && mv "$rx_dir/$1.t" "$rx_dir/$1"
 }
 
 # The end of a job nobody is attached to any more, or that was told to stop:
