@@ -20,7 +20,10 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   each); prints remote/local medians of the time to the first message, to
   the result (target: <= 1.05) and to the session's end (the CLI exited,
   the transcripts in step: what a caller waiting for the query to finish
-  sees). Twice by default: with every process on every core, as the bed is,
+  sees), each with a 95 % bootstrap interval over the rounds: single
+  sessions vary by tens of ms here, so take enough runs (--runs 60 and up)
+  for the interval to be narrower than the margin to the target. Twice by
+  default: with every process on every core, as the bed is,
   and with the bed split into two 1-core machines (``--cores``): on shared
   cores the remote side's CPU (sshd, its shells and perls, the remote CLI)
   also slows the local side, which two machines would not do.
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import functools
 import os
+import random
 import shutil
 import statistics
 import time
@@ -197,9 +201,9 @@ def two_machines(b: BenchBed) -> Iterator[None]:
                 os.sched_setaffinity(pid, everything)
 
 
-async def ratios(b: BenchBed, backend: str, runs: int, delay: float) -> dict[str, Timing]:
-    """Median timings of one-turn sessions: local, and on a warm executor with and
-    without the follower, interleaved."""
+async def ratios(b: BenchBed, backend: str, runs: int, delay: float) -> dict[str, list[Timing]]:
+    """Timings of one-turn sessions, a row per round: local, and on a warm executor
+    with and without the follower, interleaved."""
     local_options = ClaudeAgentOptions(
         cwd=str(b.local),
         env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
@@ -223,10 +227,31 @@ async def ratios(b: BenchBed, backend: str, runs: int, delay: float) -> dict[str
             for kind, ex, options, live in kinds[n % 3 :] + kinds[: n % 3]:
                 await anyio.sleep(0.5)
                 rows[kind].append(await scripted_session(ex, options, live, b.model, delay))
-    return {
-        kind: Timing(*(statistics.median(column) for column in zip(*got, strict=True)))
-        for kind, got in rows.items()
-    }
+    return rows
+
+
+def median_timing(rows: list[Timing]) -> Timing:
+    return Timing(*(statistics.median(column) for column in zip(*rows, strict=True)))
+
+
+def ratio_interval(
+    remote: list[Timing], local: list[Timing], field: str, draws: int = 2000
+) -> tuple[float, float, float]:
+    """remote/local of the medians of ``field``, with a 95 % bootstrap interval.
+
+    Rounds are resampled whole (a round's local and remote sessions ran side by
+    side, under the same load), so the interval says how far the ratio could
+    move on another run of the same length: a target is met when the upper end
+    is under it.
+    """
+    pairs = [(getattr(r, field), getattr(lo, field)) for r, lo in zip(remote, local, strict=True)]
+
+    def ratio(sample: list[tuple[float, float]]) -> float:
+        return statistics.median(r for r, _ in sample) / statistics.median(lo for _, lo in sample)
+
+    rng = random.Random(1)  # the same interval for the same figures
+    spread = sorted(ratio(rng.choices(pairs, k=len(pairs))) for _ in range(draws))
+    return ratio(pairs), spread[int(draws * 0.025)], spread[int(draws * 0.975) - 1]
 
 
 async def measure(
@@ -260,15 +285,19 @@ async def measure(
             follower_waits("auto")
             for how in cores if runs else ():
                 with two_machines(b) if how == "split" else contextlib.nullcontext():
-                    med = await ratios(b, backend, runs, delay)
-                lo = med["local"]
+                    rows = await ratios(b, backend, runs, delay)
+                lo = median_timing(rows["local"])
                 for kind in ("live", "no live"):
-                    t = med[kind]
+                    t = median_timing(rows[kind])
+                    shown = []
+                    for field, label in (("first", "first message"), ("result", "result"),
+                                         ("closed", "session over")):  # fmt: skip
+                        mid, low, high = ratio_interval(rows[kind], rows["local"], field)
+                        shown.append(f"{label} {mid:.3f}x [{low:.3f}-{high:.3f}]")
                     print(
                         f"[{backend}, {how} cores] warm remote ({kind})/local over {runs} "
-                        f"one-turn sessions (model replies after {delay:g} s): "
-                        f"first message {t.first / lo.first:.2f}x, result "
-                        f"{t.result / lo.result:.2f}x, session over {t.closed / lo.closed:.2f}x "
+                        f"one-turn sessions (model replies after {delay:g} s), medians with "
+                        f"95 % intervals: {', '.join(shown)} "
                         f"({t.first * 1000:.0f}/{t.result * 1000:.0f}/{t.closed * 1000:.0f} ms "
                         f"vs {lo.first * 1000:.0f}/{lo.result * 1000:.0f}/"
                         f"{lo.closed * 1000:.0f} ms)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,12 @@ from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, ResultMessage
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
-from remote_executors.sync import _per_session
+from remote_executors.sync import _follow_channel, _per_session
 from remote_executors.sync._follower import LiveFollower
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
-from remote_executors.testing.sshd import RemoteAccount, SSHTestBed
+from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
@@ -69,6 +70,10 @@ def long_turn(model: ScriptedModel) -> None:
 def followers(bed: SSHTestBed, account: RemoteAccount) -> list[str]:
     """The account's live followers (follow.pl's first line is in their argv)."""
     return [p.args[:80] for p in bed.processes(account) if "follow the files of" in p.args]
+
+
+def follower_pids(bed: SSHTestBed, account: RemoteAccount) -> list[int]:
+    return [p.pid for p in bed.processes(account) if "follow the files of" in p.args]
 
 
 async def run_watched(
@@ -133,8 +138,11 @@ async def test_lines_land_locally_while_the_turn_runs(
     # machine; under a loaded test run, stay within a generous bound.
     assert p95 < 1.0, sorted(lags)
     assert (local_dir / main).read_bytes() == (remote_dir / main).read_bytes()
-    # One follower ran during the turn; none is left after the session.
+    # One follower ran during the turn. It waits for the executor's next
+    # session (warm_spawn) and is gone once the executor closes.
     assert len(seen) == 1, seen
+    assert await anyio.to_thread.run_sync(followers, rx_sshd, rx_account) == seen
+    await rx_executor.aclose()
     with anyio.fail_after(10):
         while left := await anyio.to_thread.run_sync(followers, rx_sshd, rx_account):
             await anyio.sleep(0.1)
@@ -287,3 +295,75 @@ async def test_results_are_confirmed_without_a_pull(
                         assert (remote_dir / name).read_bytes().startswith(here)
                         assert f"{prompt} done".encode() in here
     assert sync.pulls == 0
+
+
+async def one_turn(
+    model: ScriptedModel,
+    project: Project,
+    executor: rx.Executor,
+    pids: Callable[[], list[int]],
+) -> list[int]:
+    """A short session whose turn runs a command; the followers seen during the turn."""
+    model.script(
+        tool_use("Bash", {"command": "echo one", "description": "echo"}, delay=0.3),
+        text("done", delay=0.2),
+    )
+    options = ClaudeAgentOptions(cwd=str(project.local), allowed_tools=["Bash"])
+    seen: list[int] = []
+    with anyio.fail_after(SESSION_TIMEOUT):
+        async for m in rx.query(prompt="go", options=options, executor=executor):
+            if isinstance(m, AssistantMessage) and not seen:
+                seen = await anyio.to_thread.run_sync(pids)
+            if isinstance(m, ResultMessage):
+                assert not m.is_error, m
+    return seen
+
+
+@both_backends
+async def test_the_next_session_joins_the_waiting_follower(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_project: Project,
+    rx_executor: rx.SSHExecutor,
+    rx_model: ScriptedModel,
+    local_claude: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm executor's follower outlives its last session by LINGER_SECONDS, so
+    the next session does not start one in the middle of its turn; then it stops
+    by itself."""
+    monkeypatch.setattr(_follow_channel, "LINGER_SECONDS", 3.0)
+    pids = functools.partial(follower_pids, rx_sshd, rx_account)
+    first = await one_turn(rx_model, rx_project, rx_executor, pids)
+    assert len(first) == 1, first
+    assert await anyio.to_thread.run_sync(pids) == first  # waiting for the next session
+    second = await one_turn(rx_model, rx_project, rx_executor, pids)
+    assert second == first  # the same process followed it
+    with anyio.fail_after(15):
+        while await anyio.to_thread.run_sync(pids):
+            await anyio.sleep(0.1)
+    third = await one_turn(rx_model, rx_project, rx_executor, pids)  # a new one starts
+    assert len(third) == 1 and third != first, (first, third)
+    remote_dir, local_dir = dirs(rx_sshd, rx_account, rx_project, local_claude)
+    for path in remote_dir.glob("*.jsonl"):
+        assert (local_dir / path.name).read_bytes() == path.read_bytes()
+
+
+async def test_without_warm_spawn_the_follower_stops_with_the_session(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_project: Project,
+    rx_ssh_config: SSHClientConfig,
+    rx_model: ScriptedModel,
+) -> None:
+    pids = functools.partial(follower_pids, rx_sshd, rx_account)
+    executor = rx.SSHExecutor(
+        rx_ssh_config.alias, ssh_config=str(rx_ssh_config.path), warm_spawn=False
+    )
+    async with executor:
+        seen = await one_turn(rx_model, rx_project, executor, pids)
+        assert len(seen) == 1, seen
+        with anyio.fail_after(10):
+            while left := await anyio.to_thread.run_sync(pids):
+                await anyio.sleep(0.1)
+        assert not left

@@ -269,6 +269,11 @@ class DockerExecutor:
     def user(self) -> str | None:
         return self._user
 
+    @property
+    def warm_spawn(self) -> bool:
+        """An ``exec`` waits for the next spawn (see the class's options)."""
+        return self._spare is not None
+
     # -- paths ------------------------------------------------------------------
 
     def _cwd_target(self, local_cwd: str) -> tuple[str | None, str | None]:

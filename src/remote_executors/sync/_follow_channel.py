@@ -11,7 +11,12 @@ Sessions join with ``A`` (their files and the local sizes to start from),
 leave with ``R``, and ask ``F`` for a confirmation; every frame back names its
 session by the tag it joined with (see :mod:`._live_frames`). The process
 starts with the first session and stops with the last (its stdin closes; the
-remote side's watchdog stops it if the link drops). When its channel drops
+remote side's watchdog stops it if the link drops), or, on an executor that
+keeps a warm spare (``warm_spawn``), up to :data:`LINGER_SECONDS` later: the
+next session then joins a running follower instead of starting one in the
+middle of its turn, where the channel, the login shell and perl starting up
+compete with the CLI for the host's CPU. Closing the executor stops it at
+once. When its channel drops
 while sessions are followed and the executor reattaches, it is started again
 and every session joins again from its local sizes.
 """
@@ -39,7 +44,7 @@ from remote_executors.sync._reconcile import local_files
 if TYPE_CHECKING:
     from remote_executors.sync._follower import LiveFollower
 
-__all__ = ["MAX_RESTARTS", "START_SECONDS", "FollowChannel", "channel_for"]
+__all__ = ["LINGER_SECONDS", "MAX_RESTARTS", "START_SECONDS", "FollowChannel", "channel_for"]
 
 log = logging.getLogger("remote_executors.sync")
 
@@ -55,6 +60,9 @@ exec perl -e "$1" -- "$2" "$3"
 MAX_RESTARTS = 20
 #: How long the follower may take to say hello.
 START_SECONDS = 15.0
+#: How long a follower with no session left waits for the next one, on an
+#: executor with ``warm_spawn`` (as long as its spare channel waits).
+LINGER_SECONDS = 120.0
 _DROPPED = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 # What follow.pl accepts (a project dir name is [A-Za-z0-9-], a session id a UUID).
@@ -98,6 +106,7 @@ class FollowChannel:
         self._greeted = False
         self._dropped = False
         self._grace = 3.0
+        self._linger: _Detached | None = None  # waiting, with no session, for the next one
 
     @property
     def running(self) -> bool:
@@ -110,6 +119,9 @@ class FollowChannel:
         tag = self._next_tag
         self._next_tag += 1
         self.sessions[tag] = follower
+        linger, self._linger = self._linger, None
+        if linger is not None:
+            linger.cancel()
         if self._task is None:
             self._task = _detached(self._run())
         self._wake_joiner()
@@ -120,11 +132,14 @@ class FollowChannel:
         follower = self.sessions.pop(tag, None)
         if follower is not None:
             follower.wake()
-        if self.sessions:
+        lingers = not self.sessions and self._lingers()
+        if self.sessions or lingers:
             if tag in self._announced:
                 self._announced.discard(tag)
                 with contextlib.suppress(*_DROPPED, OSError, ExecutorError):
                     await self._send(b"R %d\n" % tag)
+            if lingers and not self.sessions and self._linger is None:
+                self._linger = _detached(self._close_when_idle(grace))
             return
         await self._close(grace)
 
@@ -140,6 +155,22 @@ class FollowChannel:
         return True
 
     # -- internals --------------------------------------------------------------
+
+    def _lingers(self) -> bool:
+        """Whether the process waits for a next session (see the module's doc)."""
+        return (
+            LINGER_SECONDS > 0
+            and self.running
+            and bool(getattr(self.executor, "warm_spawn", False))
+            and not is_closed(self.executor)
+        )
+
+    async def _close_when_idle(self, grace: float) -> None:
+        """Stop the process once it has had no session for :data:`LINGER_SECONDS`."""
+        await anyio.sleep(LINGER_SECONDS)
+        if not self.sessions and not self.closing:
+            self._linger = None  # closing from this task: _run's end must not cancel it
+            await self._close(grace)
 
     async def _close(self, grace: float) -> None:
         self.closing = True
@@ -228,6 +259,9 @@ class FollowChannel:
             self.closing = True
             if _CHANNELS.get(self._key) is self:
                 del _CHANNELS[self._key]
+            linger, self._linger = self._linger, None
+            if linger is not None:  # the process ended while it waited for a session
+                linger.cancel()
             self._ready.set()
             for follower in list(self.sessions.values()):
                 follower.wake()

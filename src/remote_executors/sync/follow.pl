@@ -243,10 +243,11 @@ while (1) {
     my $rin = '';
     vec($rin, fileno(STDIN), 1) = 1;
     vec($rin, fileno($_->[1]), 1) = 1 for values %watch;
-    # Watched (or nothing to follow): a look per event, and one a second
-    # anyway. Polled: busy files every tick; after ~1 s of quiet, every 4 ticks.
+    # Nothing to follow (waiting for the next session): only stdin. Watched:
+    # a look per event, and one a second anyway. Polled: busy files every
+    # tick; after ~1 s of quiet, every 4 ticks.
     my $watched = %S && watched();
-    my $wait = (!%S || $watched) ? 1 : $tick_ms / 1000 * ($busy ? 1 : 4);
+    my $wait = !%S ? undef : $watched ? 1 : $tick_ms / 1000 * ($busy ? 1 : 4);
     my $ready = select(my $rout = $rin, undef, undef, $wait);
     if ($ready > 0) {
         for my $dir (keys %watch) {
