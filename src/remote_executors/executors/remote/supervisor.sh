@@ -200,19 +200,33 @@ rx_supervise() {
   # are plain ones.
   { : >"$rx_dir/out" && : >"$rx_dir/err" && echo 0 >"$rx_dir/inpos"; } \
     || { rx_say ERR tmp "$(rx_b64 "$rx_dir")"; exit 125; }
+  # fd 6 holds the stdin FIFO open (read-write, so this open does not wait)
+  # until the watchdog holds its write end: the process's open of its stdin
+  # then returns at once, and it starts while the status line is built and
+  # the relay starts, instead of after them. Nothing else may keep fd 6 (the
+  # process would never see its input end): each child closes it with
+  # `exec`, as a redirection on a command can leave a copy in the shell.
+  exec 6<>"$rx_dir/in"
   (
+    exec 6>&-
     rx_proc_env
     export REMOTE_EXECUTORS_JOB="$RX_NONCE"
     exec "$@"
   ) <"$rx_dir/in" >"$rx_dir/out.p" 2>"$rx_dir/err.p" &
   rx_pid=$!
   # Opens the pipes in the order the process does, so both opens meet.
-  perl -e "$rx_sv_spool" "$rx_dir" <"$rx_dir/out.p" 3<"$rx_dir/err.p" >/dev/null 2>&1 &
+  (
+    exec 6>&-
+    exec perl -e "$rx_sv_spool" "$rx_dir"
+  ) <"$rx_dir/out.p" 3<"$rx_dir/err.p" >/dev/null 2>&1 &
   rx_sp=$!
   rx_stderr_mark
   rx_ok "$rx_found" "$(pwd -P)" "" "$rx_dir"
   exec 3<&0
-  rx_sv_attach 0 0 &
+  (
+    exec 6>&-
+    rx_sv_attach 0 0
+  ) &
   rx_a1=$!
   exec 3<&- </dev/null >/dev/null 2>&1
 
@@ -227,14 +241,14 @@ rx_supervise() {
   # USR1 and USR2 ignored until the watchdog's traps are set (the relay may
   # send them as soon as "wd" exists): their default action would end the
   # watchdog. The relay creates "stop" or "eof" before it signals, so a signal
-  # lost that way is made up for by the looks at those files once the FIFO is
-  # open (and, for "eof", at every look after).
+  # lost that way is made up for by the looks at those files once the traps
+  # are set (and, for "eof", at every look after). Its write end opens at
+  # once (fd 6 is a reader), and replaces fd 6.
   trap '' USR1 USR2
   (
     trap 'rx_sv_end' USR1
     trap 'exec 7>&-; rx_again=1' USR2
-    [ ! -e "$rx_dir/stop" ] || rx_sv_end
-    exec 7>"$rx_dir/in"
+    exec 7>"$rx_dir/in" 6>&-
     [ ! -e "$rx_dir/stop" ] || rx_sv_end
     [ ! -e "$rx_dir/eof" ] || exec 7>&-
     rx_nap=$((RX_GRACE / 10))
@@ -275,6 +289,7 @@ rx_supervise() {
     done
   ) </dev/null >/dev/null 2>&1 &
   echo $! >"$rx_dir/wd"
+  exec 6>&-  # the watchdog has its own (or is opening it with fd 6 still held)
 
   wait "$rx_pid"
   rx_st=$?
