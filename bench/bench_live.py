@@ -1,7 +1,7 @@
 """Live transcripts on the loopback test bed: lag per line, and the cost at the result.
 
     sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R] [--model-delay S]
-        [--backend openssh|fabric|both] [--cores shared|split|both]
+        [--backend openssh|fabric|both] [--cores shared|split|both] [--compare-linger]
 
 Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
 
@@ -22,7 +22,9 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   the transcripts in step: what a caller waiting for the query to finish
   sees), each with a 95 % bootstrap interval over the rounds: single
   sessions vary by tens of ms here, so take enough runs (--runs 60 and up)
-  for the interval to be narrower than the margin to the target. Twice by
+  for the interval to be narrower than the margin to the target.
+  ``--compare-linger`` adds sessions on a second warm executor whose follower
+  stops with each session (it waits for the next one otherwise). Twice by
   default: with every process on every core, as the bed is,
   and with the bed split into two 1-core machines (``--cores``): on shared
   cores the remote side's CPU (sshd, its shells and perls, the remote CLI)
@@ -51,7 +53,7 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
 from remote_executors.paths import project_dir_from_cwd
-from remote_executors.sync import _per_session
+from remote_executors.sync import _follow_channel, _per_session
 from remote_executors.sync._follower import LiveFollower
 from remote_executors.sync._per_session import SessionSyncer
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
@@ -201,32 +203,50 @@ def two_machines(b: BenchBed) -> Iterator[None]:
                 os.sched_setaffinity(pid, everything)
 
 
-async def ratios(b: BenchBed, backend: str, runs: int, delay: float) -> dict[str, list[Timing]]:
+async def ratios(
+    b: BenchBed, backend: str, runs: int, delay: float, compare_linger: bool = False
+) -> dict[str, list[Timing]]:
     """Timings of one-turn sessions, a row per round: local, and on a warm executor
-    with and without the follower, interleaved."""
+    with and without the follower, interleaved. ``compare_linger``: also on a second
+    warm executor whose follower stops with each session (as before it lingered)."""
     local_options = ClaudeAgentOptions(
         cwd=str(b.local),
         env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
     )
     remote_options = ClaudeAgentOptions(cwd=str(b.local))
-    rows: dict[str, list[Timing]] = {"local": [], "live": [], "no live": []}
-    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
-    async with executor:
-        await one_session(rx.LocalExecutor(), local_options)  # warm-up
-        await one_session(executor, remote_options)
-        kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool]] = [
-            ("local", rx.LocalExecutor(), local_options, True),
-            ("live", executor, remote_options, True),
-            ("no live", executor, remote_options, False),
+    linger = _follow_channel.LINGER_SECONDS
+    async with contextlib.AsyncExitStack() as stack:
+        executor = await stack.enter_async_context(
+            rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+        )
+        # (kind, executor, options, live, the follower lingers)
+        kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool, bool]] = [
+            ("local", rx.LocalExecutor(), local_options, True, True),
+            ("live", executor, remote_options, True, True),
+            ("no live", executor, remote_options, False, True),
         ]
-        for n in range(runs):
-            # Each kind once per round, in a rotated order, each after a pause (a user
-            # reading the last answer): a session does not start while the previous
-            # one winds down (its CLI exiting, the spare channel reopening), which
-            # would charge that work to whichever kind came next.
-            for kind, ex, options, live in kinds[n % 3 :] + kinds[: n % 3]:
-                await anyio.sleep(0.5)
-                rows[kind].append(await scripted_session(ex, options, live, b.model, delay))
+        if compare_linger:
+            other = await stack.enter_async_context(
+                rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+            )
+            kinds.append(("live, follower stops", other, remote_options, True, False))
+        for _, ex, options, _, lingers in kinds:  # warm-up
+            _follow_channel.LINGER_SECONDS = linger if lingers else 0.0
+            await one_session(ex, options)
+        rows: dict[str, list[Timing]] = {kind[0]: [] for kind in kinds}
+        try:
+            for n in range(runs):
+                # Each kind once per round, in a rotated order, each after a pause (a
+                # user reading the last answer): a session does not start while the
+                # previous one winds down (its CLI exiting, the spare channel
+                # reopening), which would charge that work to whichever kind came next.
+                turn = n % len(kinds)
+                for kind, ex, options, live, lingers in kinds[turn:] + kinds[:turn]:
+                    _follow_channel.LINGER_SECONDS = linger if lingers else 0.0
+                    await anyio.sleep(0.5)
+                    rows[kind].append(await scripted_session(ex, options, live, b.model, delay))
+        finally:
+            _follow_channel.LINGER_SECONDS = linger
     return rows
 
 
@@ -261,6 +281,7 @@ async def measure(
     backends: tuple[str, ...],
     delay: float,
     cores: tuple[str, ...],
+    compare_linger: bool,
 ) -> None:
     time_after_turn()
     load = os.getloadavg()
@@ -285,9 +306,9 @@ async def measure(
             follower_waits("auto")
             for how in cores if runs else ():
                 with two_machines(b) if how == "split" else contextlib.nullcontext():
-                    rows = await ratios(b, backend, runs, delay)
+                    rows = await ratios(b, backend, runs, delay, compare_linger)
                 lo = median_timing(rows["local"])
-                for kind in ("live", "no live"):
+                for kind in [k for k in rows if k != "local"]:
                     t = median_timing(rows[kind])
                     shown = []
                     for field, label in (("first", "first message"), ("result", "result"),
@@ -337,10 +358,25 @@ def main() -> None:
         "as two 1-core machines (the remote side on CPU 1, this process and the local "
         "CLIs on CPU 0)",
     )
+    parser.add_argument(
+        "--compare-linger",
+        action="store_true",
+        help="for the ratios: also sessions on a second warm executor whose live follower "
+        "stops with each session (it waits for the next one otherwise)",
+    )
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     cores = ("shared", "split") if args.cores == "both" else (args.cores,)
-    anyio.run(measure, args.steps, args.turns, args.runs, backends, args.model_delay, cores)
+    anyio.run(
+        measure,
+        args.steps,
+        args.turns,
+        args.runs,
+        backends,
+        args.model_delay,
+        cores,
+        args.compare_linger,
+    )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from remote_executors.testing.sshd import (
     RemoteAccount,
     SSHClientConfig,
     SSHTestBed,
+    live_followers,
     spare_channels,
 )
 
@@ -89,12 +90,18 @@ def is_master_session(account: RemoteAccount, args: str) -> bool:
 
 
 def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
-    """The account's processes, the ControlMaster's session and one idle spare excepted."""
+    """The account's processes, the ControlMaster's session, one idle spare and
+    the live follower (waiting for the executor's next session) excepted."""
     procs = [p for p in bed.processes(account) if not is_master_session(account, p.args)]
     spares = spare_channels(procs)
     # One executor here: more than one waiting spare would be a leak.
     assert len(spares) <= 2, f"more than one spare channel: {brief(procs)}"
-    return [p for p in procs if p.pid not in spares]
+    follower = live_followers(procs)
+    assert sum(_FOLLOW in p.args for p in procs) <= 1, f"two followers: {brief(procs)}"
+    return [p for p in procs if p.pid not in spares | follower]
+
+
+_FOLLOW = "follow the files of every session"
 
 
 def brief(procs: list[ProcessInfo]) -> str:

@@ -39,6 +39,7 @@ from remote_executors.testing.sshd import (
     SSHClientConfig,
     SSHFault,
     SSHTestBed,
+    live_followers,
     spare_channels,
 )
 
@@ -120,6 +121,21 @@ def remote_temp_dirs(account: RemoteAccount) -> list[Path]:
     return found
 
 
+def held_dirs(pids: set[int]) -> set[Path]:
+    """The ``/tmp/rx.*`` directories whose files these processes hold open."""
+    held = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = Path(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                    if target.parent.name.startswith("rx.") and target.parent.parent == Path(
+                        "/tmp"
+                    ):
+                        held.add(target.parent)
+    return held
+
+
 async def assert_nothing_left(
     bed: SSHTestBed,
     account: RemoteAccount,
@@ -131,26 +147,29 @@ async def assert_nothing_left(
 
     def left() -> list[ProcessInfo]:
         remote = [p for p in bed.processes(account) if not is_master_session(account, p.args)]
-        # The spare channel waiting for the next spawn (warm_spawn) may stay, one at most.
+        # The spare channel waiting for the next spawn (warm_spawn) may stay, one at
+        # most, and so may the live follower waiting for the next session.
         spares = spare_channels(remote)
         assert len(spares) <= 2, f"more than one spare channel: {remote}"
-        return [p for p in remote if p.pid not in spares]
+        return [p for p in remote if p.pid not in spares | live_followers(remote)]
 
     # A spare opened as the last job ended may still be on its way to its header wait.
     deadline = time.monotonic() + 2
     while (remote := left()) and time.monotonic() < deadline:
         await anyio.sleep(0.05)
     assert remote == [], f"left running on the remote: {remote}"
-    assert remote_temp_dirs(account) == []
+    follower = held_dirs(live_followers(bed.processes(account)))
+    assert [d for d in remote_temp_dirs(account) if d not in follower] == []
     await executor.aclose()
     deadline = time.monotonic() + timeout
     while True:
         left_local, left_remote = local_ssh(cfg) + paramiko_threads(), bed.processes(account)
-        if not left_local and not left_remote:
+        if not left_local and not left_remote and not remote_temp_dirs(account):
             return
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"{timeout} s after aclose(): local ssh {left_local}, remote {left_remote}"
+                f"{timeout} s after aclose(): local ssh {left_local}, remote {left_remote}, "
+                f"job directories {remote_temp_dirs(account)}"
             )
         await anyio.sleep(0.05)
 

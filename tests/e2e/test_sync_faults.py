@@ -50,6 +50,7 @@ from remote_executors.testing.sshd import (
     RemoteAccount,
     SSHClientConfig,
     SSHTestBed,
+    live_followers,
     spare_channels,
 )
 
@@ -642,8 +643,8 @@ async def test_interrupted_pull_leaves_a_prefix_and_the_next_one_completes(
     # channel, a bootstrap waiting for its next job, is not one of them).
     def fetch_leftovers() -> list[ProcessInfo]:
         procs = rx_sshd.processes(rx_account)
-        spares = spare_channels(procs)
-        return [p for p in procs if p.comm in ("sh", "tail", "head", "wc") and p.pid not in spares]
+        keep = spare_channels(procs) | live_followers(procs)
+        return [p for p in procs if p.comm in ("sh", "tail", "head", "wc") and p.pid not in keep]
 
     await wait_until(lambda: not fetch_leftovers(), 5, lambda: brief(rx_sshd.processes(rx_account)))
 

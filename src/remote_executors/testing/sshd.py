@@ -213,6 +213,31 @@ def spare_channels(procs: list[ProcessInfo]) -> set[int]:
     return spares
 
 
+def live_followers(procs: list[ProcessInfo]) -> set[int]:
+    """PIDs of live followers' jobs among ``procs``: the bootstrap shell whose
+    tree runs ``follow.pl``, and everything below it. An open executor keeps at
+    most one; on a warm executor it waits up to ``LINGER_SECONDS`` for the next
+    session after the last one ended, and goes when the executor closes."""
+    below: dict[int, list[ProcessInfo]] = {}
+    for p in procs:
+        below.setdefault(p.ppid, []).append(p)
+    found: set[int] = set()
+    for shell in procs:
+        if not shell.args.startswith(_BOOTSTRAP_ARGS) or shell.pid in found:
+            continue
+        tree, todo = [shell], [shell]
+        while todo:
+            children = below.get(todo.pop().pid, [])
+            tree += children
+            todo += children
+        if any(_FOLLOWER_MARK in p.args for p in tree):
+            found |= {p.pid for p in tree}
+    return found
+
+
+_FOLLOWER_MARK = "follow the files of every session"
+
+
 @attrs.frozen
 class RemoteAccount:
     """A provisioned login account on the bed ("the remote user").
