@@ -76,6 +76,14 @@ def follower_pids(bed: SSHTestBed, account: RemoteAccount) -> list[int]:
     return [p.pid for p in bed.processes(account) if "follow the files of" in p.args]
 
 
+def project_watches(bed: SSHTestBed, account: RemoteAccount, project_dir: Path) -> list[int]:
+    """The inotifywait processes watching ``project_dir`` (the follower's, non-recursive)."""
+    end = f"/projects/{project_dir.name}"
+    return [
+        p.pid for p in bed.processes(account) if p.comm == "inotifywait" and p.args.endswith(end)
+    ]
+
+
 async def run_watched(
     bed: SSHTestBed,
     account: RemoteAccount,
@@ -334,17 +342,21 @@ async def test_the_next_session_joins_the_waiting_follower(
     by itself."""
     monkeypatch.setattr(_follow_channel, "LINGER_SECONDS", 3.0)
     pids = functools.partial(follower_pids, rx_sshd, rx_account)
+    remote_dir, local_dir = dirs(rx_sshd, rx_account, rx_project, local_claude)
     first = await one_turn(rx_model, rx_project, rx_executor, pids)
     assert len(first) == 1, first
     assert await anyio.to_thread.run_sync(pids) == first  # waiting for the next session
+    # It keeps its watch on the project dir (CI installs inotifywait) for the next one.
+    watching = await anyio.to_thread.run_sync(project_watches, rx_sshd, rx_account, remote_dir)
+    assert len(watching) == 1, watching
     second = await one_turn(rx_model, rx_project, rx_executor, pids)
     assert second == first  # the same process followed it
+    assert project_watches(rx_sshd, rx_account, remote_dir) == watching
     with anyio.fail_after(15):
         while await anyio.to_thread.run_sync(pids):
             await anyio.sleep(0.1)
     third = await one_turn(rx_model, rx_project, rx_executor, pids)  # a new one starts
     assert len(third) == 1 and third != first, (first, third)
-    remote_dir, local_dir = dirs(rx_sshd, rx_account, rx_project, local_claude)
     for path in remote_dir.glob("*.jsonl"):
         assert (local_dir / path.name).read_bytes() == path.read_bytes()
 

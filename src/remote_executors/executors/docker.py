@@ -146,7 +146,8 @@ class DockerExecutor:
       warm_spawn: keep one ``exec`` open and waiting (the bootstrap, idle) so
         the next spawn skips starting it: most of the engine's ~90 ms per exec.
         It costs one idle shell in the container, closes after 2 minutes
-        unused and with the executor. On by default.
+        unused and with the executor. The live follower then also waits up to
+        2 minutes for the next session. On by default.
 
     The container needs ``/bin/sh``, coreutils, ``ps`` (procps) and, for
     sessions, the Claude Code CLI (glibc-based images).

@@ -52,7 +52,7 @@ if (($mode // 'auto') eq 'auto') {
         if (-x "$dir/inotifywait") { $inw = "$dir/inotifywait"; last }
     }
 }
-my %watch;        # dir -> [pid, handle, unread output]
+my %watch;        # dir -> [pid, handle, unread output, recursive]
 my $grace = 0;    # until then, poll too: a new watch may not be set up yet
 my $relist = 0;   # a directory appeared: list again now
 sub watch_dir {
@@ -62,7 +62,7 @@ sub watch_dir {
     push @opts, '-r' if $recursive;
     my $pid = open(my $fh, '-|', $inw, @opts, '--', $dir);
     unless ($pid) { $inw = undef; return }
-    $watch{$dir} = [$pid, $fh, ''];
+    $watch{$dir} = [$pid, $fh, '', $recursive];
     $grace = time + 0.3;
 }
 sub unwatch_dir { my $w = delete $watch{$_[0]} or return; kill 'TERM', $w->[0]; close($w->[1]) }
@@ -219,8 +219,13 @@ sub command {
                     dirs => {}, hot => {}, headed => {}, cold => [], cold_at => 0, listed_at => 0 };
     } elsif ($line =~ /\AR ([0-9]{1,9})\z/) {
         delete $S{$1};
+        # A project dir stays watched for the next session there (the follower
+        # may wait for one): that session then starts no inotifywait mid-turn.
+        # A few at most; a session's own dir goes.
         my $want = wanted_dirs();
-        $want->{$_} || unwatch_dir($_) for keys %watch;
+        my @idle = grep { !$want->{$_} } keys %watch;
+        my @projects = grep { !$watch{$_}[3] } @idle;
+        unwatch_dir($_) for grep { $watch{$_}[3] || @projects > 4 } @idle;
     } elsif ($line =~ /\AF ([0-9]{1,9}) ([0-9]{1,20})\z/) {
         look($S{$1}, 1) if $S{$1};
         out("S $1 $2\n");
