@@ -1,7 +1,8 @@
 """Live transcripts on the loopback test bed: lag per line, and the cost at the result.
 
     sudo .venv/bin/python bench/bench_live.py [--steps N] [--turns T] [--runs R] [--model-delay S]
-        [--backend openssh|fabric|both] [--cores shared|split|both] [--compare-linger]
+        [--backend openssh|fabric|both] [--cores shared|split|both]
+        [--compare-no-live] [--compare-linger]
 
 Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
 
@@ -16,13 +17,14 @@ Per SSH backend, on a warm SSHExecutor (the real CLI, the scripted model):
   before); prints the median time the result was held back for each (target:
   <= 10 ms with the follower).
 - warm ratios: R one-turn sessions each locally and on a warm executor with
-  and without the follower, interleaved (rotated order, a 0.5 s pause before
-  each); prints remote/local medians of the time to the first message, to
-  the result (target: <= 1.05) and to the session's end (the CLI exited,
-  the transcripts in step: what a caller waiting for the query to finish
-  sees), each with a 95 % bootstrap interval over the rounds: single
-  sessions vary by tens of ms here, so take enough runs (--runs 60 and up)
-  for the interval to be narrower than the margin to the target.
+  the follower (the default), in pairs (alternating order, a 0.5 s pause
+  before each); prints remote/local medians of the time to the first
+  message, to the result (target: <= 1.05) and to the session's end (the
+  CLI exited, the transcripts in step: what a caller waiting for the query
+  to finish sees), each with a 95 % bootstrap interval over the rounds:
+  single sessions vary by tens of ms here, so take enough runs (--runs 40
+  and up) for the interval to mean something. ``--compare-no-live`` adds
+  sessions with ``live=False`` on the same executor (a pull at the result).
   ``--compare-linger`` adds sessions on a second warm executor whose follower
   stops with each session (it waits for the next one otherwise). Twice by
   default: with every process on every core, as the bed is,
@@ -204,11 +206,17 @@ def two_machines(b: BenchBed) -> Iterator[None]:
 
 
 async def ratios(
-    b: BenchBed, backend: str, runs: int, delay: float, compare_linger: bool = False
+    b: BenchBed,
+    backend: str,
+    runs: int,
+    delay: float,
+    compare_no_live: bool = False,
+    compare_linger: bool = False,
 ) -> dict[str, list[Timing]]:
     """Timings of one-turn sessions, a row per round: local, and on a warm executor
-    with and without the follower, interleaved. ``compare_linger``: also on a second
-    warm executor whose follower stops with each session (as before it lingered)."""
+    with the follower, interleaved. ``compare_no_live``: also on that executor
+    without it; ``compare_linger``: also on a second warm executor whose follower
+    stops with each session (as before it lingered)."""
     local_options = ClaudeAgentOptions(
         cwd=str(b.local),
         env={**b.model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(b.tmp) / "local-run-claude")},
@@ -223,8 +231,9 @@ async def ratios(
         kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool, bool]] = [
             ("local", rx.LocalExecutor(), local_options, True, True),
             ("live", executor, remote_options, True, True),
-            ("no live", executor, remote_options, False, True),
         ]
+        if compare_no_live:
+            kinds.append(("no live", executor, remote_options, False, True))
         if compare_linger:
             other = await stack.enter_async_context(
                 rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
@@ -281,6 +290,7 @@ async def measure(
     backends: tuple[str, ...],
     delay: float,
     cores: tuple[str, ...],
+    compare_no_live: bool,
     compare_linger: bool,
 ) -> None:
     time_after_turn()
@@ -306,7 +316,7 @@ async def measure(
             follower_waits("auto")
             for how in cores if runs else ():
                 with two_machines(b) if how == "split" else contextlib.nullcontext():
-                    rows = await ratios(b, backend, runs, delay, compare_linger)
+                    rows = await ratios(b, backend, runs, delay, compare_no_live, compare_linger)
                 lo = median_timing(rows["local"])
                 for kind in [k for k in rows if k != "local"]:
                     t = median_timing(rows[kind])
@@ -359,6 +369,11 @@ def main() -> None:
         "CLIs on CPU 0)",
     )
     parser.add_argument(
+        "--compare-no-live",
+        action="store_true",
+        help="for the ratios: also sessions with live=False on the same executor",
+    )
+    parser.add_argument(
         "--compare-linger",
         action="store_true",
         help="for the ratios: also sessions on a second warm executor whose live follower "
@@ -375,6 +390,7 @@ def main() -> None:
         backends,
         args.model_delay,
         cores,
+        args.compare_no_live,
         args.compare_linger,
     )
 
