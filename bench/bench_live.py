@@ -60,6 +60,7 @@ from remote_executors.sync._follower import LiveFollower
 from remote_executors.sync._per_session import SessionSyncer
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
 from remote_executors.testing.model import ScriptedModel, slow, text, tool_use
+from remote_executors.testing.sshd import FOLLOWER_MARK
 
 HOLDS: list[float] = []  # seconds each result was held back
 
@@ -83,7 +84,7 @@ def follower_cpu(b: BenchBed) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for p in b.bed.processes(b.account):
-        if "follow the files of" in p.args:
+        if FOLLOWER_MARK in p.args:
             with open(f"/proc/{p.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick

@@ -42,6 +42,7 @@ from remote_executors.executors.ssh import BACKENDS
 from remote_executors.testing.model import DEFAULT_API_KEY, ScriptedModel, slow, text, tool_use
 from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import (
+    FOLLOWER_MARK,
     ProcessInfo,
     RemoteAccount,
     SSHClientConfig,
@@ -97,11 +98,8 @@ def remote_left(bed: SSHTestBed, account: RemoteAccount) -> list[ProcessInfo]:
     # One executor here: more than one waiting spare would be a leak.
     assert len(spares) <= 2, f"more than one spare channel: {brief(procs)}"
     follower = live_followers(procs)
-    assert sum(_FOLLOW in p.args for p in procs) <= 1, f"two followers: {brief(procs)}"
+    assert sum(FOLLOWER_MARK in p.args for p in procs) <= 1, f"two followers: {brief(procs)}"
     return [p for p in procs if p.pid not in spares | follower]
-
-
-_FOLLOW = "follow the files of every session"
 
 
 def brief(procs: list[ProcessInfo]) -> str:

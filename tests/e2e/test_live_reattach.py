@@ -22,7 +22,7 @@ from remote_executors.testing.link import LinkProxy
 from remote_executors.testing.mirror_watch import MirrorWatch
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
-from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+from remote_executors.testing.sshd import FOLLOWER_MARK, RemoteAccount, SSHClientConfig, SSHTestBed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -37,7 +37,7 @@ def local_claude(private_local_claude: Path) -> Path:
 
 def followers(bed: SSHTestBed, account: RemoteAccount) -> list[str]:
     """The account's live followers (follow.pl's first line is in their argv)."""
-    return [p.args[:80] for p in bed.processes(account) if "follow the files of" in p.args]
+    return [p.args[:80] for p in bed.processes(account) if FOLLOWER_MARK in p.args]
 
 
 @pytest.mark.parametrize(

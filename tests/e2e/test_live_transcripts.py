@@ -28,7 +28,7 @@ from remote_executors.sync._follower import LiveFollower
 from remote_executors.testing.mirror_watch import MirrorWatch, percentile
 from remote_executors.testing.model import ScriptedModel, text, tool_use
 from remote_executors.testing.plugin import Project
-from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
+from remote_executors.testing.sshd import FOLLOWER_MARK, RemoteAccount, SSHClientConfig, SSHTestBed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 both_backends = pytest.mark.parametrize("rx_ssh_backend", BACKENDS, indirect=True)
@@ -69,11 +69,11 @@ def long_turn(model: ScriptedModel) -> None:
 
 def followers(bed: SSHTestBed, account: RemoteAccount) -> list[str]:
     """The account's live followers (follow.pl's first line is in their argv)."""
-    return [p.args[:80] for p in bed.processes(account) if "follow the files of" in p.args]
+    return [p.args[:80] for p in bed.processes(account) if FOLLOWER_MARK in p.args]
 
 
 def follower_pids(bed: SSHTestBed, account: RemoteAccount) -> list[int]:
-    return [p.pid for p in bed.processes(account) if "follow the files of" in p.args]
+    return [p.pid for p in bed.processes(account) if FOLLOWER_MARK in p.args]
 
 
 def project_watches(bed: SSHTestBed, account: RemoteAccount, project_dir: Path) -> list[int]:

@@ -75,6 +75,7 @@ from .model import DEFAULT_API_KEY
 
 __all__ = [
     "CLAUDE_DEFAULT_PATH",
+    "FOLLOWER_MARK",
     "NOISE_STDERR",
     "NOISE_STDOUT",
     "NON_LOGIN_PATH",
@@ -213,6 +214,10 @@ def spare_channels(procs: list[ProcessInfo]) -> set[int]:
     return spares
 
 
+#: In the argv of the live follower's perl (``follow.pl``'s first line).
+FOLLOWER_MARK = "follow the files of every session"
+
+
 def live_followers(procs: list[ProcessInfo]) -> set[int]:
     """PIDs of live followers' jobs among ``procs``: the bootstrap shell whose
     tree runs ``follow.pl``, and everything below it. An open executor keeps at
@@ -230,12 +235,9 @@ def live_followers(procs: list[ProcessInfo]) -> set[int]:
             children = below.get(todo.pop().pid, [])
             tree += children
             todo += children
-        if any(_FOLLOWER_MARK in p.args for p in tree):
+        if any(FOLLOWER_MARK in p.args for p in tree):
             found |= {p.pid for p in tree}
     return found
-
-
-_FOLLOWER_MARK = "follow the files of every session"
 
 
 @attrs.frozen
