@@ -53,8 +53,10 @@ async def until(check: object, what: str, timeout: float = 10.0) -> None:
         await anyio.sleep(0.05)
 
 
-async def echo(executor: rx.SSHExecutor, word: str) -> None:
-    process = await executor.spawn(SpawnOptions("/bin/sh", ["-c", f"echo {word}"]))
+async def echo(executor: rx.SSHExecutor, word: str, *, outlive_link: bool = False) -> None:
+    process = await executor.spawn(
+        SpawnOptions("/bin/sh", ["-c", f"echo {word}"], outlive_link=outlive_link)
+    )
     assert process.stdout is not None
     out = b""
     async for chunk in process.stdout:
@@ -85,6 +87,30 @@ async def test_a_spawn_runs_on_the_spare_and_closing_leaves_nothing(
         assert {p.pid for p in left} == spare_channels(left), left
         waiting = spare.channel
         await echo(executor, "second")
+        assert spare.taken == 1 and spare.discarded == 0
+        assert spare.channel is not None and spare.channel is not waiting
+    finally:
+        await executor.aclose()
+    await until(lambda: not rx_sshd.processes(rx_account), "left after aclose")
+
+
+async def test_a_supervised_spawn_takes_the_spare_and_leaves_the_next(
+    rx_sshd: SSHTestBed,
+    rx_account: RemoteAccount,
+    rx_ssh_config: SSHClientConfig,
+    rx_ssh_backend: str,
+) -> None:
+    # The CLI's spawns (reattach on, the default) run under the supervisor:
+    # their end must open the next spare as a plain job's does, or no
+    # session would ever start on one.
+    executor = executor_for(rx_ssh_config, rx_ssh_backend)
+    spare = executor._spare
+    assert spare is not None and executor.reattach_within > 0
+    try:
+        await echo(executor, "first", outlive_link=True)
+        assert spare.taken == 0 and spare.channel is not None
+        waiting = spare.channel
+        await echo(executor, "second", outlive_link=True)
         assert spare.taken == 1 and spare.discarded == 0
         assert spare.channel is not None and spare.channel is not waiting
     finally:

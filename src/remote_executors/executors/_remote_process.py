@@ -264,13 +264,10 @@ class RemoteProcess(PipedProcess):
         finally:
             self._stop_heartbeat()
         spare, self.spare = self.spare, None
-        if spare is not None and RemoteProcess.lost_error(self) is None:
-            # The job is over: a quiet moment to open the next spare (opened
-            # while the job starts, it would compete with it for the CPU).
+        if RemoteProcess.lost_error(self) is None:
             # Not when the link is what ended it: a reattach must not wait
             # for a channel nobody asked for.
-            with anyio.move_on_after(_REFILL_SECONDS):
-                await spare.refill()
+            await refill_after_job(spare)
         return code
 
     def terminate(self) -> None:
@@ -303,6 +300,14 @@ class RemoteProcess(PipedProcess):
                 self.kill()
                 await self.wait()
             await self._channel.aclose()
+
+
+async def refill_after_job(spare: SpareChannel | None) -> None:
+    """A job is over: a quiet moment to open the executor's next spare (opened
+    while a job starts, it would compete with it for the CPU)."""
+    if spare is not None:
+        with anyio.move_on_after(_REFILL_SECONDS):
+            await spare.refill()
 
 
 def _setup_error(host: str, status: JobStatus, job: RemoteJob) -> ExecutorError:

@@ -25,7 +25,7 @@ from ...errors import ExecutorError, ProcessLost
 from .._backend import Backend
 from .._piped_process import PipedProcess
 from .._remote_job import RemoteJob
-from .._remote_process import RemoteProcess, start_job
+from .._remote_process import RemoteProcess, refill_after_job, start_job
 from ..link_status import LinkStatus
 
 __all__ = ["JobWatch", "ReattachingProcess", "grace_seconds", "is_supervised", "watch_job"]
@@ -73,6 +73,9 @@ class ReattachingProcess(PipedProcess):
         self._grace = grace
         self._pipe_stderr = pipe_stderr
         self._att: RemoteProcess | None = first
+        # The executor's spare channel, refilled when the job ends on a live
+        # link (the first attachment would only on a wait() nobody makes).
+        self._spare, first.spare = first.spare, None
         self._retired: list[RemoteProcess] = []
         self._out_at = 0  # stdout bytes received from the remote
         self._err_at = 0  # stderr bytes received (piped stderr only)
@@ -459,10 +462,15 @@ class ReattachingProcess(PipedProcess):
                     await self.wait()
             if self._returncode is None:
                 self.terminate()
+            # Attached at the end (not detached, nor lost past the grace).
+            linked = self._lost is None and (self._att or self._ending) is not None
             for att in (self._att, self._ending):
                 if att is not None:
                     await self._retire(att, wait=True)
             self._ending = None
+            spare, self._spare = self._spare, None
+            if linked:
+                await refill_after_job(spare)
             if self._stop_pending:
                 self._stop_pending = False
                 await self._stop_detached()
