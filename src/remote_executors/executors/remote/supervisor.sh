@@ -25,7 +25,9 @@
 # again every 0.1 s: the process then blocks on its full pipe, and no byte it
 # printed is lost. Once both pipes are at their end and the shell has noted
 # the exit status ("exited", renamed into place whole), it publishes it
-# ("status": all output precedes it) and pokes. A process that exited while
+# ("status": all output precedes it) and pokes. It looks for "exited" every
+# millisecond: the shell writes it a moment after the pipes end, and the end
+# of every session waits for it (10 ms naps cost ~5 ms there). A process that exited while
 # something it started still holds its stdout open: whatever is in the pipes
 # by then is spooled, the rest is not waited for (it looks once a second).
 # Only modules of perl-base.
@@ -55,7 +57,7 @@ while (@src) {
   @src = grep { !$_->[2] } @src;
 }
 close $so; close $se;
-select(undef, undef, undef, 0.01) until -e "$d/exited" || !-d $d;
+select(undef, undef, undef, 0.001) until -e "$d/exited" || !-d $d;
 rename("$d/exited", "$d/status"); syswrite($pk, "s");'
 
 # Follower: spool -> frames on stdout (then an end frame "0000" and a frame

@@ -462,15 +462,17 @@ class ReattachingProcess(PipedProcess):
                     await self.wait()
             if self._returncode is None:
                 self.terminate()
-            # Attached at the end (not detached, nor lost past the grace).
-            linked = self._lost is None and (self._att or self._ending) is not None
-            for att in (self._att, self._ending):
-                if att is not None:
-                    await self._retire(att, wait=True)
-            self._ending = None
+            # Attached at the end (not detached, nor lost past the grace): the
+            # next spare opens while the host cleans this job up, not after.
             spare, self._spare = self._spare, None
-            if linked:
-                await refill_after_job(spare)
+            linked = self._lost is None and (self._att or self._ending) is not None
+            async with anyio.create_task_group() as tasks:
+                if linked:
+                    tasks.start_soon(refill_after_job, spare)
+                for att in (self._att, self._ending):
+                    if att is not None:
+                        await self._retire(att, wait=True)
+            self._ending = None
             if self._stop_pending:
                 self._stop_pending = False
                 await self._stop_detached()
