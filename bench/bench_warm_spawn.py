@@ -11,9 +11,11 @@ the first message, to the result and to the session being over, and
 remote/local ratios (issue 15's target for SSH is <= 1.05, issue 16's for
 Docker <= 1.10).
 
-A second table times ``spawn()`` alone (``/bin/sh -c 'date +%s.%N'``): from
-the call to the remote command running, read off the remote clock (the bed
-is loopback: one clock).
+A second table times ``spawn()`` alone (``/bin/sh -c 'date +%s.%N'``, under
+the supervisor as the CLI's spawns are): from the call to the remote command
+running, read off the remote clock (the bed is loopback: one clock). Last,
+how many spawns each executor ran on its spare: a "spare" row whose spare
+was never taken measured nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _bed import bench_bed, one_session
+from _bed import Timing, bench_bed, one_session
 from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
@@ -40,13 +42,15 @@ SETTLE = 0.5
 async def spawn_to_command(executor: rx.Executor) -> float:
     """Seconds from spawn() to the remote command running (remote clock)."""
     start = time.time()
-    process = await executor.spawn(SpawnOptions("/bin/sh", ["-c", "date +%s.%N"]))
+    process = await executor.spawn(
+        SpawnOptions("/bin/sh", ["-c", "date +%s.%N"], outlive_link=True)
+    )
     assert process.stdout is not None
     out = b""
     async for chunk in process.stdout:
         out += chunk
     await process.wait()
-    await process.aclose()  # type: ignore[attr-defined]
+    await process.aclose()
     return float(out.split()[-1]) - start
 
 
@@ -76,13 +80,13 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
                 executors[f"docker {'spare' if warm else 'plain'}"] = rx.DockerExecutor(
                     box.name, user=box.user, warm_spawn=warm
                 )
-        sessions: dict[str, list[tuple[float, float]]] = {k: [] for k in ("local", *executors)}
+        sessions: dict[str, list[Timing]] = {k: [] for k in ("local", *executors)}
         spawns: dict[str, list[float]] = {k: [] for k in executors}
         try:
             await one_session(rx.LocalExecutor(), local_options)
             for executor in executors.values():
                 await one_session(executor, remote_options)
-            kinds: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+            kinds: dict[str, Callable[[], Awaitable[Timing]]] = {
                 "local": lambda: one_session(rx.LocalExecutor(), local_options)
             }
             for kind, executor in executors.items():
@@ -97,6 +101,7 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
                         await anyio.sleep(SETTLE)
                         spawns[kind].append(await spawn_to_command(executors[kind]))
         finally:
+            taken = {k: e._spare.taken for k, e in executors.items() if e._spare is not None}
             for executor in executors.values():
                 await executor.aclose()
 
@@ -120,6 +125,11 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
     print(f"{'spawn() -> remote command runs':34}{'median':>8}{'min':>8}")
     for kind, values in spawns.items():
         print(f"  {kind:32}{statistics.median(values) * 1000:6.1f}ms{min(values) * 1000:6.1f}ms")
+    spawned = (
+        2 * runs
+    )  # the rounds' sessions and spawn() calls (the warm-up opened the first spare)
+    used = ", ".join(f"{k} {n}/{spawned}" for k, n in taken.items())
+    print(f"spawns that ran on the spare: {used}")
 
 
 def main() -> None:
