@@ -9,14 +9,18 @@ its own channel; closing the executor leaves nothing on the host.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio
 import pytest
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
 from remote_executors.executors._spare import SpareChannel
 from remote_executors.executors.base import SpawnOptions
 from remote_executors.executors.ssh import BACKENDS
+from remote_executors.testing.model import ScriptedModel, text
+from remote_executors.testing.plugin import Project
 from remote_executors.testing.sshd import (
     ProcessInfo,
     RemoteAccount,
@@ -116,6 +120,28 @@ async def test_a_supervised_spawn_takes_the_spare_and_leaves_the_next(
     finally:
         await executor.aclose()
     await until(lambda: not rx_sshd.processes(rx_account), "left after aclose")
+
+
+async def test_sdk_sessions_start_on_the_spare(
+    rx_project: Project,
+    rx_executor: rx.SSHExecutor,
+    rx_model: ScriptedModel,
+    private_local_claude: Path,
+) -> None:
+    # What the spare is for: the CLI of every session after the first starts
+    # on it (its spawn is supervised: reattach is on by default).
+    spare = rx_executor._spare
+    assert spare is not None and rx_executor.reattach_within > 0
+    options = ClaudeAgentOptions(cwd=str(rx_project.local))
+    for turn in range(3):
+        rx_model.script(text(f"answer {turn}"))
+        with anyio.fail_after(120):
+            async for m in rx.query(prompt="hi", options=options, executor=rx_executor):
+                if isinstance(m, ResultMessage):
+                    assert not m.is_error and m.result == f"answer {turn}", m
+        # The live follower waits for the next session, so only the CLIs spawn.
+        assert spare.taken == turn, (turn, spare.taken)
+        assert spare.channel is not None
 
 
 async def test_without_warm_spawn_nothing_waits(
