@@ -27,9 +27,10 @@
 # the exit status ("exited", renamed into place whole), it publishes it
 # ("status": all output precedes it) and pokes. It looks for "exited" every
 # millisecond: the shell writes it a moment after the pipes end, and the end
-# of every session waits for it (10 ms naps cost ~5 ms there). A process that exited while
-# something it started still holds its stdout open: whatever is in the pipes
-# by then is spooled, the rest is not waited for (it looks once a second).
+# of every session waits for it (with 10 ms naps its end frame came ~9 ms
+# later). A process that exited while something it started still holds its
+# stdout open: whatever is in the pipes by then is spooled, the rest is not
+# waited for (it looks once a second).
 # Only modules of perl-base.
 rx_sv_spool='
 use strict; use Fcntl;
