@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
@@ -44,6 +44,16 @@ def bench_bed(synced: str = "synced-claude") -> Iterator[BenchBed]:
         finally:
             with contextlib.suppress(OSError):
                 local.rmdir()
+
+
+BackendName = Literal["openssh", "fabric"]
+
+
+def backend_name(name: str) -> BackendName:
+    """An SSH backend's name from the command line (argparse checked the choice)."""
+    if name not in ("openssh", "fabric"):
+        raise ValueError(f"not an SSH backend: {name!r}")
+    return cast(BackendName, name)
 
 
 class Timing(NamedTuple):

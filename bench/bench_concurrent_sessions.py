@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
-from _bed import bench_bed
+from _bed import backend_name, bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -124,9 +124,9 @@ def tree_ticks(root: int) -> int:
         usage[int(pid)] = sum(int(v) for v in rest[11:15])
     total, todo = 0, [root]
     while todo:
-        pid = todo.pop()
-        total += usage.get(pid, 0)
-        todo.extend(children.get(pid, []))
+        node = todo.pop()
+        total += usage.get(node, 0)
+        todo.extend(children.get(node, []))
     return total
 
 
@@ -474,7 +474,7 @@ async def measure(sessions: int, runs: int, backends: tuple[str, ...], delay: fl
         rows: dict[str, Callable[[], rx.Executor]] = {"local": rx.LocalExecutor}
         for backend in backends:
             rows[backend] = partial(
-                rx.SSHExecutor, cfg.alias, ssh_config=str(cfg.path), backend=backend
+                rx.SSHExecutor, cfg.alias, ssh_config=str(cfg.path), backend=backend_name(backend)
             )
         for name, make in rows.items():
             found[name] = await run_row(bench, name, make, sessions, runs)

@@ -18,6 +18,7 @@ of the CLI's own start.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -60,8 +61,8 @@ async def measure(runs: int) -> None:
         cli._backend = EngineBackend(cli.name, "docker", box.name, box.user)
         kinds: dict[str, Callable[[], Awaitable[float]]] = {}
         for carrier, executor in (("api", api), ("cli", cli)):
-            kinds[f"run {carrier}"] = lambda e=executor: short_run(e)
-            kinds[f"spawn {carrier}"] = lambda e=executor: spawn_first_byte(e)
+            kinds[f"run {carrier}"] = functools.partial(short_run, executor)
+            kinds[f"spawn {carrier}"] = functools.partial(spawn_first_byte, executor)
         results: dict[str, list[float]] = {kind: [] for kind in kinds}
         try:
             for kind in kinds:  # warm-up

@@ -26,10 +26,11 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
-from _bed import one_session
+from _bed import Timing, one_session
 from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
@@ -63,7 +64,7 @@ async def measure(runs: int) -> None:
             env={**model.cli_env(), "CLAUDE_CONFIG_DIR": str(Path(tmp) / "local-claude")},
         )
         remote_options = ClaudeAgentOptions(cwd=str(local))
-        results: dict[str, list[tuple[float, float]]] = {
+        results: dict[str, list[Timing]] = {
             "local": [],
             "cold": [],
             "warm": [],
@@ -86,14 +87,14 @@ async def measure(runs: int) -> None:
             await one_session(warm_cli, remote_options)
             await one_session(pod, remote_options)
 
-            async def cold_session() -> tuple[float, float]:
+            async def cold_session() -> Timing:
                 cold = rx.DockerExecutor(box.name, user=box.user)
                 try:
                     return await one_session(cold, remote_options)
                 finally:
                     await cold.aclose()
 
-            kinds = {
+            kinds: dict[str, Callable[[], Awaitable[Timing]]] = {
                 "local": lambda: one_session(rx.LocalExecutor(), local_options),
                 "cold": cold_session,
                 "warm": lambda: one_session(warm, remote_options),

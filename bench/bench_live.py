@@ -45,10 +45,10 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
-from _bed import BenchBed, Timing, bench_bed, one_session
+from _bed import BenchBed, Timing, backend_name, bench_bed, one_session
 from _remote_cost import descendants
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
@@ -91,9 +91,10 @@ def follower_cpu(b: BenchBed) -> float:
     return total
 
 
-def follower_waits(wait: str) -> None:
+def follower_waits(wait: Literal["auto", "poll"]) -> None:
     """Make every session's follower wait this way (auto: inotifywait where installed)."""
-    _per_session.LiveFollower = functools.partial(LiveFollower, wait=wait)  # type: ignore[misc]
+    # A class swapped for a factory of it: what the syncer calls is all that matters.
+    _per_session.LiveFollower = functools.partial(LiveFollower, wait=wait)  # type: ignore[attr-defined, assignment]
 
 
 async def long_turn(b: BenchBed, backend: str, steps: int) -> tuple[list[float], float, float]:
@@ -118,7 +119,9 @@ async def long_turn(b: BenchBed, backend: str, steps: int) -> tuple[list[float],
         Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects" / project_dir_from_cwd(str(b.local))
     )
     options = ClaudeAgentOptions(cwd=str(b.local), allowed_tools=["Bash"])
-    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    executor = rx.SSHExecutor(
+        b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend_name(backend)
+    )
     async with executor, rx.ClaudeSDKClient(options, executor=executor) as client:
         await client.query(f"{tag} warm up")
         async for _ in client.receive_response():
@@ -150,14 +153,16 @@ async def holds(b: BenchBed, backend: str, turns: int, live: bool) -> list[float
         when=tag,
     )
     options = ClaudeAgentOptions(cwd=str(b.local), allowed_tools=["Bash"])
-    executor = rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+    executor = rx.SSHExecutor(
+        b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend_name(backend)
+    )
     async with executor, rx.ClaudeSDKClient(options, executor=executor, live=live) as client:
         HOLDS.clear()
         for i in range(turns + 1):
             await client.query(f"{tag} turn {i}")
             async for _ in client.receive_response():
                 pass
-        return HOLDS[1 : turns + 1]
+    return HOLDS[1 : turns + 1]
 
 
 async def scripted_session(
@@ -226,7 +231,7 @@ async def ratios(
     linger = _follow_channel.LINGER_SECONDS
     async with contextlib.AsyncExitStack() as stack:
         executor = await stack.enter_async_context(
-            rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+            rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend_name(backend))
         )
         # (kind, executor, options, live, the follower lingers)
         kinds: list[tuple[str, rx.Executor, ClaudeAgentOptions, bool, bool]] = [
@@ -237,7 +242,9 @@ async def ratios(
             kinds.append(("no live", executor, remote_options, False, True))
         if compare_linger:
             other = await stack.enter_async_context(
-                rx.SSHExecutor(b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend)
+                rx.SSHExecutor(
+                    b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend_name(backend)
+                )
             )
             kinds.append(("live, follower stops", other, remote_options, True, False))
         for _, ex, options, _, lingers in kinds:  # warm-up
@@ -301,7 +308,8 @@ async def measure(
         print(f"live transcripts, {steps}-step turn; result holds over {turns} turns")
         inotify = shutil.which("inotifywait") is not None
         for backend in backends:
-            for wait in ("auto", "poll") if inotify else ("poll",):
+            waits: tuple[Literal["auto", "poll"], ...] = ("auto", "poll") if inotify else ("poll",)
+            for wait in waits:
                 follower_waits(wait)
                 lags, cpu, seconds = await long_turn(b, backend, steps)
                 how = "inotifywait" if wait == "auto" else "poll"

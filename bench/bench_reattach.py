@@ -20,7 +20,8 @@ import statistics
 import time
 
 import anyio
-from _bed import bench_bed, one_session
+from _bed import Timing, backend_name, bench_bed, one_session
+from anyio.abc import Process
 from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
@@ -28,6 +29,15 @@ from remote_executors.executors.base import SpawnOptions
 from remote_executors.testing.link import LinkProxy
 
 TICKER = 'i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.02; done'
+
+
+class Ticks:
+    """The ticker's stream so far: the partial line, the next tick, all in order."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.next = 0
+        self.ok = True
 
 
 def pct(values: list[float], q: float) -> float:
@@ -45,13 +55,13 @@ async def measure(runs: int, cuts: int, backend: str) -> None:
             return rx.SSHExecutor(
                 config.alias,  # type: ignore[attr-defined]
                 ssh_config=str(config.path),  # type: ignore[attr-defined]
-                backend=backend,  # type: ignore[arg-type]
+                backend=backend_name(backend),
                 reattach_within=within,
                 keepalive_interval=1,
                 keepalive_count=2,
             )
 
-        rows: dict[str, list[tuple[float, float]]] = {"supervised": [], "plain": []}
+        rows: dict[str, list[Timing]] = {"supervised": [], "plain": []}
         async with ssh(300) as supervised, ssh(0) as plain:
             await one_session(supervised, options)
             await one_session(plain, options)
@@ -60,17 +70,18 @@ async def measure(runs: int, cuts: int, backend: str) -> None:
                 rows["plain"].append(await one_session(plain, options))
 
         flowing: list[float] = []
-        state = {"buffer": b"", "next": 0, "ok": True}
+        state = Ticks()
 
-        async def until(count: int, process: rx.executors.ssh._reattach.ReattachingProcess) -> None:
+        async def until(count: int, process: Process) -> None:
             """Read until line ``count`` arrived, checking each is the next one."""
-            while state["next"] < count:
-                state["buffer"] += await process.stdout.receive()
-                *lines, state["buffer"] = state["buffer"].split(b"\n")
+            assert process.stdout is not None
+            while state.next < count:
+                state.buffer += await process.stdout.receive()
+                *lines, state.buffer = state.buffer.split(b"\n")
                 for line in lines:
                     if not line.startswith(b"{"):  # link status lines
-                        state["ok"] = state["ok"] and line == b"tick %d" % state["next"]
-                        state["next"] += 1
+                        state.ok = state.ok and line == b"tick %d" % state.next
+                        state.next += 1
 
         with LinkProxy(bench.bed.host, bench.bed.port) as link:
             async with ssh(60, link.client_config(cfg)) as executor:
@@ -78,16 +89,16 @@ async def measure(runs: int, cuts: int, backend: str) -> None:
                     SpawnOptions("/bin/sh", ["-c", TICKER], outlive_link=True)
                 )
                 for _ in range(cuts):
-                    await until(state["next"] + 25, process)  # type: ignore[operator, arg-type]
+                    await until(state.next + 25, process)
                     link.cut()
                     await anyio.sleep(1.0)
                     link.restore()
                     restored = time.perf_counter()
-                    await until(state["next"] + 1, process)  # type: ignore[operator, arg-type]
+                    await until(state.next + 1, process)
                     flowing.append(time.perf_counter() - restored)
                 process.terminate()
                 await process.aclose()
-        ok = state["ok"]
+        ok = state.ok
 
     def med(kind: str, index: int) -> float:
         return statistics.median(r[index] for r in rows[kind])

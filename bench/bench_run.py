@@ -16,7 +16,7 @@ import statistics
 import time
 
 import anyio
-from _bed import bench_bed
+from _bed import backend_name, bench_bed
 
 import remote_executors as rx
 from remote_executors.executors.ssh import BACKENDS
@@ -44,7 +44,9 @@ async def measure(runs: int, backends: tuple[str, ...]) -> None:
             ("local", await timed(local, ["true"], runs), await timed(local, _PRINT_BIG, 7))
         )
         for backend in backends:
-            async with rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path), backend=backend) as ex:
+            async with rx.SSHExecutor(
+                cfg.alias, ssh_config=str(cfg.path), backend=backend_name(backend)
+            ) as ex:
                 await ex.home()  # warm: the connection is up
                 rows.append(
                     (backend, await timed(ex, ["true"], runs), await timed(ex, _PRINT_BIG, 7))

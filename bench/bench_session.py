@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 import anyio
-from _bed import bench_bed, one_session
+from _bed import Timing, backend_name, bench_bed, one_session
 from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
@@ -36,9 +36,11 @@ async def measure(runs: int, backends: tuple[str, ...]) -> None:
         remote_options = ClaudeAgentOptions(cwd=str(local))
 
         def ssh(backend: str) -> rx.SSHExecutor:
-            return rx.SSHExecutor(cfg.alias, ssh_config=str(cfg.path), backend=backend)
+            return rx.SSHExecutor(
+                cfg.alias, ssh_config=str(cfg.path), backend=backend_name(backend)
+            )
 
-        results: dict[str, list[tuple[float, float]]] = {"local": []}
+        results: dict[str, list[Timing]] = {"local": []}
         warm: dict[str, rx.SSHExecutor] = {}
         try:
             # Warm-up: page the CLI binary into the cache for both sides, and

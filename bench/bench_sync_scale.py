@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -116,7 +117,7 @@ async def run(args: argparse.Namespace) -> None:
     counts = [int(c) for c in args.counts.split(",") if c]
     sizes = [s for s in args.sizes.split(",") if s]
     max_file = parse_size(args.max_file) if args.max_file else None
-    limits = {} if max_file is None else {"max_file_bytes": max_file,
+    limits: dict[str, Any] = {} if max_file is None else {"max_file_bytes": max_file,
                                           "max_session_bytes": 4 * max_file}  # fmt: skip
     makers: dict[str, Callable[[], SessionSync]] = {
         "tail": lambda: TailSessionSync(**limits),

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import anyio
-from _bed import bench_bed
+from _bed import backend_name, bench_bed
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
@@ -66,7 +66,7 @@ async def one_session(
     )
     timed = TimedSync()
     at_result: list[int] = []
-    async with rx.SSHExecutor(alias, ssh_config=config, backend=backend) as executor:
+    async with rx.SSHExecutor(alias, ssh_config=config, backend=backend_name(backend)) as executor:
         options = ClaudeAgentOptions(cwd=str(local), allowed_tools=["Bash"])
         async with rx.ClaudeSDKClient(options, executor=executor, sync=timed) as client:
             for i in range(turns):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _bed import Timing, bench_bed, one_session
+from _bed import Timing, backend_name, bench_bed, one_session
 from claude_agent_sdk import ClaudeAgentOptions
 
 import remote_executors as rx
@@ -67,7 +68,10 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
         for backend in backends:
             for warm in (False, True):
                 executors[f"{backend} {'spare' if warm else 'plain'}"] = rx.SSHExecutor(
-                    b.cfg.alias, ssh_config=str(b.cfg.path), backend=backend, warm_spawn=warm
+                    b.cfg.alias,
+                    ssh_config=str(b.cfg.path),
+                    backend=backend_name(backend),
+                    warm_spawn=warm,
                 )
         if docker:
             from remote_executors.testing.docker import ContainerBed
@@ -90,7 +94,7 @@ async def measure(runs: int, docker: bool, backends: tuple[str, ...]) -> None:
                 "local": lambda: one_session(rx.LocalExecutor(), local_options)
             }
             for kind, executor in executors.items():
-                kinds[kind] = lambda e=executor: one_session(e, remote_options)
+                kinds[kind] = functools.partial(one_session, executor, remote_options)
             order = list(kinds)
             for round_ in range(runs):
                 turn = round_ % len(order)

@@ -545,7 +545,7 @@ async def query(
     sync: SyncOption = True,
     start_timeout: float = START_TIMEOUT,
     live: bool = True,
-) -> AsyncIterator[Message]:
+) -> AsyncGenerator[Message, None]:
     """``claude_agent_sdk.query`` that runs the CLI on ``executor``.
 
     With no ``executor``: a resume (``options.resume``) runs where the

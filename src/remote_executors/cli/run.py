@@ -6,9 +6,8 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
@@ -19,8 +18,6 @@ from ._output import Output
 from ._render import Renderer
 
 if TYPE_CHECKING:
-    from claude_agent_sdk import Message
-
     from ..executors.base import Executor
 
 _PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
@@ -121,10 +118,7 @@ class _Session:
                 out.progress("starting Claude Code…")
             else:
                 out.progress(f"connecting to {self.render.host}…")
-            messages = cast(
-                "AsyncGenerator[Message, None]",
-                query(prompt=prompt, options=options, executor=self.executor),
-            )
+            messages = query(prompt=prompt, options=options, executor=self.executor)
             async with aclosing(messages) as stream:
                 async for message in stream:
                     if self.json_mode:
