@@ -17,6 +17,8 @@ row is a warm ``KubernetesExecutor`` on the same container, seen as a pod
 through the Kubernetes stand-in (testing/kube_standin.py: the real client,
 a pods/exec WebSocket per process, ``docker exec`` behind it), so it costs
 what the docker row does plus the stand-in's hop; k8s/local is reported.
+"k8s-plain" is the same with ``warm_spawn=False``: every process on an exec
+of its own, none waiting for the next spawn.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ async def measure(runs: int) -> None:
             "warm": [],
             "warm-cli": [],
             "k8s": [],
+            "k8s-plain": [],
         }
         warm = rx.DockerExecutor(box.name, user=box.user)
         # The same, carried by one `docker exec` client per process (the
@@ -77,8 +80,11 @@ async def measure(runs: int) -> None:
         warm_cli = rx.DockerExecutor(box.name, user=box.user)
         warm_cli._backend = EngineBackend(warm_cli.name, "docker", box.name, box.user)
         standin.add_pod("bench", "box-0", box.name, user=box.user)
-        pod = rx.KubernetesExecutor(
-            "box-0", namespace="bench", kubeconfig=str(standin.kubeconfig(Path(tmp) / "kube"))
+        kubeconfig = str(standin.kubeconfig(Path(tmp) / "kube"))
+        pod = rx.KubernetesExecutor("box-0", namespace="bench", kubeconfig=kubeconfig)
+        # Every process on an exec of its own (no spare waiting for the next spawn).
+        pod_plain = rx.KubernetesExecutor(
+            "box-0", namespace="bench", kubeconfig=kubeconfig, warm_spawn=False
         )
         try:
             # Warm-up: page the CLI binary into the cache on both sides.
@@ -86,6 +92,7 @@ async def measure(runs: int) -> None:
             await one_session(warm, remote_options)
             await one_session(warm_cli, remote_options)
             await one_session(pod, remote_options)
+            await one_session(pod_plain, remote_options)
 
             async def cold_session() -> Timing:
                 cold = rx.DockerExecutor(box.name, user=box.user)
@@ -100,6 +107,7 @@ async def measure(runs: int) -> None:
                 "warm": lambda: one_session(warm, remote_options),
                 "warm-cli": lambda: one_session(warm_cli, remote_options),
                 "k8s": lambda: one_session(pod, remote_options),
+                "k8s-plain": lambda: one_session(pod_plain, remote_options),
             }
             order = list(kinds)
             for round_ in range(runs):
@@ -113,6 +121,7 @@ async def measure(runs: int) -> None:
             await warm.aclose()
             await warm_cli.aclose()
             await pod.aclose()
+            await pod_plain.aclose()
             local.rmdir()
 
     def med(kind: str, index: int) -> float:
@@ -133,10 +142,12 @@ async def measure(runs: int) -> None:
         f"warm API/CLI carrier: first message {med('warm', 0) / med('warm-cli', 0):.2f}x, "
         f"result {med('warm', 1) / med('warm-cli', 1):.2f}x"
     )
+    plain_first, plain_result = (med("k8s-plain", i) / med("local", i) for i in (0, 1))
     print(
         f"warm k8s-stand-in/local: first message {med('k8s', 0) / med('local', 0):.2f}x, "
         f"result {med('k8s', 1) / med('local', 1):.2f}x; k8s/docker warm "
-        f"{med('k8s', 0) / med('warm', 0):.2f}x"
+        f"{med('k8s', 0) / med('warm', 0):.2f}x; without the spare exec (warm_spawn=False) "
+        f"{plain_first:.2f}x / {plain_result:.2f}x"
     )
 
 

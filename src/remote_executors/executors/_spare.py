@@ -40,6 +40,16 @@ log = logging.getLogger("remote_executors.spare")
 MAX_AGE = 120.0
 
 
+def _end_input(channel: Channel) -> None:
+    """End the bootstrap's input, which ends it. A channel that cannot end its
+    stdin alone (a Kubernetes exec under the v4 protocol) is ended whole: the
+    other side then sees its stdin end too."""
+    if getattr(channel, "closes_stdin", True):
+        channel.close_stdin()
+    else:
+        channel.send_signal(signal.SIGKILL)
+
+
 class SpareChannel:
     """At most one pre-opened bootstrap channel for ``backend``."""
 
@@ -100,7 +110,7 @@ class SpareChannel:
         self._pipe_stderr = pipe_stderr
         self._opened_at = time.monotonic()
         # Ending its stdin ends the bootstrap: the channel then closes by itself.
-        self._expiry = threading.Timer(self._max_age, channel.close_stdin)
+        self._expiry = threading.Timer(self._max_age, _end_input, (channel,))
         self._expiry.daemon = True
         self._expiry.start()
 
@@ -108,7 +118,7 @@ class SpareChannel:
         """Close a channel that carried no job (the bootstrap exits at end of input)."""
         self.discarded += 1
         with anyio.CancelScope(shield=True):
-            channel.close_stdin()
+            _end_input(channel)
             with anyio.move_on_after(2):
                 code = await channel.wait()
                 if code not in (0, None):

@@ -161,7 +161,7 @@ class DockerExecutor:
     #: Whether an exec that died before the bootstrap ran is asked again with a
     #: bare ``<engine> exec`` (see ``_diagnose``).
     _diagnoses_early_exit = True
-    #: An exec waiting for the next spawn (warm_spawn; KubernetesExecutor has none yet).
+    #: An exec waiting for the next spawn (warm_spawn).
     _spare: SpareChannel | None = None
 
     def __init__(

@@ -21,6 +21,7 @@ from ._capture import DEFAULT_MAX_OUTPUT
 from ._kube_api import KubeBackend
 from ._kube_channel import V5, KubeChannel
 from ._remote_process import RemoteProcess
+from ._spare import SpareChannel
 from ._validate import check_path
 from .base import CommandResult
 from .docker import ContainerProcess, DockerExecutor
@@ -111,6 +112,12 @@ class KubernetesExecutor(DockerExecutor):
       kubeconfig: path of the kubeconfig file.
       claude_path: where the Claude Code CLI is in the container (skips the search).
       path_map: local directory prefix -> container directory prefix.
+      warm_spawn: keep one ``pods/exec`` open and waiting (the bootstrap, idle)
+        so the next spawn skips opening one (a round trip to the API server
+        and the kubelet starting a process in the container). It costs one
+        idle shell in the container, closes after 2 minutes unused and with
+        the executor. The live follower then also waits up to 2 minutes for
+        the next session. On by default.
 
     The account needs RBAC ``get`` on ``pods`` and ``create`` on ``pods/exec``
     in the namespace; the image needs ``/bin/sh``, coreutils, ``ps`` (procps)
@@ -133,6 +140,7 @@ class KubernetesExecutor(DockerExecutor):
         kubeconfig: str | None = None,
         claude_path: str | None = None,
         path_map: Mapping[str, str] | None = None,
+        warm_spawn: bool = True,
     ) -> None:
         shown = f"{SCHEME}://{namespace}/{pod}"
         self._pod = _check_name(pod, "pod name", _POD_RE, shown)
@@ -158,6 +166,7 @@ class KubernetesExecutor(DockerExecutor):
         self._backend = KubeBackend(  # type: ignore[assignment]
             self._name, pod, namespace, container, context, kubeconfig
         )
+        self._spare = SpareChannel(self._backend) if warm_spawn else None
 
     # -- identity ---------------------------------------------------------------
 
