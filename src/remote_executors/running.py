@@ -51,7 +51,9 @@ MAX_LINE = 16 << 20
 # init line's JSON string contents (found by pattern: the CLI orders keys as
 # it likes), the init line itself when it is at most MAX_INIT bytes (then it
 # is parsed instead). "idle": the spool's last line is a result, or the
-# CLI's "session_state_changed" to idle that follows one.
+# CLI's "session_state_changed" to idle that follows one. Left out: a job told
+# to "stop", and one whose output a client has collected whole ("done": the
+# supervisor is removing it, up to a second later after a dropped link).
 _LIST = r"""
 use strict;
 my ($max_jobs, $max_init) = @ARGV;
@@ -71,7 +73,7 @@ my $n = 0;
 for my $j (@jobs) {
   my $d = "$tmp/$j";
   next if -l $d or !-d _ or !-O _;
-  next unless -f "$d/out" && -f "$d/wd" && -p "$d/in" && !-e "$d/stop";
+  next unless -f "$d/out" && -f "$d/wd" && -p "$d/in" && !-e "$d/stop" && !-e "$d/done";
   next unless alive(first_pid("$d/wd"));  # its watchdog: the job is still supervised
   last if ++$n > $max_jobs;
   my $started = (stat "$d/wd")[9];

@@ -298,6 +298,10 @@ def test_the_host_listing_finds_live_jobs_whatever_the_key_order(tmp_path: Path)
     make_job(tmp_path, "rx.Cccccccc", [late_keys], live=False)  # its supervisor is gone
     make_job(tmp_path, "rx.Dddddddd", [b'{"type":"control_response"}'])  # no turn yet
     (tmp_path / "rx.Eeeeeeee").symlink_to(tmp_path / "rx.Aaaaaaaa")
+    # Exited and collected whole by a follow: on its way out, not running.
+    collected = make_job(tmp_path, "rx.Ffffffff", [late_keys, result_line])
+    (collected / "status").write_text("0\n")
+    (collected / "done").touch()
     idle, running = listing(tmp_path)
     assert (idle.session_id, idle.cwd, idle.state) == (SID, '/srv/a "q"', "idle")
     assert (running.session_id, running.cwd, running.state) == (other, "/srv/b", "running")
