@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple, cast
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage
 
 import remote_executors as rx
+from remote_executors.executors.ssh import BACKENDS
 from remote_executors.testing.model import ScriptedModel
 from remote_executors.testing.sshd import RemoteAccount, SSHClientConfig, SSHTestBed
 
@@ -51,7 +52,7 @@ BackendName = Literal["openssh", "fabric"]
 
 def backend_name(name: str) -> BackendName:
     """An SSH backend's name from the command line (argparse checked the choice)."""
-    if name not in ("openssh", "fabric"):
+    if name not in BACKENDS:
         raise ValueError(f"not an SSH backend: {name!r}")
     return cast(BackendName, name)
 

@@ -48,9 +48,10 @@ def waiting(box: TestContainer) -> int:
 
 
 async def until_waiting(box: TestContainer, count: int, what: str) -> None:
-    with anyio.fail_after(15):
+    with anyio.move_on_after(15):
         while waiting(box) != count:
             await anyio.sleep(0.05)
+    assert waiting(box) == count, what
 
 
 async def echo(executor: KubernetesExecutor, word: str) -> None:

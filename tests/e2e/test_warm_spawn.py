@@ -70,17 +70,23 @@ async def echo(executor: rx.SSHExecutor, word: str, *, outlive_link: bool = Fals
     assert out == f"{word}\n".encode()
 
 
+# Supervised: as the CLI's spawns run (reattach on, the default); their end
+# must open the next spare as a plain job's does, or no session would ever
+# start on one.
+@pytest.mark.parametrize("outlive_link", [False, True], ids=["plain", "supervised"])
 async def test_a_spawn_runs_on_the_spare_and_closing_leaves_nothing(
     rx_sshd: SSHTestBed,
     rx_account: RemoteAccount,
     rx_ssh_config: SSHClientConfig,
     rx_ssh_backend: str,
+    outlive_link: bool,
 ) -> None:
     executor = executor_for(rx_ssh_config, rx_ssh_backend)
     spare = executor._spare
-    assert executor.warm_spawn and spare is not None
+    assert executor.warm_spawn and spare is not None and executor.reattach_within > 0
     try:
-        await echo(executor, "first")  # no spare yet; one opens when it ends
+        # No spare yet; one opens when it ends.
+        await echo(executor, "first", outlive_link=outlive_link)
         assert spare.taken == 0 and spare.channel is not None
         await until(
             lambda: len(spare_channels(commands(rx_sshd, rx_account))) == 2,
@@ -90,31 +96,7 @@ async def test_a_spawn_runs_on_the_spare_and_closing_leaves_nothing(
         left = commands(rx_sshd, rx_account)
         assert {p.pid for p in left} == spare_channels(left), left
         waiting = spare.channel
-        await echo(executor, "second")
-        assert spare.taken == 1 and spare.discarded == 0
-        assert spare.channel is not None and spare.channel is not waiting
-    finally:
-        await executor.aclose()
-    await until(lambda: not rx_sshd.processes(rx_account), "left after aclose")
-
-
-async def test_a_supervised_spawn_takes_the_spare_and_leaves_the_next(
-    rx_sshd: SSHTestBed,
-    rx_account: RemoteAccount,
-    rx_ssh_config: SSHClientConfig,
-    rx_ssh_backend: str,
-) -> None:
-    # The CLI's spawns (reattach on, the default) run under the supervisor:
-    # their end must open the next spare as a plain job's does, or no
-    # session would ever start on one.
-    executor = executor_for(rx_ssh_config, rx_ssh_backend)
-    spare = executor._spare
-    assert spare is not None and executor.reattach_within > 0
-    try:
-        await echo(executor, "first", outlive_link=True)
-        assert spare.taken == 0 and spare.channel is not None
-        waiting = spare.channel
-        await echo(executor, "second", outlive_link=True)
+        await echo(executor, "second", outlive_link=outlive_link)
         assert spare.taken == 1 and spare.discarded == 0
         assert spare.channel is not None and spare.channel is not waiting
     finally:
